@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -77,6 +78,8 @@ class ModelEntry:
     max_tokens_per_minute: Rate = None
     # Simulator settings for mock models (see MockSettings).
     mock: Mapping[str, Any] = field(default_factory=dict)
+    # AWS region of a Bedrock model (None: from base_url, AWS_REGION or AWS_DEFAULT_REGION).
+    region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,7 @@ _TOP_KEYS = (
 )
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
 _LIMIT_KEYS = tuple(f.name for f in fields(Limits))
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
 def load_job(
@@ -306,6 +310,11 @@ def _models(raw: Any, where: str) -> tuple[ModelEntry, ...]:
         for key in ("base_url", "api_key_env"):
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"{where}: {label}.{key} must be a string")
+        region = table.get("region")
+        if region is not None and not (isinstance(region, str) and _AWS_REGION.fullmatch(region)):
+            raise ConfigError(
+                f'{where}: {label}.region must be an AWS region such as "us-east-1", got {region!r}'
+            )
         mock = _table(table.get("mock", {}), where, f"{label}.mock")
         entries.append(
             ModelEntry(
@@ -325,6 +334,7 @@ def _models(raw: Any, where: str) -> tuple[ModelEntry, ...]:
                     table.get("max_tokens_per_minute"), f"{where}: {label}.max_tokens_per_minute"
                 ),
                 mock=mock,
+                region=region,
             )
         )
     return tuple(entries)

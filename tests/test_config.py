@@ -439,6 +439,8 @@ def test_a_dry_run_needs_no_output() -> None:
         ("base_url = 5\n", ["models[0].base_url", "must be a string"]),
         ("api_key_env = false\n", ["models[0].api_key_env", "must be a string"]),
         ("mock = 3\n", ["models[0].mock", "must be a table"]),
+        ("region = 1\n", ["models[0].region", '"us-east-1"', "got 1"]),
+        ('region = "Frankfurt"\n', ["models[0].region", "AWS region", "'Frankfurt'"]),
         ("sampling = 3\n", ["models[0].sampling", "must be a table"]),
         ("[limits]\nmax_attempts = 2.5\n", ["limits.max_attempts", "positive integer", "2.5"]),
         (
@@ -655,3 +657,8 @@ def test_a_json_schema_file_that_cannot_be_used(
 def test_json_schema_must_be_an_object() -> None:
     with pytest.raises(ConfigError, match="must be a JSON Schema object"):
         validate_sampling({"json_schema": [1]}, "x")
+
+
+def test_a_bedrock_region_in_the_job_file(tmp_path: Path) -> None:
+    text = MINIMAL.replace("openai:gpt-4.1-mini", "bedrock:m") + 'region = "eu-west-3"\n'
+    assert load_job(write(tmp_path, text)).models[0].region == "eu-west-3"

@@ -145,9 +145,7 @@ class Requester:
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
             )
         # Images and PDFs are counted by the rule of the provider the prompt starts on.
-        estimate = estimate_message_tokens(
-            prompt.messages, provider=slot.endpoint.provider.wire_format
-        )
+        estimate = estimate_message_tokens(prompt.messages, provider=slot.endpoint.wire_format)
         attempt = 0
         while True:
             if slot.dead_reason is not None:

@@ -102,7 +102,7 @@ async def build_requester(
         slots.append(
             ModelSlot(
                 endpoint=endpoint,
-                adapter=adapter_for(endpoint.provider.wire_format),
+                adapter=adapter_for(endpoint.wire_format),
                 transport=transport,
                 weight=entry.weight,
                 sampling=sampling.merged(endpoint.sampling_overrides),

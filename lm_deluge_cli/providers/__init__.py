@@ -47,5 +47,5 @@ _MAX_OUTPUT_TOKENS: dict[str, Callable[[Endpoint, SamplingParams], int]] = {
 
 def max_output_tokens(endpoint: Endpoint, sampling: SamplingParams) -> int:
     """The most tokens a request to `endpoint` may generate, thinking budgets included."""
-    count = _MAX_OUTPUT_TOKENS.get(endpoint.provider.wire_format, openai_chat.max_output_tokens)
+    count = _MAX_OUTPUT_TOKENS.get(endpoint.wire_format, openai_chat.max_output_tokens)
     return count(endpoint, sampling)

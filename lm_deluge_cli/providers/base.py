@@ -47,6 +47,13 @@ class Endpoint:
     # server): use the most widely supported parameter names.
     compatible: bool = False
     sampling_overrides: Mapping[str, Any] = field(default_factory=dict)
+    # AWS region for Bedrock (None: from the base URL or the AWS environment variables).
+    region: str | None = None
+
+    @property
+    def wire_format(self) -> str:
+        """The adapter this endpoint speaks: the model's own, else its provider's."""
+        return self.model.wire_format or self.provider.wire_format
 
 
 class Adapter(Protocol):

@@ -2,7 +2,8 @@
 
 The body is the Anthropic Messages body (built by `anthropic_messages`) with Bedrock's
 `anthropic_version` and without `model`, which goes in the URL. Credentials come from the
-standard AWS environment variables; the region from the base URL or the environment.
+standard AWS environment variables; the region from the model entry, the base URL or the
+environment.
 """
 
 from __future__ import annotations
@@ -125,14 +126,18 @@ def credentials_from_env(env: Mapping[str, str], model: str = "bedrock") -> AwsC
     )
 
 
-def resolve_region(base_url: str, env: Mapping[str, str]) -> tuple[str, str]:
-    """(base URL, region): the region in a bedrock-runtime host, else AWS_REGION, else
-    AWS_DEFAULT_REGION, else us-east-1 (which also fills a ``{region}`` placeholder)."""
-    fallback = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
-    if REGION_PLACEHOLDER in base_url:
-        return base_url.replace(REGION_PLACEHOLDER, fallback), fallback
-    match = _REGION_IN_HOST.search(urlsplit(base_url).hostname or "")
-    return base_url, match.group(1) if match else fallback
+def resolve_region(
+    base_url: str, env: Mapping[str, str], region: str | None = None
+) -> tuple[str, str]:
+    """(base URL, region): the model entry's `region`, else the region in a bedrock-runtime
+    host, else AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1. The chosen region fills
+    a ``{region}`` placeholder in the base URL."""
+    if region is None:
+        match = _REGION_IN_HOST.search(urlsplit(base_url).hostname or "")
+        region = match.group(1) if match else None
+    if region is None:
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    return base_url.replace(REGION_PLACEHOLDER, region), region
 
 
 class BedrockAnthropicAdapter:
@@ -164,7 +169,7 @@ class BedrockAnthropicAdapter:
             error = APIError(str(exc))
             error.fatal = True
             raise error from None
-        base_url, region = resolve_region(endpoint.base_url, env)
+        base_url, region = resolve_region(endpoint.base_url, env, endpoint.region)
         # Bedrock takes no image URLs, only base64 sources.
         body = messages_body(endpoint, prompt, sampling, url_images=False)
         body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION

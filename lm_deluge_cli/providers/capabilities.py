@@ -43,7 +43,7 @@ def supported_sampling(
     model = endpoint.model
     if not is_known(model):
         return sampling, []
-    wire = endpoint.provider.wire_format
+    wire = endpoint.wire_format
     dropped: dict[str, Any] = {}
     if sampling.logprobs and not model.supports_logprobs:
         dropped["logprobs"] = False

@@ -37,9 +37,15 @@ def resolve_endpoint(
                 f"{key_env} (the key for {entry.name}) contains spaces, control or non-ASCII "
                 "characters, which an HTTP header cannot carry; check that it was pasted whole"
             )
-    if provider.wire_format == "bedrock_anthropic":
+    wire_format = model.wire_format or provider.wire_format
+    if wire_format == "bedrock_anthropic":
         # AWS credentials are read per request by the adapter; check them before any is sent.
         credentials_from_env(env, entry.name)
+    elif entry.region is not None:
+        raise ConfigError(
+            f"{entry.name}: region applies only to Bedrock models (bedrock:...); "
+            "remove it from this model entry"
+        )
     return Endpoint(
         name=entry.name,
         model=model,
@@ -49,6 +55,7 @@ def resolve_endpoint(
         api_key_env=key_env,
         compatible=base_url != provider.base_url.rstrip("/"),
         sampling_overrides=dict(entry.sampling),
+        region=entry.region,
     )
 
 

@@ -25,10 +25,22 @@ __all__ = [
     "parse_user_models",
 ]
 
-# The request/response shapes an adapter can speak; a provider names exactly one.
+# The request/response shapes an adapter can speak; a provider names exactly one, and a model
+# may name another of the same host (OpenAI models served only by the Responses API).
 WIRE_FORMATS = frozenset(
-    {"openai_chat", "anthropic_messages", "gemini", "mistral", "cohere", "bedrock_anthropic"}
+    {
+        "openai_chat",
+        "openai_responses",
+        "anthropic_messages",
+        "gemini",
+        "mistral",
+        "cohere",
+        "bedrock_anthropic",
+    }
 )
+
+# The other wire formats a model may name, by its provider's: a host that serves both APIs.
+_MODEL_WIRE_FORMATS = {"openai_chat": frozenset({"openai_responses"})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,8 @@ class ModelInfo:
     # Anthropic models that take only adaptive thinking (no temperature/top_p/budgets).
     adaptive_thinking: bool = False
     batch_discount: float = 0.0
+    # The adapter for this model when it is not its provider's ("" = the provider's).
+    wire_format: str = ""
 
     def cost(self, usage: Usage, batch: bool = False) -> float | None:
         """The price of `usage`, or None when the model's prices are unknown.
@@ -269,6 +283,16 @@ def _parse_model(
         raise ConfigError(
             f"{where}: cached_input_per_mtok needs an input_per_mtok at least as high"
         )
+    wire_format = _get(spec, "wire_format", where, str, "")
+    own_format = providers[provider].wire_format
+    if wire_format and wire_format != own_format:
+        allowed = _MODEL_WIRE_FORMATS.get(own_format, frozenset())
+        if wire_format not in allowed:
+            choices = ", ".join(sorted({own_format, *allowed}))
+            raise ConfigError(
+                f"{where}: wire_format {wire_format!r} cannot be used with provider "
+                f"{provider!r}; choose {choices}"
+            )
     context = _get(spec, "context_window", where, int)
     if context is not None and context <= 0:
         raise ConfigError(f"{where}: context_window must be positive, got {context!r}")
@@ -284,6 +308,7 @@ def _parse_model(
         wire_id=_get(spec, "wire_id", where, str, "") or wire_id,
         context_window=context,
         batch_discount=_discount(spec, where, providers[provider].batch_discount),
+        wire_format=wire_format,
         **fields,
     )
     return info, aliases

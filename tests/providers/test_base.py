@@ -15,7 +15,7 @@ from lm_deluge_cli.providers.base import (
     redact,
     response_snippet,
 )
-from lm_deluge_cli.providers.registry import load_registry
+from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo, load_registry
 
 # The suite's canary key (the same value as the shared conftest's CANARY_KEY).
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
@@ -147,3 +147,11 @@ def test_endpoint_is_frozen() -> None:
     endpoint = _endpoint(None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         endpoint.api_key = KEY  # type: ignore[misc]
+
+
+def test_an_endpoint_speaks_its_model_s_wire_format_else_its_provider_s() -> None:
+    provider = ProviderInfo("openai", "openai_chat", "https://api.openai.com/v1", "", "")
+    own = ModelInfo("openai:o3-pro", "openai", "o3-pro", wire_format="openai_responses")
+    plain = ModelInfo("openai:gpt-4o", "openai", "gpt-4o")
+    assert Endpoint("a", own, provider, provider.base_url).wire_format == "openai_responses"
+    assert Endpoint("b", plain, provider, provider.base_url).wire_format == "openai_chat"

@@ -6,11 +6,13 @@ import pytest
 
 from lm_deluge_cli.config import ModelEntry
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
+from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
 from lm_deluge_cli.providers.endpoints import resolve_endpoint, resolve_endpoints
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
 from lm_deluge_cli.types import Prompt, SamplingParams
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
+SAMPLING = SamplingParams()
 OFFICIAL = "https://api.openai.com/v1"
 
 
@@ -183,3 +185,46 @@ def test_bedrock_needs_aws_credentials_before_any_request() -> None:
     )
     assert endpoint.api_key is None
     assert "secret-x" not in repr(endpoint)
+
+
+AWS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-x"}
+
+
+@pytest.mark.parametrize(
+    ("region", "env", "expected"),
+    [
+        # The model entry's region wins over the environment's…
+        ("eu-central-1", {"AWS_REGION": "us-west-2"}, "eu-central-1"),
+        # …and without one, AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1.
+        (None, {"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "eu-west-1"}, "us-west-2"),
+        (None, {"AWS_DEFAULT_REGION": "eu-west-1"}, "eu-west-1"),
+        (None, {}, "us-east-1"),
+    ],
+)
+def test_bedrock_region_from_the_model_entry(
+    region: str | None, env: dict[str, str], expected: str
+) -> None:
+    env = {**AWS, **env}
+    entry = ModelEntry("bedrock:global.anthropic.claude-sonnet-4-6", region=region)
+    endpoint = resolve_endpoint(entry, env=env)
+    assert endpoint.region == region
+    request = BedrockAnthropicAdapter(env=env).build_request(
+        endpoint, Prompt(id=1, line=1, messages=[{"role": "user", "content": "hi"}]), SAMPLING, 30
+    )
+    assert request.url.startswith(f"https://bedrock-runtime.{expected}.amazonaws.com/model/")
+    assert f"/{expected}/bedrock/aws4_request" in request.headers["authorization"]
+
+
+def test_an_entry_region_overrides_the_region_in_a_custom_host() -> None:
+    entry = ModelEntry("bedrock:m", base_url="http://127.0.0.1:9000", region="ap-south-1")
+    endpoint = resolve_endpoint(entry, env=AWS)
+    request = BedrockAnthropicAdapter(env=AWS).build_request(
+        endpoint, Prompt(id=1, line=1, messages=[{"role": "user", "content": "hi"}]), SAMPLING, 30
+    )
+    assert request.url.startswith("http://127.0.0.1:9000/model/m/invoke")
+    assert "/ap-south-1/bedrock/aws4_request" in request.headers["authorization"]
+
+
+def test_region_is_refused_for_models_that_are_not_on_bedrock() -> None:
+    with pytest.raises(ConfigError, match="region applies only to Bedrock models"):
+        resolve_endpoint(ModelEntry("gpt-4o", region="us-east-1"), env={"OPENAI_API_KEY": KEY})

@@ -80,6 +80,15 @@ def data(*models: dict[str, Any], **provider: Any) -> dict[str, Any]:
         (data(model(supports_json=1)), ["model 'local:m'", "supports_json must be true or false"]),
         (data(model(batch_discount=-0.1)), ["model 'local:m'", "batch_discount"]),
         (data(model(wire_id=7)), ["model 'local:m'", "wire_id must be a string"]),
+        (data(model(wire_format=1)), ["model 'local:m'", "wire_format must be a string"]),
+        (
+            data(model(wire_format="gemini")),
+            ["model 'local:m'", "'gemini' cannot be used with provider 'local'", "openai_chat"],
+        ),
+        (
+            data(model(wire_format="openai_responses"), wire_format="mistral"),
+            ["'openai_responses' cannot be used", "choose mistral"],
+        ),
         (data(model(aliases="m")), ["model 'local:m'", "aliases must be a list"]),
         (data(model(aliases=["a:b"])), ["model 'local:m'", "without ':'"]),
         (data(model(aliases=[""])), ["model 'local:m'", "without ':'"]),
@@ -119,6 +128,7 @@ def test_parse_registry_reads_every_field() -> None:
                 supports_pdf=True,
                 supports_logprobs=True,
                 batch_discount=0.25,
+                wire_format="openai_responses",
             ),
             model(id="local:n", input_per_mtok=1, output_per_mtok=3),
             batch_discount=0.5,
@@ -138,8 +148,10 @@ def test_parse_registry_reads_every_field() -> None:
         supports_pdf=True,
         supports_logprobs=True,
         batch_discount=0.25,
+        wire_format="openai_responses",
     )
     plain = registry.lookup("local:n")
+    assert plain.wire_format == ""
     assert plain.batch_discount == 0.5
     assert isinstance(plain.input_per_mtok, float)
     assert not plain.reasoning and not plain.supports_json
