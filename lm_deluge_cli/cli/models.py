@@ -61,8 +61,14 @@ def models(
 
 
 def model_record(registry: Registry, model: ModelInfo) -> dict[str, Any]:
-    """Every field of `model`, with its aliases, as one JSON-ready object."""
-    return {**dataclasses.asdict(model), "aliases": list(registry.aliases(model.id))}
+    """Every field of `model`, with its aliases, as one JSON-ready object; `wire_format` is
+    the adapter it is sent with (its own, else its provider's)."""
+    wire_format = model.wire_format or registry.provider(model.provider).wire_format
+    return {
+        **dataclasses.asdict(model),
+        "wire_format": wire_format,
+        "aliases": list(registry.aliases(model.id)),
+    }
 
 
 def _table(registry: Registry, rows: Iterable[ModelInfo], with_aliases: bool) -> Table:

@@ -17,6 +17,7 @@ FIELDS = {
     "id", "provider", "wire_id", "aliases", "input_per_mtok", "cached_input_per_mtok",
     "output_per_mtok", "context_window", "reasoning", "supports_json", "supports_json_schema",
     "supports_images", "supports_pdf", "supports_logprobs", "adaptive_thinking", "batch_discount",
+    "wire_format",
 }  # fmt: skip
 
 
@@ -40,7 +41,10 @@ def test_json_lists_every_known_model_with_every_field() -> None:
     for record in records:
         assert set(record) == FIELDS
         aliases = record.pop("aliases")
-        assert ModelInfo(**record) == registry.lookup(record["id"])
+        model = registry.lookup(record["id"])
+        provider_format = registry.provider(model.provider).wire_format
+        assert record.pop("wire_format") == (model.wire_format or provider_format)
+        assert ModelInfo(**record, wire_format=model.wire_format) == model
         assert tuple(aliases) == registry.aliases(record["id"])
 
 
@@ -63,6 +67,7 @@ def test_json_record_of_a_known_model() -> None:
         "supports_logprobs": True,
         "adaptive_thinking": False,
         "batch_discount": 0.5,
+        "wire_format": "openai_chat",
     }
 
 
@@ -125,3 +130,9 @@ def test_an_unknown_provider_is_a_usage_error_naming_the_known_ones() -> None:
     for name in ("anthropic", "bedrock", "groq", "openai", "xai"):
         assert name in message
     assert result.output == ""
+
+
+def test_json_names_the_wire_format_each_model_is_sent_with() -> None:
+    records = {r["id"]: r for r in json_lines(invoke("--json", "--provider", "openai"))}
+    assert records["openai:o3-pro"]["wire_format"] == "openai_responses"
+    assert records["openai:gpt-4.1-mini"]["wire_format"] == "openai_chat"

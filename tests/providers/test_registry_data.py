@@ -124,6 +124,12 @@ def test_batch_discounts_are_inherited_from_the_provider(registry: Registry) -> 
             {"reasoning", "supports_json_schema", "supports_images", "supports_pdf"},
         ),
         ("llama-3.1-8b-groq", {"supports_json"}),
+        (
+            "magistral-medium-1.2",
+            {"reasoning", "supports_json", "supports_json_schema", "supports_images"},
+        ),
+        ("deepseek-v4-pro", {"reasoning", "supports_json"}),
+        ("o3-pro", {"reasoning", "supports_json", "supports_json_schema", "supports_images"}),
     ],
 )
 def test_capability_flags_come_from_the_data(
@@ -145,5 +151,49 @@ def test_aliases_of_a_model(registry: Registry) -> None:
     assert registry.aliases("anthropic:claude-opus-4-5-20251101") == (
         "claude-opus-4-5",
         "claude-opus-4.5",
+        "claude-4.5-opus",
     )
     assert registry.aliases("mock:fast") == ()
+
+
+# --- the data file: wire formats and thinking modes ------------------------------------------
+
+# OpenAI models with no Chat Completions endpoint, only the Responses API.
+RESPONSES_ONLY = {"openai:gpt-5.5-pro", "openai:gpt-5-pro", "openai:o3-pro"}
+
+# Claude models that take only adaptive thinking and refuse temperature, top_p and budgets.
+ADAPTIVE_ONLY = {
+    "anthropic:claude-fable-5-1", "anthropic:claude-opus-5-5", "anthropic:claude-sonnet-5-5",
+    "anthropic:claude-haiku-5-5", "anthropic:claude-fable-5", "anthropic:claude-opus-5",
+    "anthropic:claude-sonnet-5", "anthropic:claude-opus-4-8", "anthropic:claude-opus-4-7",
+}  # fmt: skip
+
+
+def test_a_model_wire_format_is_one_its_provider_allows(registry: Registry) -> None:
+    for model in registry.iter_models():
+        if not model.wire_format:
+            continue
+        own = registry.provider(model.provider).wire_format
+        allowed = {own} | ({"openai_responses"} if own == "openai_chat" else set())
+        assert model.wire_format in allowed, model.id
+
+
+def test_the_responses_only_models(registry: Registry) -> None:
+    marked = {m.id for m in registry.iter_models() if m.wire_format == "openai_responses"}
+    assert marked == RESPONSES_ONLY
+    for model_id in RESPONSES_ONLY:
+        assert registry.lookup(model_id).reasoning, model_id
+
+
+def test_the_adaptive_thinking_models(registry: Registry) -> None:
+    adaptive = {m.id for m in registry.iter_models() if m.adaptive_thinking}
+    assert adaptive == ADAPTIVE_ONLY
+    for model_id in adaptive:
+        info = registry.lookup(model_id)
+        assert registry.provider(info.provider).wire_format == "anthropic_messages", model_id
+        assert info.reasoning, model_id
+
+
+def test_openai_reasoning_models_claim_no_logprobs(registry: Registry) -> None:
+    for model in registry.iter_models("openai"):
+        assert not (model.reasoning and model.supports_logprobs), model.id
