@@ -1,0 +1,67 @@
+"""The cache key: a stable hash of everything that decides a model's answer, and nothing else.
+
+What goes in (as canonical JSON, keys sorted, then SHA-256):
+
+* a format version (bumped if this list ever changes, so old entries simply miss);
+* the provider's name and the model's wire id (``openai`` + ``gpt-4.1-mini``), not the name
+  the job used for it: an alias and its full id share entries;
+* the message list exactly as it is sent, images and files included by content (their
+  bytes are in the message as base64, so two copies of one photo under different names hit,
+  and an edited photo misses); an image given by URL is keyed by its URL;
+* every sampling parameter after the model's unsupported ones are left out (what is sent),
+  the JSON schema among them;
+* request fields passed through from the input line (tools, for instance).
+
+What stays out: the line's id and metadata, the job's weights, limits and paths, the base
+URL and the key (a proxy in front of the same provider shares entries).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from lm_deluge_cli.types import SamplingParams
+
+__all__ = ["KEY_VERSION", "cache_key", "content_digest"]
+
+KEY_VERSION = 1
+
+
+def content_digest(
+    messages: Sequence[Mapping[str, Any]], extra_body: Mapping[str, Any] | None = None
+) -> str:
+    """Hex SHA-256 of what a prompt asks, whichever model it goes to: the messages as sent
+    and the request fields passed through. Computed once per prompt."""
+    material = {"messages": messages, "extra": extra_body or {}}
+    return hashlib.sha256(_canonical(material)).hexdigest()
+
+
+def cache_key(provider: str, wire_id: str, content: str, sampling: SamplingParams) -> str:
+    """The 64-character hex key of one request; `content` is the prompt's `content_digest`."""
+    material = {
+        "v": KEY_VERSION,
+        "provider": provider,
+        "model": wire_id,
+        "content": content,
+        "sampling": _canonical_sampling(sampling),
+    }
+    return hashlib.sha256(_canonical(material)).hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    # Sorted keys make dict order irrelevant.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def _canonical_sampling(sampling: SamplingParams) -> dict[str, Any]:
+    """The fields as sent; 1 and 1.0 are one temperature, so numbers of float fields are
+    written as floats."""
+    fields = dataclasses.asdict(sampling)
+    for name in ("temperature", "top_p"):
+        fields[name] = float(fields[name])
+    return fields
