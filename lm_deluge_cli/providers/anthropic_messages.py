@@ -6,6 +6,7 @@ same body (see `lm_deluge_cli.providers.bedrock`).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from lm_deluge_cli.errors import (
     status_error_class,
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text, redact, response_snippet
+from lm_deluge_cli.providers.parts import parse_data_url
 from lm_deluge_cli.types import (
     Completion,
     HttpRequest,
@@ -58,6 +60,10 @@ JSON_MODE_INSTRUCTION = "Answer with one valid JSON object and nothing else, wit
 SCHEMA_TOOL = "respond"
 # The only image types the API accepts in a base64 source.
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# A document block takes a PDF as a base64 source and text as a text source, whose only media
+# type is text/plain: other text files (.csv, .md, …) go as plain text, as the docs advise.
+PDF_MEDIA_TYPE = "application/pdf"
+TEXT_MEDIA_TYPE = "text/plain"
 
 # stop_reason → the OpenAI finish_reason our records use; others pass through as they are.
 _FINISH_REASONS = {
@@ -197,7 +203,9 @@ def translate_messages(
 
     System and developer messages make the system prompt, tool messages user turns of
     tool_result blocks, and turns of one role in a row are merged, as the API wants them to
-    alternate. `url_images=False` refuses http(s) image URLs (Bedrock takes none).
+    alternate. A user's file parts become document blocks (PDFs and text files) or image
+    blocks. `url_images=False` refuses http(s) image URLs (Bedrock takes none); file parts
+    never become URL sources.
     """
     system: list[str] = []
     turns: list[Message] = []
@@ -205,13 +213,13 @@ def translate_messages(
         where = f"messages[{index}]"
         role = message.get("role")
         if role in ("system", "developer"):
-            blocks = _blocks(message.get("content"), where, url_images, images=False)
+            blocks = _blocks(message.get("content"), where, url_images, media=False)
             system.extend(block["text"] for block in blocks)
             continue
         if role == "user":
-            blocks = _blocks(message.get("content"), where, url_images, images=True)
+            blocks = _blocks(message.get("content"), where, url_images, media=True)
         elif role == "assistant":
-            blocks = _blocks(message.get("content"), where, url_images, images=False)
+            blocks = _blocks(message.get("content"), where, url_images, media=False)
             blocks += [_tool_use(call, where) for call in message.get("tool_calls") or []]
         elif role == "tool":
             role, blocks = "user", [_tool_result(message, where)]
@@ -230,7 +238,7 @@ def translate_messages(
     return "\n\n".join(system) or None, turns
 
 
-def _blocks(content: Any, where: str, url_images: bool, *, images: bool) -> list[Message]:
+def _blocks(content: Any, where: str, url_images: bool, *, media: bool) -> list[Message]:
     # Empty text blocks are refused by the API, so they are dropped.
     if not content:
         return []
@@ -244,8 +252,10 @@ def _blocks(content: Any, where: str, url_images: bool, *, images: bool) -> list
         if kind == "text" and isinstance(part.get("text"), str):
             if part["text"]:
                 blocks.append({"type": "text", "text": part["text"]})
-        elif kind == "image_url" and images:
+        elif kind == "image_url" and media:
             blocks.append(_image(part.get("image_url"), f"{where}.content[{number}]", url_images))
+        elif kind == "file" and media:
+            blocks.append(_file(part.get("file"), f"{where}.content[{number}]"))
         else:
             raise _unsendable(f"{where}.content[{number}] is a {kind!r} part, not supported here")
     return blocks
@@ -270,6 +280,47 @@ def _image(image: Any, where: str, url_images: bool) -> Message:
     raise _unsendable(f"{where}: an image URL must be http(s) or a base64 data: URL")
 
 
+def _file(file: Any, where: str) -> Message:
+    """An OpenAI file part's ``file`` as a document block (a PDF, or text as a text source)
+    or, for an image file, an image block; the filename is the document's title."""
+    if not isinstance(file, dict):
+        raise _unsendable(f"{where} is a file part without a 'file' object")
+    if isinstance(file.get("file_id"), str):
+        raise _unsendable(
+            f"{where} names an OpenAI upload (file_id {file['file_id']!r}), which Anthropic "
+            "cannot read; give the file itself (file_data, or a local path)"
+        )
+    raw = file.get("file_data")
+    try:
+        data_url = parse_data_url(raw) if isinstance(raw, str) else None
+    except APIError as exc:  # a data URL that is not base64
+        raise _unsendable(f"{where}: {exc}") from None
+    if data_url is None:
+        raise _unsendable(f"{where} needs file.file_data as a base64 data: URL, or a file_id")
+    media_type, data = data_url.media_type, data_url.data
+    title = file.get("filename")
+    titled: Message = {"title": title} if isinstance(title, str) and title else {}
+    if media_type == PDF_MEDIA_TYPE:
+        source = {"type": "base64", "media_type": PDF_MEDIA_TYPE, "data": data}
+        return {"type": "document", "source": source, **titled}
+    if media_type.startswith("text/"):
+        try:
+            text = base64.b64decode(data).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise _unsendable(f"{where}: the {media_type} file is not UTF-8 text") from None
+        source = {"type": "text", "media_type": TEXT_MEDIA_TYPE, "data": text}
+        return {"type": "document", "source": source, **titled}
+    if media_type in IMAGE_MEDIA_TYPES:
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    raise _unsendable(
+        f"{where}: Anthropic cannot read {media_type} files; it reads PDFs, text files and "
+        "JPEG, PNG, GIF or WebP images"
+    )
+
+
 def _tool_use(call: Any, where: str) -> Message:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
@@ -289,7 +340,7 @@ def _tool_result(message: Message, where: str) -> Message:
     if not isinstance(call_id, str):
         raise _unsendable(f"{where} is a tool message without tool_call_id")
     block: Message = {"type": "tool_result", "tool_use_id": call_id}
-    content = _blocks(message.get("content"), where, True, images=False)
+    content = _blocks(message.get("content"), where, True, media=False)
     if content:
         block["content"] = content
     return block

@@ -170,7 +170,8 @@ class BedrockAnthropicAdapter:
             error.fatal = True
             raise error from None
         base_url, region = resolve_region(endpoint.base_url, env, endpoint.region)
-        # Bedrock takes no image URLs, only base64 sources.
+        # Bedrock takes no URL sources, only base64 ones: image URLs are refused, and file
+        # parts only ever become base64 (PDF) or text document sources.
         body = messages_body(endpoint, prompt, sampling, url_images=False)
         body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
         raw = orjson.dumps(body)

@@ -53,6 +53,27 @@ _FINISH_REASONS: Mapping[str, str] = {
     **dict.fromkeys(_FILTERED + _FILTERED_IMAGE, "content_filter"),
 }
 _TOOL_CHOICE: Mapping[str, str] = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+# The media types Gemini documents for a file's inlineData: PDFs (read with vision), the text
+# types of the document guide, and images. Other text/* files are sent as text/plain: Gemini
+# reads every document but a PDF as plain text anyway.
+_DOCUMENT_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/x-javascript",
+        "text/javascript",
+        "application/x-python",
+        "text/x-python",
+        "text/plain",
+        "text/html",
+        "text/css",
+        "text/md",
+        "text/csv",
+        "text/xml",
+        "text/rtf",
+    }
+)
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
+_INLINE_TYPES = _DOCUMENT_TYPES | _IMAGE_TYPES
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -170,6 +191,8 @@ def _user_parts(content: Any) -> list[dict[str, Any]]:
             parts.append({"text": part["text"]})
         elif kind == "image_url":
             parts.append(_image_part(image_url(part)[0]))
+        elif kind == "file":
+            parts.append(_file_part(part.get("file")))
         else:
             raise unsupported(f"Gemini cannot take a {kind!r} content part")
     return parts
@@ -186,6 +209,30 @@ def _image_part(url: str) -> dict[str, Any]:
     if (media_type := media_type_of_url(url)) is not None:
         file_data["mimeType"] = media_type
     return {"fileData": file_data}
+
+
+def _file_part(file: Any) -> dict[str, Any]:
+    """An OpenAI file part's ``file`` as inlineData."""
+    if not isinstance(file, dict):
+        raise unsupported("a file part needs a 'file' object")
+    if isinstance(file.get("file_id"), str):
+        raise unsupported(
+            f"file_id {file['file_id']!r} names an OpenAI upload, which Gemini cannot read; "
+            "give the file itself (file_data, or a local path)"
+        )
+    raw = file.get("file_data")
+    data_url = parse_data_url(raw) if isinstance(raw, str) else None
+    if data_url is None:
+        raise unsupported("a file part needs file.file_data as a base64 data: URL, or a file_id")
+    media_type = data_url.media_type
+    if media_type not in _INLINE_TYPES:
+        if not media_type.startswith("text/"):
+            raise unsupported(
+                f"Gemini cannot read {media_type} files; it reads PDFs, text files and PNG, "
+                "JPEG, WebP, HEIC or HEIF images"
+            )
+        media_type = "text/plain"
+    return {"inlineData": {"mimeType": media_type, "data": data_url.data}}
 
 
 def _model_parts(message: Message, call_names: dict[str, str]) -> list[dict[str, Any]]:

@@ -1,17 +1,23 @@
-"""The Messages API adapter's content blocks: images, tools and tool results, refused prompts.
+"""The Messages API adapter's content blocks: images, files, tools and tool results, refused
+prompts.
 
-Fixtures under fixtures/anthropic/ are the examples of Anthropic's tool use guide.
+Fixtures under fixtures/anthropic/ are the examples of Anthropic's guides: the base64 PDF of
+"PDF support" (messages_request_pdf.json) and the plain text document of "Citations"
+(messages_request_text_document.json).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.errors import APIError
 from lm_deluge_cli.providers.anthropic_messages import AnthropicMessagesAdapter, translate_messages
 from lm_deluge_cli.providers.base import Endpoint
@@ -47,6 +53,20 @@ PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAC"
     "hwGA60e6kgAAAABJRU5ErkJggg=="
 )
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
+
+
+def fixture(name: str) -> Any:
+    return orjson.loads((FIXTURES / f"{name}.json").read_bytes())
+
+
+def file_part(media_type: str, data: bytes | str, filename: str | None = None) -> dict[str, Any]:
+    """An OpenAI file part holding `data` (bytes are encoded, a string is the base64)."""
+    encoded = base64.b64encode(data).decode() if isinstance(data, bytes) else data
+    spec = {"file_data": f"data:{media_type};base64,{encoded}"}
+    return {"type": "file", "file": spec | ({"filename": filename} if filename else {})}
 
 
 def base64_source(media_type: str, data: str) -> dict[str, str]:
@@ -90,6 +110,83 @@ def test_images(body: Callable[..., dict[str, Any]], url: str, source: dict[str,
             ],
         }
     ]
+
+
+def test_a_pdf_becomes_the_documented_document_block(body: Callable[..., dict[str, Any]]) -> None:
+    documented = fixture("messages_request_pdf")
+    block, question = documented["messages"][0]["content"]
+    parts = [
+        file_part("application/pdf", block["source"]["data"]),
+        {"type": "text", "text": question["text"]},
+    ]
+    sent = body([{"role": "user", "content": parts}], SamplingParams(max_new_tokens=1024))
+    assert sent["messages"] == documented["messages"]
+    assert sent["max_tokens"] == documented["max_tokens"]
+
+
+def test_a_text_file_becomes_the_documented_text_document(
+    body: Callable[..., dict[str, Any]],
+) -> None:
+    documented = fixture("messages_request_text_document")
+    block, question = documented["messages"][0]["content"]
+    text = block["source"]["data"].encode()
+    parts = [
+        file_part("text/plain", text, block["title"]),
+        {"type": "text", "text": question["text"]},
+    ]
+    sent = body([{"role": "user", "content": parts}])
+    # context and citations are the API's own options: an OpenAI file part has neither.
+    sent_block = sent["messages"][0]["content"][0]
+    assert sent_block == {key: block[key] for key in ("type", "source", "title")}
+    assert sent["messages"][0]["content"][1] == question
+
+
+def test_a_filename_is_the_pdf_title(body: Callable[..., dict[str, Any]]) -> None:
+    sent = body([{"role": "user", "content": [file_part("application/pdf", b"%PDF", "q3.pdf")]}])
+    assert sent["messages"][0]["content"] == [
+        {
+            "type": "document",
+            "source": base64_source("application/pdf", base64.b64encode(b"%PDF").decode()),
+            "title": "q3.pdf",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("media_type", "data", "text"),
+    [
+        ("text/plain", "héllo\n".encode(), "héllo\n"),
+        ("text/csv", b"a,b\n1,2\n", "a,b\n1,2\n"),
+        ("text/markdown", b"# Title\n", "# Title\n"),
+        # A byte-order mark is not part of the text.
+        ("text/plain", b"\xef\xbb\xbfbom", "bom"),
+    ],
+)
+def test_text_files_are_sent_as_plain_text(
+    body: Callable[..., dict[str, Any]], media_type: str, data: bytes, text: str
+) -> None:
+    sent = body([{"role": "user", "content": [file_part(media_type, data, "notes")]}])
+    assert sent["messages"][0]["content"] == [
+        {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": text},
+            "title": "notes",
+        }
+    ]
+
+
+def test_an_image_file_becomes_an_image_block(body: Callable[..., dict[str, Any]]) -> None:
+    sent = body([{"role": "user", "content": [file_part("image/png", PNG, "dot.png")]}])
+    assert sent["messages"][0]["content"] == [
+        {"type": "image", "source": base64_source("image/png", PNG)}
+    ]
+
+
+def test_an_anthropic_pdf_line_comes_back_as_it_went_in() -> None:
+    block = fixture("messages_request_pdf")["messages"][0]["content"][0]
+    content = [{**block, "title": "report.pdf"}, {"type": "text", "text": "Summarize."}]
+    turns = [{"role": "user", "content": content}]
+    assert Conversation.from_anthropic(turns).to_anthropic() == (None, turns)
 
 
 WEATHER_SCHEMA = {
@@ -238,6 +335,23 @@ def test_an_assistant_tool_call_without_content() -> None:
         (user_image("ftp://x/y.png"), "http(s)"),
         (user_image("data:image/svg+xml;base64,PHN2Zz4="), "JPEG, PNG, GIF or WebP"),
         (user_image("data:image/png,rawbytes"), "base64"),
+        (
+            [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-abc"}}]}],
+            "OpenAI upload (file_id 'file-abc'), which Anthropic cannot read",
+        ),
+        (
+            [{"role": "user", "content": [file_part("application/zip", b"PK")]}],
+            "Anthropic cannot read application/zip files; it reads PDFs, text files",
+        ),
+        ([{"role": "user", "content": [file_part("text/plain", b"\xff\xfe")]}], "not UTF-8"),
+        ([{"role": "user", "content": [file_part("application/pdf", "%%%")]}], "invalid base64"),
+        ([{"role": "user", "content": [{"type": "file"}]}], "without a 'file' object"),
+        (
+            [{"role": "user", "content": [{"type": "file", "file": {"file_data": "x.pdf"}}]}],
+            "needs file.file_data as a base64 data: URL",
+        ),
+        ([{"role": "assistant", "content": [file_part("application/pdf", b"%")]}], "'file' part"),
+        ([{"role": "system", "content": [file_part("application/pdf", b"%")]}], "'file' part"),
         ([tool_call("{oops")], "JSON object arguments"),
         ([tool_call("[1]")], "JSON object arguments"),
         ([tool_call("{}", call_id=None)], "an id"),

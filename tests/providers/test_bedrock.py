@@ -252,6 +252,43 @@ def test_bedrock_takes_no_image_urls() -> None:
     assert block["source"] == {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
 
 
+def test_bedrock_takes_files_as_base64_and_text_sources() -> None:
+    # Claude on Bedrock reads document blocks, but no URL or Files API sources.
+    pdf = {"file_data": "data:application/pdf;base64,JVBERi0xLjQKJSVFT0YK", "filename": "a.pdf"}
+    text = {"file_data": "data:text/csv;base64,YSxiCjEsMgo=", "filename": "t.csv"}
+    content = [{"type": "file", "file": pdf}, {"type": "file", "file": text}]
+    request = adapter().build_request(
+        endpoint(), prompt([{"role": "user", "content": content}]), SamplingParams(), 5.0
+    )
+    sent = orjson.loads(request.body)
+    assert sent["anthropic_version"] == BEDROCK_ANTHROPIC_VERSION
+    assert sent["messages"][0]["content"] == [
+        {
+            "type": "document",
+            "source": {
+                "type": "base64",
+                "media_type": "application/pdf",
+                "data": "JVBERi0xLjQKJSVFT0YK",
+            },
+            "title": "a.pdf",
+        },
+        {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "a,b\n1,2\n"},
+            "title": "t.csv",
+        },
+    ]
+
+
+def test_bedrock_cannot_read_openai_uploads() -> None:
+    upload = {"type": "file", "file": {"file_id": "file-abc"}}
+    with pytest.raises(APIError, match="OpenAI upload") as info:
+        adapter().build_request(
+            endpoint(), prompt([{"role": "user", "content": [upload]}]), SamplingParams(), 5.0
+        )
+    assert not info.value.retryable and not info.value.fatal
+
+
 def test_credentials_default_to_the_environment() -> None:
     env = {
         "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",

@@ -337,6 +337,72 @@ def test_system_messages_must_be_text(
         build([{"role": "system", "content": [image]}, {"role": "user", "content": "hi"}])
 
 
+def file_part(media_type: str, data: str = PNG, **spec: str) -> dict[str, Any]:
+    """An OpenAI file part holding base64 `data` as a data URL."""
+    return {"type": "file", "file": {"file_data": f"data:{media_type};base64,{data}", **spec}}
+
+
+def test_a_pdf_becomes_the_documented_inline_data(build: Callable[..., dict[str, Any]]) -> None:
+    documented = fixture("request_inline_pdf")["contents"][0]["parts"]
+    inline = documented[0]["inline_data"]
+    content = [
+        file_part(inline["mime_type"], inline["data"], filename="paper.pdf"),
+        {"type": "text", "text": documented[1]["text"]},
+    ]
+    body = build([{"role": "user", "content": content}])
+    # The JSON mapping accepts both spellings; we send the canonical lowerCamelCase one.
+    pdf = {"inlineData": {"mimeType": inline["mime_type"], "data": inline["data"]}}
+    assert body["contents"] == [{"role": "user", "parts": [pdf, documented[1]]}]
+
+
+@pytest.mark.parametrize(
+    ("media_type", "sent_as"),
+    [
+        ("text/plain", "text/plain"),
+        ("text/csv", "text/csv"),
+        ("text/html", "text/html"),
+        ("application/x-python", "application/x-python"),
+        # Not among the documented text types: plain text is what Gemini reads it as anyway.
+        ("text/markdown", "text/plain"),
+        ("text/x-rst", "text/plain"),
+        ("image/webp", "image/webp"),
+        ("image/heic", "image/heic"),
+    ],
+)
+def test_file_media_types(
+    build: Callable[..., dict[str, Any]], media_type: str, sent_as: str
+) -> None:
+    body = build([{"role": "user", "content": [file_part(media_type)]}])
+    assert body["contents"][0]["parts"] == [{"inlineData": {"mimeType": sent_as, "data": PNG}}]
+
+
+@pytest.mark.parametrize(
+    ("part", "says"),
+    [
+        (
+            {"type": "file", "file": {"file_id": "file-abc"}},
+            "file_id 'file-abc' names an OpenAI upload, which Gemini cannot read",
+        ),
+        (file_part("application/zip"), "Gemini cannot read application/zip files"),
+        (file_part("audio/mpeg"), "it reads PDFs, text files and PNG"),
+        (file_part("application/pdf", "%%%"), "invalid base64"),
+        ({"type": "file", "file": {"file_data": "report.pdf"}}, "a base64 data: URL"),
+        ({"type": "file"}, "needs a 'file' object"),
+    ],
+)
+def test_files_gemini_cannot_take(
+    build: Callable[..., dict[str, Any]], part: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(APIError, match=says) as info:
+        build([{"role": "user", "content": [part]}])
+    assert not info.value.retryable and not info.value.fatal
+
+
+def test_an_assistant_turn_cannot_hold_a_file(build: Callable[..., dict[str, Any]]) -> None:
+    with pytest.raises(APIError, match="'file'"):
+        build([*prompt().messages, {"role": "assistant", "content": [file_part("text/plain")]}])
+
+
 def _tool_turns(result: str) -> list[dict[str, Any]]:
     calls = [
         {

@@ -7,6 +7,8 @@ chat messages first, so one prompt gets the same reply and usage whichever API c
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import math
 from typing import Any
@@ -15,6 +17,9 @@ import orjson
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "FILE_TOKENS",
+    "IMAGE_TOKENS",
+    "MESSAGE_OVERHEAD_TOKENS",
     "WORDS",
     "count_prompt_tokens",
     "count_text_tokens",
@@ -27,6 +32,8 @@ __all__ = [
 DEFAULT_MAX_TOKENS = 16
 MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 85  # what OpenAI bills for a low-detail image
+# A file that is not text (a PDF) counts flat, as an image does: what Gemini bills a PDF page.
+FILE_TOKENS = 258
 
 # Words the mock's replies are made of (64 of them, so a digest byte picks one evenly).
 _WORD_LIST = """
@@ -40,20 +47,51 @@ WORDS: tuple[str, ...] = tuple(_WORD_LIST.split())
 
 
 def _message_text(content: Any) -> tuple[str, int]:
-    """A message's text, and how many image parts it carries."""
+    """A message's text, and the tokens of the images and files it carries."""
     if isinstance(content, str):
         return content, 0
     texts: list[str] = []
-    images = 0
+    media = 0
     if isinstance(content, list):
         for part in content:
             if not isinstance(part, dict):
                 continue
+            kind = str(part.get("type", ""))
             if isinstance(part.get("text"), str):
                 texts.append(part["text"])
-            elif str(part.get("type", "")).startswith("image"):
-                images += 1
-    return "\n".join(texts), images
+            elif kind.startswith("image"):
+                media += IMAGE_TOKENS
+            elif kind in ("document", "file"):
+                media += _file_tokens(part)
+    return "\n".join(texts), media
+
+
+def _file_tokens(part: dict[str, Any]) -> int:
+    """A text file's own text tokens, else FILE_TOKENS. Reads Anthropic's document blocks
+    (text and content sources are text) and OpenAI's file parts (text/* data URLs)."""
+    source = part.get("source")
+    if isinstance(source, dict):
+        if source.get("type") == "text" and isinstance(source.get("data"), str):
+            return count_text_tokens(source["data"])
+        if source.get("type") == "content":
+            text, media = _message_text(source.get("content"))
+            return count_text_tokens(text) + media
+    file = part.get("file")
+    decoded = _data_url_text(file.get("file_data")) if isinstance(file, dict) else None
+    return FILE_TOKENS if decoded is None else count_text_tokens(decoded)
+
+
+def _data_url_text(url: Any) -> str | None:
+    """The text of a base64 ``data:text/…`` URL; None for any other value."""
+    if not isinstance(url, str) or not url.startswith("data:text/"):
+        return None
+    header, _, payload = url.partition(",")
+    if not header.endswith(";base64"):
+        return None
+    try:
+        return base64.b64decode(payload).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return None
 
 
 def count_text_tokens(text: str) -> int:
@@ -62,11 +100,12 @@ def count_text_tokens(text: str) -> int:
 
 
 def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """Prompt tokens as the mock counts them: text tokens, 85 per image, plus 4 per message."""
+    """Prompt tokens as the mock counts them: text tokens, 85 per image, a text file's text or
+    258 per other file, plus 4 per message."""
     total = 0
     for message in messages:
-        text, images = _message_text(message.get("content"))
-        total += count_text_tokens(text) + images * IMAGE_TOKENS + MESSAGE_OVERHEAD_TOKENS
+        text, media = _message_text(message.get("content"))
+        total += count_text_tokens(text) + media + MESSAGE_OVERHEAD_TOKENS
     return total
 
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,11 +30,34 @@ __all__ = ["AnthropicFormat", "message_body", "read_messages_body"]
 
 _LIMITS_DOC = "For details, refer to: https://docs.claude.com/en/api/rate-limits."
 _ROLES = ("user", "assistant")
+# A document source's type → the media type it requires (None: it has none).
+_DOCUMENT_SOURCES: Mapping[str, str | None] = {
+    "base64": "application/pdf",
+    "content": None,
+    "file": None,
+    "text": "text/plain",
+    "url": None,
+}
+# The field each source type cannot do without.
+_SOURCE_FIELDS: Mapping[str, str] = {
+    "base64": "data",
+    "content": "content",
+    "file": "file_id",
+    "text": "data",
+    "url": "url",
+}
+# Sources Bedrock does not take: it reads no URLs and has no Files API.
+_REMOTE_SOURCES = frozenset({"url", "file"})
 
 
-def read_messages_body(request: Mapping[str, Any]) -> tuple[str | None, int, list[Any]] | str:
+def read_messages_body(
+    request: Mapping[str, Any], *, remote_sources: bool = True
+) -> tuple[str | None, int, list[Any]] | str:
     """(system prompt, max_tokens, messages) of a Messages body, or what is wrong with it,
-    worded as the API words its validation errors (``max_tokens: Field required``)."""
+    worded as the API words its validation errors (``max_tokens: Field required``).
+
+    Document blocks are checked as the API checks them; `remote_sources=False` (Bedrock)
+    also refuses their url and file sources."""
     max_tokens = request.get("max_tokens")
     if max_tokens is None:
         return "max_tokens: Field required"
@@ -50,8 +75,14 @@ def read_messages_body(request: Mapping[str, Any]) -> tuple[str | None, int, lis
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
             return f"messages.{i}.role: Input should be 'user' or 'assistant'"
-        if not isinstance(message.get("content"), str | list):
+        content = message.get("content")
+        if not isinstance(content, str | list):
             return f"messages.{i}.content: Input should be a valid string or list"
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(block, dict) and block.get("type") == "document":
+                where = f"messages.{i}.content.{j}.document"
+                if (problem := _document_problem(block, where, remote_sources)) is not None:
+                    return problem
     system = request.get("system")
     if system is None or isinstance(system, str):
         return system, max_tokens, messages
@@ -60,6 +91,45 @@ def read_messages_body(request: Mapping[str, Any]) -> tuple[str | None, int, lis
     ):
         return "\n\n".join(block["text"] for block in system), max_tokens, messages
     return "system: Input should be a valid string or a list of text blocks"
+
+
+def _document_problem(block: Mapping[str, Any], where: str, remote_sources: bool) -> str | None:
+    """What is wrong with a document block at `where`, or None."""
+    title = block.get("title")
+    if title is not None and not isinstance(title, str):
+        return f"{where}.title: Input should be a valid string"
+    source = block.get("source")
+    if not isinstance(source, dict):
+        return f"{where}.source: Field required"
+    kind = source.get("type")
+    if not isinstance(kind, str) or kind not in _DOCUMENT_SOURCES:
+        tags = ", ".join(f"'{tag}'" for tag in _DOCUMENT_SOURCES)
+        return (
+            f"{where}.source: Input tag {kind!r} found using 'type' does not match any of the "
+            f"expected tags: {tags}"
+        )
+    at = f"{where}.source.{kind}"
+    if kind in _REMOTE_SOURCES and not remote_sources:
+        return f"{at}: {kind} sources are not supported"
+    media_type = _DOCUMENT_SOURCES[kind]
+    if media_type is not None and source.get("media_type") != media_type:
+        return f"{at}.media_type: Input should be '{media_type}'"
+    field = _SOURCE_FIELDS[kind]
+    value = source.get(field)
+    # A content source holds a string or a list of blocks; every other field is a string.
+    if not (isinstance(value, str) or (kind == "content" and isinstance(value, list))):
+        return f"{at}.{field}: Field required"
+    if kind == "base64" and not _is_base64(source["data"]):
+        return f"{at}.data: Input should be valid base64"
+    return None
+
+
+def _is_base64(data: str) -> bool:
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def chat_messages(system: str | None, messages: list[Any]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 mock speaks it: the Messages body without `model`, and AWS's error headers.
 
 The SigV4 signature is not checked, only that one is there: the mock holds no secret key.
+Document blocks with url or file sources are refused: Bedrock takes neither.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class BedrockFormat(WireFormat):
             return _malformed("#: extraneous key [model] is not permitted")
         if "anthropic_version" not in request:
             return _malformed("#: required key [anthropic_version] not found")
-        read = read_messages_body(request)
+        read = read_messages_body(request, remote_sources=False)
         if isinstance(read, str):
             return _malformed(_schema_problem(read))
         system, max_tokens, messages = read

@@ -3,6 +3,8 @@ speaks it: no rate-limit headers, `google.rpc.Status` error bodies."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -67,18 +69,55 @@ def _field(body: Mapping[str, Any], camel: str, snake: str) -> Any:
 
 
 def _content(parts: list[Any]) -> Any:
-    """A content's parts as OpenAI message content: one text part is a plain string."""
+    """A content's parts as OpenAI message content: one text part is a plain string, an
+    image an image part, any other file an OpenAI file part (a data URL, when inline)."""
     if len(parts) == 1 and set(parts[0]) == {"text"} and isinstance(parts[0]["text"], str):
         return parts[0]["text"]
     content: list[dict[str, Any]] = []
     for part in parts:
+        blob = _field(part, "inlineData", "inline_data") or _field(part, "fileData", "file_data")
         if isinstance(part.get("text"), str):
             content.append({"type": "text", "text": part["text"]})
-        elif {"inlineData", "inline_data", "fileData", "file_data"} & set(part):
-            content.append({"type": "image_url"})  # counted as an image, as OpenAI would
+        elif isinstance(blob, dict):
+            content.append(_media(blob))
         else:
             content.append({"type": next(iter(part), "unknown")})
     return content
+
+
+def _media(blob: Mapping[str, Any]) -> dict[str, Any]:
+    """An inlineData or fileData blob as the OpenAI part the token count reads."""
+    mime_type = _field(blob, "mimeType", "mime_type")
+    if not isinstance(mime_type, str) or mime_type.startswith("image/"):
+        return {"type": "image_url"}  # counted as an image, as OpenAI would
+    data = blob.get("data")
+    if isinstance(data, str):
+        return {"type": "file", "file": {"file_data": f"data:{mime_type};base64,{data}"}}
+    return {"type": "file", "file": {}}
+
+
+def _blob_problem(part: Mapping[str, Any], where: str) -> str | None:
+    """What is wrong with a part's inlineData, or None (also when it has none)."""
+    blob = _field(part, "inlineData", "inline_data")
+    if blob is None:
+        return None
+    mime_type = _field(blob, "mimeType", "mime_type") if isinstance(blob, dict) else None
+    if not isinstance(mime_type, str) or "/" not in mime_type:
+        return f"{where}.inline_data.mime_type: a MIME type is required"
+    data = blob.get("data")
+    if not isinstance(data, str) or not _is_base64(data):
+        return f"{where}.inline_data.data: Base64 decoding failed"
+    return None
+
+
+def _is_base64(data: str) -> bool:
+    """Whether `data` is base64 as proto3 JSON reads bytes: standard or URL-safe, padded or not."""
+    standard = data.replace("-", "+").replace("_", "/")
+    try:
+        base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _read(request: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int | None] | str:
@@ -100,6 +139,9 @@ def _read(request: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int | None]
         parts = content.get("parts") if isinstance(content, dict) else None
         if not isinstance(parts, list) or not parts or not all(isinstance(p, dict) for p in parts):
             return f"{where}.parts: contents.parts must not be empty."
+        for j, part in enumerate(parts):
+            if (problem := _blob_problem(part, f"{where}.parts[{j}]")) is not None:
+                return problem
         role = content.get("role") or "user"  # a lone turn may leave the role out
         if role not in ("user", "model"):
             return f"{where}.role: Please use a valid role: user, model."
