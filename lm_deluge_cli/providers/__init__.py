@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers import anthropic_messages, cohere, gemini, mistral, openai_chat
+from lm_deluge_cli.providers import (
+    anthropic_messages,
+    cohere,
+    gemini,
+    mistral,
+    openai_chat,
+    openai_responses,
+)
 from lm_deluge_cli.providers.anthropic_messages import AnthropicMessagesAdapter
 from lm_deluge_cli.providers.base import Adapter, Endpoint
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
@@ -13,12 +20,14 @@ from lm_deluge_cli.providers.cohere import CohereV2Adapter
 from lm_deluge_cli.providers.gemini import GeminiAdapter
 from lm_deluge_cli.providers.mistral import MistralAdapter
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
+from lm_deluge_cli.providers.openai_responses import OpenAIResponsesAdapter
 from lm_deluge_cli.types import SamplingParams
 
 __all__ = ["Adapter", "Endpoint", "adapter_for", "max_output_tokens"]
 
 _ADAPTERS: dict[str, Adapter] = {
     "openai_chat": OpenAIChatAdapter(),
+    "openai_responses": OpenAIResponsesAdapter(),
     "anthropic_messages": AnthropicMessagesAdapter(),
     "bedrock_anthropic": BedrockAnthropicAdapter(),
     "gemini": GeminiAdapter(),
@@ -37,6 +46,7 @@ def adapter_for(wire_format: str) -> Adapter:
 
 _MAX_OUTPUT_TOKENS: dict[str, Callable[[Endpoint, SamplingParams], int]] = {
     "openai_chat": openai_chat.max_output_tokens,
+    "openai_responses": openai_responses.max_output_tokens,
     "anthropic_messages": anthropic_messages.max_output_tokens,
     "bedrock_anthropic": anthropic_messages.max_output_tokens,
     "gemini": gemini.max_output_tokens,

@@ -1,5 +1,6 @@
 """Which sampling parameters a model takes: the rest are left out (and named) instead of
-being sent into a wall of 400s. Decided from the registry's capability flags."""
+being sent into a wall of 400s. Decided from the registry's capability flags and from what
+the model's wire format can express."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ _DEFAULTS = SamplingParams()
 # Adapters that get JSON out of any model: json_mode through the system prompt, a
 # json_schema through a forced tool.
 _PROMPTED_JSON = frozenset({"anthropic_messages", "bedrock_anthropic"})
+# OpenAI's own APIs, whose reasoning models take no sampling parameters.
+_OPENAI = frozenset({"openai_chat", "openai_responses"})
+# Adapters whose API has no stop sequences at all (OpenAI's Responses API).
+_NO_STOP = frozenset({"openai_responses"})
 _FLAGS = tuple(f.name for f in dataclasses.fields(ModelInfo) if f.type == "bool")
 
 
@@ -40,9 +45,19 @@ def supported_sampling(
 
     Only parameters asked for are judged (a default is never "left out").
     """
-    model = endpoint.model
-    if not is_known(model):
+    dropped = _unsupported(endpoint, sampling) if is_known(endpoint.model) else {}
+    # A wire format without stop sequences cannot send them, whatever is known of the model.
+    if sampling.stop and endpoint.wire_format in _NO_STOP:
+        dropped["stop"] = None
+    if not dropped:
         return sampling, []
+    return dataclasses.replace(sampling, **dropped), list(dropped)
+
+
+def _unsupported(endpoint: Endpoint, sampling: SamplingParams) -> dict[str, Any]:
+    """The parameters asked for that the model's flags say it refuses, each with the value
+    it is replaced by."""
+    model = endpoint.model
     wire = endpoint.wire_format
     dropped: dict[str, Any] = {}
     if sampling.logprobs and not model.supports_logprobs:
@@ -59,16 +74,14 @@ def supported_sampling(
         dropped["json_mode"] = False
     # OpenAI's reasoning models refuse stop, temperature and top_p (other than the defaults);
     # Claude models with adaptive thinking only refuse the latter two.
-    openai_reasoning = wire == "openai_chat" and model.reasoning and not endpoint.compatible
+    openai_reasoning = wire in _OPENAI and model.reasoning and not endpoint.compatible
     if sampling.stop and openai_reasoning:
         dropped["stop"] = None
     if openai_reasoning or model.adaptive_thinking:
         for name in ("temperature", "top_p"):
             if getattr(sampling, name) != getattr(_DEFAULTS, name):
                 dropped[name] = getattr(_DEFAULTS, name)
-    if not dropped:
-        return sampling, []
-    return dataclasses.replace(sampling, **dropped), list(dropped)
+    return dropped
 
 
 def unsupported_message(endpoint: Endpoint, parameter: str) -> str:

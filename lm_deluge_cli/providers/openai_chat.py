@@ -16,6 +16,7 @@ from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
+    header_int,
     schema_response_format,
     unreadable,
 )
@@ -29,7 +30,7 @@ from lm_deluge_cli.types import (
     Usage,
 )
 
-__all__ = ["OpenAIChatAdapter", "max_output_tokens"]
+__all__ = ["OpenAIChatAdapter", "max_output_tokens", "rate_limit_info", "status_error"]
 
 # Error codes that no retry or wait will fix: stop using the model.
 _FATAL_CODES = frozenset({"insufficient_quota", "invalid_api_key", "account_deactivated"})
@@ -77,7 +78,7 @@ class OpenAIChatAdapter:
 
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         if response.status >= 300:
-            raise self._status_error(endpoint, response)
+            raise status_error(endpoint, response)
         try:
             data = orjson.loads(response.body)
             choice = data["choices"][0]
@@ -97,39 +98,47 @@ class OpenAIChatAdapter:
         )
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        return RateLimitInfo(
-            limit_requests=_int(headers.get("x-ratelimit-limit-requests")),
-            limit_tokens=_int(headers.get("x-ratelimit-limit-tokens")),
-            remaining_requests=_int(headers.get("x-ratelimit-remaining-requests")),
-            remaining_tokens=_int(headers.get("x-ratelimit-remaining-tokens")),
-            reset_requests_s=_duration(headers.get("x-ratelimit-reset-requests")),
-            reset_tokens_s=_duration(headers.get("x-ratelimit-reset-tokens")),
-        )
+        return rate_limit_info(headers)
 
-    def _status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
-        message, code = error_text(response.body, endpoint.api_key)
-        retry_after = parse_retry_after(response.headers)
-        if retry_after is None and response.status == 429:
-            info = self.rate_limit_info(response.headers)
-            waits = [
-                w
-                for w, remaining in (
-                    (info.reset_requests_s, info.remaining_requests),
-                    (info.reset_tokens_s, info.remaining_tokens),
-                )
-                if w is not None and remaining == 0
-            ]
-            retry_after = max(waits) if waits else None
-        error = status_error_class(response.status)(
-            f"{response.status}: {message}",
-            status_code=response.status,
-            retry_after=retry_after,
-            code=code,
-        )
-        if code in _FATAL_CODES:
-            error.fatal = True
-            error.retryable = False
-        return error
+
+def rate_limit_info(headers: Mapping[str, str]) -> RateLimitInfo:
+    """What OpenAI's ``x-ratelimit-*`` headers say (Chat Completions and Responses alike)."""
+    return RateLimitInfo(
+        limit_requests=header_int(headers.get("x-ratelimit-limit-requests")),
+        limit_tokens=header_int(headers.get("x-ratelimit-limit-tokens")),
+        remaining_requests=header_int(headers.get("x-ratelimit-remaining-requests")),
+        remaining_tokens=header_int(headers.get("x-ratelimit-remaining-tokens")),
+        reset_requests_s=_duration(headers.get("x-ratelimit-reset-requests")),
+        reset_tokens_s=_duration(headers.get("x-ratelimit-reset-tokens")),
+    )
+
+
+def status_error(endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
+    """The error for an OpenAI error response: its class by status, its wait, and whether
+    it is fatal (a bad key, a deactivated account, no quota left)."""
+    message, code = error_text(response.body, endpoint.api_key)
+    retry_after = parse_retry_after(response.headers)
+    if retry_after is None and response.status == 429:
+        info = rate_limit_info(response.headers)
+        waits = [
+            w
+            for w, remaining in (
+                (info.reset_requests_s, info.remaining_requests),
+                (info.reset_tokens_s, info.remaining_tokens),
+            )
+            if w is not None and remaining == 0
+        ]
+        retry_after = max(waits) if waits else None
+    error = status_error_class(response.status)(
+        f"{response.status}: {message}",
+        status_code=response.status,
+        retry_after=retry_after,
+        code=code,
+    )
+    if code in _FATAL_CODES:
+        error.fatal = True
+        error.retryable = False
+    return error
 
 
 def _usage(raw: Any) -> Usage:
@@ -143,15 +152,6 @@ def _usage(raw: Any) -> Usage:
         cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
         reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
     )
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except (ValueError, OverflowError):  # "abc", "nan" / "inf"
-        return None
 
 
 def _duration(value: str | None) -> float | None:

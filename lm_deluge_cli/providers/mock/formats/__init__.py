@@ -8,7 +8,9 @@ and a model entry's ``base_url`` is simply the server's root plus that prefix:
 provider   base_url            paths answered
 =========  ==================  ==================================================
 openai     ``ROOT/v1``         ``/v1/chat/completions``, ``/chat/completions``,
-                               ``/openai/v1/chat/completions``
+                               ``/openai/v1/chat/completions``; the Responses API at
+                               ``/v1/responses``, ``/responses``,
+                               ``/openai/v1/responses``
 anthropic  ``ROOT/anthropic``  ``/anthropic/v1/messages``, ``/v1/messages``
 gemini     ``ROOT/gemini``     ``/gemini/v1beta/models/{model}:generateContent``
                                (also ``v1``, and without the prefix)
@@ -33,11 +35,13 @@ from lm_deluge_cli.providers.mock.formats.cohere import CohereFormat
 from lm_deluge_cli.providers.mock.formats.gemini import GeminiFormat
 from lm_deluge_cli.providers.mock.formats.mistral import MistralFormat
 from lm_deluge_cli.providers.mock.formats.openai import OpenAIFormat
+from lm_deluge_cli.providers.mock.formats.openai_responses import OpenAIResponsesFormat
 
 __all__ = [
     "BASE_PATHS",
     "FORMATS",
     "OPENAI",
+    "OPENAI_RESPONSES",
     "Route",
     "WireFormat",
     "base_url",
@@ -45,6 +49,9 @@ __all__ = [
 ]
 
 OPENAI = OpenAIFormat()
+# Served under OpenAI's base URL, next to its Chat Completions.
+OPENAI_RESPONSES = OpenAIResponsesFormat()
+# Each provider's own format, by provider name (the names BASE_PATHS uses).
 FORMATS: Mapping[str, WireFormat] = {
     fmt.name: fmt
     for fmt in (
@@ -56,6 +63,9 @@ FORMATS: Mapping[str, WireFormat] = {
         BedrockFormat(),
     )
 }
+
+# Every format the server speaks, by format name.
+_BY_NAME: Mapping[str, WireFormat] = {**FORMATS, OPENAI_RESPONSES.name: OPENAI_RESPONSES}
 
 # What to append to the server's root for each provider's base_url: the adapters add the
 # rest (OpenAI's base URL ends in /v1, the others are host roots).
@@ -71,6 +81,7 @@ BASE_PATHS: Mapping[str, str] = {
 # (format name, path pattern); a "model" group is the model the URL names.
 _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("openai", re.compile(r"(?:/openai)?(?:/v1)?/chat/completions")),
+    ("openai_responses", re.compile(r"(?:/openai)?(?:/v1)?/responses")),
     ("mistral", re.compile(r"/mistral/v1/chat/completions")),
     ("anthropic", re.compile(r"(?:/anthropic)?/v1/messages")),
     ("gemini", re.compile(r"(?:/gemini)?/v1(?:beta)?/models/(?P<model>[^/:]+):generateContent")),
@@ -93,7 +104,7 @@ def match_route(path: str) -> Route | None:
         if match is not None:
             model = match.groupdict().get("model")
             # Bedrock model ids and ARNs arrive percent-encoded ("%3A", "%2F").
-            return Route(FORMATS[name], unquote(model) if model is not None else None)
+            return Route(_BY_NAME[name], unquote(model) if model is not None else None)
     return None
 
 
