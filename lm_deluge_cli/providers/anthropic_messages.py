@@ -56,8 +56,34 @@ THINKING_BUDGETS = {"minimal": None, "low": 1024, "medium": 4096, "high": 16384}
 # The Messages API has no json_object switch (its structured outputs need a schema), so
 # json_mode is asked for in the system prompt instead.
 JSON_MODE_INSTRUCTION = "Answer with one valid JSON object and nothing else, without code fences."
-# A json_schema is asked for as this one tool, forced: its input is the answer.
+# A json_schema goes natively (output_config.format) to models with structured outputs when
+# the schema keeps to what they enforce; otherwise as this one tool, forced: its input is the
+# answer. Models that refuse a forced tool (adaptive thinking) get it in the system prompt.
+# Whichever way it went, every answer is validated against the schema.
 SCHEMA_TOOL = "respond"
+SCHEMA_INSTRUCTION = (
+    "Answer with one JSON value, and nothing else, that matches this JSON schema:\n{schema}"
+)
+# Constraints structured outputs do not enforce (the API refuses schemas that use them).
+_UNENFORCED_KEYWORDS = frozenset(
+    {
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "maxItems",
+        "uniqueItems",
+    }
+)
+# Keywords whose value maps names to schemas, and keywords whose value is not a schema.
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
+_NOT_SCHEMAS = frozenset(
+    {"enum", "const", "required", "default", "examples", "title", "description", "format"}
+)
 # The only image types the API accepts in a base64 source.
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # A document block takes a PDF as a base64 source and text as a text source, whose only media
@@ -134,8 +160,15 @@ def messages_body(
     Raises an `APIError` (not retryable) for a prompt the API cannot take.
     """
     system, messages = translate_messages(prompt.messages, url_images=url_images)
-    if sampling.json_mode and sampling.json_schema is None:
-        system = f"{system}\n\n{JSON_MODE_INSTRUCTION}" if system else JSON_MODE_INSTRUCTION
+    schema_via = _schema_via(endpoint, sampling)
+    instruction: str | None = None
+    if schema_via == "prompt":
+        schema_text = orjson.dumps(sampling.json_schema).decode()
+        instruction = SCHEMA_INSTRUCTION.format(schema=schema_text)
+    elif sampling.json_mode and sampling.json_schema is None:
+        instruction = JSON_MODE_INSTRUCTION
+    if instruction is not None:
+        system = f"{system}\n\n{instruction}" if system else instruction
     body: dict[str, Any] = {"max_tokens": sampling.max_new_tokens, "messages": messages}
     if system:
         body["system"] = system
@@ -160,7 +193,10 @@ def messages_body(
         else:
             body["temperature"] = sampling.temperature
     body.update(_tool_fields(prompt.extra_body))
-    if sampling.json_schema is not None:
+    if schema_via == "native":
+        output_format = {"type": "json_schema", "schema": sampling.json_schema}
+        body["output_config"] = {**body.get("output_config", {}), "format": output_format}
+    elif schema_via == "tool":
         tool = {
             "name": SCHEMA_TOOL,
             "description": "Give the answer, in the shape the input schema describes.",
@@ -169,6 +205,39 @@ def messages_body(
         body["tools"] = [*body.get("tools", []), tool]
         body["tool_choice"] = {"type": "tool", "name": SCHEMA_TOOL}
     return body
+
+
+def _schema_via(endpoint: Endpoint, sampling: SamplingParams) -> str | None:
+    """How the json_schema is asked for: "native", "tool", "prompt", or None (no schema)."""
+    schema = sampling.json_schema
+    if schema is None:
+        return None
+    if endpoint.model.supports_json_schema and native_schema_compatible(schema):
+        return "native"
+    return "prompt" if adaptive_thinking(endpoint) else "tool"
+
+
+def native_schema_compatible(schema: Any) -> bool:
+    """Whether structured outputs can enforce `schema`: every object closed with
+    additionalProperties false, and no length, range, pattern or item-count constraints
+    (minItems of 0 or 1 is allowed)."""
+    if isinstance(schema, list):
+        return all(native_schema_compatible(item) for item in schema)
+    if not isinstance(schema, Mapping):
+        return True
+    if _UNENFORCED_KEYWORDS & schema.keys() or schema.get("minItems", 0) not in (0, 1):
+        return False
+    is_object = schema.get("type") == "object" or isinstance(schema.get("properties"), Mapping)
+    if is_object and schema.get("additionalProperties") is not False:
+        return False
+    for key, value in schema.items():
+        if key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            # Property and definition names are not keywords: only their schemas are checked.
+            if not all(native_schema_compatible(sub) for sub in value.values()):
+                return False
+        elif key not in _NOT_SCHEMAS and not native_schema_compatible(value):
+            return False
+    return True
 
 
 def max_output_tokens(endpoint: Endpoint, sampling: SamplingParams) -> int:
@@ -186,11 +255,11 @@ def adaptive_thinking(endpoint: Endpoint) -> bool:
 def _thinking_budget(endpoint: Endpoint, sampling: SamplingParams) -> int | None:
     # As for OpenAI, reasoning_effort only reaches models the registry marks as reasoning:
     # models without extended thinking reject the field. Thinking cannot be combined with a
-    # forced tool, which is how a json_schema is asked for.
+    # forced tool, one way a json_schema is asked for.
     if (
         not endpoint.model.reasoning
         or sampling.reasoning_effort is None
-        or sampling.json_schema is not None
+        or _schema_via(endpoint, sampling) == "tool"
     ):
         return None
     return THINKING_BUDGETS.get(sampling.reasoning_effort)

@@ -6,6 +6,7 @@ Fixtures under fixtures/anthropic/ are the examples of Anthropic's API reference
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from lm_deluge_cli.providers.anthropic_messages import (
     THINKING_BUDGETS,
     AnthropicMessagesAdapter,
     adaptive_thinking,
+    native_schema_compatible,
 )
 from lm_deluge_cli.providers.base import Adapter, Endpoint
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
@@ -300,3 +302,71 @@ def test_the_forced_tools_input_is_the_completion(
     }
     completion = ADAPTER.parse_response(endpoint(), ok(answer))
     assert (completion.text, completion.finish_reason) == ('{"n":3}', "stop")
+
+
+CLOSED = {**SCHEMA, "additionalProperties": False}
+
+
+def structured(target: Endpoint) -> Endpoint:
+    """`target` with a model that has structured outputs."""
+    model = dataclasses.replace(target.model, supports_json_schema=True)
+    return dataclasses.replace(target, model=model)
+
+
+def test_a_closed_schema_goes_natively_to_models_with_structured_outputs(
+    endpoint: Callable[..., Endpoint], body: Callable[..., dict[str, Any]]
+) -> None:
+    sampling = SamplingParams(json_schema=CLOSED, reasoning_effort="low")
+    sent = body(sampling=sampling, target=structured(endpoint(reasoning=True)))
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": CLOSED}}
+    assert "tools" not in sent and "tool_choice" not in sent
+    # Unlike a forced tool, structured outputs combine with thinking.
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_adaptive_models_keep_their_effort_beside_the_format(
+    anthropic_adaptive_endpoint: Callable[[], Endpoint], body: Callable[..., dict[str, Any]]
+) -> None:
+    sampling = SamplingParams(json_schema=CLOSED, reasoning_effort="high")
+    sent = body(sampling=sampling, target=structured(anthropic_adaptive_endpoint()))
+    assert sent["output_config"] == {
+        "effort": "high",
+        "format": {"type": "json_schema", "schema": CLOSED},
+    }
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        SCHEMA,  # an open object
+        {**CLOSED, "properties": {"n": {"type": "integer", "minimum": 1}}},
+        {"type": "array", "items": {"type": "string"}, "minItems": 2},
+        {"type": "string", "pattern": "^a"},
+    ],
+)
+def test_schemas_structured_outputs_cannot_enforce_go_as_a_forced_tool(
+    endpoint: Callable[..., Endpoint], body: Callable[..., dict[str, Any]], schema: Any
+) -> None:
+    sent = body(sampling=SamplingParams(json_schema=schema), target=structured(endpoint()))
+    assert "format" not in sent.get("output_config", {})
+    assert sent["tool_choice"] == {"type": "tool", "name": "respond"}
+
+
+def test_property_names_are_not_mistaken_for_keywords() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"pattern": {"type": "string"}, "minimum": {"type": "number"}},
+        "required": ["pattern"],
+        "additionalProperties": False,
+        "$defs": {"x": {"type": "string", "enum": ["maxLength"]}},
+    }
+    assert native_schema_compatible(schema)
+
+
+def test_models_that_refuse_a_forced_tool_get_the_schema_in_the_system_prompt(
+    anthropic_adaptive_endpoint: Callable[[], Endpoint], body: Callable[..., dict[str, Any]]
+) -> None:
+    sent = body(sampling=SamplingParams(json_schema=SCHEMA), target=anthropic_adaptive_endpoint())
+    assert "tools" not in sent and "tool_choice" not in sent
+    assert "format" not in sent.get("output_config", {})
+    assert sent["system"].endswith(orjson.dumps(SCHEMA).decode())
