@@ -38,6 +38,13 @@ class ModelPlan:
     # Where the model's requests go: its thinking budgets count as output, as in the run.
     provider: ProviderInfo | None = None
 
+    @property
+    def wire_format(self) -> str | None:
+        """The adapter's format, whose provider's rules count images and PDFs."""
+        if self.provider is None:
+            return None
+        return self.info.wire_format or self.provider.wire_format
+
     def output_tokens(self, sampling: SamplingParams) -> int:
         """The most one request may generate, thinking budgets included."""
         if self.provider is None:
@@ -199,7 +206,9 @@ def _tally(
         else:
             plan = report.models[spread.next()]
         plan.requests += 1
-        plan.input_tokens += estimate_message_tokens(item.messages)
+        plan.input_tokens += estimate_message_tokens(
+            item.messages, provider=plan.wire_format or "openai"
+        )
         plan.max_output_tokens += plan.output_tokens(plan.sampling.merged(item.sampling))
 
 

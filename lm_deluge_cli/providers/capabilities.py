@@ -64,7 +64,7 @@ def _unsupported(endpoint: Endpoint, sampling: SamplingParams) -> dict[str, Any]
         dropped["logprobs"] = False
     if sampling.top_logprobs is not None and not model.supports_logprobs:
         dropped["top_logprobs"] = None
-    if sampling.reasoning_effort is not None and not model.reasoning:
+    if sampling.reasoning_effort is not None and not takes_reasoning_effort(endpoint):
         dropped["reasoning_effort"] = None
     schema_ok = model.supports_json_schema or wire in _PROMPTED_JSON
     if sampling.json_schema is not None and not schema_ok:
@@ -82,6 +82,15 @@ def _unsupported(endpoint: Endpoint, sampling: SamplingParams) -> dict[str, Any]
             if getattr(sampling, name) != getattr(_DEFAULTS, name):
                 dropped[name] = getattr(_DEFAULTS, name)
     return dropped
+
+
+def takes_reasoning_effort(endpoint: Endpoint) -> bool:
+    """Whether the model's reasoning can be adjusted: Mistral's Magistral models always reason
+    and take no reasoning_effort (only its adjustable models do)."""
+    model = endpoint.model
+    if endpoint.wire_format == "mistral" and model.wire_id.startswith("magistral"):
+        return False
+    return model.reasoning
 
 
 def unsupported_message(endpoint: Endpoint, parameter: str) -> str:

@@ -12,6 +12,7 @@ import orjson
 from lm_deluge_cli.engine.retry import parse_retry_after
 from lm_deluge_cli.errors import APIStatusError, InternalServerError, status_error_class
 from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.providers.capabilities import takes_reasoning_effort
 from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
@@ -110,7 +111,7 @@ class MistralAdapter:
             body["response_format"] = {"type": "json_object"}
         # Only models with adjustable reasoning take the parameter; others reject it.
         effort = sampling.reasoning_effort
-        if endpoint.model.reasoning and effort is not None and effort in _REASONING_EFFORT:
+        if takes_reasoning_effort(endpoint) and effort is not None and effort in _REASONING_EFFORT:
             body["reasoning_effort"] = _REASONING_EFFORT[effort]
         # logprobs / top_logprobs are left out: Mistral's chat API has no such fields.
         return bearer_json_request(endpoint, "/v1/chat/completions", body, timeout)

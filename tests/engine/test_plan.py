@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lm_deluge_cli.config import Job, Limits, ModelEntry
+from lm_deluge_cli.conversation import Message
 from lm_deluge_cli.engine.plan import WeightedSpread, plan_job
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
@@ -137,3 +138,16 @@ def test_thinking_budgets_count_as_output() -> None:
     )
     report = plan_job(job(entry), items=prompts(2))
     assert report.models[0].max_output_tokens == 2 * (100 + 1024)
+
+
+def test_pdfs_are_counted_by_the_rule_of_the_model_s_provider() -> None:
+    pdf = b"%PDF-1.4\n" + b"1 0 obj << /Type /Page >> endobj\n" * 3 + b"%%EOF\n"
+    messages = Message.user("Summarise").add_file(pdf, filename="r.pdf").to_openai()
+    totals = {}
+    for name in ("gemini:gemini-2.5-flash", "anthropic:claude-haiku-4-5-20251001"):
+        items = iter([Prompt(id=0, line=1, messages=messages)])
+        report = plan_job(job(ModelEntry(name)), items=items)
+        wire = "gemini" if name.startswith("gemini") else "anthropic_messages"
+        assert report.input_tokens == estimate_message_tokens(messages, provider=wire)
+        totals[name] = report.input_tokens
+    assert len(set(totals.values())) == 2  # three pages: 560 each for Gemini, more for Claude

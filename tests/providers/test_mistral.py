@@ -22,6 +22,7 @@ from lm_deluge_cli.errors import (
     UnprocessableEntityError,
 )
 from lm_deluge_cli.providers.base import Endpoint
+from lm_deluge_cli.providers.capabilities import supported_sampling
 from lm_deluge_cli.providers.mistral import MistralAdapter, mistral_tool_call_id
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.types import (
@@ -471,3 +472,13 @@ def test_json_schema_is_a_strict_response_format_and_beats_json_mode() -> None:
     body = build(sampling=SamplingParams(json_mode=True, json_schema=schema))
     spec = {"name": "response", "schema": schema, "strict": True}
     assert body["response_format"] == {"type": "json_schema", "json_schema": spec}
+
+
+def test_magistral_always_reasons_and_is_sent_no_reasoning_effort() -> None:
+    magistral = endpoint("magistral-medium-2509", reasoning=True)
+    body = build(sampling=SamplingParams(reasoning_effort="high"), target=magistral)
+    assert "reasoning_effort" not in body
+    kept, dropped = supported_sampling(magistral, SamplingParams(reasoning_effort="high"))
+    assert dropped == ["reasoning_effort"] and kept.reasoning_effort is None
+    adjustable = endpoint("mistral-medium-2604", reasoning=True)
+    assert supported_sampling(adjustable, SamplingParams(reasoning_effort="high"))[1] == []
