@@ -1,0 +1,132 @@
+"""A cache in Redis through redis-py's asyncio client, every key under one prefix.
+
+Needs the optional ``redis`` package (``pip install 'lm-deluge-cli[redis]'``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
+from lm_deluge_cli.cache.redact import redact_url
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_PREFIX",
+    "DEFAULT_TIMEOUT_S",
+    "RedisCache",
+]
+
+DEFAULT_PREFIX = "lm-deluge:cache:"
+# An unreachable server should cost seconds, not minutes: the run goes on uncached.
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+DEFAULT_TIMEOUT_S = 5.0
+
+# `stats` counts entries with SCAN only while the whole database holds at most this
+# many keys (DBSIZE is O(1)); beyond it counting is not cheap and entries is None.
+_COUNT_LIMIT = 100_000
+_SCAN_COUNT = 1000
+_UNLINK_BATCH = 500
+
+
+class RedisCache:
+    """Entries as Redis strings named ``prefix + key``, expiring through SET PX.
+
+    `clear` and `stats` see only keys directly under the prefix: the rest of the name
+    has no ``:``, so a nested namespace (``prefix + "team:" + key``) and every other
+    key in the database are left alone. Nothing is sent until the first call; the
+    client reconnects by itself when the server comes back.
+    """
+
+    backend = "redis"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.location = redact_url(url)
+        self.prefix = prefix
+        self._prefix = prefix.encode()
+        self._client = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=timeout_s,
+            # redis-py's default retries with backoff for seconds; we want one immediate
+            # retry on a dropped connection (a restarted server drops pooled ones), and
+            # none on a timeout, so a hung server costs one timeout per call.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            decode_responses=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisCache({self.location!r}, prefix={self.prefix!r})"
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._client.get(self._prefix + key.encode())
+        if value is None or isinstance(value, bytes):
+            return value
+        raise CorruptEntryError(f"entry came back as {type(value).__name__}, not bytes")
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        ttl = effective_ttl(ttl_s)
+        name = self._prefix + key.encode()
+        if ttl is None:
+            await self._client.set(name, value)
+        elif ttl == 0.0:
+            await self._client.unlink(name)
+        else:
+            # Milliseconds, rounded up: a TTL never ends early, and is never 0 (an error).
+            await self._client.set(name, value, px=max(1, math.ceil(ttl * 1000)))
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._client.unlink(self._prefix + key.encode()))
+
+    async def stats(self) -> CacheStats:
+        entries: int | None = None
+        if await self._client.dbsize() <= _COUNT_LIMIT:
+            entries = 0
+            async for _ in self._keys():
+                entries += 1
+        return CacheStats(self.backend, self.location, entries, None)
+
+    async def clear(self) -> int:
+        removed = 0
+        batch: list[bytes] = []
+        async for name in self._keys():
+            batch.append(name)
+            if len(batch) >= _UNLINK_BATCH:
+                removed += await self._client.unlink(*batch)
+                batch.clear()
+        if batch:
+            removed += await self._client.unlink(*batch)
+        return removed
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _keys(self) -> AsyncIterator[bytes]:
+        """The names of this cache's entries, by SCAN (never KEYS, which blocks the server)."""
+        pattern = _glob_escape(self._prefix) + b"*"
+        async for name in self._client.scan_iter(match=pattern, count=_SCAN_COUNT):
+            if isinstance(name, bytes) and b":" not in name[len(self._prefix) :]:
+                yield name
+
+
+def _glob_escape(text: bytes) -> bytes:
+    """`text` as a literal in a Redis MATCH pattern."""
+    out = bytearray()
+    for byte in text:
+        if byte in b"\\*?[]":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)

@@ -1,0 +1,150 @@
+"""SqliteCache: the file's schema and WAL mode, waiting for and giving up on locks, purging."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lm_deluge_cli.cache import CorruptEntryError, SqliteCache, open_cache
+
+pytestmark = pytest.mark.anyio
+
+
+def k(n: int | str) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def rows(path: Path, table: str = "cache_entries") -> int:
+    with sqlite3.connect(path) as conn:
+        (count,) = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    return int(count)
+
+
+async def test_the_file_is_in_wal_mode_with_the_documented_table(tmp_path: Path) -> None:
+    cache = SqliteCache(tmp_path / "sub" / "c.sqlite")
+    assert cache.journal_mode == "wal"
+    conn = sqlite3.connect(tmp_path / "sub" / "c.sqlite")
+    # WAL is a property of the file: every other connection gets it too.
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    columns = {row[1]: (row[2], row[5]) for row in conn.execute("PRAGMA table_info(cache_entries)")}
+    assert columns == {
+        "key": ("TEXT", 1),
+        "value": ("BLOB", 0),
+        "expires_at": ("REAL", 0),
+        "created_at": ("REAL", 0),
+    }
+    conn.close()
+    await cache.aclose()
+
+
+async def test_a_write_waits_for_a_lock_released_within_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    cache = SqliteCache(tmp_path / "c.sqlite", busy_timeout_s=5.0)
+    other = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.2, lambda: other.execute("COMMIT"))
+    releaser.start()
+    started = time.monotonic()
+    await cache.set(k(1), b"waited")
+    elapsed = time.monotonic() - started
+    releaser.join()
+    other.close()
+    assert 0.15 <= elapsed < 4.0
+    assert cache.lock_timeouts == 0
+    assert await cache.get(k(1)) == b"waited"
+    await cache.aclose()
+
+
+async def test_a_write_behind_a_longer_lock_is_skipped_after_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    cache = SqliteCache(tmp_path / "c.sqlite", busy_timeout_s=0.2)
+    await cache.set(k(1), b"before")
+    other = sqlite3.connect(tmp_path / "c.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        await cache.set(k(2), b"while locked")
+        elapsed = time.monotonic() - started
+        assert await cache.get(k(1)) == b"before"  # readers never wait in WAL mode
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert 0.15 <= elapsed < 2.0
+    assert cache.lock_timeouts == 1
+    assert await cache.get(k(2)) is None
+    await cache.aclose()
+
+
+async def test_expiry_follows_the_clock_and_expired_rows_are_purged(tmp_path: Path) -> None:
+    clock = Clock()
+    path = tmp_path / "c.sqlite"
+    cache = SqliteCache(path, clock=clock)
+    await cache.set(k(1), b"short", ttl_s=10)
+    await cache.set(k(2), b"kept")
+    clock.t += 9.9
+    assert await cache.get(k(1)) == b"short"
+    clock.t += 0.1
+    assert await cache.get(k(1)) is None
+    assert rows(path) == 2  # the read only noted it
+    await cache.set(k(3), b"next write")
+    assert rows(path) == 2  # …and the next write purged it
+    assert await cache.get(k(2)) == b"kept"
+    await cache.aclose()
+
+
+async def test_rows_record_creation_and_expiry_times(tmp_path: Path) -> None:
+    clock = Clock()
+    cache = SqliteCache(tmp_path / "c.sqlite", clock=clock)
+    await cache.set(k(1), b"v", ttl_s=60)
+    await cache.set(k(2), b"v")
+    with sqlite3.connect(tmp_path / "c.sqlite") as conn:
+        select = "SELECT key, expires_at, created_at FROM cache_entries"
+        got = {key: (exp, created) for key, exp, created in conn.execute(select)}
+    assert got == {k(1): (clock.t + 60, clock.t), k(2): (None, clock.t)}
+    await cache.aclose()
+
+
+async def test_a_value_that_is_not_a_blob_is_a_corrupt_entry(tmp_path: Path) -> None:
+    cache = SqliteCache(tmp_path / "c.sqlite")
+    with sqlite3.connect(tmp_path / "c.sqlite") as conn:
+        conn.execute("INSERT INTO cache_entries VALUES (?, ?, NULL, 0)", (k(1), "text, not a blob"))
+    with pytest.raises(CorruptEntryError):
+        await cache.get(k(1))
+    await cache.aclose()
+
+
+async def test_a_namespace_is_its_own_table(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    root = open_cache(str(path))
+    team = open_cache(str(path), namespace="team.a")
+    await root.set(k(1), b"root")
+    await team.set(k(1), b"team")
+    assert await root.get(k(1)) == b"root"
+    assert await team.get(k(1)) == b"team"
+    assert await team.clear() == 1
+    assert await root.get(k(1)) == b"root"
+    assert rows(path, "cache_entries:team.a") == 0
+    await root.aclose()
+    await team.aclose()
+
+
+def test_a_file_that_is_not_a_database_cannot_be_opened(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not a database, just some text " * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        SqliteCache(path)
