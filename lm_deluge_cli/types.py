@@ -87,7 +87,24 @@ class Usage:
     reasoning_tokens: int = 0
 
     def to_record(self) -> dict[str, int]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        """Input and output tokens, and the cached-input and reasoning tokens among them
+        when the provider reported any."""
+        record = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.cached_input_tokens:
+            record["cached_input_tokens"] = self.cached_input_tokens
+        if self.reasoning_tokens:
+            record["reasoning_tokens"] = self.reasoning_tokens
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Usage:
+        """The inverse of `to_record` (missing counts are 0)."""
+        return cls(
+            int(record.get("input_tokens") or 0),
+            int(record.get("output_tokens") or 0),
+            int(record.get("cached_input_tokens") or 0),
+            int(record.get("reasoning_tokens") or 0),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,13 @@ from typing import Any
 
 import anyio
 
+from lm_deluge_cli.cache.key import cache_key, content_digest
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import Ticket
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
+from lm_deluge_cli.engine.reuse import Pending, Reuse, cached_record, shared_record
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import (
     APIError,
@@ -97,6 +99,7 @@ class Requester:
         stats: RunStats,
         rng: random.Random | None = None,
         budget: SpendCap | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
         self.slots = list(slots)
         self.concurrency = anyio.CapacityLimiter(max_concurrent_requests)
@@ -108,6 +111,8 @@ class Requester:
         self.fatal: AllModelsDeadError | None = None
         # The spending cap, if the job has one.
         self.budget = budget
+        # The cache and identical lines in flight (None: every line sends its own request).
+        self.reuse = reuse
         # Set when the run stops: nothing more is sent, prompts not sent get no record.
         self.halted = False
         # (model, parameter) pairs already warned about: one warning each per run.
@@ -138,12 +143,52 @@ class Requester:
             return None
 
     async def _process(self, prompt: Prompt) -> dict[str, Any]:
+        content = content_digest(prompt.messages, prompt.extra_body)
         try:
-            slot = self._pick(prompt, exclude=None)
+            # The first pick follows from what the line asks, so identical lines, and this
+            # line in a later run, go to the same model and can share its answer.
+            slot = self._pick(prompt, exclude=None, draw=_draw(content))
         except UsageError as exc:
             return records.error_record(
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
             )
+        reuse = self.reuse
+        if reuse is None:
+            return await self._answer(prompt, slot)
+        sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
+        model = slot.endpoint.model
+        key = cache_key(slot.endpoint.provider.name, model.wire_id, content, sampling)
+        pending = reuse.in_flight.get(key)
+        if pending is not None:
+            await pending.done.wait()
+            if pending.record is None:
+                raise _Halted  # the run stopped before the shared request finished
+            self.stats.deduplicated += 1
+            return shared_record(prompt, pending.record)
+        earlier = reuse.recent(key)
+        if earlier is not None:
+            self.stats.deduplicated += 1
+            return shared_record(prompt, earlier)
+        pending = reuse.in_flight[key] = Pending()
+        try:
+            answer = await reuse.lookup(key)
+            if answer is not None:
+                self.stats.cached += 1
+                record = cached_record(prompt, slot.endpoint.name, answer)
+            else:
+                record = await self._answer(prompt, slot)
+                # Stored under this key only if this model answered (not one retried on).
+                if record["model"] == slot.endpoint.name:
+                    await reuse.store(key, record)
+            pending.record = record
+            reuse.remember(key, record)
+            return record
+        finally:
+            del reuse.in_flight[key]
+            pending.done.set()
+
+    async def _answer(self, prompt: Prompt, slot: ModelSlot) -> dict[str, Any]:
+        """The prompt's record from the provider, starting on `slot`."""
         # Images and PDFs are counted by the rule of the provider the prompt starts on.
         estimate = estimate_message_tokens(prompt.messages, provider=slot.endpoint.wire_format)
         attempt = 0
@@ -314,7 +359,11 @@ class Requester:
                 return slot
         return None
 
-    def _pick(self, prompt: Prompt, exclude: ModelSlot | None) -> ModelSlot:
+    def _pick(
+        self, prompt: Prompt, exclude: ModelSlot | None, draw: float | None = None
+    ) -> ModelSlot:
+        """The model for `prompt`: its pinned one, else one of the live models by weight,
+        chosen by `draw` (uniform in [0, 1); random when None)."""
         if prompt.model is not None:
             for slot in self.slots:
                 if prompt.model in (
@@ -334,4 +383,21 @@ class Requester:
             candidates = self.slots
         if len(candidates) == 1:
             return candidates[0]
-        return self.rng.choices(candidates, weights=[s.weight for s in candidates])[0]
+        if draw is None:
+            draw = self.rng.random()
+        return candidates[weighted_index([s.weight for s in candidates], draw)]
+
+
+def _draw(content: str) -> float:
+    """A number in [0, 1) fixed by a prompt's content digest (hex)."""
+    return int(content[:16], 16) / 2**64
+
+
+def weighted_index(weights: Sequence[float], draw: float) -> int:
+    """The index whose share of the total weight contains `draw` (in [0, 1))."""
+    target = draw * sum(weights)
+    for index, weight in enumerate(weights):
+        target -= weight
+        if target < 0:
+            return index
+    return len(weights) - 1

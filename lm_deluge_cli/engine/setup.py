@@ -12,6 +12,7 @@ from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
+from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.providers import Endpoint, adapter_for
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
@@ -54,6 +55,7 @@ async def build_requester(
     stats: RunStats,
     stack: AsyncExitStack,
     rng: random.Random | None = None,
+    reuse: Reuse | None = None,
 ) -> Requester:
     """Everything the run sends through; transports close when `stack` does.
 
@@ -120,4 +122,5 @@ async def build_requester(
         stats=stats,
         rng=rng,
         budget=budget,
+        reuse=reuse,
     )

@@ -25,6 +25,9 @@ class RunStatistics:
     requests: int
     retries: int
     rate_limited: int
+    # Answered from the cache, and answered by an identical line's request (both also `ok`).
+    cached: int
+    deduplicated: int
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -68,6 +71,8 @@ class RunStats:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    cached: int = 0
+    deduplicated: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -90,6 +95,8 @@ class RunStats:
             requests=self.requests,
             retries=self.retries,
             rate_limited=self.rate_limited,
+            cached=self.cached,
+            deduplicated=self.deduplicated,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             cost_usd=self.cost_usd,

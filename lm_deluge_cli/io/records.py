@@ -40,6 +40,7 @@ RECORD_FIELDS = (
     "attempts",
     "latency_s",
     "cached",
+    "deduplicated",
     "error",
     "metadata",
 )
@@ -59,8 +60,10 @@ def ok_record(
     latency_s: float,
     cost_usd: float | None = None,
     cached: bool = False,
+    deduplicated: bool = False,
 ) -> Record:
-    """The record for a prompt that got a completion."""
+    """The record for a prompt that got a completion: from the provider, from the cache
+    (`cached`), or from an identical line's request (`deduplicated`)."""
     record: Record = {
         "id": prompt.id,
         "line": prompt.line,
@@ -77,6 +80,7 @@ def ok_record(
         attempts=attempts,
         latency_s=round(latency_s, 3),
         cached=cached,
+        deduplicated=deduplicated,
         error=None,
         metadata=prompt.metadata,
     )
@@ -112,6 +116,7 @@ def error_record(
         "attempts": attempts,
         "latency_s": round(latency_s, 3),
         "cached": False,
+        "deduplicated": False,
         "error": {"type": error_type, "message": message, "status_code": status_code},
         "metadata": prompt.metadata,
     }
@@ -161,6 +166,7 @@ def bad_line_record(bad: BadLine) -> Record:
         "attempts": 0,
         "latency_s": 0.0,
         "cached": False,
+        "deduplicated": False,
         "error": {"type": INVALID_INPUT, "message": bad.reason, "status_code": None},
         "metadata": None,
     }

@@ -15,6 +15,7 @@ from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
+from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import APIConnectionError
 from lm_deluge_cli.providers import adapter_for
@@ -83,6 +84,8 @@ def make_requester(
     budget: SpendCap | None = None,
     auto: bool = False,
     max_concurrent_requests: int = 4,
+    seed: int = 1,
+    reuse: Reuse | None = None,
 ) -> tuple[Requester, RunStats]:
     env = {"OPENAI_API_KEY": "sk-test-0000000000"}
     stats = RunStats()
@@ -115,8 +118,9 @@ def make_requester(
         request_timeout=5,
         retry_other_model=retry_other_model,
         stats=stats,
-        rng=random.Random(1),
+        rng=random.Random(seed),
         budget=budget,
+        reuse=reuse,
     )
     return requester, stats
 
@@ -247,9 +251,30 @@ async def test_weights_spray_requests() -> None:
     b = ScriptedTransport([HttpResponse(200, {}, ok_body())])
     requester, _ = make_requester({"openai:a": a, "openai:b": b}, weights={"openai:a": 3})
     for i in range(400):
-        await requester.process(prompt(i))
+        await requester.process(asking(i, f"question {i}"))
     assert 260 <= len(a.requests) <= 340
     assert len(a.requests) + len(b.requests) == 400
+
+
+async def test_a_line_goes_to_the_model_its_content_picks_run_after_run() -> None:
+    first: list[str] = []
+    for seed in (1, 2):
+        a = ScriptedTransport([HttpResponse(200, {}, ok_body())])
+        b = ScriptedTransport([HttpResponse(200, {}, ok_body())])
+        requester, _ = make_requester({"openai:a": a, "openai:b": b}, seed=seed)
+        models = []
+        for i in range(100):
+            record = await requester.process(asking(i, f"question {i % 50}"))
+            models.append(record["model"])
+        # Identical lines (i and i + 50) went to one model, whatever the random seed.
+        assert models[:50] == models[50:]
+        assert set(models) == {"openai:a", "openai:b"}
+        first = first or models
+        assert models == first
+
+
+def asking(i: int, text: str) -> Prompt:
+    return Prompt(id=i, line=i + 1, messages=[{"role": "user", "content": text}])
 
 
 async def test_retry_other_model_draws_another() -> None:

@@ -33,11 +33,17 @@ def test_ok_record() -> None:
         "model": "gpt-4o-mini",
         "completion": "hello",
         "finish_reason": "stop",
-        "usage": {"input_tokens": 10, "output_tokens": 3},
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 3,
+            "cached_input_tokens": 4,
+            "reasoning_tokens": 1,
+        },
         "cost_usd": 0.0012,
         "attempts": 2,
         "latency_s": 1.235,
         "cached": False,
+        "deduplicated": False,
         "error": None,
         "metadata": {"k": [1, 2]},
     }
