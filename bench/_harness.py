@@ -192,6 +192,8 @@ def run_ours(
     argv = [str(our_cli()), "run", "-m", model, "-i", str(inp), "-o", str(out)]
     argv += ["--max-requests-per-minute", str(rpm), "--max-tokens-per-minute", str(tpm)]
     argv += ["--max-concurrent-requests", str(conc), "--quiet", "--json"]
+    # Every request goes to the server: the cache would answer repeats of the same input.
+    argv += ["--no-cache"]
     proc = run_measured(argv, _client_env(extra), RESULTS / "logs" / f"{tag}-{client}.log", timeout)
     summary = _last_json(proc.stdout)
     summary.pop("output", None)  # a path on this machine; says nothing about the run

@@ -13,9 +13,10 @@ import orjson
 from rich.console import Console
 
 from lm_deluge_cli import config
-from lm_deluge_cli.config import Limits, ModelEntry
+from lm_deluge_cli.config import CacheConfig, Limits, ModelEntry
 from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.pipeline import run_pipeline
+from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
@@ -46,6 +47,8 @@ class Result:
     latency_s: float | None
     error: dict[str, Any] | None
     metadata: Any
+    cached: bool = False
+    deduplicated: bool = False
 
     @property
     def is_error(self) -> bool:
@@ -60,12 +63,14 @@ class Result:
             model=record.get("model"),
             completion=record.get("completion"),
             finish_reason=record.get("finish_reason"),
-            usage=Usage(usage["input_tokens"], usage["output_tokens"]) if usage else None,
+            usage=Usage.from_record(usage) if usage else None,
             cost_usd=record.get("cost_usd"),
             attempts=record.get("attempts") or 0,
             latency_s=record.get("latency_s"),
             error=record.get("error"),
             metadata=record.get("metadata"),
+            cached=bool(record.get("cached")),
+            deduplicated=bool(record.get("deduplicated")),
         )
 
 
@@ -89,6 +94,7 @@ class LLMClient:
         sampling_params: SamplingParams | None = None,
         retry_other_model: bool = False,
         seed: int | None = None,
+        cache: str | None = None,
     ) -> None:
         names = [models] if isinstance(models, str) else list(models)
         if not names:
@@ -117,6 +123,9 @@ class LLMClient:
         self.sampling_params = sampling_params or SamplingParams()
         self.retry_other_model = retry_other_model
         self._seed = seed
+        # A result cache (a directory, a .sqlite file, redis://…, memory:); None: no cache.
+        # Identical prompts in one call share one request either way.
+        self.cache = CacheConfig(enabled=cache is not None, location=cache)
 
     @classmethod
     def basic(cls, model: str, **kwargs: Any) -> LLMClient:
@@ -141,6 +150,7 @@ class LLMClient:
                 results[index] = Result.from_record(record)
 
         async with AsyncExitStack() as stack:
+            reuse = await open_reuse(self.cache, stack)
             requester = await build_requester(
                 self.models,
                 endpoints,
@@ -150,6 +160,7 @@ class LLMClient:
                 stats=stats,
                 stack=stack,
                 rng=random.Random(self._seed) if self._seed is not None else None,
+                reuse=reuse,
             )
             view = make_view(Console(stderr=True), quiet=not show_progress)
             await watched(

@@ -29,6 +29,7 @@ __all__ = [
     "FSYNC_POLICIES",
     "REASONING_EFFORTS",
     "STDIO",
+    "CacheConfig",
     "Job",
     "JobOverrides",
     "Limits",
@@ -99,6 +100,18 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The result cache. `location` None is the default directory (see cache.spec);
+    `read_only` uses hits but stores nothing; `refresh` ignores hits and stores anew."""
+
+    enabled: bool = True
+    location: str | None = None
+    read_only: bool = False
+    refresh: bool = False
+    ttl_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """Everything a run needs, validated."""
 
@@ -112,6 +125,7 @@ class Job:
     job_file: Path | None = None
     # The job's own model registry entries (`[[registry]]`), same keys as models.toml.
     registry: tuple[Mapping[str, Any], ...] = ()
+    cache: CacheConfig = CacheConfig()
 
     def model_registry(self) -> Registry:
         """The built-in registry plus this job's own entries."""
@@ -143,6 +157,12 @@ class JobOverrides:
     top_logprobs: int | None = None
     retry_other_model: bool | None = None
     fsync: str | None = None
+    # --cache PATH|URL, --no-cache, --cache-read-only, --refresh-cache, --cache-ttl SECONDS.
+    cache: str | None = None
+    no_cache: bool | None = None
+    cache_read_only: bool | None = None
+    refresh_cache: bool | None = None
+    cache_ttl: float | None = None
 
 
 _TOP_KEYS = (
@@ -154,7 +174,9 @@ _TOP_KEYS = (
     "retry_other_model",
     "fsync",
     "registry",
+    "cache",
 )
+_CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
 _LIMIT_KEYS = tuple(f.name for f in fields(Limits))
 _AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
@@ -239,10 +261,53 @@ def load_job(
         fsync=fsync,
         job_file=job_file,
         registry=tuple(registry_entries),
+        cache=_cache(data.get("cache", {}), where, overrides, base_dir),
     )
     # Checked now, so a bad entry is a usage error before anything else happens.
     job.model_registry()
     return job
+
+
+def _cache(raw: Any, where: str, overrides: JobOverrides, base_dir: Path) -> CacheConfig:
+    table = _table(raw, where, "cache")
+    _check_keys(table, _CACHE_KEYS, where, "cache.")
+    flags = {
+        "enabled": None if overrides.no_cache is None else not overrides.no_cache,
+        "read_only": overrides.cache_read_only,
+        "refresh": overrides.refresh_cache,
+    }
+    values: dict[str, bool] = {}
+    for key, flag in flags.items():
+        value = table.get(key, key == "enabled") if flag is None else flag
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: cache.{key} must be true or false")
+        values[key] = value
+    location = overrides.cache
+    if location is None:
+        path = table.get("path")
+        if path is not None and (not isinstance(path, str) or not path):
+            raise ConfigError(f"{where}: cache.path must be a directory, a .sqlite file or a URL")
+        # A path in the job file is relative to it; a URL or memory: is not a path.
+        if path is not None and not _is_cache_url(path):
+            path = str(base_dir / Path(path).expanduser())
+        location = path
+    ttl = overrides.cache_ttl if overrides.cache_ttl is not None else table.get("ttl")
+    if ttl is not None and (not _is_number(ttl) or not 0 < ttl < math.inf):
+        name = "--cache-ttl" if overrides.cache_ttl is not None else f"{where}: cache.ttl"
+        raise ConfigError(f"{name} must be a positive number of seconds, got {ttl!r}")
+    if values["read_only"] and values["refresh"]:
+        raise ConfigError(f"{where}: cache: read_only and refresh cannot both be set")
+    return CacheConfig(
+        enabled=values["enabled"],
+        location=location,
+        read_only=values["read_only"],
+        refresh=values["refresh"],
+        ttl_s=None if ttl is None else float(ttl),
+    )
+
+
+def _is_cache_url(spec: str) -> bool:
+    return spec == "memory:" or spec.partition("://")[0] in ("redis", "rediss", "unix")
 
 
 def parse_model_flag(value: str) -> ModelEntry:

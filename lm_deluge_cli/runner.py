@@ -14,6 +14,7 @@ import anyio
 
 from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
+from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import (
@@ -46,6 +47,8 @@ class JobReport:
     moved_aside: Path | None
     resumed_ok: int
     repaired_bytes: int
+    # The result cache's backend, location and counters (None: no cache).
+    cache: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The summary as plain data (for --json and the manifest)."""
@@ -60,6 +63,8 @@ class JobReport:
             "requests": s.requests,
             "retries": s.retries,
             "rate_limited": s.rate_limited,
+            "cached": s.cached,
+            "deduplicated": s.deduplicated,
             "input_tokens": s.input_tokens,
             "output_tokens": s.output_tokens,
             "cost_usd": round(s.cost_usd, 6) if s.cost_known else None,
@@ -67,6 +72,7 @@ class JobReport:
             "interrupted": self.outcome.interrupted,
             "fatal": str(self.outcome.fatal) if self.outcome.fatal else None,
             "moved_aside": str(self.moved_aside) if self.moved_aside else None,
+            "cache": self.cache,
             "learned_limits": {
                 model: learned.to_dict() for model, learned in s.learned_limits.items()
             },
@@ -114,6 +120,7 @@ async def run_job(
     # Load the tokenizer off the event loop: its first load may wait on the network.
     await anyio.to_thread.run_sync(estimate_text_tokens, "")
     async with AsyncExitStack() as stack:
+        reuse = await open_reuse(job.cache, stack)
         # Built first: a bad model entry fails before the output is touched.
         requester = await build_requester(
             job.models,
@@ -123,6 +130,7 @@ async def run_job(
             retry_other_model=job.retry_other_model,
             stats=stats,
             stack=stack,
+            reuse=reuse,
         )
         output: Path | None = None
         if job.output != STDIO:
@@ -160,6 +168,7 @@ async def run_job(
             moved_aside=moved,
             resumed_ok=len(state.ok) if state else 0,
             repaired_bytes=state.repaired_bytes if state else 0,
+            cache=reuse.summary(),
         )
         if output is not None:
             # Still under the lock, so a run starting now cannot have its record overwritten.

@@ -26,6 +26,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         if name.endswith(("_API_KEY", "_BASE_URL")) or name.startswith("LM_DELUGE_"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    # Each test its own result cache: answers never leak from one test into another.
+    monkeypatch.setenv("LM_DELUGE_CACHE_DIR", str(tmp_path / ".lm-deluge-cache"))
     yield tmp_path
 
 

@@ -99,3 +99,16 @@ def test_a_conversation_that_cannot_be_sent_is_an_error_result() -> None:
     results = LLMClient.basic("mock:fast").process_prompts_sync([broken, "fine"])
     assert results[0].is_error and "tool message" in str(results[0].error)
     assert results[1].status == "ok"
+
+
+def test_a_client_cache_answers_a_second_call() -> None:
+    client = LLMClient("mock:fast", cache="memory:")
+    first = client.process_prompts_sync(["a", "b"])
+    assert not any(r.cached for r in first)
+    # A memory: cache lives as long as one call; a directory outlives the process.
+    disk = LLMClient("mock:fast", cache="answers")
+    disk.process_prompts_sync(["a", "b"])
+    again = disk.process_prompts_sync(["a", "b", "a"])
+    assert [r.cached for r in again] == [True, True, True]
+    assert [r.completion for r in again] == [r.completion for r in [*first, first[0]]]
+    assert [r.deduplicated for r in again] == [False, False, True]

@@ -16,6 +16,7 @@ from lm_deluge_cli.config import (
     DEFAULT_MAX_REQUESTS_PER_MINUTE,
     DEFAULT_MAX_TOKENS_PER_MINUTE,
     DEFAULT_REQUEST_TIMEOUT_S,
+    CacheConfig,
     Job,
     JobOverrides,
     Limits,
@@ -75,6 +76,10 @@ max_new_tokens = 64
 json_mode = true
 reasoning_effort = "high"
 logprobs = false
+
+[cache]
+path = "answers.sqlite"
+ttl = 3600
 """
 
 
@@ -140,6 +145,8 @@ def test_full_job_file(tmp_path: Path) -> None:
         logprobs=False,
         top_logprobs=None,
     )
+    # A cache path in the file is relative to the file.
+    assert job.cache == CacheConfig(location=str(folder / "answers.sqlite"), ttl_s=3600.0)
 
 
 def test_minimal_job_file_takes_every_default(tmp_path: Path) -> None:
@@ -257,6 +264,11 @@ OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("top_logprobs", 4, "sampling.top_logprobs", 4),
     ("retry_other_model", False, "retry_other_model", False),
     ("fsync", "none", "fsync", "none"),
+    ("cache", "redis://127.0.0.1:6379/0", "cache.location", "redis://127.0.0.1:6379/0"),
+    ("no_cache", True, "cache.enabled", False),
+    ("cache_read_only", True, "cache.read_only", True),
+    ("refresh_cache", True, "cache.refresh", True),
+    ("cache_ttl", 60.0, "cache.ttl_s", 60.0),
 ]
 
 
@@ -474,6 +486,12 @@ def test_a_dry_run_needs_no_output() -> None:
         ('[sampling]\nstop = ["a", "b", "c", "d", "e"]\n', ["sampling.stop", "up to 4"]),
         ('[sampling]\nstop = ["a", ""]\n', ["sampling.stop", "non-empty"]),
         ("[sampling]\nstop = 3\n", ["sampling.stop", "got 3"]),
+        ("[cache]\npaht = 'x'\n", ["unknown key 'cache.paht'", "did you mean 'cache.path'"]),
+        ("[cache]\nenabled = 1\n", ["cache.enabled", "true or false"]),
+        ("[cache]\nttl = 0\n", ["cache.ttl", "positive number of seconds"]),
+        ("[cache]\nttl = '1d'\n", ["cache.ttl", "'1d'"]),
+        ("[cache]\npath = ''\n", ["cache.path", "a directory, a .sqlite file or a URL"]),
+        ("[cache]\nread_only = true\nrefresh = true\n", ["read_only and refresh"]),
     ],
 )
 def test_bad_model_limits_and_sampling_values(

@@ -9,7 +9,7 @@ import typer
 from dotenv import load_dotenv
 from rich.console import Console
 
-from lm_deluge_cli.cli import export, mock_server, models, run, status
+from lm_deluge_cli.cli import cache, export, mock_server, models, run, status
 from lm_deluge_cli.errors import EXIT_INTERRUPTED, LMDelugeError
 
 __all__ = ["app", "main"]
@@ -27,6 +27,7 @@ app.command("run", no_args_is_help=True)(run.run)
 app.command("status")(status.status)
 app.command("export")(export.export)
 app.command("models")(models.models)
+app.command("cache", no_args_is_help=True)(cache.cache)
 app.command("mock-server")(mock_server.mock_server)
 
 

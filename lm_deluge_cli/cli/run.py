@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 _LIMITS = "Limits"
 _SAMPLING = "Sampling"
+_CACHE = "Cache"
 
 
 def run(
@@ -111,6 +112,36 @@ def run(
     fresh: Annotated[
         bool, typer.Option(help="Start over: move the old output aside (never deleted).")
     ] = False,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=_CACHE,
+            help="Result cache: a directory (diskcache), a .sqlite file, redis://HOST:PORT/DB, "
+            "or memory:. Default: $LM_DELUGE_CACHE_DIR, else ~/.cache/lm-deluge.",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--no-cache", rich_help_panel=_CACHE, help="Neither read nor write the cache."
+        ),
+    ] = None,
+    cache_read_only: Annotated[
+        bool | None,
+        typer.Option("--cache-read-only", rich_help_panel=_CACHE, help="Use hits; store nothing."),
+    ] = None,
+    refresh_cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--refresh-cache",
+            rich_help_panel=_CACHE,
+            help="Ignore hits: send every request and store the new answers.",
+        ),
+    ] = None,
+    cache_ttl: Annotated[
+        float | None,
+        typer.Option(rich_help_panel=_CACHE, help="Seconds a stored answer stays valid."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")] = False,
     json_summary: Annotated[
         bool, typer.Option("--json", help="Print the summary as one JSON object.")
@@ -153,6 +184,11 @@ def run(
             top_logprobs=top_logprobs,
             retry_other_model=retry_other_model,
             fsync=fsync,
+            cache=cache,
+            no_cache=no_cache,
+            cache_read_only=cache_read_only,
+            refresh_cache=refresh_cache,
+            cache_ttl=cache_ttl,
         ),
         need_output=not dry_run,
     )
@@ -218,12 +254,23 @@ async def _run_with_signals(
     return report
 
 
+def _cache_where(report: JobReport) -> str:
+    cache = report.cache
+    if cache is None:
+        return " (cache off)"
+    if not cache["available"]:
+        return f" (cache {cache['backend']} at {cache['location']} unavailable)"
+    return f" (cache: {cache['backend']} at {cache['location']})"
+
+
 def _print_summary(console: Console, report: JobReport) -> None:
     s = report.outcome.statistics
     lines = [
         f"done: {s.ok} ok, {s.failed} failed"
         + (f", {s.skipped} already done earlier" if s.skipped else ""),
         f"requests: {s.requests} ({s.retries} retries, {s.rate_limited} answered 429)",
+        f"reused: {s.cached} from the cache, {s.deduplicated} shared with identical lines"
+        + _cache_where(report),
         f"tokens: {s.input_tokens:,} in, {s.output_tokens:,} out; cost {format_cost(s)}",
         f"wall time: {format_duration(s.elapsed_s)} ({s.elapsed_s:.1f}s)",
     ]

@@ -1,0 +1,104 @@
+"""`lm-deluge run` with the result cache, and `lm-deluge cache`: a rerun costs nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+
+
+def summary(proc: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
+    assert proc.returncode == 0, proc.stderr.decode()
+    result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def job(tmp_path: Path, write_prompts: Callable[..., Any]) -> list[str]:
+    write_prompts(tmp_path / "in.jsonl", 40)
+    return ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json"]
+
+
+def test_a_repeated_run_sends_nothing_and_changes_send_everything(
+    job: list[str], run_cli: RunCli, tmp_path: Path
+) -> None:
+    first = summary(run_cli(*job, "-o", "a.jsonl"))
+    assert (first["requests"], first["cached"]) == (40, 0)
+    assert first["cache"]["backend"] == "diskcache"
+    again = summary(run_cli(*job, "-o", "b.jsonl"))
+    assert (again["requests"], again["cached"], again["cost_usd"]) == (0, 40, 0.0)
+    a, b = records(tmp_path / "a.jsonl"), records(tmp_path / "b.jsonl")
+    assert [r["completion"] for r in a] == [r["completion"] for r in b]
+    assert all(r["cached"] for r in b) and not any(r["cached"] for r in a)
+    # Another model or temperature is another request.
+    other = summary(run_cli(*job, "-o", "c.jsonl", "--temperature", "0.5"))
+    assert (other["requests"], other["cached"]) == (40, 0)
+    model = summary(run_cli(*[a.replace("mock:fast", "mock:standard") for a in job], "-o", "d"))
+    assert (model["requests"], model["cached"]) == (40, 0)
+
+
+@pytest.mark.parametrize(
+    ("flags", "requests", "cached"),
+    [
+        (["--no-cache"], 40, 0),
+        (["--refresh-cache"], 40, 0),
+        (["--cache-read-only"], 0, 40),
+    ],
+)
+def test_cache_flags(
+    job: list[str], run_cli: RunCli, flags: list[str], requests: int, cached: int
+) -> None:
+    summary(run_cli(*job, "-o", "first.jsonl"))
+    result = summary(run_cli(*job, "-o", "second.jsonl", *flags))
+    assert (result["requests"], result["cached"]) == (requests, cached)
+
+
+def test_identical_lines_share_one_request(run_cli: RunCli, tmp_path: Path) -> None:
+    lines = [{"id": i, "prompt": f"the same {i % 10}"} for i in range(1000)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(row) + "\n" for row in lines))
+    result = summary(
+        run_cli(
+            "run", "-m", "mock:fast", "-i", "in.jsonl", "-o", "out", "-q", "--json", "--no-cache"
+        )
+    )
+    assert (result["ok"], result["requests"], result["deduplicated"]) == (1000, 10, 990)
+    assert result["cache"] is None
+
+
+def test_a_sqlite_cache_and_the_cache_command(job: list[str], run_cli: RunCli) -> None:
+    summary(run_cli(*job, "-o", "a.jsonl", "--cache", "answers.sqlite"))
+    again = summary(run_cli(*job, "-o", "b.jsonl", "--cache", "answers.sqlite"))
+    assert (again["cached"], again["cache"]["backend"]) == (40, "sqlite")
+    stats = run_cli("cache", "stats", "--cache", "answers.sqlite", "--json")
+    assert json.loads(stats.stdout)["entries"] == 40
+    cleared = run_cli("cache", "clear", "--cache", "answers.sqlite", "--json")
+    assert json.loads(cleared.stdout)["removed"] == 40
+    after = summary(run_cli(*job, "-o", "c.jsonl", "--cache", "answers.sqlite"))
+    assert after["requests"] == 40
+
+
+def test_the_default_cache_is_where_cache_path_says(run_cli: RunCli, tmp_path: Path) -> None:
+    shown = run_cli("cache", "path").stdout.decode().strip()
+    assert shown == str(tmp_path / ".lm-deluge-cache")
+
+
+def test_a_cache_that_cannot_be_opened_warns_once_and_the_run_goes_on(
+    job: list[str], run_cli: RunCli, tmp_path: Path
+) -> None:
+    (tmp_path / "not-a-dir").write_text("a file where the cache directory would go")
+    proc = run_cli(*job, "-o", "out.jsonl", "--cache", "not-a-dir/cache")
+    result = summary(proc)
+    assert (result["ok"], result["requests"]) == (40, 40)
+    assert result["cache"]["available"] is False
+    warnings = [line for line in proc.stderr.decode().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "continues without a cache" in warnings[0]
