@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.io.shard import Shard, parse_shard
 from lm_deluge_cli.providers.registry import Registry, load_registry, parse_user_models
 from lm_deluge_cli.sampling import REASONING_EFFORTS, check_sampling_value, describe_value
 from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
@@ -126,6 +127,8 @@ class Job:
     # The job's own model registry entries (`[[registry]]`), same keys as models.toml.
     registry: tuple[Mapping[str, Any], ...] = ()
     cache: CacheConfig = CacheConfig()
+    # This process's part of the input (None: all of it).
+    shard: Shard | None = None
 
     def model_registry(self) -> Registry:
         """The built-in registry plus this job's own entries."""
@@ -163,6 +166,7 @@ class JobOverrides:
     cache_read_only: bool | None = None
     refresh_cache: bool | None = None
     cache_ttl: float | None = None
+    shard: str | None = None
 
 
 _TOP_KEYS = (
@@ -175,6 +179,7 @@ _TOP_KEYS = (
     "fsync",
     "registry",
     "cache",
+    "shard",
 )
 _CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
@@ -262,6 +267,7 @@ def load_job(
         job_file=job_file,
         registry=tuple(registry_entries),
         cache=_cache(data.get("cache", {}), where, overrides, base_dir),
+        shard=_shard(overrides.shard, data.get("shard"), where),
     )
     # Checked now, so a bad entry is a usage error before anything else happens.
     job.model_registry()
@@ -304,6 +310,14 @@ def _cache(raw: Any, where: str, overrides: JobOverrides, base_dir: Path) -> Cac
         refresh=values["refresh"],
         ttl_s=None if ttl is None else float(ttl),
     )
+
+
+def _shard(flag: str | None, value: Any, where: str) -> Shard | None:
+    if flag is not None:
+        return parse_shard(flag)
+    if value is None:
+        return None
+    return parse_shard(value, f"{where}: shard")
 
 
 def _is_cache_url(spec: str) -> bool:

@@ -27,6 +27,7 @@ from lm_deluge_cli.errors import (
 from lm_deluge_cli.io.manifest import write_manifest
 from lm_deluge_cli.io.reader import BadLine, InputReader, check_input, count_lines
 from lm_deluge_cli.io.resume import ResumeState, scan_output
+from lm_deluge_cli.io.shard import Shard
 from lm_deluge_cli.io.writer import ResultWriter, move_aside
 from lm_deluge_cli.progress import ProgressView, watched
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
@@ -154,9 +155,13 @@ async def run_job(
         else:
             writer = stack.enter_context(ResultWriter(STDIO))
         if job.input != STDIO:
-            stats.total = await anyio.to_thread.run_sync(count_lines, Path(job.input))
+            lines = await anyio.to_thread.run_sync(count_lines, Path(job.input))
+            # A shard's share is known once the input is read; until then, estimated.
+            if lines is not None and job.shard is not None:
+                lines = -(-lines // job.shard.count)
+            stats.total = lines
         reader = stack.enter_context(InputReader(job.input))
-        source = _skip_done(reader, state, stats)
+        source = _skip_done(reader, state, stats, job.shard)
         outcome = await watched(
             view,
             stats.snapshot,
@@ -187,10 +192,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 async def _skip_done(
-    reader: InputReader, state: ResumeState | None, stats: RunStats
+    reader: InputReader, state: ResumeState | None, stats: RunStats, shard: Shard | None = None
 ) -> AsyncIterator[Prompt | BadLine]:
-    """The reader's items less what an earlier run already finished."""
+    """The reader's items (this shard's only) less what an earlier run already finished."""
+    owned = 0
     async for item in reader:
+        if shard is not None and not shard.owns(item):
+            continue
+        owned += 1
         if state is not None:
             if isinstance(item, BadLine):
                 if item.line in state.bad_lines:
@@ -201,5 +210,5 @@ async def _skip_done(
                 continue
         yield item
     # Once the input is read the true count is known (blank lines excluded).
-    stats.total = reader.items
+    stats.total = owned
     stats.total_is_estimate = False

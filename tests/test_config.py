@@ -26,6 +26,7 @@ from lm_deluge_cli.config import (
     validate_sampling,
 )
 from lm_deluge_cli.errors import ConfigError, UsageError
+from lm_deluge_cli.io.shard import Shard
 from lm_deluge_cli.types import SamplingParams
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ input = "data/prompts.jsonl"
 output = "results/out.jsonl"
 fsync = "always"
 retry_other_model = true
+shard = "0/2"
 
 [[models]]
 name = "openai:gpt-4.1-mini"
@@ -147,6 +149,7 @@ def test_full_job_file(tmp_path: Path) -> None:
     )
     # A cache path in the file is relative to the file.
     assert job.cache == CacheConfig(location=str(folder / "answers.sqlite"), ttl_s=3600.0)
+    assert job.shard == Shard(0, 2)
 
 
 def test_minimal_job_file_takes_every_default(tmp_path: Path) -> None:
@@ -269,6 +272,7 @@ OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("cache_read_only", True, "cache.read_only", True),
     ("refresh_cache", True, "cache.refresh", True),
     ("cache_ttl", 60.0, "cache.ttl_s", 60.0),
+    ("shard", "1/3", "shard", Shard(1, 3)),
 ]
 
 
@@ -486,6 +490,7 @@ def test_a_dry_run_needs_no_output() -> None:
         ('[sampling]\nstop = ["a", "b", "c", "d", "e"]\n', ["sampling.stop", "up to 4"]),
         ('[sampling]\nstop = ["a", ""]\n', ["sampling.stop", "non-empty"]),
         ("[sampling]\nstop = 3\n", ["sampling.stop", "got 3"]),
+        ("[cache]\nttl = -1\n", ["cache.ttl"]),
         ("[cache]\npaht = 'x'\n", ["unknown key 'cache.paht'", "did you mean 'cache.path'"]),
         ("[cache]\nenabled = 1\n", ["cache.enabled", "true or false"]),
         ("[cache]\nttl = 0\n", ["cache.ttl", "positive number of seconds"]),
@@ -680,3 +685,9 @@ def test_json_schema_must_be_an_object() -> None:
 def test_a_bedrock_region_in_the_job_file(tmp_path: Path) -> None:
     text = MINIMAL.replace("openai:gpt-4.1-mini", "bedrock:m") + 'region = "eu-west-3"\n'
     assert load_job(write(tmp_path, text)).models[0].region == "eu-west-3"
+
+
+@pytest.mark.parametrize("value", ['"2/2"', "1", '"half"'])
+def test_a_bad_shard_in_the_job_file_names_the_key(tmp_path: Path, value: str) -> None:
+    text = MINIMAL.replace("[[models]]", f"shard = {value}\n[[models]]")
+    assert "shard" in config_error(write(tmp_path, text))

@@ -112,6 +112,14 @@ def run(
     fresh: Annotated[
         bool, typer.Option(help="Start over: move the old output aside (never deleted).")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K/N",
+            help="Run only part K (from 0) of N of the input, split by id; N processes "
+            "with 0/N … N-1/N together run every line once.",
+        ),
+    ] = None,
     cache: Annotated[
         str | None,
         typer.Option(
@@ -184,6 +192,7 @@ def run(
             top_logprobs=top_logprobs,
             retry_other_model=retry_other_model,
             fsync=fsync,
+            shard=shard,
             cache=cache,
             no_cache=no_cache,
             cache_read_only=cache_read_only,

@@ -165,11 +165,12 @@ def plan_job(
     report = DryRunReport(plans, max_cost_usd=job.limits.max_cost)
     state = _done_state(job.output) if skip_done else None
     spread = WeightedSpread([entry.weight for entry in job.models])
+    shard = job.shard
     if items is None:
         with InputReader(job.input) as reader:
-            _tally(report, reader, state, spread)
+            _tally(report, (i for i in reader if shard is None or shard.owns(i)), state, spread)
     else:
-        _tally(report, items, state, spread)
+        _tally(report, (i for i in items if shard is None or shard.owns(i)), state, spread)
     return report
 
 

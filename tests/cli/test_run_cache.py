@@ -102,3 +102,16 @@ def test_a_cache_that_cannot_be_opened_warns_once_and_the_run_goes_on(
     assert result["cache"]["available"] is False
     warnings = [line for line in proc.stderr.decode().splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "continues without a cache" in warnings[0]
+
+
+def test_shards_together_run_every_line_once(
+    run_cli: RunCli, tmp_path: Path, write_prompts: Callable[..., Any]
+) -> None:
+    rows = write_prompts(tmp_path / "in.jsonl", 60)
+    base = ["run", "-m", "mock:fast", "-i", "in.jsonl", "-q", "--json", "--no-cache"]
+    parts = [summary(run_cli(*base, "-o", f"part{k}.jsonl", "--shard", f"{k}/3")) for k in range(3)]
+    ids = [r["id"] for k in range(3) for r in records(tmp_path / f"part{k}.jsonl")]
+    assert sorted(ids) == sorted(row["id"] for row in rows)
+    assert sum(p["ok"] for p in parts) == 60 and all(p["ok"] > 5 for p in parts)
+    plan = run_cli(*base[:5], "--dry-run", "--json", "--shard", "1/3")
+    assert json.loads(plan.stdout)["total"]["requests"] == parts[1]["ok"]
