@@ -116,7 +116,7 @@ class RichProgress(ProgressView):
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             _StatsColumn(lambda s, r, t: f"{s.done + s.skipped}/{s.total or '?'}", "bold"),
-            _StatsColumn(lambda s, r, t: f"ok {s.ok} err {s.failed}", "green"),
+            _StatsColumn(lambda s, r, t: f"ok {s.ok} err {s.failed}{_reused(s)}", "green"),
             _StatsColumn(lambda s, r, t: f"{r:,.0f} req/min {t:,.0f} tok/min", "cyan"),
             _StatsColumn(lambda s, r, t: format_cost(s), "yellow"),
             _StatsColumn(lambda s, r, t: f"retries {s.retries} 429s {s.rate_limited}", "magenta"),
@@ -145,6 +145,13 @@ class RichProgress(ProgressView):
         self._progress.stop()
 
 
+def _reused(stats: RunStatistics) -> str:
+    """The answers among `ok` that cost no request, when there are any."""
+    if not (stats.cached or stats.deduplicated):
+        return ""
+    return f" (cached {stats.cached} shared {stats.deduplicated})"
+
+
 class PlainProgress(ProgressView):
     """One line every few seconds, for cron jobs, CI logs and pipes."""
 
@@ -158,7 +165,8 @@ class PlainProgress(ProgressView):
         total = "?" if stats.total is None else str(stats.total)
         line = (
             f"progress: {stats.done + stats.skipped}/{total} ok={stats.ok} errors={stats.failed} "
-            f"in_flight={stats.in_flight} req/min={rpm:.0f} tok/min={tpm:.0f} "
+            f"cached={stats.cached} shared={stats.deduplicated} in_flight={stats.in_flight} "
+            f"req/min={rpm:.0f} tok/min={tpm:.0f} "
             f"cost={format_cost(stats)} retries={stats.retries} 429s={stats.rate_limited} "
             f"eta={format_duration(eta_seconds(stats))}"
         )

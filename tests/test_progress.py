@@ -57,12 +57,15 @@ def test_plain_progress_prints_one_line_per_update() -> None:
         rate_limited=1,
         elapsed_s=5.0,
         cost_usd=0.01,
+        cached=7,
+        deduplicated=4,
     )
     view.update(stats)
     line = stream.getvalue()
     assert line.count("\n") == 1
     assert "50/100" in line and "ok=40" in line and "errors=2" in line
     assert "retries=3" in line and "429s=1" in line and "req/min=540" in line
+    assert "cached=7 shared=4" in line
 
 
 def test_rich_progress_renders_the_columns() -> None:
@@ -71,9 +74,9 @@ def test_rich_progress_renders_the_columns() -> None:
     view = RichProgress(console)
     view.start()
     view.update(snapshot(ok=10, failed=1, requests=11, elapsed_s=1.0))
-    view.stop(snapshot(ok=20, failed=1, requests=21, elapsed_s=2.0))
+    view.stop(snapshot(ok=20, failed=1, requests=9, elapsed_s=2.0, cached=8, deduplicated=4))
     text = out.getvalue()
-    assert "21/100" in text and "ok 20 err 1" in text and "429s 0" in text
+    assert "21/100" in text and "ok 20 err 1 (cached 8 shared 4)" in text and "429s 0" in text
 
 
 def test_make_view_picks_by_terminal_and_quiet() -> None:
