@@ -23,6 +23,8 @@ __all__ = [
     "RedisCache",
 ]
 
+# Connections per process; more callers than this wait their turn.
+MAX_CONNECTIONS = 32
 DEFAULT_PREFIX = "lm-deluge:cache:"
 # An unreachable server should cost seconds, not minutes: the run goes on uncached.
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
@@ -57,8 +59,13 @@ class RedisCache:
         self.location = redact_url(url)
         self.prefix = prefix
         self._prefix = prefix.encode()
-        self._client = aioredis.Redis.from_url(
+        # A bounded pool that makes callers wait for a free connection: a run with
+        # hundreds of requests in flight would otherwise open a connection each and hit
+        # the client's connection limit.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout_s,
             socket_connect_timeout=connect_timeout_s,
             socket_timeout=timeout_s,
             # redis-py's default retries with backoff for seconds; we want one immediate
@@ -67,6 +74,7 @@ class RedisCache:
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             decode_responses=False,
         )
+        self._client = aioredis.Redis.from_pool(pool)  # the client closes the pool
 
     def __repr__(self) -> str:
         return f"RedisCache({self.location!r}, prefix={self.prefix!r})"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 pytest.importorskip("redis")
 
+import anyio
 import redis.exceptions
 
 from lm_deluge_cli.cache.redis import DEFAULT_PREFIX, RedisCache
@@ -176,3 +177,24 @@ async def test_a_server_that_never_answers_costs_one_timeout(silent_server: int)
     # Not retried: a retry would double it.
     assert time.monotonic() - started < 0.55
     await cache.aclose()
+
+
+async def test_many_concurrent_calls_share_a_bounded_pool(redis_server: RedisServer) -> None:
+    # A run has hundreds of requests in flight: each call waits for a pooled connection
+    # rather than failing with "too many connections".
+    cache = RedisCache(redis_server.url, prefix=unique_prefix())
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(600):
+                tg.start_soon(cache.set, k(n), str(n).encode())
+        values = []
+        async with anyio.create_task_group() as tg:
+
+            async def read(n: int) -> None:
+                values.append((n, await cache.get(k(n))))
+
+            for n in range(600):
+                tg.start_soon(read, n)
+        assert sorted(values) == [(n, str(n).encode()) for n in range(600)]
+    finally:
+        await cache.aclose()
