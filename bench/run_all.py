@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench_overhead.py",
     "bench_latency.py",
     "bench_memory.py",
+    "bench_cache.py",
 ]
 
 
