@@ -6,17 +6,22 @@ A test module picks its adapter's builder with a small `endpoint` fixture that r
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
 
+from lm_deluge_cli.engine import retry
 from lm_deluge_cli.providers.anthropic_messages import AnthropicMessagesAdapter
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo, load_registry
+from lm_deluge_cli.transport.aiohttp_transport import AiohttpTransport
+from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.types import Prompt, SamplingParams
+
+from ..conftest import StartMockServer
 
 OPENAI_KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 OPENAI_OFFICIAL = "https://api.openai.com/v1"
@@ -152,3 +157,37 @@ def anthropic_adaptive_endpoint() -> Callable[[], Endpoint]:
 def anthropic_body() -> Callable[..., dict[str, Any]]:
     """The JSON body the adapter builds for `messages` (on the default endpoint by default)."""
     return _anthropic_body
+
+
+# --- end-to-end tests against the mock server ------------------------------------------------
+
+
+@pytest.fixture
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries and rate-limit pauses take no time; their lengths are tested elsewhere."""
+
+    def instant(*args: Any, **kwargs: Any) -> Any:
+        decision = retry.decide(*args, **kwargs)
+        return type(decision)(decision.retry, 0.0, decision.reason)
+
+    monkeypatch.setattr("lm_deluge_cli.engine.requester.decide", instant)
+    monkeypatch.setattr("lm_deluge_cli.engine.requester.pause_for_rate_limit", lambda e: 0.0)
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[Transport]:
+    """The default network transport, closed after the test."""
+    network = AiohttpTransport(8)
+    yield network
+    await network.aclose()
+
+
+@pytest.fixture
+def mock_root(start_mock_server: StartMockServer) -> Callable[..., str]:
+    """Start a mock server with these settings; returns its root URL (no provider prefix)."""
+
+    def start(**settings: Any) -> str:
+        url, _ = start_mock_server(**settings)
+        return url.removesuffix("/v1")
+
+    return start

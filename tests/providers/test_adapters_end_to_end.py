@@ -10,7 +10,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
-from lm_deluge_cli.engine import retry
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
@@ -37,12 +36,11 @@ from lm_deluge_cli.providers.mock.formats import base_url
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator, mock_completion
 from lm_deluge_cli.providers.mock.wire import count_prompt_tokens, count_text_tokens
 from lm_deluge_cli.providers.registry import load_registry
-from lm_deluge_cli.transport.aiohttp_transport import AiohttpTransport
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waiting")]
 
 StartMockServer = Callable[..., tuple[str, Callable[[], None]]]
 
@@ -101,36 +99,6 @@ IDS = [case.provider for case in CASES]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries and rate-limit pauses take no time here; their lengths are tested elsewhere."""
-
-    def instant(*args: Any, **kwargs: Any) -> Any:
-        decision = retry.decide(*args, **kwargs)
-        return type(decision)(decision.retry, 0.0, decision.reason)
-
-    monkeypatch.setattr("lm_deluge_cli.engine.requester.decide", instant)
-    monkeypatch.setattr("lm_deluge_cli.engine.requester.pause_for_rate_limit", lambda e: 0.0)
-
-
-@pytest.fixture
-async def transport() -> AsyncIterator[Transport]:
-    network = AiohttpTransport(8)
-    yield network
-    await network.aclose()
-
-
-@pytest.fixture
-def mock_root(start_mock_server: StartMockServer) -> Iterator[Callable[..., str]]:
-    """Start a mock server with these settings; returns its root URL (no provider prefix)."""
-
-    def start(**settings: Any) -> str:
-        url, _ = start_mock_server(**settings)
-        return url.removesuffix("/v1")
-
-    yield start
 
 
 def server_key(case: Case) -> str:
