@@ -14,6 +14,9 @@ import pytest
 from lm_deluge_cli.providers.mock.server import serve
 from lm_deluge_cli.providers.mock.simulator import MockSettings
 
+# A real redis-server for the tests that need one (cache backends, the shared limiter).
+pytest_plugins = ["tests.redis_server"]
+
 # A fake key used wherever a test needs one; test suites search outputs for it to
 # prove that keys never leak.
 CANARY_KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
-from lm_deluge_cli.engine.limiter import RateLimiter, Ticket
+from lm_deluge_cli.engine.limiter import LimiterStats, Ticket
 from lm_deluge_cli.types import RateLimitInfo
 
-__all__ = ["LimiterChain"]
+__all__ = ["Limiter", "LimiterChain"]
 
 _NO_INFO = RateLimitInfo()
+
+
+class Limiter(Protocol):
+    """What a chain needs of a limiter: `RateLimiter` in one process, `SharedRateLimiter`
+    across processes. See `RateLimiter` for what each method means."""
+
+    name: str
+
+    async def acquire(self, tokens: int = 0) -> Ticket: ...
+
+    def release(self, ticket: Ticket) -> None: ...
+
+    def reconcile(self, ticket: Ticket, actual_tokens: int) -> None: ...
+
+    def observe(self, ticket: Ticket, info: RateLimitInfo) -> None: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+    @property
+    def pauses(self) -> int: ...
+
+    def statistics(self) -> LimiterStats: ...
 
 
 class LimiterChain:
@@ -20,8 +43,8 @@ class LimiterChain:
     limiter they describe (usually the per-model one) with its own ticket.
     """
 
-    def __init__(self, *limiters: RateLimiter) -> None:
-        self.limiters: tuple[RateLimiter, ...] = limiters
+    def __init__(self, *limiters: Limiter) -> None:
+        self.limiters: tuple[Limiter, ...] = limiters
 
     async def acquire(self, tokens: int = 0) -> tuple[Ticket, ...]:
         """Acquire from every limiter in order; see `RateLimiter.acquire`."""

@@ -5,20 +5,26 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
+from lm_deluge_cli.cache.redact import redact_url
 from lm_deluge_cli.config import AUTO, Limits, ModelEntry, Rate
 from lm_deluge_cli.engine.budget import SpendCap, check_priced
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import RateLimiter
-from lm_deluge_cli.engine.limiter_chain import LimiterChain
+from lm_deluge_cli.engine.limiter_chain import Limiter, LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers import Endpoint, adapter_for
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.transport import Transport, make_transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import SamplingParams
+
+if TYPE_CHECKING:
+    from lm_deluge_cli.engine.shared_limiter import SharedRateLimiter
 
 __all__ = ["MOCK_DEFAULTS", "build_requester"]
 
@@ -45,6 +51,21 @@ def _own_rate(entry_rate: Rate, run_rate: Rate) -> Rate:
     return run_rate if run_rate == AUTO else None
 
 
+async def _shared(
+    url: str, key: str, requests: float | None, tokens: float | None
+) -> SharedRateLimiter:
+    try:
+        from lm_deluge_cli.engine.shared_limiter import SharedRateLimiter
+    except ImportError as exc:
+        raise ConfigError(
+            f"the shared limiter at {redact_url(url)} needs the redis package: "
+            "pip install 'lm-deluge-cli[redis]'"
+        ) from exc
+    return await SharedRateLimiter.connect(
+        url, key=key, requests_per_minute=requests, tokens_per_minute=tokens, name="run"
+    )
+
+
 async def build_requester(
     entries: Sequence[ModelEntry],
     endpoints: Sequence[Endpoint],
@@ -56,12 +77,16 @@ async def build_requester(
     stack: AsyncExitStack,
     rng: random.Random | None = None,
     reuse: Reuse | None = None,
+    shared_limiter: str | None = None,
+    shared_limiter_key: str = "default",
 ) -> Requester:
     """Everything the run sends through; transports close when `stack` does.
 
     A run-wide "auto" limit becomes each model's own learned limit, since a provider's
     headers describe one model's budget; the run itself is then not limited in that
     dimension. With `limits.max_cost` every model must have a price (ConfigError).
+    With `shared_limiter` (a Redis URL) the run's limits are one budget shared with
+    every process given the same URL and `shared_limiter_key` (see shared_limiter.py).
     """
     budget: SpendCap | None = None
     if limits.max_cost is not None:
@@ -69,9 +94,15 @@ async def build_requester(
         budget = SpendCap(limits.max_cost)
         stats.max_cost_usd = limits.max_cost
     network: Transport | None = None
-    run_limiter = RateLimiter(
-        _fixed(limits.max_requests_per_minute), _fixed(limits.max_tokens_per_minute), name="run"
-    )
+    run_requests = _fixed(limits.max_requests_per_minute)
+    run_tokens = _fixed(limits.max_tokens_per_minute)
+    run_limiter: Limiter
+    if shared_limiter is None:
+        run_limiter = RateLimiter(run_requests, run_tokens, name="run")
+    else:
+        shared = await _shared(shared_limiter, shared_limiter_key, run_requests, run_tokens)
+        stack.push_async_callback(shared.aclose)
+        run_limiter = shared
     # With one model, the provider's rate-limit headers describe the run's budget too.
     single = len(entries) == 1
     slots = []

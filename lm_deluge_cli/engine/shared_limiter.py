@@ -1,0 +1,515 @@
+"""One requests/min + tokens/min budget shared by every process that names the same Redis key.
+
+Needs the optional ``redis`` package (``pip install 'lm-deluge-cli[redis]'``), a Redis
+server of version 5 or later, and asyncio (redis-py's asyncio client).
+
+The budget is the one `RateLimiter` keeps (smooth buckets, half a second of burst, a
+request larger than the token bucket waiting for a full bucket and taking it below zero,
+the compounding slow-down after a 429 and its recovery), kept in the Redis hash
+``lm-deluge:limiter:{KEY}:state``. One Lua script (shared_limiter.lua) refills, applies
+queued credits and pauses, and either charges a request (replying 0) or replies how long
+until its cost is covered; it reads the time with Redis's ``TIME``, so machines whose
+clocks disagree still agree. Every process should be given the same limits: the script
+uses the rates passed in each call, so when processes disagree the budget follows
+whichever process asked last. The braces make ``KEY`` a Redis Cluster hash tag, so the
+state and the process set live on one node.
+
+A 429 (`pause`) pauses every process: the pause and the slow-down factor live in the
+hash. Refunds and debits (`release`, `reconcile`) and pauses are queued, then sent with
+this process's next call or at once by a background task, so they never block. `observe`
+only marks the request answered: a provider's rate-limit headers count the traffic of
+every process, and one process cannot tell which of it was in flight elsewhere.
+
+Each process registers in the sorted set ``lm-deluge:limiter:{KEY}:processes`` (score:
+Redis time) every `HEARTBEAT_S` seconds; an entry older than `LIVE_BEATS` heartbeats no
+longer counts. When Redis cannot be reached, at the start or mid-run, the process logs
+one warning and paces itself with a local `RateLimiter` at ``limit / max(2, N)`` (times
+the slow-down factor last seen), N being the number of live processes it last saw: its
+fair share, or half when it saw no other. It probes at every heartbeat and returns to
+the shared budget when Redis answers again, logging that once. Nothing Redis does makes
+`acquire` raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass, replace
+from importlib import resources
+
+import anyio
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from lm_deluge_cli.cache.redact import redact_url, scrub, url_secrets
+from lm_deluge_cli.engine.clock import Clock, MonotonicClock
+from lm_deluge_cli.engine.limiter import (
+    DEFAULT_BURST_S,
+    SLOWDOWN_FACTOR,
+    SLOWDOWN_FLOOR,
+    SLOWDOWN_RECOVERY_PER_S,
+    LimiterStats,
+    RateLimiter,
+    Ticket,
+)
+from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.types import RateLimitInfo
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_TIMEOUT_S",
+    "HEARTBEAT_S",
+    "KEY_PREFIX",
+    "LIVE_BEATS",
+    "SharedRateLimiter",
+    "fallback_share",
+]
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "lm-deluge:limiter:"
+# An unreachable server should cost seconds, not minutes: the process paces alone.
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+DEFAULT_TIMEOUT_S = 2.0
+# How often a process says it is alive, and how many heartbeats it may miss before it
+# stops counting towards the number of processes sharing the budget.
+HEARTBEAT_S = 2.0
+LIVE_BEATS = 5
+# A budget nobody used for this long is dropped; it would be full again by then anyway.
+KEY_TTL_S = 3600.0
+
+# One acquire and the background task use a connection each; a few spare for aclose.
+_MAX_CONNECTIONS = 4
+# A waiter re-asks at least this often, so other processes' refunds are seen soon.
+_MAX_SLEEP_S = 0.25
+# Waits are stretched at random by up to this long (and a fifth of the wait): processes
+# waiting for the same refill would otherwise wake in the same order every time, and one
+# would always win. A late grant leaves the bucket fuller for the next one, so the rate
+# is not lowered.
+_JITTER_S = 0.005
+_MAX_REASON_CHARS = 300
+_NO_INFO = RateLimitInfo()
+
+# The script's KEYS, ARGV and reply are described at its top.
+_SCRIPT = resources.files("lm_deluge_cli.engine").joinpath("shared_limiter.lua").read_text("utf-8")
+
+
+def fallback_share(live_processes: int) -> int:
+    """The part of the limits a process cut off from Redis takes: one of max(2, N)."""
+    return max(2, live_processes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _LocalTicket(Ticket):
+    """A ticket granted by the fallback limiter while Redis was unreachable."""
+
+    limiter: RateLimiter
+    inner: Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """The shared state as the latest script call saw it, at `at` on the local clock."""
+
+    request_level: float | None = None
+    token_level: float | None = None
+    rate_factor: float = 1.0
+    pause_remaining_s: float = 0.0
+    at: float = float("-inf")
+
+
+class SharedRateLimiter:
+    """A `RateLimiter` whose budget lives in Redis, shared by every process using `key`.
+
+    Open with `connect`, close with `aclose`. Waiters in one process queue first come,
+    first served behind one lock, and only the first of them asks Redis, so a process is
+    one queue; processes take turns by asking again (at least every 0.25 s). A
+    request costs one round trip to Redis while the process is not cut off from it.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        url: str,
+        *,
+        key: str,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        burst_s: float,
+        adaptive: bool,
+        heartbeat_s: float,
+        timeout_s: float,
+        name: str,
+    ) -> None:
+        for rate in (requests_per_minute, tokens_per_minute):
+            if rate is not None and not rate > 0:
+                raise ValueError(f"a rate limit must be positive (or None), got {rate}")
+        if burst_s <= 0 or heartbeat_s <= 0:
+            raise ValueError("burst_s and heartbeat_s must be positive")
+        if not key:
+            raise ValueError("the shared limiter's key must not be empty")
+        self.name = name
+        self.key = key
+        self.location = redact_url(url)
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self._client = client
+        self._script = client.register_script(_SCRIPT)
+        self._keys = [f"{KEY_PREFIX}{{{key}}}:state", f"{KEY_PREFIX}{{{key}}}:processes"]
+        self._secrets = url_secrets(url)
+        self._burst_s = burst_s
+        self._adaptive = adaptive
+        self._heartbeat_s = heartbeat_s
+        self._timeout_s = timeout_s
+        self._member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._clock: Clock = MonotonicClock()
+        self._lock = anyio.Lock()
+        self._wake = anyio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._seq = 0
+        self._tokens_dispatched = 0
+        self._pauses = 0
+        self._waiting = 0
+        self._paused_until = float("-inf")
+        # Queued for the next script call: credits to each bucket, and a pause.
+        self._credit_requests = 0.0
+        self._credit_tokens = 0.0
+        self._pause_s: float | None = None
+        self._seen = _Seen()
+        self._live = 0
+        # Set while Redis is unreachable: this process paces alone with it.
+        self._fallback: RateLimiter | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        key: str = "default",
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        burst_s: float = DEFAULT_BURST_S,
+        adaptive: bool = True,
+        heartbeat_s: float = HEARTBEAT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        name: str = "",
+    ) -> SharedRateLimiter:
+        """Register with the budget under `key` at `url` (redis://, rediss:// or unix://).
+
+        An unreachable server does not fail this: the limiter starts on its fallback.
+        A malformed URL raises ConfigError.
+        """
+        try:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=_MAX_CONNECTIONS,
+                timeout=timeout_s,
+                socket_connect_timeout=connect_timeout_s,
+                socket_timeout=timeout_s,
+                # One immediate retry on a dropped connection (a restarted server drops
+                # pooled ones); none on a timeout, so a hung server costs one timeout.
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                decode_responses=False,
+            )
+        except ValueError as exc:
+            reason = scrub(str(exc), url_secrets(url))
+            # From None: the original message may quote the URL, password included.
+            raise ConfigError(f"invalid Redis URL {redact_url(url)!r}: {reason}") from None
+        limiter = cls(
+            aioredis.Redis.from_pool(pool),
+            url,
+            key=key,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            burst_s=burst_s,
+            adaptive=adaptive,
+            heartbeat_s=heartbeat_s,
+            timeout_s=timeout_s,
+            name=name,
+        )
+        await limiter._call(cost=None, heartbeat=True)
+        limiter._task = asyncio.get_running_loop().create_task(limiter._background())
+        return limiter
+
+    def __repr__(self) -> str:
+        return f"SharedRateLimiter({self.location!r}, key={self.key!r})"
+
+    # -- acquiring -----------------------------------------------------------------
+
+    async def acquire(self, tokens: int = 0) -> Ticket:
+        """Wait until a request estimated at `tokens` may be sent, then charge it."""
+        if tokens < 0:
+            raise ValueError(f"tokens must be >= 0, got {tokens}")
+        self._waiting += 1
+        try:
+            async with self._lock:
+                while True:
+                    fallback = self._fallback
+                    if fallback is not None:
+                        inner = await fallback.acquire(tokens)
+                        return self._ticket(tokens, fallback, inner)
+                    delay = await self._call(cost=tokens)
+                    if delay is not None and delay <= 0:
+                        return self._ticket(tokens, None, None)
+                    if delay is not None:
+                        wait = min(delay, _MAX_SLEEP_S)
+                        wait += random.uniform(0.0, min(_JITTER_S, wait / 5))
+                        await self._clock.sleep(wait)
+        finally:
+            self._waiting -= 1
+
+    def _ticket(self, tokens: int, fallback: RateLimiter | None, inner: Ticket | None) -> Ticket:
+        self._seq += 1
+        self._tokens_dispatched += tokens
+        now = self._clock.now()
+        if fallback is None or inner is None:
+            return Ticket(tokens, self._seq, self._tokens_dispatched, now)
+        return _LocalTicket(
+            tokens, self._seq, self._tokens_dispatched, now, limiter=fallback, inner=inner
+        )
+
+    # -- feedback from responses ---------------------------------------------------
+
+    def reconcile(self, ticket: Ticket, actual_tokens: int) -> None:
+        """Credit (or debit) the shared token bucket with estimate − actual."""
+        if isinstance(ticket, _LocalTicket):
+            ticket.limiter.reconcile(ticket.inner, actual_tokens)
+        elif self.tokens_per_minute is not None:
+            self._queue(tokens=float(ticket.tokens - actual_tokens))
+
+    def release(self, ticket: Ticket) -> None:
+        """Give back a ticket whose request was never sent."""
+        if isinstance(ticket, _LocalTicket):
+            ticket.limiter.release(ticket.inner)
+        else:
+            self._queue(requests=1.0, tokens=float(ticket.tokens))
+
+    def observe(self, ticket: Ticket, info: RateLimitInfo) -> None:
+        """Mark the request answered; provider headers are not applied (see the module)."""
+        if isinstance(ticket, _LocalTicket):
+            ticket.limiter.observe(ticket.inner, _NO_INFO)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every process sharing the budget until `seconds` from now, after a 429."""
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds}")
+        self._pauses += 1
+        self._paused_until = max(self._paused_until, self._clock.now() + seconds)
+        if self._fallback is not None:
+            self._fallback.pause(seconds)
+            return
+        self._pause_s = max(seconds, self._pause_s or 0.0)
+        self._wake.set()
+
+    def _queue(self, *, requests: float = 0.0, tokens: float = 0.0) -> None:
+        if self._fallback is not None:
+            return  # the shared budget is out of reach; it refills by itself meanwhile
+        self._credit_requests += requests
+        self._credit_tokens += tokens
+        self._wake.set()
+
+    # -- talking to Redis ----------------------------------------------------------
+
+    async def _call(self, *, cost: int | None, heartbeat: bool = False) -> float | None:
+        """Run the script (charging `cost` if given); the delay it replied, or None on failure.
+
+        Queued credits and pauses go with the call. A failure switches to the fallback;
+        a heartbeat that gets through while on it switches back.
+        """
+        credit_requests, credit_tokens, pause_s = self._take_queued()
+        was_cut_off = self._fallback is not None
+        args = (
+            self.requests_per_minute or 0,
+            self.tokens_per_minute or 0,
+            self._burst_s,
+            -1 if cost is None else cost,
+            credit_requests,
+            credit_tokens,
+            -1 if pause_s is None else pause_s,
+            1 if self._adaptive else 0,
+            int(KEY_TTL_S * 1000),
+            self._member if heartbeat else "",
+            self._heartbeat_s * LIVE_BEATS,
+            SLOWDOWN_FACTOR,
+            SLOWDOWN_FLOOR,
+            SLOWDOWN_RECOVERY_PER_S,
+        )
+        try:
+            reply = await self._script(keys=self._keys, args=args)
+            delay = float(reply[0])
+            self._seen = _Seen(
+                _level(reply[1]),
+                _level(reply[2]),
+                float(reply[3]),
+                float(reply[4]),
+                self._clock.now(),
+            )
+            self._live = int(reply[5])
+        except Exception as exc:  # any failure of Redis or of its reply
+            self._cut_off(exc)
+            return None
+        if was_cut_off and heartbeat and self._fallback is not None:
+            self._fallback = None
+            logger.warning(
+                "shared rate limiter %s (key %r) is back: this process shares the budget "
+                "again (processes alive: %d)",
+                self.location,
+                self.key,
+                self._live,
+            )
+        return delay
+
+    def _take_queued(self) -> tuple[float, float, float | None]:
+        queued = (self._credit_requests, self._credit_tokens, self._pause_s)
+        self._credit_requests = self._credit_tokens = 0.0
+        self._pause_s = None
+        return queued
+
+    def _cut_off(self, exc: Exception) -> None:
+        """Pace alone at a share of the limits; warn once per outage."""
+        if self._fallback is not None:
+            return
+        share = fallback_share(self._live)
+        factor = self._seen.rate_factor
+
+        def part(rate: float | None) -> float | None:
+            return None if rate is None else rate * factor / share
+
+        fallback = RateLimiter(
+            part(self.requests_per_minute),
+            part(self.tokens_per_minute),
+            burst_s=self._burst_s,
+            name=self.name,
+            adaptive=self._adaptive,
+        )
+        paused_until = self._paused_until
+        if self._seen.pause_remaining_s > 0:
+            paused_until = max(paused_until, self._seen.at + self._seen.pause_remaining_s)
+        remaining = paused_until - self._clock.now()
+        if remaining > 0:
+            fallback.pause(remaining)
+        self._fallback = fallback
+        if self._closed:
+            return
+        reason = scrub(f"{type(exc).__name__}: {exc}", self._secrets)[:_MAX_REASON_CHARS]
+        limits = ", ".join(
+            f"{rate:g} {unit}/min"
+            for rate, unit in (
+                (part(self.requests_per_minute), "requests"),
+                (part(self.tokens_per_minute), "tokens"),
+            )
+            if rate is not None
+        )
+        seen = (
+            f"{self._live} processes were sharing them"
+            if self._live > 1
+            else "no other process was seen"
+        )
+        logger.warning(
+            "shared rate limiter %s (key %r) is unreachable (%s): this process paces "
+            "itself at 1/%d of the limits (%s; %s) until Redis answers again",
+            self.location,
+            self.key,
+            reason,
+            share,
+            limits or "unlimited",
+            seen,
+        )
+
+    async def _background(self) -> None:
+        """Send queued credits and pauses at once, and heartbeat (probe while cut off)."""
+        next_beat = self._clock.now() + self._heartbeat_s
+        while True:
+            with anyio.move_on_after(max(0.0, next_beat - self._clock.now())):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+            if self._clock.now() >= next_beat:
+                await self._call(cost=None, heartbeat=True)
+                next_beat = self._clock.now() + self._heartbeat_s
+            elif self._fallback is None:
+                await self._call(cost=None)
+
+    async def aclose(self) -> None:
+        """Stop heartbeating, send what is queued, leave the process set and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        with anyio.move_on_after(self._timeout_s):
+            try:
+                if self._fallback is None:
+                    await self._call(cost=None)
+                await self._client.zrem(self._keys[1], self._member)
+            except Exception:  # best effort: the entry expires anyway
+                logger.debug("could not leave the shared limiter's process set", exc_info=True)
+        await self._client.aclose()
+
+    # -- observation ---------------------------------------------------------------
+
+    @property
+    def shared(self) -> bool:
+        """Whether the process is on the shared budget (False while on its fallback)."""
+        return self._fallback is None
+
+    @property
+    def processes(self) -> int:
+        """How many processes were live at the latest heartbeat (this one included)."""
+        return self._live
+
+    @property
+    def pauses(self) -> int:
+        """How many times `pause` was called in this process."""
+        return self._pauses
+
+    def statistics(self) -> LimiterStats:
+        """A snapshot: the shared levels as last seen (the fallback's while cut off)."""
+        now = self._clock.now()
+        if self._fallback is not None:
+            return replace(
+                self._fallback.statistics(),
+                name=self.name,
+                requests_per_minute=self.requests_per_minute,
+                tokens_per_minute=self.tokens_per_minute,
+                acquired=self._seq,
+                tokens_acquired=self._tokens_dispatched,
+                pauses=self._pauses,
+                waiting=self._waiting,
+            )
+        seen = self._seen
+        paused_until = self._paused_until
+        if seen.pause_remaining_s > 0:
+            paused_until = max(paused_until, seen.at + seen.pause_remaining_s)
+        return LimiterStats(
+            name=self.name,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+            request_level=seen.request_level,
+            request_capacity=_capacity(self.requests_per_minute, self._burst_s, 1.0),
+            token_level=seen.token_level,
+            token_capacity=_capacity(self.tokens_per_minute, self._burst_s, 0.0),
+            rate_factor=seen.rate_factor,
+            paused_until=paused_until,
+            pause_remaining_s=max(0.0, paused_until - now),
+            acquired=self._seq,
+            tokens_acquired=self._tokens_dispatched,
+            pauses=self._pauses,
+            waiting=self._waiting,
+        )
+
+
+def _level(raw: bytes) -> float | None:
+    return float(raw) if raw else None
+
+
+def _capacity(per_minute: float | None, burst_s: float, minimum: float) -> float | None:
+    return None if per_minute is None else max(minimum, per_minute / 60.0 * burst_s)
