@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from lm_deluge_cli.cache.redact import redact_url
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.shard import Shard, parse_shard
 from lm_deluge_cli.providers.registry import Registry, load_registry, parse_user_models
@@ -49,6 +50,7 @@ DEFAULT_MAX_CONCURRENT_REQUESTS = 256
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 DEFAULT_FSYNC = "end"
+DEFAULT_LIMITER_KEY = "default"
 FSYNC_POLICIES = ("none", "end", "always")
 # "unlimited" in a job file (or 0 on the command line) switches a rate limit off.
 UNLIMITED = "unlimited"
@@ -98,6 +100,10 @@ class Limits:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     max_cost: float | None = None
+    # A redis:// URL: the run's rates are shared with every process using the same URL and
+    # `limiter_key` (None: this process alone).
+    limiter: str | None = None
+    limiter_key: str = DEFAULT_LIMITER_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,8 @@ class JobOverrides:
     max_attempts: int | None = None
     request_timeout: float | None = None
     max_cost: float | None = None
+    limiter: str | None = None
+    limiter_key: str | None = None
     max_new_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
@@ -184,6 +192,8 @@ _TOP_KEYS = (
 _CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
 _LIMIT_KEYS = tuple(f.name for f in fields(Limits))
+_LIMITER_SCHEMES = ("redis", "rediss", "unix")
+_LIMITER_KEY = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 
 
@@ -460,6 +470,21 @@ def _limits(raw: Any, where: str, overrides: JobOverrides) -> Limits:
             f"{max_cost_label} must be a positive number of US dollars, "
             f"got {describe_value(max_cost)}"
         )
+    limiter, limiter_label = pick("limiter")
+    if limiter is not None and (
+        not isinstance(limiter, str) or limiter.partition("://")[0] not in _LIMITER_SCHEMES
+    ):
+        raise ConfigError(
+            f"{limiter_label} must be a Redis URL such as redis://localhost:6379/0 "
+            f"(redis://, rediss:// or unix://), got "
+            f"{redact_url(limiter) if isinstance(limiter, str) else describe_value(limiter)}"
+        )
+    key, key_label = pick("limiter_key")
+    if not isinstance(key, str) or not _LIMITER_KEY.fullmatch(key):
+        raise ConfigError(
+            f"{key_label} must be 1 to 64 letters, digits, '.', '_' or '-', "
+            f"got {describe_value(key)}"
+        )
     return Limits(
         max_requests_per_minute=rpm,
         max_tokens_per_minute=tpm,
@@ -467,6 +492,8 @@ def _limits(raw: Any, where: str, overrides: JobOverrides) -> Limits:
         max_attempts=_positive_int(attempts, attempts_label),
         request_timeout=float(timeout),
         max_cost=None if max_cost is None else float(max_cost),
+        limiter=limiter,
+        limiter_key=key,
     )
 
 

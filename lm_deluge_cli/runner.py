@@ -132,6 +132,8 @@ async def run_job(
             stats=stats,
             stack=stack,
             reuse=reuse,
+            shared_limiter=job.limits.limiter,
+            shared_limiter_key=job.limits.limiter_key,
         )
         output: Path | None = None
         if job.output != STDIO:

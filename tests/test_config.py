@@ -70,6 +70,8 @@ max_concurrent_requests = 8
 max_attempts = 2
 request_timeout = 12.5
 max_cost = 5
+limiter = "redis://127.0.0.1:6379/1"
+limiter_key = "team-a"
 
 [sampling]
 temperature = 0.7
@@ -137,6 +139,8 @@ def test_full_job_file(tmp_path: Path) -> None:
         max_attempts=2,
         request_timeout=12.5,
         max_cost=5.0,
+        limiter="redis://127.0.0.1:6379/1",
+        limiter_key="team-a",
     )
     assert job.sampling == SamplingParams(
         temperature=0.7,
@@ -273,6 +277,8 @@ OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("refresh_cache", True, "cache.refresh", True),
     ("cache_ttl", 60.0, "cache.ttl_s", 60.0),
     ("shard", "1/3", "shard", Shard(1, 3)),
+    ("limiter", "redis://10.0.0.2:6379/0", "limits.limiter", "redis://10.0.0.2:6379/0"),
+    ("limiter_key", "nightly", "limits.limiter_key", "nightly"),
 ]
 
 
@@ -491,6 +497,9 @@ def test_a_dry_run_needs_no_output() -> None:
         ('[sampling]\nstop = ["a", ""]\n', ["sampling.stop", "non-empty"]),
         ("[sampling]\nstop = 3\n", ["sampling.stop", "got 3"]),
         ("[cache]\nttl = -1\n", ["cache.ttl"]),
+        ('[limits]\nlimiter = "localhost:6379"\n', ["limits.limiter", "redis://"]),
+        ("[limits]\nlimiter = 6379\n", ["limits.limiter", "Redis URL"]),
+        ('[limits]\nlimiter_key = "a b"\n', ["limits.limiter_key", "letters, digits"]),
         ("[cache]\npaht = 'x'\n", ["unknown key 'cache.paht'", "did you mean 'cache.path'"]),
         ("[cache]\nenabled = 1\n", ["cache.enabled", "true or false"]),
         ("[cache]\nttl = 0\n", ["cache.ttl", "positive number of seconds"]),
@@ -691,3 +700,9 @@ def test_a_bedrock_region_in_the_job_file(tmp_path: Path) -> None:
 def test_a_bad_shard_in_the_job_file_names_the_key(tmp_path: Path, value: str) -> None:
     text = MINIMAL.replace("[[models]]", f"shard = {value}\n[[models]]")
     assert "shard" in config_error(write(tmp_path, text))
+
+
+def test_a_bad_limiter_url_never_shows_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_job(None, flags(limiter="http://user:s3cret-pw@redis.example:6379/0"))
+    assert "s3cret-pw" not in str(info.value) and "--limiter" in str(info.value)

@@ -82,6 +82,21 @@ def run(
     request_timeout: Annotated[
         float | None, typer.Option(rich_help_panel=_LIMITS, help="Seconds per request.")
     ] = None,
+    limiter: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=_LIMITS,
+            metavar="REDIS_URL",
+            help="Share the run's requests/min and tokens/min with every process using the "
+            "same Redis URL and --limiter-key (give them all the same limits).",
+        ),
+    ] = None,
+    limiter_key: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel=_LIMITS, help='Name of the shared budget in Redis (default "default").'
+        ),
+    ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(rich_help_panel=_SAMPLING)] = None,
     temperature: Annotated[float | None, typer.Option(rich_help_panel=_SAMPLING)] = None,
     top_p: Annotated[float | None, typer.Option(rich_help_panel=_SAMPLING)] = None,
@@ -183,6 +198,8 @@ def run(
             max_attempts=max_attempts,
             request_timeout=request_timeout,
             max_cost=max_cost,
+            limiter=limiter,
+            limiter_key=limiter_key,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             top_p=top_p,
@@ -342,6 +359,11 @@ def _print_dry_run(report: DryRunReport) -> None:
         lines.append(f"no price known for {', '.join(report.unpriced)}: not in the total")
     if report.already_done:
         lines.append(f"{report.already_done:,} prompts already done in the output are not counted")
+    if report.identical:
+        lines.append(
+            f"{report.identical:,} lines repeat an earlier line's request and would share it"
+        )
+    lines.append("answers already in the result cache would cost nothing (not checked here)")
     if report.max_cost_usd is not None:
         verdict = "within" if report.cost_usd <= report.max_cost_usd else "above"
         lines.append(f"--max-cost ${report.max_cost_usd:.4f}: the estimate is {verdict} the cap")
