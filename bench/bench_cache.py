@@ -13,13 +13,7 @@ Target: a rerun sends 0 requests and takes a small fraction of the first run's t
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,30 +38,6 @@ def run(tag: str, url: str, inp: Path, out: Path, *flags: str) -> dict[str, Any]
     return {"wall_s": proc.wall_s, "cpu_s": proc.cpu_s, "summary": summary, "rc": proc.returncode}
 
 
-@contextlib.contextmanager
-def redis_server(work: Path) -> Iterator[str | None]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(argv, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as s, contextlib.suppress(OSError):
-            s.connect(("127.0.0.1", port))
-            break
-        time.sleep(0.05)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def write_duplicates(n: int) -> Path:
     path = h.RESULTS / "inputs" / f"duplicates-{n}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +56,7 @@ def main() -> None:
     server = h.MockServer("--latency", SERVER_LATENCY_S)
     with tempfile.TemporaryDirectory(prefix="lm-deluge-bench-cache-") as tmp, server:
         work, url = Path(tmp), server.url
-        with redis_server(work) as redis_url:
+        with h.redis_server(work) as redis_url:
             backends = [("diskcache", str(work / "diskcache")), ("sqlite", str(work / "c.sqlite"))]
             backends.append(("redis", redis_url) if redis_url else ("redis", ""))
             for name, spec in backends:
