@@ -18,14 +18,13 @@ URL and the key (a proxy in front of the same provider shares entries).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from lm_deluge_cli.types import SamplingParams
+from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
 
 __all__ = ["KEY_VERSION", "cache_key", "content_digest"]
 
@@ -61,7 +60,8 @@ def _canonical(value: Any) -> bytes:
 def _canonical_sampling(sampling: SamplingParams) -> dict[str, Any]:
     """The fields as sent; 1 and 1.0 are one temperature, so numbers of float fields are
     written as floats."""
-    fields = dataclasses.asdict(sampling)
+    # Field by field, not dataclasses.asdict: that deep-copies, and this runs per prompt.
+    fields = {name: getattr(sampling, name) for name in SAMPLING_FIELDS}
     for name in ("temperature", "top_p"):
         fields[name] = float(fields[name])
     return fields
