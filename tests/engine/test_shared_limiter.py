@@ -36,6 +36,13 @@ pytestmark = pytest.mark.anyio
 Open = Callable[..., Awaitable[SharedRateLimiter]]
 
 
+def paced(start: float, expected_s: float) -> bool:
+    """Whether the time since `start` is `expected_s`: never early (that would break the
+    rate), and late by less than half a second (a busy machine wakes sleepers late)."""
+    elapsed = time.monotonic() - start
+    return expected_s - 0.05 <= elapsed < expected_s + 0.5
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     # redis-py's asyncio client runs on asyncio only.
@@ -216,9 +223,9 @@ async def test_the_token_bucket(open_limiter: Open) -> None:
     assert time.monotonic() - start < 0.05
     # Larger than the bucket: waits for a full one (0.5 s) and takes it to -100.
     await limiter.acquire(300)
-    assert time.monotonic() - start == pytest.approx(0.5, abs=0.05)
+    assert paced(start, 0.5)
     await limiter.acquire(100)
-    assert time.monotonic() - start == pytest.approx(1.0, abs=0.05)
+    assert paced(start, 1.0)
     assert limiter.statistics().tokens_acquired == 600
 
 
@@ -236,7 +243,7 @@ async def test_a_pause_holds_every_limiter_on_the_key_and_slows_them(
     await anyio.sleep(0.05)  # a's background task sends it
     await b.acquire()
     # The pause, then one request's refill at 0.8 of the rate: 0.6 + 0.125 s.
-    assert time.monotonic() - start == pytest.approx(0.725, abs=0.06)
+    assert paced(start, 0.725)
     assert b.statistics().rate_factor == pytest.approx(0.8, abs=0.01)
     assert a.pauses == 2 and b.pauses == 0
     # A second 429 after the first pause ended compounds the slow-down.
@@ -278,11 +285,12 @@ async def test_reconcile_credits_and_debits_the_shared_token_bucket(open_limiter
     # Estimated 200, used 40: 160 come back, so 160 more go at once.
     limiter.reconcile(ticket, 40)
     second = await limiter.acquire(160)
-    assert time.monotonic() - start < 0.1
-    # Estimated 160, used 360: 200 more are owed, on top of an empty bucket.
+    assert time.monotonic() - start < 0.3  # without the credit: 0.4 s
+    # Estimated 160, used 360: 200 more are owed, on top of an empty bucket: 1 s (0.5 s
+    # without the debit). Loose bounds: the machine may be busy.
     limiter.reconcile(second, 360)
     await limiter.acquire(200)
-    assert time.monotonic() - start == pytest.approx(1.0, abs=0.06)
+    assert 0.85 <= time.monotonic() - start < 1.6
 
 
 async def test_release_gives_a_ticket_back(open_limiter: Open) -> None:
@@ -341,7 +349,7 @@ async def test_redis_unreachable_at_the_start(
         start = time.monotonic()
         for _ in range(15):
             await limiter.acquire()
-        assert time.monotonic() - start == pytest.approx(1.0, abs=0.06)
+        assert paced(start, 1.0)
         assert limiter.statistics().acquired == 15
         # Tickets of the fallback go back to it.
         level = limiter.statistics().request_level
