@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.providers.mock.faults import BODY_FAULTS, WIRE_FAULTS
 from lm_deluge_cli.providers.mock.formats import BASE_PATHS
 from lm_deluge_cli.providers.mock.server import MockServer, run
 from lm_deluge_cli.providers.mock.simulator import MockSettings
@@ -70,6 +71,39 @@ def mock_server(
     hang_rate: Annotated[
         float, typer.Option("--hang-rate", help="Fraction never answered.", min=0.0, max=1.0)
     ] = 0.0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            metavar="NAME=RATE",
+            help=(
+                "Inject a fault into this fraction of requests; repeat for several. NAME is an "
+                "HTTP status from 400 to 599 (the provider's own error for it) or one of "
+                f"{', '.join(WIRE_FAULTS + BODY_FAULTS)}. Example: --fault 502=0.3 "
+                "--fault reset_mid_body=0.1"
+            ),
+        ),
+    ] = None,
+    fault_first_n: Annotated[
+        int | None,
+        typer.Option(
+            "--fault-first-n",
+            metavar="N",
+            min=0,
+            help="Only the first N requests can fail (every injected failure); later ones "
+            "are answered normally.",
+        ),
+    ] = None,
+    slow_body_seconds: Annotated[
+        float,
+        typer.Option(
+            "--slow-body-seconds", min=0.0, help="How long a slow_body fault takes to send."
+        ),
+    ] = 5.0,
+    huge_body_bytes: Annotated[
+        int,
+        typer.Option("--huge-body-bytes", min=0, help="The completion size of a huge_body fault."),
+    ] = 20_000_000,
     api_key_env: Annotated[
         str | None,
         typer.Option(
@@ -98,6 +132,7 @@ def mock_server(
                 f"{api_key_env} is not set in the environment; export it first",
                 param_hint="'--api-key-env'",
             )
+    faults = _parse_faults(fault or [])
     try:
         settings = MockSettings(
             latency_s=latency,
@@ -112,6 +147,10 @@ def mock_server(
             overload_rate=overload_rate,
             drop_rate=drop_rate,
             hang_rate=hang_rate,
+            faults=faults,
+            fault_first_n=fault_first_n,
+            slow_body_s=slow_body_seconds,
+            huge_body_bytes=huge_body_bytes,
             api_key=api_key,
             seed=seed,
         )
@@ -134,6 +173,27 @@ def mock_server(
         raise typer.BadParameter(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     typer.echo(
         f"served {stats.requests_seen} requests: {stats.ok} ok, {stats.rate_limited} rate "
-        f"limited, {stats.errors} errors, {stats.dropped} dropped, {stats.hung} hung",
+        f"limited, {stats.errors} errors, {stats.dropped} dropped, {stats.hung} hung, "
+        f"{stats.malformed} malformed",
         err=True,
     )
+
+
+def _parse_faults(values: list[str]) -> dict[str, float]:
+    """``["502=0.3", "html=0.1"]`` → ``{"502": 0.3, "html": 0.1}``; MockSettings checks names."""
+    faults: dict[str, float] = {}
+    for value in values:
+        name, equals, rate = value.partition("=")
+        try:
+            if not equals:
+                raise ValueError
+            number = float(rate)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{value!r} is not NAME=RATE (e.g. 502=0.3 or reset_mid_body=0.1)",
+                param_hint="'--fault'",
+            ) from None
+        if name.strip() in faults:
+            raise typer.BadParameter(f"{name.strip()} is given twice", param_hint="'--fault'")
+        faults[name.strip()] = number
+    return faults

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,8 +26,14 @@ MAX_ERROR_MESSAGE_CHARS = 500
 # How much of a body that is not a JSON error object is quoted in a message.
 MAX_SNIPPET_CHARS = 200
 
+# How much of an HTML page (a proxy's or gateway's error page) is read for its text.
+MAX_HTML_BYTES = 8192
+
 # Key-shaped tokens that some providers echo back, partly masked, in error messages.
 _KEYLIKE = re.compile(r"\b(sk|pk|rk|key|gsk|xai|AIza)[-_A-Za-z0-9*.]{8,}")
+_HTML = re.compile(rb"\s*<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE)
+_HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +89,16 @@ def redact(text: str, secret: str | None = None) -> str:
 
 
 def response_snippet(body: bytes, secret: str | None, limit: int = MAX_SNIPPET_CHARS) -> str:
-    """The start of a raw body, redacted *before* it is cut so no key is left half-shown."""
-    window = body[: limit + len(secret or "") + 64].decode("utf-8", "replace")
-    return redact(window, secret)[:limit].strip()
+    """The start of a raw body on one line, redacted *before* it is cut so no key is left
+    half-shown. An HTML page (a gateway's 502, a bot check) is given as its text:
+    ``HTML page: 502 Bad Gateway …``."""
+    extra = len(secret or "")
+    if _HTML.match(body):
+        page = body[: MAX_HTML_BYTES + extra].decode("utf-8", "replace")
+        window = "HTML page: " + html.unescape(_TAG.sub(" ", _HIDDEN.sub(" ", page)))
+    else:
+        window = body[: limit + extra + 64].decode("utf-8", "replace")
+    return " ".join(redact(window, secret).split())[:limit].strip()
 
 
 def error_text(body: bytes, secret: str | None) -> tuple[str, str | None]:

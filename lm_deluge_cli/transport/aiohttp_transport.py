@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 
@@ -11,6 +12,9 @@ from lm_deluge_cli.transport.base import Transport, failure_message
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = ["AiohttpTransport"]
+
+# What aiohttp says of a body shorter than its content-length.
+_RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
 
 
 class AiohttpTransport(Transport):
@@ -53,6 +57,8 @@ class AiohttpTransport(Transport):
                 return HttpResponse(response.status, headers, body)
         except TimeoutError as exc:
             raise APITimeoutError(f"no response within {request.timeout:g}s") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise APIConnectionError(failure_message(exc, request, _cut_short(exc))) from exc
         # ValueError: aiohttp refuses a header value with control characters before sending.
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             raise APIConnectionError(failure_message(exc, request)) from exc
@@ -61,3 +67,11 @@ class AiohttpTransport(Transport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _cut_short(exc: aiohttp.ClientPayloadError) -> str:
+    """A body that stopped early, said plainly: aiohttp's own text quotes its parser's
+    exception, with a status (400) that the server never sent."""
+    found = _RECEIVED.search(str(exc))
+    detail = f" ({found[1]} of {found[2]} body bytes arrived)" if found else ""
+    return f"the connection broke before the whole response arrived{detail}"

@@ -33,12 +33,13 @@ class Transport(ABC):
         """Release connections."""
 
 
-def failure_message(exc: BaseException, request: HttpRequest) -> str:
-    """``connection failed: …`` from a library exception, with credential header values removed.
+def failure_message(exc: BaseException, request: HttpRequest, text: str | None = None) -> str:
+    """``connection failed: …`` from a library exception (or `text` describing it), with
+    credential header values removed.
 
     httpx, for one, quotes an illegal header value (``Illegal header value b'Bearer …'``).
     """
-    text = str(exc) or type(exc).__name__
+    text = text or str(exc) or type(exc).__name__
     forms: set[str] = set()
     for name, value in request.headers.items():
         if name.lower() not in _SECRET_HEADERS:

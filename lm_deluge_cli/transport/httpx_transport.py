@@ -35,6 +35,10 @@ class HttpxTransport(Transport):
                 )
         except (httpx.TimeoutException, TimeoutError) as exc:
             raise APITimeoutError(f"no response within {request.timeout:g}s") from exc
+        except httpx.ReadError as exc:
+            # httpx gives a reset connection no message of its own.
+            text = str(exc) or "the connection broke before the whole response arrived"
+            raise APIConnectionError(failure_message(exc, request, text)) from exc
         # RequestError covers transport and decoding failures; InvalidURL and UnicodeError
         # (a non-ASCII header value) are raised before anything is sent.
         except (httpx.RequestError, httpx.InvalidURL, OSError, ValueError) as exc:

@@ -40,14 +40,19 @@ class InProcessTransport(Transport):
         headers = {name.lower(): value for name, value in request.headers.items()}
         query = dict(parse_qsl(url.query)) if url.query else None
         sim = self.simulator.handle(route, headers, request.body, query)
-        if sim.action == "hang" or sim.delay_s > request.timeout:
+        took = sim.delay_s + sim.body_s
+        if sim.action == "hang" or took > request.timeout:
             await anyio.sleep(request.timeout)
             raise APITimeoutError(f"no response within {request.timeout:g}s")
-        if sim.delay_s > 0:
-            await anyio.sleep(sim.delay_s)
+        if took > 0:
+            await anyio.sleep(took)
         else:
             # Let other tasks run even when the mock answers at once.
             await anyio.lowlevel.checkpoint()
         if sim.action == "drop":
             raise APIConnectionError("connection failed: server closed the connection")
+        if sim.action == "reset":
+            raise APIConnectionError(
+                "connection failed: the connection was reset before the whole body arrived"
+            )
         return HttpResponse(sim.status, sim.headers, sim.body)

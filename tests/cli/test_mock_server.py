@@ -99,6 +99,18 @@ def test_every_provider_is_served_and_listed(processes: list[subprocess.Popen[st
         assert f"{root}{suffix}  ({variable})" in stderr
 
 
+def test_faults_from_the_command_line(processes: list[subprocess.Popen[str]]) -> None:
+    process = launch("--fault", "503=1", "--fault", "html=0", "--fault-first-n", "1")
+    processes.append(process)
+    url = ready_url(process)
+    with httpx.Client(base_url=url) as client:
+        statuses = [client.post("/chat/completions", json=CHAT).status_code for _ in range(2)]
+    assert statuses == [503, 200]
+    code, _, stderr = stop(process)
+    assert code == 0
+    assert "served 2 requests: 1 ok, 0 rate limited, 1 errors, 0 dropped, 0 hung" in stderr
+
+
 def test_the_key_comes_from_the_named_variable(processes: list[subprocess.Popen[str]]) -> None:
     key = "sk-mock-server-test-key"
     process = launch("--api-key-env", "MOCK_EXPECTED_KEY", env={"MOCK_EXPECTED_KEY": key})
@@ -128,6 +140,13 @@ def cli() -> typer.Typer:
         (["--error-rate", "0.7", "--drop-rate", "0.5"], "must not exceed 1"),
         (["--error-rate", "2"], "--error-rate"),
         (["--rpm", "0"], "requests_per_minute"),
+        (["--fault", "teapot=0.1"], "unknown fault 'teapot'; use an HTTP status from 400"),
+        (["--fault", "502"], "'502' is not NAME=RATE (e.g. 502=0.3 or reset_mid_body=0.1)"),
+        (["--fault", "502=lots"], "'502=lots' is not NAME=RATE"),
+        (["--fault", "502=0.1", "--fault", "502=0.2"], "502 is given twice"),
+        (["--fault", "502=0.6", "--error-rate", "0.6"], "must not exceed 1"),
+        (["--fault", "302=0.5"], "status 302 is not an error status"),
+        (["--fault-first-n", "-1"], "--fault-first-n"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:

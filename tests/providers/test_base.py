@@ -96,12 +96,31 @@ def test_error_text_cuts_long_messages_after_redacting() -> None:
     assert text.startswith("y" * 490 + "[redac")
 
 
-def test_error_text_snippet_of_html_is_short() -> None:
+def test_error_text_of_an_html_page_is_its_text_and_short() -> None:
     html = b"<html><head><title>502 Bad Gateway</title></head>" + b"<p>filler</p>" * 100
     text, code = error_text(html, None)
     assert code is None
-    assert text.startswith("<html><head><title>502 Bad Gateway</title>")
-    assert len(text) == MAX_SNIPPET_CHARS
+    assert text.startswith("HTML page: 502 Bad Gateway filler filler")
+    assert MAX_SNIPPET_CHARS - 1 <= len(text) <= MAX_SNIPPET_CHARS
+
+
+def test_a_gateway_page_reads_as_one_line_of_text() -> None:
+    page = (
+        b"<!DOCTYPE html>\r\n<html>\r\n<head><title>502 Bad Gateway</title>"
+        b"<style>body { color: red }</style></head>\r\n<body>\r\n"
+        b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare &amp; co</center>"
+        b"\r\n</body>\r\n</html>\r\n"
+    )
+    text, _ = error_text(page, None)
+    assert text == "HTML page: 502 Bad Gateway 502 Bad Gateway cloudflare & co"
+
+
+@pytest.mark.parametrize("secret", [KEY, PLAIN_SECRET])
+def test_a_key_in_an_html_page_is_redacted(secret: str) -> None:
+    page = f"<html><body><p>{'x' * 180} {secret} tail</p></body></html>"
+    text, _ = error_text(page.encode(), secret)
+    assert secret[:6] not in text
+    assert text.startswith("HTML page: xxx")
 
 
 @pytest.mark.parametrize("offset", [MAX_SNIPPET_CHARS - 20, MAX_SNIPPET_CHARS - 6, 150])

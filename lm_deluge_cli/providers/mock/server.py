@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+import socket
+import struct
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -38,17 +40,26 @@ __all__ = ["MockServer", "run", "serve"]
 
 _ROUTES = {"/health": "GET", "/stats": "GET", "/stats/reset": "POST"}
 _JSON = {"content-type": "application/json"}
+# A response cut mid-body is reset this long after its last bytes, so the client has read
+# its headers by then.
+_RESET_AFTER_S = 0.05
+# A slow body goes out in this many pieces, evenly spread.
+_DRIP_PIECES = 50
 
 
 class _Slot:
     """One request's place in its connection's answer order (HTTP/1.1 answers in order)."""
 
-    __slots__ = ("close", "data", "ready", "timer")
+    __slots__ = ("body_s", "close", "data", "head_size", "provider", "ready", "reset", "timer")
 
-    def __init__(self) -> None:
+    def __init__(self, provider: bool = False) -> None:
+        self.provider = provider  # a provider API request (not /health or /stats)
         self.ready = False
         self.data: bytes | None = None  # None: close without answering
         self.close = False
+        self.reset = False  # `data` is a cut response: reset the connection after it
+        self.body_s = 0.0  # send the bytes after `head_size` spread over this many seconds
+        self.head_size = 0
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -91,6 +102,11 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    @property
+    def in_flight(self) -> int:
+        """Provider requests read on this connection and not yet answered in full."""
+        return sum(1 for slot in self._slots if slot.provider)
+
     def data_received(self, data: bytes) -> None:
         if self._done:
             return
@@ -102,7 +118,8 @@ class _Connection(asyncio.Protocol):
             slot = _Slot()
             self._slots.append(slot)
             body = error_body(exc.message, "invalid_request_error")
-            self._finish(slot, encode(exc.status, dict(_JSON), body, False), True)
+            slot.data, slot.close = encode(exc.status, dict(_JSON), body, False), True
+            self._ready(slot)
 
     def _parse(self) -> None:
         buffer = self._buffer
@@ -138,26 +155,33 @@ class _Connection(asyncio.Protocol):
             self._dispatch(head, body)
 
     def _dispatch(self, head: Head, body: bytes) -> None:
-        slot = _Slot()
-        self._slots.append(slot)
         keep_alive = head.keep_alive
         route = match_route(head.path)
         if route is not None and head.method == "POST":
+            slot = _Slot(provider=True)
+            self._slots.append(slot)
             query = dict(parse_qsl(head.query)) if head.query else None
             answer = self._simulator.handle(route, head.headers, body, query)
             if answer.action == "hang":
                 return  # never ready: the client waits until it gives up and closes
-            data = None
-            if answer.action == "respond":
+            if answer.action != "drop":
                 data = encode(answer.status, answer.headers, answer.body, keep_alive)
-            close = data is None or not keep_alive
+                head_size = len(data) - len(answer.body)
+                if answer.action == "reset":
+                    data = data[: head_size + len(answer.body) // 2]
+                    slot.reset = True
+                slot.data, slot.head_size, slot.body_s = data, head_size, answer.body_s
+            slot.close = slot.data is None or not keep_alive
             if answer.delay_s > 0:
-                slot.timer = self._loop.call_later(answer.delay_s, self._finish, slot, data, close)
+                slot.timer = self._loop.call_later(answer.delay_s, self._ready, slot)
             else:
-                self._finish(slot, data, close)
+                self._ready(slot)
             return
+        slot = _Slot()
+        self._slots.append(slot)
         status, headers, payload = self._route(head.method, head.path)
-        self._finish(slot, encode(status, headers, payload, keep_alive), not keep_alive)
+        slot.data, slot.close = encode(status, headers, payload, keep_alive), not keep_alive
+        self._ready(slot)
 
     def _route(self, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
         """The small control endpoints; anything else is a 404 or 405 in OpenAI's format
@@ -168,6 +192,7 @@ class _Connection(asyncio.Protocol):
             if path == "/stats/reset":
                 self._simulator.reset_statistics()
             stats = dataclasses.asdict(self._simulator.statistics())
+            stats["in_flight"] = sum(c.in_flight for c in self._connections)
             return 200, dict(_JSON), orjson.dumps(stats)
         if path in _ROUTES or match_route(path) is not None:
             message = f"Method {method} not allowed on {path}."
@@ -178,22 +203,61 @@ class _Connection(asyncio.Protocol):
             error_body(f"Invalid URL ({method} {path})", "invalid_request_error"),
         )
 
-    def _finish(self, slot: _Slot, data: bytes | None, close: bool) -> None:
-        slot.ready, slot.data, slot.close, slot.timer = True, data, close, None
+    def _ready(self, slot: _Slot) -> None:
+        slot.ready, slot.timer = True, None
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the answers at the front of the queue that are ready, in order."""
         transport = self._transport
         slots = self._slots
         while slots and slots[0].ready and transport is not None:
+            if slots[0].body_s > 0:
+                self._drip(slots[0], transport)
+                return
             done = slots.popleft()
             if done.data is not None:
                 transport.write(done.data)
-            if done.close:
+            if done.close or done.reset:
                 self._done = True
                 for rest in slots:
                     if rest.timer is not None:
                         rest.timer.cancel()
                 slots.clear()
-                transport.close()
+                if done.reset:
+                    self._loop.call_later(_RESET_AFTER_S, _reset, transport)
+                else:
+                    transport.close()
                 return
+
+    def _drip(self, slot: _Slot, transport: asyncio.Transport) -> None:
+        """Send the head now and the body in pieces over ``slot.body_s``; later answers on
+        the connection wait until the last piece is out."""
+        data = slot.data or b""
+        body = data[slot.head_size :]
+        size = -(-len(body) // _DRIP_PIECES) or 1
+        pieces = [body[i : i + size] for i in range(0, len(body), size)]
+        interval = slot.body_s / max(1, len(pieces))
+        transport.write(data[: slot.head_size])
+        slot.data, slot.body_s, slot.ready = b"", 0.0, False
+
+        def send(index: int) -> None:
+            if index < len(pieces):
+                transport.write(pieces[index])
+                slot.timer = self._loop.call_later(interval, send, index + 1)
+            else:
+                self._ready(slot)
+
+        send(0)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a TCP reset (SO_LINGER 0) rather than a clean FIN, as a crashed server does."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class MockServer:
@@ -211,6 +275,7 @@ class MockServer:
         self.port: int = listener.sockets[0].getsockname()[1]
         self._listener: asyncio.Server | None = listener
         self._connections = connections
+        self._closed = False
 
     @property
     def root_url(self) -> str:
@@ -237,8 +302,20 @@ class MockServer:
         """How many client connections are open right now (keep-alive shows as reuse)."""
         return len(self._connections)
 
-    async def close(self) -> None:
-        """Stop listening and cut every open connection, hung ones included."""
+    @property
+    def in_flight(self) -> int:
+        """Provider requests received and not yet answered in full (hung ones included)."""
+        return sum(connection.in_flight for connection in self._connections)
+
+    @property
+    def listening(self) -> bool:
+        """Whether the port accepts connections (false after `suspend` or `close`)."""
+        return self._listener is not None
+
+    async def suspend(self) -> None:
+        """Go down: stop listening and cut every open connection, hung ones included, so
+        clients see refused and dropped connections. The port and the simulator (its
+        buckets and counters) are kept for `resume`."""
         listener, self._listener = self._listener, None
         if listener is None:
             return
@@ -248,6 +325,23 @@ class MockServer:
         await listener.wait_closed()
         # Let the aborted transports deliver connection_lost before the loop may close.
         await asyncio.sleep(0)
+
+    async def resume(self) -> None:
+        """Come back up on the same port after `suspend`; does nothing while listening."""
+        if self._closed:
+            raise RuntimeError("the mock server is closed; start a new one")
+        if self._listener is not None:
+            return
+        simulator, connections = self.simulator, self._connections
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: _Connection(simulator, connections), self.host, self.port, backlog=4096
+        )
+
+    async def close(self) -> None:
+        """Stop listening and cut every open connection, hung ones included, for good."""
+        self._closed = True
+        await self.suspend()
 
     async def __aenter__(self) -> MockServer:
         return self

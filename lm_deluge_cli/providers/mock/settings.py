@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.providers.mock.faults import check_faults
 
 __all__ = ["MockSettings"]
 
@@ -39,6 +41,15 @@ class MockSettings:
       500 / 503, …).
     - ``drop_rate`` / ``hang_rate``: fraction whose connection is closed without an answer /
       never answered (only a server can act these out).
+    - ``faults``: any other failure, as ``{fault: fraction}``: an HTTP status from 400 to 599
+      (``"502"``, ``"408"``, ``"429"`` …) is answered with the provider's own error for it;
+      ``drop``, ``hang``, ``reset_mid_body``, ``truncated_json``, ``html``,
+      ``missing_fields``, ``slow_body`` and ``huge_body`` break the answer on the wire (see
+      `lm_deluge_cli.providers.mock.faults`). With the rates above they add up to at most 1.
+    - ``fault_first_n``: only the first N admitted requests can fail (every injected failure,
+      the rates above included); later ones are answered normally. None: any request.
+    - ``slow_body_s``: how long a ``slow_body`` answer takes to dribble its body out.
+    - ``huge_body_bytes``: the size a ``huge_body`` answer's completion is padded to.
     - ``api_key``: if set, a request without this key in the provider's header gets the
       provider's authentication error (for Bedrock: the access key id of the signature).
     - ``seed``: seeds latency jitter and failure draws, so a run can be replayed.
@@ -56,6 +67,11 @@ class MockSettings:
     overload_rate: float = 0.0
     drop_rate: float = 0.0
     hang_rate: float = 0.0
+    # Not hashed: a mapping has no hash, and the other fields already tell settings apart.
+    faults: Mapping[str, float] = field(default_factory=dict, hash=False)
+    fault_first_n: int | None = None
+    slow_body_s: float = 5.0
+    huge_body_bytes: int = 20_000_000
     api_key: str | None = None
     seed: int = 0
 
@@ -63,6 +79,14 @@ class MockSettings:
         for name in ("latency_s", "latency_jitter_s"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"mock.{name} must be >= 0")
+        if not 0 <= self.slow_body_s < math.inf:
+            raise ConfigError("mock.slow_body_s must be a number of seconds >= 0")
+        for name in ("fault_first_n", "huge_body_bytes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ConfigError(f"mock.{name} must be a whole number >= 0")
+        # Read-only, so the frozen settings cannot change under a running simulator.
+        object.__setattr__(self, "faults", MappingProxyType(check_faults(self.faults)))
         for name in ("requests_per_minute", "tokens_per_minute", "burst_s"):
             value = getattr(self, name)
             if value is not None and not (0 < value < math.inf):
@@ -71,8 +95,10 @@ class MockSettings:
         for name in rates:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"mock.{name} must be between 0 and 1")
-        if sum(getattr(self, name) for name in rates) > 1.0 + _EPSILON:
-            raise ConfigError(f"mock: {' + '.join(rates)} must not exceed 1")
+        total = sum(getattr(self, name) for name in rates) + sum(self.faults.values())
+        if total > 1.0 + _EPSILON:
+            summed = " + ".join(rates) + (" + the rates in mock.faults" if self.faults else "")
+            raise ConfigError(f"mock: {summed} must not exceed 1 (they add up to {total:g})")
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> MockSettings:
@@ -101,6 +127,10 @@ _FIELD_KINDS: dict[str, tuple[type, bool]] = {
     "overload_rate": (float, False),
     "drop_rate": (float, False),
     "hang_rate": (float, False),
+    "faults": (dict, False),
+    "fault_first_n": (int, True),
+    "slow_body_s": (float, False),
+    "huge_body_bytes": (int, False),
     "api_key": (str, True),
     "seed": (int, False),
 }
@@ -113,8 +143,14 @@ def _check_type(key: str, value: Any, kind: type, optional: bool) -> Any:
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if kind in (bool, str) and isinstance(value, kind):
+    if kind in (bool, str, dict) and isinstance(value, kind):
         return value
-    expected = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
+    expected = {
+        float: "a number",
+        int: "an integer",
+        bool: "true or false",
+        str: "a string",
+        dict: 'a table such as { "502" = 0.3, reset_mid_body = 0.1 }',
+    }
     suffix = " or null" if optional else ""
     raise ConfigError(f"mock.{key} must be {expected[kind]}{suffix}, got {value!r}")

@@ -7,6 +7,7 @@ loopback socket; tests drive it directly with a fake clock.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import secrets
@@ -15,22 +16,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from lm_deluge_cli.providers.mock import faults
 from lm_deluge_cli.providers.mock.formats import OPENAI, Route
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
     ChatRequest,
-    FailureKind,
     LimitKind,
     LimitState,
     Refusal,
     Reply,
     WireFormat,
+    html_page,
 )
 from lm_deluge_cli.providers.mock.settings import MockSettings
 from lm_deluge_cli.providers.mock.wire import (
     DEFAULT_MAX_TOKENS,
     count_prompt_tokens,
+    count_text_tokens,
     format_duration,
     mock_completion,
     reply_text,
@@ -48,16 +51,22 @@ __all__ = [
 _EPSILON = 1e-9  # float slack, so a bucket refilled to 0.9999999999 can still pay 1
 
 
+Action = Literal["respond", "drop", "hang", "reset"]
+
+
 @dataclass(frozen=True, slots=True)
 class SimResponse:
     """The simulator's answer. ``action`` tells a server to answer, close the connection
-    without answering, or never answer; ``delay_s`` is how long to wait first."""
+    without answering, never answer, or send the headers and half the body and then reset
+    the connection; ``delay_s`` is how long to wait first, ``body_s`` how long the body
+    takes to arrive once the headers are sent."""
 
     status: int
     headers: dict[str, str]
     body: bytes
-    action: Literal["respond", "drop", "hang"] = "respond"  # status is 0 unless "respond"
+    action: Action = "respond"  # status is 0 for "drop" and "hang"
     delay_s: float = 0.0
+    body_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,8 @@ class MockStats:
     errors: int = 0
     dropped: int = 0
     hung: int = 0
+    # Sent a broken answer: reset mid-body, truncated JSON, an HTML page, missing fields.
+    malformed: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
 
@@ -135,8 +146,13 @@ class Simulator:
         self._requests = _Bucket("requests", rpm, burst, now) if rpm is not None else None
         self._tokens = _Bucket("tokens", tpm, burst, now) if tpm is not None else None
         self._chaos = (
-            settings.drop_rate + settings.hang_rate + settings.error_rate + settings.overload_rate
+            settings.drop_rate
+            + settings.hang_rate
+            + settings.error_rate
+            + settings.overload_rate
+            + sum(settings.faults.values())
         )
+        self._admitted = 0
         self._serial = 0
         # Ids only need to be unique, and drawing them from `rng` would shift the failure draws.
         self._nonce = secrets.token_hex(8)
@@ -190,11 +206,41 @@ class Simulator:
         delay = settings.latency_s
         if settings.latency_jitter_s:
             delay += self._rng.uniform(0.0, settings.latency_jitter_s)
-        if self._chaos:
-            failure = self._failure(fmt, self._rng.random(), limits, delay)
+        self._admitted += 1
+        first_n = settings.fault_first_n
+        if self._chaos and (first_n is None or self._admitted <= first_n):
+            failure = self._failure(fmt, request, prompt_tokens, self._rng.random(), limits, delay)
             if failure is not None:
                 return failure
         return self._complete(fmt, request, prompt_tokens, limits, delay)
+
+    def _answer(
+        self,
+        fmt: WireFormat,
+        request: ChatRequest,
+        prompt_tokens: int,
+        pad_to: int = 0,
+        delivered: bool = True,
+    ) -> Answer:
+        """The completion in the format, its text padded to `pad_to` bytes if that is longer;
+        its tokens are counted when it will be `delivered` whole."""
+        text, completion_tokens, truncated = reply_text(
+            request.messages, request.model, request.max_tokens
+        )
+        if pad_to:
+            text = faults.pad_text(text, pad_to)
+            completion_tokens = count_text_tokens(text)
+        reply = Reply(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            truncated=truncated,
+            response_id=f"{self._nonce}{self._serial:013x}",
+        )
+        if delivered:
+            self._counts["tokens_in"] += prompt_tokens
+            self._counts["tokens_out"] += completion_tokens
+        return fmt.completion(request, reply)
 
     def _complete(
         self,
@@ -204,26 +250,20 @@ class Simulator:
         limits: dict[str, str],
         delay: float,
     ) -> SimResponse:
-        text, completion_tokens, truncated = reply_text(
-            request.messages, request.model, request.max_tokens
-        )
-        reply = Reply(
-            text=text,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            truncated=truncated,
-            response_id=f"{self._nonce}{self._serial:013x}",
-        )
-        counts = self._counts
-        counts["ok"] += 1
-        counts["tokens_in"] += prompt_tokens
-        counts["tokens_out"] += completion_tokens
-        return _respond(fmt.completion(request, reply), limits, delay)
+        self._counts["ok"] += 1
+        return _respond(self._answer(fmt, request, prompt_tokens), limits, delay)
 
     def _failure(
-        self, fmt: WireFormat, roll: float, limits: dict[str, str], delay: float
+        self,
+        fmt: WireFormat,
+        request: ChatRequest,
+        prompt_tokens: int,
+        roll: float,
+        limits: dict[str, str],
+        delay: float,
     ) -> SimResponse | None:
-        """The failure this draw from [0, 1) lands on, if any: drop, hang, error or overload."""
+        """The failure this draw from [0, 1) lands on, if any: drop, hang, error, overload,
+        then the faults in the order they are given."""
         settings, counts = self.settings, self._counts
         if roll < settings.drop_rate:
             counts["dropped"] += 1
@@ -233,15 +273,67 @@ class Simulator:
             counts["hung"] += 1
             return SimResponse(0, {}, b"", "hang", delay)
         roll -= settings.hang_rate
-        kind: FailureKind
         if roll < settings.error_rate:
-            kind = "server_error"
-        elif roll - settings.error_rate < settings.overload_rate:
-            kind = "overloaded"
-        else:
-            return None
-        counts["errors"] += 1
-        return _respond(fmt.failure(kind), limits, delay)
+            counts["errors"] += 1
+            return _respond(fmt.failure("server_error"), limits, delay)
+        roll -= settings.error_rate
+        if roll < settings.overload_rate:
+            counts["errors"] += 1
+            return _respond(fmt.failure("overloaded"), limits, delay)
+        roll -= settings.overload_rate
+        for name, rate in settings.faults.items():
+            if roll < rate:
+                return self._fault(name, fmt, request, prompt_tokens, limits, delay)
+            roll -= rate
+        return None
+
+    def _fault(
+        self,
+        name: str,
+        fmt: WireFormat,
+        request: ChatRequest,
+        prompt_tokens: int,
+        limits: dict[str, str],
+        delay: float,
+    ) -> SimResponse:
+        """Act out one fault of `settings.faults` (see `faults` for what each one does)."""
+        counts, settings = self._counts, self.settings
+        status = faults.fault_status(name)
+        if status == 429:
+            counts["rate_limited"] += 1
+            limit = settings.requests_per_minute or 60.0
+            wait = faults.FAULT_RETRY_AFTER_S
+            refusal = Refusal(
+                "requests", request.model, limit, limit, 1, wait, settings.retry_after
+            )
+            return _respond(fmt.rate_limited(refusal), limits, delay)
+        if status is not None:
+            counts["errors"] += 1
+            return _respond(fmt.status_failure(status), limits, delay)
+        if name == "drop":
+            counts["dropped"] += 1
+            return SimResponse(0, {}, b"", "drop", delay)
+        if name == "hang":
+            counts["hung"] += 1
+            return SimResponse(0, {}, b"", "hang", delay)
+        if name in ("slow_body", "huge_body"):
+            # Correct answers, delivered the hard way.
+            counts["ok"] += 1
+            pad = settings.huge_body_bytes if name == "huge_body" else 0
+            answer = self._answer(fmt, request, prompt_tokens, pad_to=pad)
+            body_s = settings.slow_body_s if name == "slow_body" else 0.0
+            response = _respond(answer, limits, delay)
+            return dataclasses.replace(response, body_s=body_s)
+        counts["malformed"] += 1
+        if name == "html":
+            page = html_page(200, "Just a moment...")
+            return _respond(page, limits, delay)
+        answer = self._answer(fmt, request, prompt_tokens, delivered=False)
+        if name == "reset_mid_body":
+            return dataclasses.replace(_respond(answer, limits, delay), action="reset")
+        if name == "truncated_json":
+            return _respond(faults.truncated(answer), limits, delay)
+        return _respond(faults.strip_fields(answer, fmt.answer_fields), limits, delay)
 
     def _admit(self, cost: int, model: str) -> Refusal | None:
         """Pay for a request from both buckets, or say why it is refused."""

@@ -260,9 +260,12 @@ async def test_health_stats_and_reset(server: MockServer) -> None:
             "errors",
             "dropped",
             "hung",
+            "malformed",
             "tokens_in",
             "tokens_out",
+            "in_flight",
         }
+        assert stats["in_flight"] == 0
         reset = await client.post("/stats/reset")
         assert reset.status_code == 200
         assert (await client.get("/stats?fresh=1")).json()["requests_seen"] == 0

@@ -20,9 +20,11 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Refusal,
     Reply,
     WireFormat,
+    gateway_page,
     json_answer,
     keys_match,
     load_json_object,
+    reason_phrase,
     rfc3339,
 )
 
@@ -167,11 +169,26 @@ def _error(
     )
 
 
+# The error types Anthropic documents for a status (others: api_error or
+# invalid_request_error); 502 comes from the Cloudflare proxy in front of the API.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
 class AnthropicFormat(WireFormat):
     """``x-api-key`` auth, a required ``anthropic-version`` header, ``anthropic-ratelimit-*``
     headers with RFC 3339 reset times, ``retry-after`` on 429s and 529 for overload."""
 
     name = "anthropic"
+    answer_fields = ("content",)
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None:
@@ -223,6 +240,14 @@ class AnthropicFormat(WireFormat):
         if kind == "overloaded":
             return _error(529, "overloaded_error", "Overloaded")
         return _error(500, "api_error", "Internal server error")
+
+    def status_failure(self, status: int) -> Answer:
+        if status == 502:
+            return gateway_page(status)
+        if status in (500, 529):
+            return self.failure("server_error" if status == 500 else "overloaded")
+        default = "api_error" if status >= 500 else "invalid_request_error"
+        return _error(status, _ERROR_TYPES.get(status, default), reason_phrase(status))
 
     def limit_headers(
         self, limits: Sequence[LimitState], now: float, refused: bool

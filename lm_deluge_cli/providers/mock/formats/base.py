@@ -10,6 +10,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import orjson
@@ -27,10 +28,13 @@ __all__ = [
     "WireFormat",
     "as_uuid",
     "bearer_matches",
+    "gateway_page",
+    "html_page",
     "json_answer",
     "keys_match",
     "load_json_object",
     "number_text",
+    "reason_phrase",
     "rfc3339",
 ]
 
@@ -117,10 +121,14 @@ class WireFormat(ABC):
     """One provider API: reads its requests and writes the simulator's decisions in it.
 
     The simulator calls, in order: `authenticate`, `parse`, then one of `completion`,
-    `rate_limited` or `failure`; `limit_headers` and `request_headers` are added around them.
+    `rate_limited`, `failure` or `status_failure`; `limit_headers` and `request_headers` are
+    added around them.
     """
 
     name: ClassVar[str]
+    # The top-level fields of a completion that carry the answer: a ``missing_fields``
+    # fault leaves them out.
+    answer_fields: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
@@ -144,6 +152,11 @@ class WireFormat(ABC):
     @abstractmethod
     def failure(self, kind: FailureKind) -> Answer:
         """An injected internal error or overload."""
+
+    @abstractmethod
+    def status_failure(self, status: int) -> Answer:
+        """An injected error with this HTTP status (400 to 599 but 429), in the provider's
+        own error format, or the page its gateway sends for that status."""
 
     def limit_headers(
         self, limits: Sequence[LimitState], now: float, refused: bool
@@ -198,3 +211,28 @@ def as_uuid(hex_id: str) -> str:
     """32 hex digits (padded or cut) in the 8-4-4-4-12 form some providers use for ids."""
     digits = hex_id[-32:].rjust(32, "0")
     return "-".join((digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]))
+
+
+def reason_phrase(status: int) -> str:
+    """``Bad Gateway`` for 502; 529 is Anthropic's ``Overloaded``."""
+    if status == 529:
+        return "Overloaded"
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def html_page(status: int, title: str, server: str = "cloudflare") -> Answer:
+    """An HTML page, as a gateway, a bot check or a captive portal sends instead of JSON."""
+    body = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>{server}</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+    return Answer(status, {"content-type": "text/html"}, body.encode())
+
+
+def gateway_page(status: int, server: str = "cloudflare") -> Answer:
+    """The HTML error page a load balancer in front of the API sends for a 502 or 504."""
+    return html_page(status, f"{status} {reason_phrase(status)}", server)

@@ -26,6 +26,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     json_answer,
     keys_match,
     load_json_object,
+    reason_phrase,
 )
 
 __all__ = ["BedrockFormat"]
@@ -74,6 +75,7 @@ class BedrockFormat(WireFormat):
     ``ServiceUnavailableException`` for overload. No rate-limit headers."""
 
     name = "bedrock"
+    answer_fields = ("content",)
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         authorization = call.headers.get("authorization")
@@ -132,6 +134,17 @@ class BedrockFormat(WireFormat):
             "The system encountered an unexpected error during processing. Try your request again."
         )
         return _exception(500, "InternalServerException", message)
+
+    def status_failure(self, status: int) -> Answer:
+        if status == 503:
+            return self.failure("overloaded")
+        if status == 500:
+            return self.failure("server_error")
+        if status == 408:
+            message = "Model has timed out in processing the request. Try your request again."
+            return _exception(408, "ModelTimeoutException", message)
+        name = "InternalServerException" if status >= 500 else "ValidationException"
+        return _exception(status, name, f"{reason_phrase(status)}.")
 
     def request_headers(self, request_id: str) -> dict[str, str]:
         return {"x-amzn-requestid": as_uuid(request_id)}

@@ -21,6 +21,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     json_answer,
     load_json_object,
     number_text,
+    reason_phrase,
 )
 
 __all__ = ["CohereFormat"]
@@ -61,6 +62,7 @@ class CohereFormat(WireFormat):
     as a trial key's); 429 with the trial-key message; 503 for overload."""
 
     name = "cohere"
+    answer_fields = ("message",)
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -105,6 +107,13 @@ class CohereFormat(WireFormat):
         if kind == "overloaded":
             return _error(503, "service unavailable, please try again later")
         return _error(500, "internal server error, this has been reported to our developers")
+
+    def status_failure(self, status: int) -> Answer:
+        if status == 500:
+            return self.failure("server_error")
+        if status == 503:
+            return self.failure("overloaded")
+        return _error(status, reason_phrase(status).lower())
 
     def limit_headers(
         self, limits: Sequence[LimitState], now: float, refused: bool

@@ -17,10 +17,12 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Refusal,
     Reply,
     WireFormat,
+    html_page,
     json_answer,
     keys_match,
     load_json_object,
     number_text,
+    reason_phrase,
 )
 
 __all__ = ["GeminiFormat"]
@@ -47,7 +49,19 @@ _QUOTAS: Mapping[str, tuple[str, str]] = {
         "GenerateContentInputTokensPerModelPerMinute",
     ),
 }
-_STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED"}
+# google.rpc.Code names by HTTP status (AIP-193); a status with none is INTERNAL.
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 def _status(code: int, message: str, details: list[dict[str, Any]] | None = None) -> Answer:
@@ -164,6 +178,7 @@ class GeminiFormat(WireFormat):
     ``RetryInfo.retryDelay``, 503 ``UNAVAILABLE`` for overload, no rate-limit headers."""
 
     name = "gemini"
+    answer_fields = ("candidates",)
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None:
@@ -252,3 +267,13 @@ class GeminiFormat(WireFormat):
             "An internal error has occurred. Please retry or report in "
             "https://developers.generativeai.google/guide/troubleshooting",
         )
+
+    def status_failure(self, status: int) -> Answer:
+        if status == 502:
+            # Google's front end answers a 502 with its own HTML page.
+            return html_page(status, "Error 502 (Server Error)!!1", "Google")
+        if status == 500:
+            return self.failure("server_error")
+        if status == 504:
+            return _status(status, "Deadline expired before operation could complete.")
+        return _status(status, f"{reason_phrase(status)}.")

@@ -20,7 +20,9 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Reply,
     WireFormat,
     bearer_matches,
+    gateway_page,
     json_answer,
+    reason_phrase,
 )
 from lm_deluge_cli.providers.mock.formats.openai import chat_request, validate_request
 
@@ -55,6 +57,7 @@ class MistralFormat(WireFormat):
     ``rate_limited`` body; overload as the 429 "Service tier capacity exceeded"."""
 
     name = "mistral"
+    answer_fields = ("choices",)
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -113,6 +116,14 @@ class MistralFormat(WireFormat):
             message = "Service tier capacity exceeded for this model."
             return _error(429, message, "invalid_request_error")
         return _error(500, "Internal server error", "internal_server_error")
+
+    def status_failure(self, status: int) -> Answer:
+        if status in (502, 504):
+            return gateway_page(status)
+        if status == 500:
+            return self.failure("server_error")
+        kind = "internal_server_error" if status >= 500 else "invalid_request_error"
+        return _error(status, reason_phrase(status), kind)
 
     def limit_headers(
         self, limits: Sequence[LimitState], now: float, refused: bool

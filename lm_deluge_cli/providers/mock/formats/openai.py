@@ -25,8 +25,10 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Reply,
     WireFormat,
     bearer_matches,
+    gateway_page,
     json_answer,
     number_text,
+    reason_phrase,
 )
 from lm_deluge_cli.providers.mock.wire import WORDS, format_duration
 
@@ -100,6 +102,7 @@ class OpenAIFormat(WireFormat):
     """Bearer keys, ``x-ratelimit-*`` headers, ``retry-after`` and ``retry-after-ms`` on 429s."""
 
     name = "openai"
+    answer_fields = ("choices",)
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -200,6 +203,21 @@ class OpenAIFormat(WireFormat):
             )
         message = "The server had an error while processing your request. Sorry about that!"
         return Answer(500, dict(JSON), error_body(message, "server_error"))
+
+    def status_failure(self, status: int) -> Answer:
+        if status in (502, 504):
+            # Answered by the Cloudflare proxy in front of the API, as an HTML page.
+            return gateway_page(status)
+        if status == 500:
+            return self.failure("server_error")
+        if status == 529:
+            return self.failure("overloaded")
+        if status == 503:
+            message = "The engine is currently overloaded, please try again later."
+        else:
+            message = f"{reason_phrase(status)}."
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        return Answer(status, dict(JSON), error_body(message, kind))
 
     def limit_headers(
         self, limits: Sequence[LimitState], now: float, refused: bool

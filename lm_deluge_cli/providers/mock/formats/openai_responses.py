@@ -218,6 +218,7 @@ class OpenAIResponsesFormat(OpenAIFormat):
     """OpenAI's keys, errors, ``x-ratelimit-*`` headers and 429s; Response objects."""
 
     name = "openai_responses"
+    answer_fields = ("output",)
 
     def parse(self, call: Call) -> ChatRequest | Answer:
         try:
