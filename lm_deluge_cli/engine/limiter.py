@@ -279,7 +279,9 @@ class RateLimiter:
             # A refund fills up to capacity but never lowers a level already above it.
             bucket.level = max(bucket.level, min(bucket.level + amount, bucket.capacity))
         else:
-            bucket.level += amount
+            # A debt never exceeds a minute's worth: providers count usage over windows of
+            # a minute at most, so more could only stall the run for no benefit.
+            bucket.level = max(bucket.level + amount, min(bucket.level, -60.0 * bucket.rate))
 
     def observe(self, ticket: Ticket, info: RateLimitInfo) -> None:
         """Sync the buckets with the provider's rate-limit headers from `ticket`'s response.

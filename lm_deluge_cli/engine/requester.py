@@ -285,7 +285,9 @@ class Requester:
         finally:
             if self.budget is not None:
                 self.budget.settle(reserved, cost or 0.0)
-        used = completion.usage.input_tokens + completion.usage.output_tokens
+        # No answer can be longer than max_tokens: a report above it (a broken server) must
+        # not put the whole run in token debt for minutes.
+        used = completion.usage.input_tokens + min(completion.usage.output_tokens, output)
         if used:
             slot.limits.reconcile(tickets, used)
         if sampling.json_schema is not None:

@@ -151,6 +151,21 @@ async def test_reconcile_refunds_up_to_capacity_and_charges_overruns(
 
 
 @pytest.mark.anyio
+async def test_a_debt_never_exceeds_a_minute_of_tokens(
+    limiter: Callable[..., RateLimiter], clock: FakeClock
+) -> None:
+    rl = limiter(clock, tpm=6000)  # 100 a second, capacity 50
+    ticket = await rl.acquire(50)
+    rl.reconcile(ticket, 500_000)  # a report far beyond any real answer
+    assert rl.statistics().token_level == pytest.approx(-6000)
+    late = await rl.acquire(10)
+    assert late.dispatched_s == pytest.approx(60.1)  # a minute and 10 tokens, not 83 minutes
+    # Each overrun is floored the same way.
+    rl.reconcile(late, 20_000)
+    assert rl.statistics().token_level == pytest.approx(-6000)
+
+
+@pytest.mark.anyio
 async def test_reconcile_is_skipped_once_the_provider_reported_on_the_ticket(
     limiter: Callable[..., RateLimiter],
     clock: FakeClock,

@@ -332,14 +332,6 @@ def test_a_huge_body_is_an_ok_record_written_whole(
     assert finished.report.exit_code == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="engine/limiter.py charges a response's reported usage in full, with no floor on the "
-    "token bucket: one answer reporting 500,000 tokens under the default 100,000 tokens/min "
-    "leaves the run waiting about five minutes (the usage a request can cost should be capped "
-    "at its input plus max_new_tokens, or the debt at one minute, as providers' windows are)",
-)
 def test_one_huge_answer_does_not_stall_the_run_under_the_default_token_limit(
     loopback: Callable[..., Loopback], run_against: Callable[..., Finished]
 ) -> None:
