@@ -25,6 +25,7 @@ from lm_deluge_cli.errors import (
     UsageError,
 )
 from lm_deluge_cli.io.manifest import write_manifest
+from lm_deluge_cli.io.overlap import first_output_id, output_overlap
 from lm_deluge_cli.io.reader import BadLine, InputReader, check_input, count_lines
 from lm_deluge_cli.io.resume import ResumeState, scan_output
 from lm_deluge_cli.io.shard import Shard
@@ -144,8 +145,11 @@ async def run_job(
                 writer.close()
                 moved = move_aside(output)
                 writer = stack.enter_context(ResultWriter(output, fsync=job.fsync))
-            write_manifest(output, manifest)
             state = scan_output(output)
+            if job.input != STDIO:
+                # Before the manifest is rewritten: a refused run leaves everything as it was.
+                await _check_overlap(Path(job.input), output, state)
+            write_manifest(output, manifest)
             if state.repaired_bytes:
                 log.warning(
                     "repaired a torn last line in %s (%d bytes)", output, state.repaired_bytes
@@ -184,6 +188,29 @@ async def run_job(
                 output, {**manifest, "finished_at": finished, "last_run": report.to_dict()}
             )
     return report
+
+
+async def _check_overlap(input_path: Path, output: Path, state: ResumeState) -> None:
+    """Refuse an output none of whose ids are in the input; warn when some are not."""
+    if not state.ok and not state.failed:
+        return
+    overlap = await anyio.to_thread.run_sync(output_overlap, input_path, state)
+    if not overlap.foreign:
+        return
+    if not overlap.in_input:
+        example = await anyio.to_thread.run_sync(first_output_id, output)
+        raise UsageError(
+            f"{output} holds results for {overlap.output_ids} ids and none of them is in "
+            f"{input_path} (e.g. id {example!r}): it looks like the output of another input. "
+            "Give another -o, or --fresh to move it aside and start over"
+        )
+    log.warning(
+        "%d ids in %s are not in %s (lines removed from the input, or results of another "
+        "input): their records stay in the file, and export leaves them out",
+        overlap.foreign,
+        output,
+        input_path,
+    )
 
 
 def _same_file(a: Path, b: Path) -> bool:
