@@ -84,4 +84,3 @@ def _line_key(line: bytes, number: int) -> str | None:
                 return id_key(value)
             return None
     return id_key(number)
-
