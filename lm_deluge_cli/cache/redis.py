@@ -8,13 +8,9 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-
 from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
 from lm_deluge_cli.cache.redact import redact_url
+from lm_deluge_cli.redis_client import open_client
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -59,22 +55,14 @@ class RedisCache:
         self.location = redact_url(url)
         self.prefix = prefix
         self._prefix = prefix.encode()
-        # A bounded pool that makes callers wait for a free connection: a run with
-        # hundreds of requests in flight would otherwise open a connection each and hit
-        # the client's connection limit.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        # Bounded: hundreds of requests in flight wait for a connection rather than
+        # opening one each and hitting the client's limit.
+        self._client = open_client(
             url,
             max_connections=MAX_CONNECTIONS,
-            timeout=timeout_s,
-            socket_connect_timeout=connect_timeout_s,
-            socket_timeout=timeout_s,
-            # redis-py's default retries with backoff for seconds; we want one immediate
-            # retry on a dropped connection (a restarted server drops pooled ones), and
-            # none on a timeout, so a hung server costs one timeout per call.
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            decode_responses=False,
+            connect_timeout_s=connect_timeout_s,
+            timeout_s=timeout_s,
         )
-        self._client = aioredis.Redis.from_pool(pool)  # the client closes the pool
 
     def __repr__(self) -> str:
         return f"RedisCache({self.location!r}, prefix={self.prefix!r})"

@@ -43,9 +43,6 @@ from importlib import resources
 
 import anyio
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from lm_deluge_cli.cache.redact import redact_url, scrub, url_secrets
 from lm_deluge_cli.engine.clock import Clock, MonotonicClock
@@ -59,6 +56,7 @@ from lm_deluge_cli.engine.limiter import (
     Ticket,
 )
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.redis_client import open_client
 from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = [
@@ -208,23 +206,18 @@ class SharedRateLimiter:
         A malformed URL raises ConfigError.
         """
         try:
-            pool = aioredis.BlockingConnectionPool.from_url(
+            client = open_client(
                 url,
                 max_connections=_MAX_CONNECTIONS,
-                timeout=timeout_s,
-                socket_connect_timeout=connect_timeout_s,
-                socket_timeout=timeout_s,
-                # One immediate retry on a dropped connection (a restarted server drops
-                # pooled ones); none on a timeout, so a hung server costs one timeout.
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                decode_responses=False,
+                connect_timeout_s=connect_timeout_s,
+                timeout_s=timeout_s,
             )
         except ValueError as exc:
             reason = scrub(str(exc), url_secrets(url))
             # From None: the original message may quote the URL, password included.
             raise ConfigError(f"invalid Redis URL {redact_url(url)!r}: {reason}") from None
         limiter = cls(
-            aioredis.Redis.from_pool(pool),
+            client,
             url,
             key=key,
             requests_per_minute=requests_per_minute,
