@@ -6,6 +6,7 @@ A test module picks its adapter's builder with a small `endpoint` fixture that r
 from __future__ import annotations
 
 import datetime
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +15,12 @@ import orjson
 import pytest
 
 from lm_deluge_cli.engine import retry
+from lm_deluge_cli.engine.limiter import RateLimiter
+from lm_deluge_cli.engine.limiter_chain import LimiterChain
+from lm_deluge_cli.engine.requester import ModelSlot, Requester
+from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.providers.anthropic_messages import AnthropicMessagesAdapter
-from lm_deluge_cli.providers.base import Endpoint
+from lm_deluge_cli.providers.base import Adapter, Endpoint
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo, load_registry
 from lm_deluge_cli.transport.aiohttp_transport import AiohttpTransport
 from lm_deluge_cli.transport.base import Transport
@@ -191,3 +196,34 @@ def mock_root(start_mock_server: StartMockServer) -> Callable[..., str]:
         return url.removesuffix("/v1")
 
     return start
+
+
+def one_model_requester(
+    target: Endpoint,
+    adapter: Adapter,
+    transport: Transport,
+    *,
+    sampling: SamplingParams | None = None,
+    attempts: int = 3,
+) -> tuple[Requester, RunStats]:
+    """A Requester sending to `target` alone, without rate limits."""
+    slot = ModelSlot(
+        endpoint=target,
+        adapter=adapter,
+        transport=transport,
+        weight=1.0,
+        sampling=sampling or SamplingParams(),
+        limits=LimiterChain(RateLimiter(None, None)),
+        headers_describe=(True,),
+    )
+    stats = RunStats()
+    built = Requester(
+        [slot],
+        max_concurrent_requests=4,
+        max_attempts=attempts,
+        request_timeout=5,
+        retry_other_model=False,
+        stats=stats,
+        rng=random.Random(1),
+    )
+    return built, stats

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import subprocess
 import sys
 from collections import Counter
@@ -19,9 +18,7 @@ import httpx
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
-from lm_deluge_cli.engine.limiter import RateLimiter
-from lm_deluge_cli.engine.limiter_chain import LimiterChain
-from lm_deluge_cli.engine.requester import ModelSlot, Requester
+from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import (
     APIStatusError,
@@ -39,6 +36,8 @@ from lm_deluge_cli.providers.registry import load_registry
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
+
+from .conftest import one_model_requester
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waiting")]
 
@@ -130,26 +129,8 @@ def adapter(case: Case, key: str = RIGHT_KEY) -> Adapter:
 def requester(
     case: Case, root: str, transport: Transport, *, key: str = RIGHT_KEY, attempts: int = 3
 ) -> tuple[Requester, RunStats]:
-    slot = ModelSlot(
-        endpoint=endpoint(case, root, key),
-        adapter=adapter(case, key),
-        transport=transport,
-        weight=1.0,
-        sampling=SamplingParams(),
-        limits=LimiterChain(RateLimiter(None, None)),
-        headers_describe=(True,),
-    )
-    stats = RunStats()
-    built = Requester(
-        [slot],
-        max_concurrent_requests=4,
-        max_attempts=attempts,
-        request_timeout=5,
-        retry_other_model=False,
-        stats=stats,
-        rng=random.Random(1),
-    )
-    return built, stats
+    target = endpoint(case, root, key)
+    return one_model_requester(target, adapter(case, key), transport, attempts=attempts)
 
 
 def prompt(messages: list[dict[str, Any]] = MESSAGES) -> Prompt:

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
-from lm_deluge_cli.engine.limiter import RateLimiter
-from lm_deluge_cli.engine.limiter_chain import LimiterChain
-from lm_deluge_cli.engine.requester import ModelSlot, Requester
+from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import OverloadedError, RateLimitError
 from lm_deluge_cli.providers import Endpoint, adapter_for
@@ -26,6 +23,8 @@ from lm_deluge_cli.providers.openai_responses import OpenAIResponsesAdapter
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
+
+from .conftest import one_model_requester
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waiting")]
 
@@ -62,26 +61,8 @@ def requester(
     sampling: SamplingParams | None = None,
     attempts: int = 3,
 ) -> tuple[Requester, RunStats]:
-    slot = ModelSlot(
-        endpoint=target,
-        adapter=adapter_for(target.wire_format),
-        transport=transport,
-        weight=1.0,
-        sampling=sampling or SamplingParams(),
-        limits=LimiterChain(RateLimiter(None, None)),
-        headers_describe=(True,),
-    )
-    stats = RunStats()
-    built = Requester(
-        [slot],
-        max_concurrent_requests=4,
-        max_attempts=attempts,
-        request_timeout=5,
-        retry_other_model=False,
-        stats=stats,
-        rng=random.Random(1),
-    )
-    return built, stats
+    adapter = adapter_for(target.wire_format)
+    return one_model_requester(target, adapter, transport, sampling=sampling, attempts=attempts)
 
 
 def prompt() -> Prompt:
