@@ -60,6 +60,7 @@ class JobReport:
             "exit_code": self.exit_code,
             "ok": s.ok,
             "failed": s.failed,
+            "errors_by_type": dict(sorted(s.errors_by_type.items())),
             "skipped_already_done": s.skipped,
             "remaining": s.remaining,
             "requests": s.requests,

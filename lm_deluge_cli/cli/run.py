@@ -6,6 +6,7 @@ import logging
 import shlex
 import signal
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -280,6 +281,14 @@ async def _run_with_signals(
     return report
 
 
+def _by_type(errors: Mapping[str, int]) -> str:
+    """``(3 rate_limit, 1 invalid_input)``: the failures by type, most frequent first."""
+    if not errors:
+        return ""
+    ordered = sorted(errors.items(), key=lambda item: (-item[1], item[0]))
+    return " (" + ", ".join(f"{count} {kind}" for kind, count in ordered) + ")"
+
+
 def _cache_where(report: JobReport) -> str:
     cache = report.cache
     if cache is None:
@@ -293,6 +302,7 @@ def _print_summary(console: Console, report: JobReport) -> None:
     s = report.outcome.statistics
     lines = [
         f"done: {s.ok} ok, {s.failed} failed"
+        + _by_type(s.errors_by_type)
         + (f", {s.skipped} already done earlier" if s.skipped else ""),
         f"requests: {s.requests} ({s.retries} retries, {s.rate_limited} answered 429)",
         f"reused: {s.cached} from the cache, {s.deduplicated} shared with identical lines"

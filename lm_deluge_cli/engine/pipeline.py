@@ -108,6 +108,8 @@ async def run_pipeline(
                     stats.ok += 1
                 else:
                     stats.failed += 1
+                    kind = (record.get("error") or {}).get("type") or "error"
+                    stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
 
     async with anyio.create_task_group() as outer:
         outer.start_soon(write)

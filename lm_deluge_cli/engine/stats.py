@@ -36,6 +36,8 @@ class RunStatistics:
     dead_models: tuple[str, ...]
     # Per model name, what its "auto" limits became (empty until learned).
     learned_limits: Mapping[str, LearnedLimits] = field(default_factory=dict)
+    # Failed records by error type (rate_limit, invalid_input, …).
+    errors_by_type: Mapping[str, int] = field(default_factory=dict)
     # The spending cap, if any, and what earlier runs on the same output spent.
     max_cost_usd: float | None = None
     earlier_cost_usd: float = 0.0
@@ -79,6 +81,7 @@ class RunStats:
     cost_known: bool = True
     dead_models: list[str] = field(default_factory=list)
     learned_limits: dict[str, LearnedLimits] = field(default_factory=dict)
+    errors_by_type: dict[str, int] = field(default_factory=dict)
     max_cost_usd: float | None = None
     earlier_cost_usd: float = 0.0
     cost_cap_reached: bool = False
@@ -105,6 +108,7 @@ class RunStats:
             dead_models=tuple(self.dead_models),
             # A read-only copy: views must not see (or make) later changes.
             learned_limits=MappingProxyType(dict(self.learned_limits)),
+            errors_by_type=MappingProxyType(dict(self.errors_by_type)),
             max_cost_usd=self.max_cost_usd,
             earlier_cost_usd=self.earlier_cost_usd,
             cost_cap_reached=self.cost_cap_reached,

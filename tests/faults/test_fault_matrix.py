@@ -235,7 +235,7 @@ def test_the_command_exits_1_and_its_summary_counts_the_failures(
     env = cli_env(OPENAI_BASE_URL=server.url)
     shown = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=60)
     assert shown.returncode == EXIT_SOME_FAILED, shown.stderr.decode()
-    assert f"done: 0 ok, {PROMPTS} failed" in shown.stderr.decode()
+    assert f"done: 0 ok, {PROMPTS} failed ({PROMPTS} {error_type})" in shown.stderr.decode()
     records = read_records(tmp_path / "out.jsonl")
     assert [r["error"]["type"] for r in records] == [error_type] * PROMPTS
 
@@ -245,6 +245,7 @@ def test_the_command_exits_1_and_its_summary_counts_the_failures(
     assert again.returncode == EXIT_SOME_FAILED
     summary = json.loads(again.stdout)
     assert (summary["exit_code"], summary["ok"], summary["failed"]) == (1, 0, PROMPTS)
+    assert summary["errors_by_type"] == {error_type: PROMPTS}
     assert summary["requests"] == PROMPTS
     status = subprocess.run(
         [sys.executable, "-m", "lm_deluge_cli", "status", "out.jsonl"],
