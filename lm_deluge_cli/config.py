@@ -135,6 +135,8 @@ class Job:
     cache: CacheConfig = CacheConfig()
     # This process's part of the input (None: all of it).
     shard: Shard | None = None
+    # The only folder local files named by input lines may be read from (None: anywhere).
+    files_root: str | None = None
 
     def model_registry(self) -> Registry:
         """The built-in registry plus this job's own entries."""
@@ -175,6 +177,7 @@ class JobOverrides:
     refresh_cache: bool | None = None
     cache_ttl: float | None = None
     shard: str | None = None
+    files_root: str | None = None
 
 
 _TOP_KEYS = (
@@ -188,6 +191,7 @@ _TOP_KEYS = (
     "registry",
     "cache",
     "shard",
+    "files_root",
 )
 _CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
@@ -278,6 +282,7 @@ def load_job(
         registry=tuple(registry_entries),
         cache=_cache(data.get("cache", {}), where, overrides, base_dir),
         shard=_shard(overrides.shard, data.get("shard"), where),
+        files_root=_files_root(overrides.files_root, data.get("files_root"), where, base_dir),
     )
     # Checked now, so a bad entry is a usage error before anything else happens.
     job.model_registry()
@@ -320,6 +325,24 @@ def _cache(raw: Any, where: str, overrides: JobOverrides, base_dir: Path) -> Cac
         refresh=values["refresh"],
         ttl_s=None if ttl is None else float(ttl),
     )
+
+
+def _files_root(flag: str | None, value: Any, where: str, base_dir: Path) -> str | None:
+    """The files root as an absolute path: a flag from the cwd, the job's key from its folder."""
+    if flag is not None:
+        label, path = "--files-root", Path(flag).expanduser().absolute()
+    elif value is None:
+        return None
+    elif not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: files_root must be a folder path (a string)")
+    else:
+        label, path = f"{where}: files_root", base_dir / Path(value).expanduser()
+    if not path.is_dir():
+        raise ConfigError(
+            f"{label} {path} is not a folder; give the folder that input lines' images "
+            "and files must be under"
+        )
+    return str(path)
 
 
 def _shard(flag: str | None, value: Any, where: str) -> Shard | None:

@@ -167,7 +167,7 @@ async def run_job(
             if lines is not None and job.shard is not None:
                 lines = -(-lines // job.shard.count)
             stats.total = lines
-        reader = stack.enter_context(InputReader(job.input))
+        reader = stack.enter_context(InputReader(job.input, files_root=job.files_root))
         source = _skip_done(reader, state, stats, job.shard)
         outcome = await watched(
             view,

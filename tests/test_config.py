@@ -279,6 +279,7 @@ OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("shard", "1/3", "shard", Shard(1, 3)),
     ("limiter", "redis://10.0.0.2:6379/0", "limits.limiter", "redis://10.0.0.2:6379/0"),
     ("limiter_key", "nightly", "limits.limiter_key", "nightly"),
+    ("files_root", "/", "files_root", "/"),
 ]
 
 
@@ -706,3 +707,39 @@ def test_a_bad_limiter_url_never_shows_its_password() -> None:
     with pytest.raises(ConfigError) as info:
         load_job(None, flags(limiter="http://user:s3cret-pw@redis.example:6379/0"))
     assert "s3cret-pw" not in str(info.value) and "--limiter" in str(info.value)
+
+
+# --- files_root ------------------------------------------------------------------------
+
+
+def test_files_root_from_the_job_file_resolves_against_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "jobs" / "media").mkdir(parents=True)
+    job = load_job(write(tmp_path / "jobs", 'files_root = "media"\n' + MINIMAL))
+    assert job.files_root == str(tmp_path / "jobs" / "media")
+
+
+def test_files_root_from_the_flag_resolves_against_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "media").mkdir()
+    monkeypatch.chdir(tmp_path)
+    job = load_job(write(tmp_path / "jobs", MINIMAL), JobOverrides(files_root="media"))
+    assert job.files_root == str(tmp_path / "media")
+    assert load_job(write(tmp_path / "jobs", MINIMAL)).files_root is None
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("files_root = 3", "files_root must be a folder path"),
+        ('files_root = ""', "files_root must be a folder path"),
+        ('files_root = "nowhere"', "files_root"),
+        ('files_root = "in.jsonl"', "is not a folder"),
+    ],
+)
+def test_a_bad_files_root_is_named(tmp_path: Path, line: str, expected: str) -> None:
+    (tmp_path / "in.jsonl").write_text("")
+    job_file = tmp_path / "job.toml"
+    job_file.write_text(line + "\n" + MINIMAL)
+    with pytest.raises(ConfigError, match=expected):
+        load_job(job_file)

@@ -136,6 +136,15 @@ def run(
             "with 0/N … N-1/N together run every line once.",
         ),
     ] = None,
+    files_root: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DIR",
+            help="Read the images and files that input lines name only from under DIR: "
+            "paths, file: URLs and symlinks leading outside it become error records. "
+            "Default: no restriction.",
+        ),
+    ] = None,
     cache: Annotated[
         str | None,
         typer.Option(
@@ -211,6 +220,7 @@ def run(
             retry_other_model=retry_other_model,
             fsync=fsync,
             shard=shard,
+            files_root=files_root,
             cache=cache,
             no_cache=no_cache,
             cache_read_only=cache_read_only,

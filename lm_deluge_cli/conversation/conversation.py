@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec
 
 import orjson
 
 from lm_deluge_cli.conversation.convert import anthropic_messages, openai_messages
+from lm_deluge_cli.conversation.local_files import BaseDir
 from lm_deluge_cli.conversation.message import Message
 from lm_deluge_cli.images import PROVIDER_LIMITS, WIRE_LIMITS, ImageLimits, provider_family
 from lm_deluge_cli.providers.anthropic_messages import translate_messages
@@ -134,9 +134,7 @@ class Conversation:
         return hashlib.sha256(wire).hexdigest()
 
     @classmethod
-    def from_openai(
-        cls, messages: Iterable[Any], *, base_dir: str | Path | None = None
-    ) -> Conversation:
+    def from_openai(cls, messages: Iterable[Any], *, base_dir: BaseDir = None) -> Conversation:
         """From OpenAI chat messages. Local media parts (``{"type": "image", "path": …}``,
         ``file:`` URLs) are read relative to `base_dir`. Raises ConversionError naming the
         message and part (and the file, for one that cannot be read)."""
@@ -148,7 +146,7 @@ class Conversation:
         messages: Iterable[Any],
         system: str | list[Any] | None = None,
         *,
-        base_dir: str | Path | None = None,
+        base_dir: BaseDir = None,
     ) -> Conversation:
         """From Anthropic Messages API ``messages`` (and its ``system``). Thinking blocks are
         dropped; a user turn's tool_result blocks become tool results. Raises ConversionError

@@ -1,7 +1,8 @@
 """Messages in other shapes → `Message` lists: OpenAI chat messages, Anthropic Messages API
 messages, and the local-file media parts an input line may carry.
 
-Local media parts (read relative to `base_dir`, else the working directory):
+Local media parts (read relative to `base_dir`, else the working directory; a
+`LocalFiles` as `base_dir` also confines them to its files root):
 
 * ``{"type": "image", "path": "imgs/cat.png"}`` (optional ``"detail"``)
 * ``{"type": "image_url", "image_url": {"url": "file:imgs/cat.png"}}`` (``file:///abs/cat.png``
@@ -14,11 +15,11 @@ Local media parts (read relative to `base_dir`, else the working directory):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
+from lm_deluge_cli.conversation.local_files import BaseDir, base_folder, local_source
 from lm_deluge_cli.conversation.message import Message
 from lm_deluge_cli.conversation.parts import ConversionError, File, Part, Text, ToolCall, ToolResult
 from lm_deluge_cli.images import WIRE_LIMITS, Image, ImageLimits
@@ -37,7 +38,7 @@ _ANTHROPIC_BLOCKS = frozenset(
 )
 _URL_SCHEMES = ("https://", "http://", "data:", "file:")
 
-PartReader = Callable[[dict[str, Any], "str | Path | None"], Part | None]
+PartReader = Callable[[dict[str, Any], BaseDir], Part | None]
 
 
 def is_anthropic_style(messages: Iterable[Any]) -> bool:
@@ -68,7 +69,7 @@ def is_local_part(part: Any) -> bool:
 
 def resolve_local_media(
     messages: list[dict[str, Any]],
-    base_dir: str | Path | None = None,
+    base_dir: BaseDir = None,
     image_limits: ImageLimits = WIRE_LIMITS,
 ) -> list[dict[str, Any]]:
     """OpenAI chat messages with each local media part read and replaced by its OpenAI part
@@ -91,7 +92,7 @@ def resolve_local_media(
     return resolved
 
 
-def _resolved(part: dict[str, Any], base_dir: str | Path | None, limits: ImageLimits) -> Any:
+def _resolved(part: dict[str, Any], base_dir: BaseDir, limits: ImageLimits) -> Any:
     media = openai_part(part, base_dir)
     if isinstance(media, Image):
         return media.openai_part(limits)
@@ -99,7 +100,7 @@ def _resolved(part: dict[str, Any], base_dir: str | Path | None, limits: ImageLi
     return media.openai_part()
 
 
-def openai_messages(messages: Iterable[Any], base_dir: str | Path | None = None) -> list[Message]:
+def openai_messages(messages: Iterable[Any], base_dir: BaseDir = None) -> list[Message]:
     """Messages from OpenAI chat messages; ``developer`` turns become system messages."""
     out: list[Message] = []
     for i, raw in enumerate(messages):
@@ -126,7 +127,7 @@ def openai_messages(messages: Iterable[Any], base_dir: str | Path | None = None)
     return out
 
 
-def openai_part(part: dict[str, Any], base_dir: str | Path | None) -> Part:
+def openai_part(part: dict[str, Any], base_dir: BaseDir) -> Part:
     """One OpenAI content part (text, image_url, file, or a local media part) as a Part."""
     kind = part.get("type")
     if kind == "text":
@@ -136,11 +137,16 @@ def openai_part(part: dict[str, Any], base_dir: str | Path | None) -> Part:
         url = value.get("url") if isinstance(value, dict) else value
         if not isinstance(url, str) or not url.startswith(_URL_SCHEMES):
             raise ValueError("image_url.url must be an http(s), data: or file: URL")
-        return Image.load(url, detail=_detail(value), base_dir=base_dir)
+        source = local_source(url, base_dir) if url.startswith("file:") else url
+        return Image.load(source, detail=_detail(value), base_dir=base_folder(base_dir))
     if kind == "image" and "path" in part:
-        return Image.load(_path(part), detail=_optional(part, "detail"), base_dir=base_dir)
+        source = local_source(_path(part), base_dir)
+        detail = _optional(part, "detail")
+        return Image.load(source, detail=detail, base_dir=base_folder(base_dir))
     if kind == "file" and "path" in part:
-        return File.load(_path(part), filename=_optional(part, "filename"), base_dir=base_dir)
+        source = local_source(_path(part), base_dir)
+        filename = _optional(part, "filename")
+        return File.load(source, filename=filename, base_dir=base_folder(base_dir))
     if kind == "file" and isinstance(part.get("file"), dict):
         spec = part["file"]
         if isinstance(spec.get("file_id"), str):
@@ -155,7 +161,7 @@ def openai_part(part: dict[str, Any], base_dir: str | Path | None) -> Part:
 def anthropic_messages(
     messages: Iterable[Any],
     system: str | list[Any] | None = None,
-    base_dir: str | Path | None = None,
+    base_dir: BaseDir = None,
 ) -> list[Message]:
     """Messages from Anthropic Messages API ``messages`` and ``system``."""
     out: list[Message] = []
@@ -175,7 +181,7 @@ def anthropic_messages(
     return out
 
 
-def anthropic_part(block: dict[str, Any], base_dir: str | Path | None) -> Part | None:
+def anthropic_part(block: dict[str, Any], base_dir: BaseDir) -> Part | None:
     """One Anthropic content block as a Part; None for a thinking block, which is dropped
     (OpenAI's format has no place for it, and it only matters to continue a Claude turn)."""
     kind = block.get("type")
@@ -194,10 +200,12 @@ def anthropic_part(block: dict[str, Any], base_dir: str | Path | None) -> Part |
         return ToolResult(_string(block, "tool_use_id"), content)
     if kind not in ("image", "document"):
         raise ValueError(f"a {kind!r} block is not supported")
+    folder = base_folder(base_dir)
     if "path" in block:
+        local = local_source(_path(block), base_dir)
         if kind == "image":
-            return Image.load(_path(block), base_dir=base_dir)
-        return File.load(_path(block), filename=_optional(block, "title"), base_dir=base_dir)
+            return Image.load(local, base_dir=folder)
+        return File.load(local, filename=_optional(block, "title"), base_dir=folder)
     source = block.get("source")
     if not isinstance(source, dict):
         raise ValueError(f"the {kind} block needs a 'source' (or a 'path')")
@@ -211,15 +219,16 @@ def anthropic_part(block: dict[str, Any], base_dir: str | Path | None) -> Part |
         return Text(_string(source, "data"))
     if source_type == "url":
         url = _string(source, "url")
+        local = local_source(url, base_dir) if url.startswith("file:") else url
         if kind == "image" and url.startswith(("https://", "http://", "file:")):
-            return Image.load(url, base_dir=base_dir)
+            return Image.load(local, base_dir=folder)
         if kind == "document" and url.startswith("file:"):
-            return File.load(url, filename=_optional(block, "title"), base_dir=base_dir)
+            return File.load(local, filename=_optional(block, "title"), base_dir=folder)
         raise ValueError(f"{kind} URLs are not fetched: give the file as base64 or a local path")
     raise ValueError(f"{kind}.source.type {source_type!r} is not supported")
 
 
-def _parts(content: Any, at: str, base_dir: str | Path | None, read: PartReader) -> list[Part]:
+def _parts(content: Any, at: str, base_dir: BaseDir, read: PartReader) -> list[Part]:
     if content is None:
         return []
     if isinstance(content, str):
@@ -230,7 +239,7 @@ def _parts(content: Any, at: str, base_dir: str | Path | None, read: PartReader)
     return [part for part in parts if part is not None]
 
 
-def _read(read: PartReader, block: Any, base_dir: str | Path | None, at: str) -> Part | None:
+def _read(read: PartReader, block: Any, base_dir: BaseDir, at: str) -> Part | None:
     if not isinstance(block, dict):
         raise ConversionError(at, "a content part must be an object")
     try:

@@ -153,7 +153,7 @@ def plan_job(
     weights = [entry.weight for entry in job.models]
     shard = job.shard
     if items is None:
-        with InputReader(job.input) as reader:
+        with InputReader(job.input, files_root=job.files_root) as reader:
             _tally(report, (i for i in reader if shard is None or shard.owns(i)), state, weights)
     else:
         _tally(report, (i for i in items if shard is None or shard.owns(i)), state, weights)

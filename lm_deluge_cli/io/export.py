@@ -19,7 +19,7 @@ from lm_deluge_cli.io.idset import IdMap, id_hash
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.reader import InputReader
 from lm_deluge_cli.io.resume import iter_records, line_key, record_key, scan_output
-from lm_deluge_cli.io.writer import write_error
+from lm_deluge_cli.io.writer import FILE_MODE, write_error
 from lm_deluge_cli.types import Prompt, id_key
 
 __all__ = ["ExportSummary", "StatusReport", "export_latest", "summarize"]
@@ -87,8 +87,8 @@ def _atomic_destination(dest: PathArg) -> Iterator[Callable[[bytes], object]]:
     target = Path(dest)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
-        # Created like any new file (mode 0o666 less the umask), unlike mkstemp's 0o600.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        # Created like the output (FILE_MODE less the umask), unlike mkstemp's 0o600.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except OSError as exc:
         raise write_error("create a file next to", target, exc) from exc
     try:

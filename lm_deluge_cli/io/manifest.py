@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from lm_deluge_cli.io.writer import FILE_MODE
+
 __all__ = ["manifest_path", "read_manifest", "write_manifest"]
 
 
@@ -21,7 +23,11 @@ def write_manifest(output: Path, data: dict[str, Any]) -> None:
     path = manifest_path(output)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        # Recreated each time, so an earlier run's tmp file cannot keep a looser mode.
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as sink:
+            sink.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
         os.replace(tmp, path)
     except OSError:
         pass

@@ -23,7 +23,8 @@ local files, read relative to the input file's folder (`base_dir`) when the line
 ``{"type": "image", "path": "imgs/cat.png"}``, ``{"type": "file", "path": "doc.pdf"}`` or
 ``{"type": "image_url", "image_url": {"url": "file:imgs/cat.png"}}`` (see
 `lm_deluge_cli.conversation.convert`). Images read or converted this way are scaled down to
-`lm_deluge_cli.images.WIRE_LIMITS`; a missing or unreadable file makes the line a BadLine.
+`lm_deluge_cli.images.WIRE_LIMITS`; a missing or unreadable file makes the line a BadLine, and
+so does one outside the files root when there is one (`--files-root`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from lm_deluge_cli.conversation.convert import (
     is_local_part,
     resolve_local_media,
 )
+from lm_deluge_cli.conversation.local_files import BaseDir, LocalFiles
 from lm_deluge_cli.sampling import REASONING_EFFORTS, check_sampling_value, describe_value
 from lm_deluge_cli.types import SAMPLING_FIELDS, Message, Prompt
 
@@ -73,12 +75,17 @@ class _Invalid(Exception):
 
 
 def parse_line(
-    line_no: int, raw: bytes | bytearray, *, base_dir: str | Path | None = None
+    line_no: int,
+    raw: bytes | bytearray,
+    *,
+    base_dir: str | Path | None = None,
+    files_root: str | Path | None = None,
 ) -> Prompt | BadLine:
     """Parse one JSONL line (without its newline). Never raises: problems become a BadLine.
 
     Relative paths of local media parts are read from `base_dir` (the input file's folder),
-    else from the working directory.
+    else from the working directory. With `files_root`, a local file outside it (symlinks
+    resolved) makes the line a BadLine instead of being read.
     """
     try:
         obj = orjson.loads(raw)
@@ -93,7 +100,10 @@ def parse_line(
     except _Invalid as exc:
         return BadLine(line_no, f"line {line_no}: {exc}")
     try:
-        return _build(obj, line_no, line_no if explicit_id is None else explicit_id, base_dir)
+        files: BaseDir = base_dir
+        if files_root is not None:
+            files = LocalFiles(None if base_dir is None else Path(base_dir), Path(files_root))
+        return _build(obj, line_no, line_no if explicit_id is None else explicit_id, files)
     except _Invalid as exc:
         return BadLine(line_no, f"line {line_no}: {exc}", explicit_id)
 
@@ -116,9 +126,7 @@ def _read_id(obj: dict[str, Any]) -> str | int | None:
     return None
 
 
-def _build(
-    obj: dict[str, Any], line_no: int, id_: str | int, base_dir: str | Path | None
-) -> Prompt:
+def _build(obj: dict[str, Any], line_no: int, id_: str | int, base_dir: BaseDir) -> Prompt:
     model: str | None = None
     sampling: dict[str, Any] = {}
     extra_body: dict[str, Any] = {}
@@ -205,7 +213,7 @@ def _messages(value: Any, where: str) -> list[Message]:
     return value
 
 
-def _media(messages: list[Message], where: str, base_dir: str | Path | None) -> list[Message]:
+def _media(messages: list[Message], where: str, base_dir: BaseDir) -> list[Message]:
     """Anthropic-style messages converted and local media parts read; others as they are."""
     try:
         if is_anthropic_style(messages):

@@ -112,7 +112,8 @@ class InputReader:
     `source` is a path, ``-`` for stdin, or an open binary stream. Blank lines are
     skipped but still count for line numbers. A line whose id was already used by an
     earlier line becomes a BadLine. Prompts for which `skip` returns True (already
-    done, on resume) are counted and dropped.
+    done, on resume) are counted and dropped. Local files that lines name are read
+    relative to the input file's folder; with `files_root`, only from under it.
 
     Iterate with ``async for`` inside a running event loop, or with plain ``for``.
     Asynchronously, a pipe or terminal is awaited until it is readable and then read
@@ -127,7 +128,9 @@ class InputReader:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         batch_lines: int = DEFAULT_BATCH_LINES,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        files_root: str | os.PathLike[str] | None = None,
     ) -> None:
+        self._files_root = None if files_root is None else Path(files_root)
         self._owned: BinaryIO | None = None
         self._total_bytes: int | None = None
         # Local image/file paths in lines resolve against the input file's folder.
@@ -255,7 +258,9 @@ class InputReader:
             raw = raw[:-1]
         if not raw or (raw[:1].isspace() and not raw.strip()):
             return None
-        parsed = parse_line(self._line_no, raw, base_dir=self._base_dir)
+        parsed = parse_line(
+            self._line_no, raw, base_dir=self._base_dir, files_root=self._files_root
+        )
         if isinstance(parsed, BadLine):
             self._bad += 1
             # A bad line with an id still claims it; a later reuse is then the duplicate.

@@ -20,6 +20,7 @@ from lm_deluge_cli.errors import OutputLockedError, OutputWriteError
 from lm_deluge_cli.io.records import Record, encode
 
 __all__ = [
+    "FILE_MODE",
     "FSYNC_POLICIES",
     "OutputLock",
     "ResultWriter",
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 FSYNC_POLICIES = ("none", "end", "always")
+# The mode every file a run creates asks for; the umask applies on top. Not 0o666: under
+# umask 000 that would make results, locks and manifests world-writable.
+FILE_MODE = 0o664
 
 _HINTS = {
     errno.ENOSPC: "the disk is full; free some space and run again (results so far are kept)",
@@ -74,7 +78,7 @@ class OutputLock:
         # the new one, or two runs could each hold a lock on a different inode.
         for _ in range(100):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
             except OSError as exc:
                 raise write_error("create the lock file", self.path, exc) from exc
             try:
@@ -142,7 +146,7 @@ def _read_pid(fd: int) -> int | None:
 class ResultWriter:
     """Appends records to `path` (``-`` for stdout), holding the output lock until closed.
 
-    The file is opened with ``O_APPEND | O_CREAT`` and mode 0o666 (the umask applies),
+    The file is opened with ``O_APPEND | O_CREAT`` and mode FILE_MODE (the umask applies),
     so nothing already in it is ever overwritten. A failed write raises
     OutputWriteError; at worst it leaves a torn last line, which resume repairs.
     Writes block: they are quick (the page cache), except with ``fsync="always"``.
@@ -161,7 +165,7 @@ class ResultWriter:
         if self.path is not None:
             self._lock = OutputLock(self.path)
             try:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             except OSError as exc:
                 self._lock.release()
                 raise write_error("open the output file", self.path, exc) from exc

@@ -8,7 +8,7 @@ import re
 import aiohttp
 
 from lm_deluge_cli.errors import APIConnectionError, APITimeoutError
-from lm_deluge_cli.transport.base import Transport, failure_message
+from lm_deluge_cli.transport.base import Transport, failure_message, refuse_redirect
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = ["AiohttpTransport"]
@@ -54,7 +54,7 @@ class AiohttpTransport(Transport):
             ) as response:
                 body = await response.read()
                 headers = {k.lower(): v for k, v in response.headers.items()}
-                return HttpResponse(response.status, headers, body)
+                answer = HttpResponse(response.status, headers, body)
         except TimeoutError as exc:
             raise APITimeoutError(f"no response within {request.timeout:g}s") from exc
         except aiohttp.ClientPayloadError as exc:
@@ -62,6 +62,8 @@ class AiohttpTransport(Transport):
         # ValueError: aiohttp refuses a header value with control characters before sending.
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             raise APIConnectionError(failure_message(exc, request)) from exc
+
+        return refuse_redirect(request, answer)
 
     async def aclose(self) -> None:
         if self._session is not None:

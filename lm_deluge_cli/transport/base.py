@@ -5,9 +5,10 @@ from __future__ import annotations
 import urllib.parse
 from abc import ABC, abstractmethod
 
+from lm_deluge_cli.errors import APIStatusError
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
-__all__ = ["Transport", "failure_message"]
+__all__ = ["Transport", "failure_message", "refuse_redirect"]
 
 # Request headers that carry credentials; HTTP libraries quote header values in some errors.
 _SECRET_HEADERS = frozenset(
@@ -22,7 +23,7 @@ class Transport(ABC):
     from their library's exceptions with ``raise ... from exc``); an HTTP error
     status is a normal response here, classified later by the provider adapter.
     Redirects are never followed, so a key is only ever sent to the host the
-    model entry names.
+    model entry names: `refuse_redirect` turns one into an APIStatusError.
     """
 
     @abstractmethod
@@ -39,7 +40,29 @@ def failure_message(exc: BaseException, request: HttpRequest, text: str | None =
 
     httpx, for one, quotes an illegal header value (``Illegal header value b'Bearer …'``).
     """
-    text = text or str(exc) or type(exc).__name__
+    return f"connection failed: {redact(text or str(exc) or type(exc).__name__, request)}"
+
+
+def refuse_redirect(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """`response`, unless it is a redirect: that raises an APIStatusError naming the location.
+
+    Following it would send the request, key included, wherever the server points.
+    """
+    location = response.headers.get("location")
+    if not 300 <= response.status < 400 or location is None:
+        return response
+    where = redact(location, request)
+    raise APIStatusError(
+        f"{response.status}: the provider answered with a redirect to {where}; redirects are "
+        "not followed so that the key only goes to the host the model names (if that is "
+        "the right endpoint, set the model's base_url to it)",
+        status_code=response.status,
+    )
+
+
+def redact(text: str, request: HttpRequest) -> str:
+    """`text` with every credential of `request` (header values, URL password and query
+    values) replaced by ``[redacted]``."""
     forms: set[str] = set()
     for name, value in request.headers.items():
         if name.lower() not in _SECRET_HEADERS:
@@ -64,4 +87,4 @@ def failure_message(exc: BaseException, request: HttpRequest, text: str | None =
     for form in sorted(forms, key=len, reverse=True):
         if len(form) >= 4:
             text = text.replace(form, "[redacted]")
-    return f"connection failed: {text}"
+    return text

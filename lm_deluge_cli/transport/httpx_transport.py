@@ -6,7 +6,7 @@ import anyio
 import httpx
 
 from lm_deluge_cli.errors import APIConnectionError, APITimeoutError
-from lm_deluge_cli.transport.base import Transport, failure_message
+from lm_deluge_cli.transport.base import Transport, failure_message, refuse_redirect
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = ["HttpxTransport"]
@@ -44,7 +44,9 @@ class HttpxTransport(Transport):
         except (httpx.RequestError, httpx.InvalidURL, OSError, ValueError) as exc:
             raise APIConnectionError(failure_message(exc, request)) from exc
         headers = {k.lower(): v for k, v in response.headers.items()}
-        return HttpResponse(response.status_code, headers, response.content)
+        return refuse_redirect(
+            request, HttpResponse(response.status_code, headers, response.content)
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

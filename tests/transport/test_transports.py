@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
-from lm_deluge_cli.errors import APIConnectionError, APITimeoutError, ConfigError
+from lm_deluge_cli.errors import APIConnectionError, APIStatusError, APITimeoutError, ConfigError
 from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
@@ -226,21 +226,30 @@ async def test_a_body_cut_mid_way_is_a_connection_error_said_plainly(
 
 async def test_redirects_are_not_followed(transport: Transport, http_server: Any) -> None:
     elsewhere = http_server(lambda h: _answer(h, 200, JSON, b'{"stolen": true}'))
-    redirect = http_server(
-        lambda h: _answer(h, 302, {"location": f"{elsewhere.url}/v1/chat/completions"}, b"moved")
-    )
+    target = f"{elsewhere.url}/v1/chat/completions?token={KEY}"
+    redirect = http_server(lambda h: _answer(h, 302, {"location": target}, b"moved"))
     headers = {**JSON, "authorization": f"Bearer {KEY}"}
-    response = await transport.send(chat(f"{redirect.url}/v1", headers=headers))
-    assert response.status == 302
+    with pytest.raises(APIStatusError) as caught:
+        await transport.send(chat(f"{redirect.url}/v1", headers=headers))
+    assert caught.value.status_code == 302
+    # The message names where the server pointed, never the key (even when it echoes it).
+    assert f"redirect to {elsewhere.url}/v1/chat/completions?token=[redacted]" in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert redirect.seen == [("/v1/chat/completions", f"Bearer {KEY}")]
+    # The key never went to the other host.
+    assert elsewhere.seen == []
+
+
+async def test_a_3xx_without_a_location_is_an_ordinary_response(
+    transport: Transport, http_server: Any
+) -> None:
+    server = http_server(lambda h: _answer(h, 304, {}, b""))
+    response = await transport.send(chat(f"{server.url}/v1"))
+    assert response.status == 304
     # http.server writes "Server:" and "Date:"; the transport hands them on lower-cased.
     assert "server" in response.headers
     assert "date" in response.headers
     assert all(name == name.lower() for name in response.headers)
-    assert response.headers["location"] == f"{elsewhere.url}/v1/chat/completions"
-    assert response.body == b"moved"
-    assert redirect.seen == [("/v1/chat/completions", f"Bearer {KEY}")]
-    # The key never went to the other host.
-    assert elsewhere.seen == []
 
 
 async def test_the_timeout_bounds_the_whole_response(
