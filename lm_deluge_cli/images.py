@@ -49,6 +49,7 @@ __all__ = [
     "MediaError",
     "MediaSource",
     "data_url_image_size",
+    "file_url_path",
     "fit_size",
     "image_tokens",
     "parse_base64_data_url",
@@ -167,7 +168,7 @@ def read_media(source: Any, what: str = "file", base_dir: str | Path | None = No
         media_type, data = parse_base64_data_url(source, what)
         return MediaSource(data, f"<{what} data URL>", media_type)
     if source.startswith("file:"):
-        return _read_path(_file_url_path(source), what, base_dir, given=source)
+        return _read_path(file_url_path(source), what, base_dir, given=source)
     if not _exists(_resolve(source, base_dir)):
         raw = _bare_base64(source)
         if raw is not None:
@@ -222,7 +223,7 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def _file_url_path(url: str) -> str:
+def file_url_path(url: str) -> str:
     """The path of a ``file:`` URL: ``file:imgs/a.png`` (relative) or ``file:///abs/a.png``."""
     if url.startswith("file://"):
         parts = urllib.parse.urlsplit(url)

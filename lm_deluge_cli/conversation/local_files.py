@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from lm_deluge_cli.images import MediaError, file_url_path
 
 __all__ = ["BaseDir", "LocalFiles", "OutsideFilesRoot", "base_folder", "local_source"]
 
@@ -42,7 +42,7 @@ class LocalFiles:
         if self.root is None:
             return text
         is_url = text.startswith("file:")
-        path = Path(_file_url_path(text) if is_url else text).expanduser()
+        path = Path(_url_path(text) if is_url else text).expanduser()
         if not path.is_absolute():
             path = (self.base_dir or Path.cwd()) / path
         try:
@@ -77,14 +77,12 @@ def local_source(text: str, base_dir: BaseDir) -> str | Path | bytes:
     return base_dir.source(text) if isinstance(base_dir, LocalFiles) else text
 
 
-def _file_url_path(url: str) -> str:
-    """The path of a ``file:`` URL, read as `lm_deluge_cli.images` reads it."""
-    if url.startswith("file://"):
-        parts = urllib.parse.urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise OutsideFilesRoot(f"{url!r} names another host; only local files can be read")
-        return urllib.request.url2pathname(parts.path)
-    return urllib.parse.unquote(url[len("file:") :])
+def _url_path(url: str) -> str:
+    """The path of a ``file:`` URL, read exactly as `lm_deluge_cli.images` will read it."""
+    try:
+        return file_url_path(url)
+    except MediaError as exc:  # another host
+        raise OutsideFilesRoot(str(exc)) from None
 
 
 def _lexists(path: Path) -> bool:
