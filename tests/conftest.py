@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from lm_deluge_cli.providers.mock.server import serve
@@ -16,6 +17,12 @@ from lm_deluge_cli.providers.mock.simulator import MockSettings
 
 # A real redis-server for the tests that need one (cache backends, the shared limiter).
 pytest_plugins = ["tests.redis_server"]
+
+# Property-based tests explore new examples on every local run; under CI they replay the
+# same ones, so a red build always means a change, never a lucky draw.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 # A fake key used wherever a test needs one; test suites search outputs for it to
 # prove that keys never leak.
