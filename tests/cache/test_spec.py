@@ -88,7 +88,7 @@ def test_a_redis_spec_does_not_connect_until_used() -> None:
         "unix:/run/redis.sock",
         "http://cache.example.com",
         "s3://bucket/cache",
-        "file:///tmp/cache",
+        "file:///var/cache/answers",
     ],
 )
 def test_malformed_specs_say_what_is_accepted(spec: str) -> None:
