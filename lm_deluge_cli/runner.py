@@ -29,7 +29,7 @@ from lm_deluge_cli.io.overlap import first_output_id, output_overlap
 from lm_deluge_cli.io.reader import BadLine, InputReader, check_input, count_lines
 from lm_deluge_cli.io.resume import ResumeState, scan_output
 from lm_deluge_cli.io.shard import Shard
-from lm_deluge_cli.io.writer import ResultWriter, move_aside
+from lm_deluge_cli.io.writer import ResultWriter
 from lm_deluge_cli.progress import ProgressView, watched
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.tokens import estimate_text_tokens
@@ -142,10 +142,9 @@ async def run_job(
             output = Path(job.output)
             # Take the lock before touching an existing file: another run may own it.
             writer = stack.enter_context(ResultWriter(output, fsync=job.fsync))
-            if fresh and output.exists() and output.stat().st_size:
-                writer.close()
-                moved = move_aside(output)
-                writer = stack.enter_context(ResultWriter(output, fsync=job.fsync))
+            if fresh:
+                # Under the same lock throughout: no other run can start in between.
+                moved = writer.start_over()
             state = scan_output(output)
             if job.input != STDIO:
                 # Before the manifest is rewritten: a refused run leaves everything as it was.

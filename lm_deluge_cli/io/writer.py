@@ -190,6 +190,22 @@ class ResultWriter:
         self.records_written += 1
         self.bytes_written += len(line)
 
+    def start_over(self) -> Path | None:
+        """Move the existing output aside (`move_aside`) and go on in a new, empty file,
+        without ever dropping the lock; returns where the old file went (None if empty)."""
+        if self.path is None or self._fd is None or self._closed:
+            raise ValueError("start_over needs an open output file")
+        if os.fstat(self._fd).st_size == 0:
+            return None
+        os.close(self._fd)
+        self._fd = None
+        moved = move_aside(self.path)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise write_error("open the output file", self.path, exc) from exc
+        return moved
+
     def _write_file(self, fd: int, line: bytes) -> None:
         try:
             written = os.write(fd, line)

@@ -298,3 +298,24 @@ def test_move_aside_never_overwrites(tmp_path: Path) -> None:
 
 def test_move_aside_missing_file(tmp_path: Path) -> None:
     assert move_aside(tmp_path / "nothing.jsonl") is None
+
+
+def test_start_over_moves_the_old_output_aside_without_dropping_the_lock(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"id": 1}\n')
+    with ResultWriter(out) as writer:
+        moved = writer.start_over()
+        assert moved is not None and moved.read_bytes() == b'{"id": 1}\n'
+        assert out.read_bytes() == b""
+        # Still locked: another run cannot take the output now.
+        with pytest.raises(OutputLockedError):
+            ResultWriter(out)
+        writer.write({"id": 2})
+    assert orjson.loads(out.read_bytes()) == {"id": 2}
+
+
+def test_start_over_on_an_empty_output_moves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    with ResultWriter(out) as writer:
+        assert writer.start_over() is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
