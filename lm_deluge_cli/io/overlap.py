@@ -17,6 +17,7 @@ import orjson
 
 from lm_deluge_cli.io.idset import IdSet, id_hash
 from lm_deluge_cli.io.lines import iter_lines
+from lm_deluge_cli.io.parse import line_id
 from lm_deluge_cli.io.resume import ResumeState
 from lm_deluge_cli.types import id_key
 
@@ -77,10 +78,5 @@ def _line_key(line: bytes, number: int) -> str | None:
         return None
     if not isinstance(obj, dict):
         return None
-    for name in ("id", "custom_id"):
-        if name in obj:
-            value = obj[name]
-            if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-                return id_key(value)
-            return None
-    return id_key(number)
+    value = line_id(obj, number)
+    return None if value is None else id_key(value)

@@ -45,7 +45,7 @@ from lm_deluge_cli.conversation.local_files import BaseDir, LocalFiles
 from lm_deluge_cli.sampling import REASONING_EFFORTS, check_sampling_value, describe_value
 from lm_deluge_cli.types import SAMPLING_FIELDS, Message, Prompt
 
-__all__ = ["REASONING_EFFORTS", "ROLES", "BadLine", "parse_line"]
+__all__ = ["REASONING_EFFORTS", "ROLES", "BadLine", "line_id", "parse_line"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -114,6 +114,16 @@ def _json_problem(raw: bytes | bytearray, exc: orjson.JSONDecodeError) -> str:
     except UnicodeDecodeError as bad:
         return f"not valid UTF-8 (byte 0x{raw[bad.start]:02x} at byte offset {bad.start})"
     return f"not valid JSON ({exc.msg} at column {exc.colno})"
+
+
+def line_id(obj: dict[str, Any], line_no: int) -> str | int | None:
+    """The id a line's object runs under (``id``, else ``custom_id``, else the line number),
+    or None when the one it gives is not a string or an integer."""
+    try:
+        explicit = _read_id(obj)
+    except _Invalid:
+        return None
+    return line_no if explicit is None else explicit
 
 
 def _read_id(obj: dict[str, Any]) -> str | int | None:
