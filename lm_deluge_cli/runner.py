@@ -17,6 +17,7 @@ from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.engine.task import Answered, Task
 from lm_deluge_cli.errors import (
     EXIT_FATAL_PROVIDER,
     EXIT_INTERRUPTED,
@@ -68,6 +69,7 @@ class JobReport:
             "rate_limited": s.rate_limited,
             "cached": s.cached,
             "deduplicated": s.deduplicated,
+            "passed_through": s.passed_through,
             "input_tokens": s.input_tokens,
             "output_tokens": s.output_tokens,
             "cost_usd": round(s.cost_usd, 6) if s.cost_known else None,
@@ -103,10 +105,13 @@ async def run_job(
     view: ProgressView | None = None,
     stop: anyio.Event | None = None,
     manifest: dict[str, Any] | None = None,
+    task: Task | None = None,
 ) -> JobReport:
     """Run `job` to completion (or until `stop`); every check that can fail runs first.
 
     `manifest` is recorded beside the output (see io/manifest.py) once the lock is held.
+    With a `task` (a tool: extract, translate, score), input lines are read and turned into
+    prompts by the task, and each record gets the task's fields before it is written.
     """
     manifest = manifest or {}
     endpoints = resolve_endpoints(job.models, registry=job.model_registry())
@@ -166,12 +171,27 @@ async def run_job(
             if lines is not None and job.shard is not None:
                 lines = -(-lines // job.shard.count)
             stats.total = lines
-        reader = stack.enter_context(InputReader(job.input, files_root=job.files_root))
-        source = _skip_done(reader, state, stats, job.shard)
+        source: AsyncIterator[Prompt | BadLine | Answered]
+        sink = writer.write
+        if task is None:
+            reader = stack.enter_context(InputReader(job.input, files_root=job.files_root))
+            source = _skip_done(reader, state, stats, job.shard)
+        else:
+            base_dir = None if job.input == STDIO else Path(job.input).resolve().parent
+            files_root = None if job.files_root is None else Path(job.files_root)
+            items = stack.enter_context(
+                InputReader(job.input, parse=task.parser(base_dir, files_root))
+            )
+            source = _prepared(_skip_done(items, state, stats, job.shard), task)
+            finish = task.finish
+
+            def sink(record: dict[str, Any]) -> None:
+                writer.write(finish(record))
+
         outcome = await watched(
             view,
             stats.snapshot,
-            lambda: run_pipeline(source, writer.write, requester, stats, stop=stop),
+            lambda: run_pipeline(source, sink, requester, stats, stop=stop),
         )
         report = JobReport(
             outcome=outcome,
@@ -220,9 +240,16 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+async def _prepared(
+    items: AsyncIterator[Any], task: Task
+) -> AsyncIterator[Prompt | BadLine | Answered]:
+    async for item in items:
+        yield item if isinstance(item, BadLine) else task.prepare(item)
+
+
 async def _skip_done(
-    reader: InputReader, state: ResumeState | None, stats: RunStats, shard: Shard | None = None
-) -> AsyncIterator[Prompt | BadLine]:
+    reader: InputReader[Any], state: ResumeState | None, stats: RunStats, shard: Shard | None = None
+) -> AsyncIterator[Any]:
     """The reader's items (this shard's only) less what an earlier run already finished."""
     owned = 0
     async for item in reader:

@@ -18,6 +18,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from lm_deluge_cli.engine.requester import AllModelsDeadError, Requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
+from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.io.reader import BadLine
 from lm_deluge_cli.io.records import api_error_record, bad_line_record
 from lm_deluge_cli.providers.base import redact
@@ -45,7 +46,7 @@ class RunOutcome:
 
 
 async def run_pipeline(
-    source: AsyncIterable[Prompt | BadLine],
+    source: AsyncIterable[Prompt | BadLine | Answered],
     sink: Callable[[dict[str, Any]], None],
     requester: Requester,
     stats: RunStats,
@@ -53,7 +54,10 @@ async def run_pipeline(
     stop: anyio.Event | None = None,
     grace_s: float = DEFAULT_GRACE_S,
 ) -> RunOutcome:
-    """Process every prompt of `source`, handing each final record to `sink` as it arrives."""
+    """Process every prompt of `source`, handing each final record to `sink` as it arrives.
+
+    Bad lines and records answered without a request (`Answered`) go straight to `sink`.
+    """
     stop = stop or anyio.Event()
     workers = requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR
     work_send, work_recv = anyio.create_memory_object_stream[Prompt](int(workers))
@@ -61,14 +65,17 @@ async def run_pipeline(
     interrupted = False
 
     async def produce(
-        send: MemoryObjectSendStream[Prompt], bad_send: MemoryObjectSendStream[dict[str, Any]]
+        send: MemoryObjectSendStream[Prompt], direct_send: MemoryObjectSendStream[dict[str, Any]]
     ) -> None:
-        async with send, bad_send:
+        async with send, direct_send:
             async for item in source:
                 if stop.is_set():
                     break
                 if isinstance(item, BadLine):
-                    await bad_send.send(bad_line_record(item))
+                    await direct_send.send(bad_line_record(item))
+                elif isinstance(item, Answered):
+                    stats.passed_through += 1
+                    await direct_send.send(item.record)
                 else:
                     await send.send(item)
 
@@ -139,13 +146,13 @@ async def run_pipeline(
             producer_scope = anyio.CancelScope()
             workers_scope = anyio.CancelScope()
 
-            bad_send = result_send.clone()
+            direct_send = result_send.clone()
 
             async def run_producer() -> None:
                 with producer_scope:
-                    await produce(work_send, bad_send)
+                    await produce(work_send, direct_send)
                 await work_send.aclose()
-                await bad_send.aclose()
+                await direct_send.aclose()
 
             async def run_workers() -> None:
                 with workers_scope:

@@ -28,6 +28,8 @@ class RunStatistics:
     # Answered from the cache, and answered by an identical line's request (both also `ok`).
     cached: int
     deduplicated: int
+    # Answered by a tool without any request (also `ok`): translate's pass-through.
+    passed_through: int
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -75,6 +77,7 @@ class RunStats:
     rate_limited: int = 0
     cached: int = 0
     deduplicated: int = 0
+    passed_through: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -100,6 +103,7 @@ class RunStats:
             rate_limited=self.rate_limited,
             cached=self.cached,
             deduplicated=self.deduplicated,
+            passed_through=self.passed_through,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             cost_usd=self.cost_usd,

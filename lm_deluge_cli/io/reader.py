@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO, Generic, Protocol, TypeVar, overload
 
 import anyio
 import anyio.to_thread
@@ -29,6 +29,7 @@ from lm_deluge_cli.types import Prompt, id_key
 __all__ = [
     "BadLine",
     "InputReader",
+    "LineItem",
     "ReaderStatistics",
     "check_input",
     "count_lines",
@@ -42,6 +43,22 @@ DEFAULT_BATCH_LINES = 1000
 DEFAULT_BATCH_BYTES = 1 << 20
 
 Item = Prompt | BadLine
+
+
+class LineItem(Protocol):
+    """What a parsed line must offer the reader: its id, line number and id identity."""
+
+    @property
+    def id(self) -> str | int: ...
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=LineItem)
 
 
 def check_input(path: str | os.PathLike[str]) -> None:
@@ -106,8 +123,8 @@ class ReaderStatistics:
     total_bytes: int | None
 
 
-class InputReader:
-    """Yield each input line as a Prompt or BadLine, in input order.
+class InputReader(Generic[ItemT]):
+    """Yield each input line as a Prompt (or what `parse` makes of it) or BadLine, in order.
 
     `source` is a path, ``-`` for stdin, or an open binary stream. Blank lines are
     skipped but still count for line numbers. A line whose id was already used by an
@@ -115,13 +132,18 @@ class InputReader:
     done, on resume) are counted and dropped. Local files that lines name are read
     relative to the input file's folder; with `files_root`, only from under it.
 
+    `parse` reads other line shapes (the toolkit's ``{"id", "text"}`` lines): it gets the
+    line number and the raw line, and returns an item with ``id``, ``line`` and ``key``,
+    or a BadLine. Without it, lines are parsed as `run` reads them (`parse_line`).
+
     Iterate with ``async for`` inside a running event loop, or with plain ``for``.
     Asynchronously, a pipe or terminal is awaited until it is readable and then read
     without blocking, so an idle stdin never ties up a worker thread (nor Ctrl-C).
     """
 
+    @overload
     def __init__(
-        self,
+        self: InputReader[Prompt],
         source: str | os.PathLike[str] | BinaryIO,
         *,
         skip: Callable[[Prompt], bool] | None = None,
@@ -129,14 +151,42 @@ class InputReader:
         batch_lines: int = DEFAULT_BATCH_LINES,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         files_root: str | os.PathLike[str] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        parse: Callable[[int, bytes | bytearray], ItemT | BadLine],
+        skip: Callable[[ItemT], bool] | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_lines: int = DEFAULT_BATCH_LINES,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        parse: Callable[[int, bytes | bytearray], Any] | None = None,
+        skip: Callable[[Any], bool] | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        batch_lines: int = DEFAULT_BATCH_LINES,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        files_root: str | os.PathLike[str] | None = None,
     ) -> None:
-        self._files_root = None if files_root is None else Path(files_root)
         self._owned: BinaryIO | None = None
         self._total_bytes: int | None = None
         # Local image/file paths in lines resolve against the input file's folder.
-        self._base_dir: Path | None = None
+        base_dir: Path | None = None
         if isinstance(source, str | os.PathLike) and os.fspath(source) != "-":
-            self._base_dir = Path(source).resolve().parent
+            base_dir = Path(source).resolve().parent
+        self._parse: Callable[[int, bytes | bytearray], Any] = parse or partial(
+            parse_line,
+            base_dir=base_dir,
+            files_root=None if files_root is None else Path(files_root),
+        )
         if isinstance(source, str | os.PathLike):
             if os.fspath(source) == "-":
                 stream: BinaryIO = sys.stdin.buffer
@@ -195,10 +245,10 @@ class InputReader:
         """Non-blank lines read so far: prompts and bad lines (skipped prompts included)."""
         return self._prompts + self._bad
 
-    def __aiter__(self) -> AsyncIterator[Item]:
+    def __aiter__(self) -> AsyncIterator[ItemT | BadLine]:
         return self._aiter()
 
-    async def _aiter(self) -> AsyncIterator[Item]:
+    async def _aiter(self) -> AsyncIterator[ItemT | BadLine]:
         done = False
         while not done:
             reads: int | None = None  # a regular file: read as much as a batch needs
@@ -211,18 +261,18 @@ class InputReader:
             for item in items:
                 yield item
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Iterator[ItemT | BadLine]:
         done = False
         while not done:
             items, done = self._next_batch(None)
             yield from items
 
-    def _next_batch(self, reads: int | None) -> tuple[list[Item], bool]:
+    def _next_batch(self, reads: int | None) -> tuple[list[ItemT | BadLine], bool]:
         """Process up to one batch of lines, reading at most `reads` chunks (None: any).
 
         Also reports whether the input is exhausted.
         """
-        items: list[Item] = []
+        items: list[ItemT | BadLine] = []
         lines_left = self._batch_lines
         bytes_left = self._batch_bytes
         while lines_left > 0 and bytes_left > 0:
@@ -251,16 +301,14 @@ class InputReader:
             self._bytes_read = self._total_bytes
         return items, done
 
-    def _line(self, offset: int, raw: Line) -> Item | None:
+    def _line(self, offset: int, raw: Line) -> ItemT | BadLine | None:
         if offset == 0 and raw[:3] == _BOM:
             raw = raw[3:]
         if raw[-1:] == b"\r":
             raw = raw[:-1]
         if not raw or (raw[:1].isspace() and not raw.strip()):
             return None
-        parsed = parse_line(
-            self._line_no, raw, base_dir=self._base_dir, files_root=self._files_root
-        )
+        parsed: ItemT | BadLine = self._parse(self._line_no, raw)
         if isinstance(parsed, BadLine):
             self._bad += 1
             # A bad line with an id still claims it; a later reuse is then the duplicate.
@@ -285,7 +333,7 @@ class InputReader:
             self._owned.close()
             self._owned = None
 
-    def __enter__(self) -> InputReader:
+    def __enter__(self) -> InputReader[ItemT]:
         return self
 
     def __exit__(
@@ -296,7 +344,7 @@ class InputReader:
     ) -> None:
         self.close()
 
-    async def __aenter__(self) -> InputReader:
+    async def __aenter__(self) -> InputReader[ItemT]:
         return self
 
     async def __aexit__(

@@ -11,12 +11,21 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.types import Prompt, id_key
+from lm_deluge_cli.types import id_key
 
 __all__ = ["Shard", "parse_shard"]
+
+
+class _Line(Protocol):
+    @property
+    def id(self) -> str | int | None: ...
+
+    @property
+    def line(self) -> int: ...
+
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -28,7 +37,7 @@ class Shard:
     index: int
     count: int
 
-    def owns(self, item: Prompt | BadLine) -> bool:
+    def owns(self, item: _Line) -> bool:
         """Whether this shard runs (or reports) `item`."""
         if self.count == 1:
             return True

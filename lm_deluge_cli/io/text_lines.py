@@ -1,0 +1,149 @@
+"""The toolkit's input lines: ``{"id": …, "text": "…"}`` and rerank's ``{"query", "documents"}``.
+
+Like `parse_line`, these never raise: a line that cannot be used becomes a BadLine whose
+reason names the line and the field. The id rule is `run`'s (``id``, else ``custom_id``,
+else the line number), so resume, shards and export treat these outputs alike. Any
+other keys are ignored, except ``metadata``, copied to the record untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from lm_deluge_cli.io.parse import BadLine, line_id
+from lm_deluge_cli.sampling import describe_value
+from lm_deluge_cli.types import id_key
+
+__all__ = ["Document", "QueryItem", "TextItem", "parse_query_line", "parse_text_line"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextItem:
+    """One text to work on (embed, translate, score, extract)."""
+
+    id: str | int
+    line: int
+    text: str
+    metadata: Any = None
+
+    @property
+    def key(self) -> str:
+        return id_key(self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One document to rank: its own id (else its position in the list) and text."""
+
+    id: str | int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueryItem:
+    """One rerank query over its own documents."""
+
+    id: str | int
+    line: int
+    query: str
+    documents: tuple[Document, ...]
+    metadata: Any = None
+
+    @property
+    def key(self) -> str:
+        return id_key(self.id)
+
+
+def _object(line_no: int, raw: bytes | bytearray) -> dict[str, Any] | BadLine:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return BadLine(line_no, f"line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(obj, dict):
+        return BadLine(
+            line_no, f"line {line_no}: expected a JSON object, got {describe_value(obj)}"
+        )
+    return obj
+
+
+def _id(obj: dict[str, Any], line_no: int) -> str | int | BadLine:
+    found = line_id(obj, line_no)
+    if found is None:
+        name = "id" if "id" in obj else "custom_id"
+        return BadLine(
+            line_no,
+            f"line {line_no}: '{name}' must be a string or an integer, "
+            f"got {describe_value(obj[name])}",
+        )
+    return found
+
+
+def parse_text_line(line_no: int, raw: bytes | bytearray) -> TextItem | BadLine:
+    """``{"id"?, "text": "…", "metadata"?}`` → a TextItem, or a BadLine naming the problem."""
+    obj = _object(line_no, raw)
+    if isinstance(obj, BadLine):
+        return obj
+    id_ = _id(obj, line_no)
+    if isinstance(id_, BadLine):
+        return id_
+    text = obj.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return BadLine(
+            line_no,
+            f"line {line_no}: 'text' must be a non-empty string, got {describe_value(text)}",
+            id_,
+        )
+    return TextItem(id_, line_no, text, obj.get("metadata"))
+
+
+def parse_query_line(line_no: int, raw: bytes | bytearray) -> QueryItem | BadLine:
+    """``{"id"?, "query": "…", "documents": ["…" | {"id"?, "text"}, …]}`` → a QueryItem."""
+    obj = _object(line_no, raw)
+    if isinstance(obj, BadLine):
+        return obj
+    id_ = _id(obj, line_no)
+    if isinstance(id_, BadLine):
+        return id_
+    query = obj.get("query")
+    if not isinstance(query, str) or not query.strip():
+        return BadLine(
+            line_no,
+            f"line {line_no}: 'query' must be a non-empty string, got {describe_value(query)}",
+            id_,
+        )
+    raw_documents = obj.get("documents")
+    if not isinstance(raw_documents, list) or not raw_documents:
+        return BadLine(
+            line_no,
+            f"line {line_no}: 'documents' must be a non-empty list, "
+            f"got {describe_value(raw_documents)}",
+            id_,
+        )
+    documents: list[Document] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw_documents):
+        where = f"line {line_no}: 'documents[{index}]'"
+        if isinstance(entry, str):
+            doc_id: str | int = index
+            text: Any = entry
+        elif isinstance(entry, dict):
+            own = line_id(entry, index)
+            if own is None:
+                return BadLine(line_no, f"{where}.id must be a string or an integer", id_)
+            doc_id, text = own, entry.get("text")
+        else:
+            return BadLine(
+                line_no,
+                f"{where} must be a string or an object with 'text', got {describe_value(entry)}",
+                id_,
+            )
+        if not isinstance(text, str) or not text.strip():
+            return BadLine(line_no, f"{where} has no text (a non-empty string)", id_)
+        if id_key(doc_id) in seen:
+            return BadLine(line_no, f"{where} repeats the document id {id_key(doc_id)}", id_)
+        seen.add(id_key(doc_id))
+        documents.append(Document(doc_id, text))
+    return QueryItem(id_, line_no, query, tuple(documents), obj.get("metadata"))
