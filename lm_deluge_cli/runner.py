@@ -36,7 +36,7 @@ from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.types import Prompt
 
-__all__ = ["JobReport", "run_job"]
+__all__ = ["JobReport", "OpenOutput", "check_paths", "count_input", "open_output", "run_job"]
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,7 @@ async def run_job(
     """
     manifest = manifest or {}
     endpoints = resolve_endpoints(job.models, registry=job.model_registry())
-    if job.input != STDIO:
-        check_input(Path(job.input))
-        if job.output != STDIO and _same_file(Path(job.input), Path(job.output)):
-            raise UsageError(
-                f"input and output are the same file ({job.output}): results would be "
-                "appended to the prompts; give another -o"
-            )
-    moved: Path | None = None
-    state: ResumeState | None = None
+    check_paths(job)
     stats = RunStats()
     # Load the tokenizer off the event loop: its first load may wait on the network.
     await anyio.to_thread.run_sync(estimate_text_tokens, "")
@@ -142,35 +134,13 @@ async def run_job(
             shared_limiter=job.limits.limiter,
             shared_limiter_key=job.limits.limiter_key,
         )
-        output: Path | None = None
-        if job.output != STDIO:
-            output = Path(job.output)
-            # Take the lock before touching an existing file: another run may own it.
-            writer = stack.enter_context(ResultWriter(output, fsync=job.fsync))
-            if fresh:
-                # Under the same lock throughout: no other run can start in between.
-                moved = writer.start_over()
-            state = scan_output(output)
-            if job.input != STDIO:
-                # Before the manifest is rewritten: a refused run leaves everything as it was.
-                await _check_overlap(Path(job.input), output, state)
-            write_manifest(output, manifest)
-            if state.repaired_bytes:
-                log.warning(
-                    "repaired a torn last line in %s (%d bytes)", output, state.repaired_bytes
-                )
-            if requester.budget is not None:
-                # The cap is the output's budget: what earlier runs spent counts.
-                requester.budget.carry_over(state.cost_usd)
-                stats.earlier_cost_usd = state.cost_usd
-        else:
-            writer = stack.enter_context(ResultWriter(STDIO))
-        if job.input != STDIO:
-            lines = await anyio.to_thread.run_sync(count_lines, Path(job.input))
-            # A shard's share is known once the input is read; until then, estimated.
-            if lines is not None and job.shard is not None:
-                lines = -(-lines // job.shard.count)
-            stats.total = lines
+        out = await open_output(job, stack, fresh=fresh, manifest=manifest)
+        writer, state = out.writer, out.state
+        if state is not None and requester.budget is not None:
+            # The cap is the output's budget: what earlier runs spent counts.
+            requester.budget.carry_over(state.cost_usd)
+            stats.earlier_cost_usd = state.cost_usd
+        await count_input(job, stats)
         source: AsyncIterator[Prompt | BadLine | Answered]
         sink = writer.write
         if task is None:
@@ -196,18 +166,77 @@ async def run_job(
         report = JobReport(
             outcome=outcome,
             output=job.output,
-            moved_aside=moved,
+            moved_aside=out.moved,
             resumed_ok=len(state.ok) if state else 0,
             repaired_bytes=state.repaired_bytes if state else 0,
             cache=reuse.summary(),
         )
-        if output is not None:
-            # Still under the lock, so a run starting now cannot have its record overwritten.
-            finished = datetime.now(UTC).isoformat(timespec="seconds")
-            write_manifest(
-                output, {**manifest, "finished_at": finished, "last_run": report.to_dict()}
-            )
+        out.finish(manifest, report.to_dict())
     return report
+
+
+def check_paths(job: Job) -> None:
+    """Refuse an unreadable input, and an output that is the input, before anything runs."""
+    if job.input == STDIO:
+        return
+    check_input(Path(job.input))
+    if job.output != STDIO and _same_file(Path(job.input), Path(job.output)):
+        raise UsageError(
+            f"input and output are the same file ({job.output}): results would be "
+            "appended to the prompts; give another -o"
+        )
+
+
+@dataclass(slots=True)
+class OpenOutput:
+    """The output, locked, with what earlier runs left in it (None for stdout)."""
+
+    writer: ResultWriter
+    path: Path | None
+    state: ResumeState | None
+    moved: Path | None
+
+    def finish(self, manifest: dict[str, Any], summary: dict[str, object]) -> None:
+        """Record the run's summary beside the output (call while the lock is held)."""
+        if self.path is None:
+            return
+        finished = datetime.now(UTC).isoformat(timespec="seconds")
+        write_manifest(self.path, {**manifest, "finished_at": finished, "last_run": summary})
+
+
+async def open_output(
+    job: Job, stack: AsyncExitStack, *, fresh: bool, manifest: dict[str, Any]
+) -> OpenOutput:
+    """Lock the output (released when `stack` closes), move it aside for `fresh`, read what
+    earlier runs finished, refuse another input's output, and record the manifest."""
+    if job.output == STDIO:
+        return OpenOutput(stack.enter_context(ResultWriter(STDIO)), None, None, None)
+    output = Path(job.output)
+    # Take the lock before touching an existing file: another run may own it.
+    writer = stack.enter_context(ResultWriter(output, fsync=job.fsync))
+    moved: Path | None = None
+    if fresh:
+        # Under the same lock throughout: no other run can start in between.
+        moved = writer.start_over()
+    state = scan_output(output)
+    if job.input != STDIO:
+        # Before the manifest is rewritten: a refused run leaves everything as it was.
+        await _check_overlap(Path(job.input), output, state)
+    write_manifest(output, manifest)
+    if state.repaired_bytes:
+        log.warning("repaired a torn last line in %s (%d bytes)", output, state.repaired_bytes)
+    return OpenOutput(writer, output, state, moved)
+
+
+async def count_input(job: Job, stats: RunStats) -> None:
+    """The input's line count as the run's first estimate of its total (a shard's share)."""
+    if job.input == STDIO:
+        return
+    lines = await anyio.to_thread.run_sync(count_lines, Path(job.input))
+    # A shard's share is known once the input is read; until then, estimated.
+    if lines is not None and job.shard is not None:
+        lines = -(-lines // job.shard.count)
+    stats.total = lines
 
 
 async def _check_overlap(input_path: Path, output: Path, state: ResumeState) -> None:
