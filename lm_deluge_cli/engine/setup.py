@@ -26,15 +26,21 @@ from lm_deluge_cli.types import SamplingParams
 if TYPE_CHECKING:
     from lm_deluge_cli.engine.shared_limiter import SharedRateLimiter
 
-__all__ = ["MOCK_DEFAULTS", "build_requester"]
+__all__ = [
+    "MOCK_DEFAULTS",
+    "build_requester",
+    "mock_settings",
+    "model_limits",
+    "run_limiter_for",
+]
 
 # What a mock model other than mock:fast simulates unless its entry says otherwise.
 MOCK_DEFAULTS: dict[str, float] = {"latency_s": 0.2, "latency_jitter_s": 0.1}
 
 
-def mock_settings(entry: ModelEntry, endpoint: Endpoint) -> MockSettings:
+def mock_settings(entry: ModelEntry, wire_id: str) -> MockSettings:
     """mock:fast answers at once; other mock models get a realistic latency by default."""
-    base: dict[str, object] = {} if endpoint.model.wire_id == "fast" else dict(MOCK_DEFAULTS)
+    base: dict[str, object] = {} if wire_id == "fast" else dict(MOCK_DEFAULTS)
     base.update(entry.mock)
     return MockSettings.from_mapping(base)
 
@@ -66,6 +72,40 @@ async def _shared(
     )
 
 
+async def run_limiter_for(
+    limits: Limits,
+    stack: AsyncExitStack,
+    shared_limiter: str | None = None,
+    shared_limiter_key: str = "default",
+) -> Limiter:
+    """The run-wide limiter: this process's own, or the budget shared through Redis."""
+    run_requests = _fixed(limits.max_requests_per_minute)
+    run_tokens = _fixed(limits.max_tokens_per_minute)
+    if shared_limiter is None:
+        return RateLimiter(run_requests, run_tokens, name="run")
+    shared = await _shared(shared_limiter, shared_limiter_key, run_requests, run_tokens)
+    stack.push_async_callback(shared.aclose)
+    return shared
+
+
+def model_limits(
+    entry: ModelEntry, limits: Limits, run_limiter: Limiter, single: bool, stats: RunStats
+) -> tuple[LimiterChain, tuple[bool, ...], LimitLearner | None]:
+    """One model's limiters (its own, if it has limits, then the run's), which of them its
+    rate-limit headers describe, and the learner of its "auto" limits."""
+    requests = _own_rate(entry.max_requests_per_minute, limits.max_requests_per_minute)
+    tokens = _own_rate(entry.max_tokens_per_minute, limits.max_tokens_per_minute)
+    if requests is None and tokens is None:
+        return LimiterChain(run_limiter), (single,), None
+    own = RateLimiter(_fixed(requests), _fixed(tokens), name=entry.name)
+    learner: LimitLearner | None = None
+    if AUTO in (requests, tokens):
+        learner = LimitLearner(
+            own, model=entry.name, requests=requests, tokens=tokens, learned=stats.learned_limits
+        )
+    return LimiterChain(own, run_limiter), (True, single), learner
+
+
 async def build_requester(
     entries: Sequence[ModelEntry],
     endpoints: Sequence[Endpoint],
@@ -94,44 +134,20 @@ async def build_requester(
         budget = SpendCap(limits.max_cost)
         stats.max_cost_usd = limits.max_cost
     network: Transport | None = None
-    run_requests = _fixed(limits.max_requests_per_minute)
-    run_tokens = _fixed(limits.max_tokens_per_minute)
-    run_limiter: Limiter
-    if shared_limiter is None:
-        run_limiter = RateLimiter(run_requests, run_tokens, name="run")
-    else:
-        shared = await _shared(shared_limiter, shared_limiter_key, run_requests, run_tokens)
-        stack.push_async_callback(shared.aclose)
-        run_limiter = shared
+    run_limiter = await run_limiter_for(limits, stack, shared_limiter, shared_limiter_key)
     # With one model, the provider's rate-limit headers describe the run's budget too.
     single = len(entries) == 1
     slots = []
     for entry, endpoint in zip(entries, endpoints, strict=True):
         transport: Transport
         if endpoint.provider.name == "mock":
-            transport = InProcessTransport(Simulator(mock_settings(entry, endpoint)))
+            transport = InProcessTransport(Simulator(mock_settings(entry, endpoint.model.wire_id)))
         else:
             if network is None:
                 network = make_transport(limits.max_concurrent_requests)
                 stack.push_async_callback(network.aclose)
             transport = network
-        requests = _own_rate(entry.max_requests_per_minute, limits.max_requests_per_minute)
-        tokens = _own_rate(entry.max_tokens_per_minute, limits.max_tokens_per_minute)
-        describes: tuple[bool, ...]
-        learner: LimitLearner | None = None
-        if requests is not None or tokens is not None:
-            own = RateLimiter(_fixed(requests), _fixed(tokens), name=entry.name)
-            chain, describes = LimiterChain(own, run_limiter), (True, single)
-            if AUTO in (requests, tokens):
-                learner = LimitLearner(
-                    own,
-                    model=entry.name,
-                    requests=requests,
-                    tokens=tokens,
-                    learned=stats.learned_limits,
-                )
-        else:
-            chain, describes = LimiterChain(run_limiter), (single,)
+        chain, describes, learner = model_limits(entry, limits, run_limiter, single, stats)
         slots.append(
             ModelSlot(
                 endpoint=endpoint,
