@@ -36,7 +36,15 @@ from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.types import Prompt
 
-__all__ = ["JobReport", "OpenOutput", "check_paths", "count_input", "open_output", "run_job"]
+__all__ = [
+    "JobReport",
+    "OpenOutput",
+    "check_paths",
+    "count_input",
+    "open_output",
+    "run_job",
+    "skip_done",
+]
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +153,14 @@ async def run_job(
         sink = writer.write
         if task is None:
             reader = stack.enter_context(InputReader(job.input, files_root=job.files_root))
-            source = _skip_done(reader, state, stats, job.shard)
+            source = skip_done(reader, state, stats, job.shard)
         else:
             base_dir = None if job.input == STDIO else Path(job.input).resolve().parent
             files_root = None if job.files_root is None else Path(job.files_root)
             items = stack.enter_context(
                 InputReader(job.input, parse=task.parser(base_dir, files_root))
             )
-            source = _prepared(_skip_done(items, state, stats, job.shard), task)
+            source = _prepared(skip_done(items, state, stats, job.shard), task)
             finish = task.finish
 
             def sink(record: dict[str, Any]) -> None:
@@ -276,7 +284,7 @@ async def _prepared(
         yield item if isinstance(item, BadLine) else task.prepare(item)
 
 
-async def _skip_done(
+async def skip_done(
     reader: InputReader[Any], state: ResumeState | None, stats: RunStats, shard: Shard | None = None
 ) -> AsyncIterator[Any]:
     """The reader's items (this shard's only) less what an earlier run already finished."""

@@ -16,9 +16,10 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from lm_deluge_cli.engine.requester import AllModelsDeadError, Requester
+from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.engine.task import Answered
+from lm_deluge_cli.errors import FatalProviderError
 from lm_deluge_cli.io.reader import BadLine
 from lm_deluge_cli.io.records import api_error_record, bad_line_record
 from lm_deluge_cli.providers.base import redact
@@ -40,7 +41,7 @@ class RunOutcome:
 
     statistics: RunStatistics
     interrupted: bool
-    fatal: AllModelsDeadError | None
+    fatal: FatalProviderError | None
     # The spending cap stopped dispatching; what was not sent is left for the resume.
     cost_cap_reached: bool = False
 

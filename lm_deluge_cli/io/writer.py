@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -205,6 +206,30 @@ class ResultWriter:
         except OSError as exc:
             raise write_error("open the output file", self.path, exc) from exc
         return moved
+
+    def replace_contents(self, lines: Iterable[bytes]) -> None:
+        """Atomically make the output hold exactly `lines` (each ending in a newline), still
+        under the lock: written beside it, synced, then renamed over it (rerank's sort)."""
+        if self.path is None or self._fd is None or self._closed:
+            raise ValueError("replace_contents needs an open output file")
+        temporary = self.path.with_name(f".{self.path.name}.sorting")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            try:
+                for line in lines:
+                    self._write_file(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            raise write_error("rewrite", self.path, exc) from exc
+        os.close(self._fd)
+        self._fd = None
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise write_error("open the output file", self.path, exc) from exc
 
     def _write_file(self, fd: int, line: bytes) -> None:
         try:

@@ -1,0 +1,205 @@
+"""The batching stages embed and rerank share: items in, batches out, a sender per batch.
+
+reader → items stream → batcher (fills a batch up to the model's limits, or sends a part
+batch after a short idle wait, so a trickling stdin is not held back) → batches stream →
+workers (one request each, within the run's limits) → records to the sink as they arrive.
+Stopping closes the reader's side first; batches in flight get a grace period; every
+record produced is written, and what was not sent is left for the resume.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from lm_deluge_cli.engine.batch_sender import BatchSender, Halted
+from lm_deluge_cli.engine.pipeline import DEFAULT_GRACE_S, RunOutcome
+from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.io.parse import BadLine
+from lm_deluge_cli.io.records import Record
+
+__all__ = ["IDLE_FLUSH_S", "Batch", "BatchLimits", "run_batches"]
+
+log = logging.getLogger(__name__)
+
+# A part batch is sent once no new item has arrived for this long.
+IDLE_FLUSH_S = 0.25
+
+ItemT = TypeVar("ItemT")
+InT = TypeVar("InT")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How much one request may carry."""
+
+    max_items: int
+    max_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class Batch(Generic[ItemT]):
+    """Items sent in one request, with their estimated tokens."""
+
+    items: list[ItemT] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.tokens)
+
+    def fits(self, tokens: int, limits: BatchLimits) -> bool:
+        if not self.items:
+            return True
+        if len(self.items) >= limits.max_items:
+            return False
+        return limits.max_tokens is None or self.total_tokens + tokens <= limits.max_tokens
+
+
+async def run_batches(
+    source: AsyncIterable[InT | BadLine],
+    admit: Callable[[InT], Awaitable[Record | tuple[ItemT, int] | None]],
+    send: Callable[[Batch[ItemT]], Awaitable[list[Record]]],
+    on_halt: Callable[[Batch[ItemT]], None],
+    bad_line: Callable[[BadLine], Record],
+    sink: Callable[[Record], None],
+    sender: BatchSender,
+    stats: RunStats,
+    limits: BatchLimits,
+    *,
+    stop: anyio.Event | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+    idle_flush_s: float = IDLE_FLUSH_S,
+) -> RunOutcome:
+    """Batch every item of `source` and send each batch with `send` (which returns the
+    batch's records); `on_halt` forgets a batch the stop left unsent.
+
+    `admit` decides each input: a record at once (a cache hit, a text too long), or
+    (entry, estimated tokens) to batch, or None (it joined an identical input's request).
+    """
+    stop = stop or anyio.Event()
+    workers = max(1, sender.concurrency.total_tokens)
+    item_send, item_recv = anyio.create_memory_object_stream[tuple[Any, int]](1000)
+    batch_send, batch_recv = anyio.create_memory_object_stream[Batch[ItemT]](int(workers))
+    interrupted = False
+
+    def write(record: Record) -> None:
+        sink(record)
+        if record["status"] == "ok":
+            stats.ok += 1
+        else:
+            stats.failed += 1
+            kind = (record.get("error") or {}).get("type") or "error"
+            stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
+
+    async def read(send_items: MemoryObjectSendStream[tuple[Any, int]]) -> None:
+        async with send_items:
+            async for item in source:
+                if stop.is_set():
+                    break
+                if isinstance(item, BadLine):
+                    write(bad_line(item))
+                    continue
+                admitted = await admit(item)
+                if isinstance(admitted, dict):
+                    write(admitted)
+                elif admitted is not None:
+                    await send_items.send(admitted)
+
+    async def batch(
+        recv: MemoryObjectReceiveStream[tuple[Any, int]],
+        out: MemoryObjectSendStream[Batch[ItemT]],
+    ) -> None:
+        async with recv, out:
+            current: Batch[ItemT] = Batch()
+            while True:
+                entry: tuple[Any, int] | None = None
+                with anyio.move_on_after(idle_flush_s if current.items else None):
+                    try:
+                        entry = await recv.receive()
+                    except anyio.EndOfStream:
+                        break
+                if entry is None:  # idle: send what there is
+                    await out.send(current)
+                    current = Batch()
+                    continue
+                item, tokens = entry
+                if not current.fits(tokens, limits):
+                    await out.send(current)
+                    current = Batch()
+                current.items.append(item)
+                current.tokens.append(tokens)
+            if current.items:
+                await out.send(current)
+
+    async def work(recv: MemoryObjectReceiveStream[Batch[ItemT]]) -> None:
+        async with recv:
+            async for job in recv:
+                if stop.is_set():
+                    on_halt(job)
+                    continue
+                try:
+                    produced = await send(job)
+                except Halted:
+                    on_halt(job)
+                    continue
+                # Paid for: a stop must not drop these on the way out.
+                with anyio.CancelScope(shield=True):
+                    for record in produced:
+                        write(record)
+                if sender.fatal is not None:
+                    stop.set()
+
+    async with anyio.create_task_group() as tg:
+        reader_scope = anyio.CancelScope()
+        batcher_scope = anyio.CancelScope()
+        workers_scope = anyio.CancelScope()
+        watcher = anyio.CancelScope()
+
+        async def watch_stop() -> None:
+            nonlocal interrupted
+            with watcher:
+                await stop.wait()
+                interrupted = sender.fatal is None
+                sender.halt()
+                reader_scope.cancel()
+                batcher_scope.cancel()
+                with anyio.move_on_after(grace_s):
+                    while stats.in_flight > 0:
+                        await anyio.sleep(0.05)
+                if stats.in_flight:
+                    log.warning(
+                        "%d requests still in flight after %gs; abandoning them",
+                        stats.in_flight,
+                        grace_s,
+                    )
+                workers_scope.cancel()
+
+        async def run_reader() -> None:
+            with reader_scope:
+                await read(item_send)
+            await item_send.aclose()
+
+        async def run_batcher() -> None:
+            with batcher_scope:
+                await batch(item_recv, batch_send)
+            await batch_send.aclose()
+
+        async def run_workers() -> None:
+            with workers_scope:
+                async with anyio.create_task_group() as pool:
+                    for _ in range(int(workers)):
+                        pool.start_soon(work, batch_recv.clone())
+                    await batch_recv.aclose()
+            watcher.cancel()
+
+        tg.start_soon(watch_stop)
+        tg.start_soon(run_reader)
+        tg.start_soon(run_batcher)
+        tg.start_soon(run_workers)
+    return RunOutcome(stats.snapshot(), interrupted, sender.fatal)

@@ -1,0 +1,402 @@
+"""`lm-deluge embed`: texts → vectors, many texts per request, within the run's limits.
+
+Each input line ``{"id", "text"}`` becomes one record with its ``embedding``. Texts are
+batched up to the model's limits (inputs and tokens per request); the cache is keyed by
+(provider, model, dimensions, input type, text), so a rerun, or another input holding
+the same texts, embeds nothing twice; identical texts in one run share one slot of a
+request. Records are appended as each batch answers, so a killed run resumes by id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import AsyncIterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+
+from lm_deluge_cli.config import Job
+from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
+from lm_deluge_cli.engine.pipeline import RunOutcome
+from lm_deluge_cli.engine.reuse import Reuse, open_reuse
+from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.io.parse import BadLine
+from lm_deluge_cli.io.reader import InputReader
+from lm_deluge_cli.io.records import INVALID_INPUT, Record
+from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
+from lm_deluge_cli.progress import ProgressView, watched
+from lm_deluge_cli.providers.retrieval import (
+    EmbedAdapter,
+    EmbedBatch,
+    EmbeddingModel,
+    EmbedOptions,
+    RetrievalEndpoint,
+    embed_adapter_for,
+    resolve_embedding_endpoint,
+)
+from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
+from lm_deluge_cli.retrieval.senders import build_sender, one_model
+from lm_deluge_cli.runner import JobReport, check_paths, count_input, open_output, skip_done
+from lm_deluge_cli.tokens import estimate_text_tokens
+
+__all__ = ["EMBED_KEY_VERSION", "EmbedSettings", "embed_key", "embed_records", "run_embed"]
+
+# Bump when what the key covers changes: older entries then simply miss.
+EMBED_KEY_VERSION = 1
+COST_DECIMALS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedSettings:
+    """What `embed` adds to a job: the vector size, the input type and a batch size cap."""
+
+    dimensions: int | None = None
+    input_type: str | None = None  # "document" | "query"
+    batch_size: int | None = None  # at most the model's own limit
+
+
+def embed_key(endpoint: RetrievalEndpoint, options: EmbedOptions, text: str) -> str:
+    """The cache key of one text's vector: what decides the vector, nothing else (not the
+    base URL, key, id or metadata)."""
+    material = orjson.dumps(
+        {
+            "v": EMBED_KEY_VERSION,
+            "kind": "embedding",
+            "provider": endpoint.provider.name,
+            "model": endpoint.model.wire_id,
+            "dimensions": options.dimensions,
+            "input_type": options.input_type,
+            "text": text,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(material).hexdigest()
+
+
+def _share(total: int, weights: list[int]) -> list[int]:
+    """`total` split in proportion to `weights` (largest remainder), summing to `total`."""
+    whole = sum(weights)
+    if whole <= 0:
+        return [0] * len(weights)
+    exact = [total * w / whole for w in weights]
+    shares = [math.floor(x) for x in exact]
+    order = sorted(range(len(weights)), key=lambda i: exact[i] - shares[i], reverse=True)
+    for i in order[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
+def embed_record(
+    item: TextItem,
+    *,
+    model: str,
+    embedding: list[float] | None,
+    input_tokens: int | None = None,
+    estimated: bool = False,
+    cost_usd: float | None = None,
+    attempts: int = 0,
+    latency_s: float = 0.0,
+    cached: bool = False,
+    deduplicated: bool = False,
+    error: dict[str, Any] | None = None,
+) -> Record:
+    """One text's record; `error` (type, message, status_code) makes it an error record."""
+    usage: dict[str, Any] | None = None
+    if input_tokens is not None:
+        usage = {"input_tokens": input_tokens}
+        if estimated:
+            usage["estimated"] = True
+    return {
+        "id": item.id,
+        "line": item.line,
+        "status": "error" if error else "ok",
+        "model": model,
+        "embedding": embedding,
+        "dimensions": len(embedding) if embedding is not None else None,
+        "usage": usage,
+        "cost_usd": cost_usd,
+        "attempts": attempts,
+        "latency_s": round(latency_s, 3),
+        "cached": cached,
+        "deduplicated": deduplicated,
+        "error": error,
+        "metadata": item.metadata,
+    }
+
+
+def bad_embed_line(bad: BadLine) -> Record:
+    return {
+        "id": bad.id,
+        "line": bad.line,
+        "status": "error",
+        "model": None,
+        "embedding": None,
+        "dimensions": None,
+        "usage": None,
+        "cost_usd": None,
+        "attempts": 0,
+        "latency_s": 0.0,
+        "cached": False,
+        "deduplicated": False,
+        "error": {"type": INVALID_INPUT, "message": bad.reason, "status_code": None},
+        "metadata": None,
+    }
+
+
+class Embedder:
+    """Turns text items into records: cache, identical texts, batches, requests."""
+
+    def __init__(
+        self,
+        endpoint: RetrievalEndpoint,
+        options: EmbedOptions,
+        sender: BatchSender,
+        reuse: Reuse,
+        stats: RunStats,
+        request_timeout: float,
+    ) -> None:
+        assert isinstance(endpoint.model, EmbeddingModel)
+        self.endpoint = endpoint
+        self.model: EmbeddingModel = endpoint.model
+        self.adapter: EmbedAdapter = embed_adapter_for(endpoint.provider.embed_format)
+        self.options = options
+        self.sender = sender
+        self.reuse = reuse
+        self.stats = stats
+        self.request_timeout = request_timeout
+        # Texts batched or in flight, by key: the items waiting for each one's vector.
+        self.waiting: dict[str, list[TextItem]] = {}
+
+    async def admit(self, item: TextItem) -> Record | tuple[tuple[str, TextItem], int] | None:
+        key = embed_key(self.endpoint, self.options, item.text)
+        if key in self.waiting:
+            self.waiting[key].append(item)
+            return None
+        cache, policy = self.reuse.cache, self.reuse.policy
+        if cache is not None and policy.read:
+            stored = await cache.get_decoded(key, _decode_vector)
+            if stored is not None:
+                self.stats.cached += 1
+                vector, tokens = stored
+                return embed_record(
+                    item,
+                    model=self.endpoint.name,
+                    embedding=vector,
+                    input_tokens=tokens,
+                    cost_usd=0.0,
+                    cached=True,
+                )
+        tokens = estimate_text_tokens(item.text)
+        limit = self.model.max_input_tokens
+        if limit is not None and tokens > limit:
+            return embed_record(
+                item,
+                model=self.endpoint.name,
+                embedding=None,
+                error={
+                    "type": INVALID_INPUT,
+                    "message": f"line {item.line}: the text has about {tokens:,} tokens; "
+                    f"{self.model.id} takes at most {limit:,} per text (shorten or split it)",
+                    "status_code": None,
+                },
+            )
+        self.waiting[key] = [item]
+        return (key, item), tokens
+
+    def forget(self, batch: Batch[tuple[str, TextItem]]) -> None:
+        for key, _ in batch.items:
+            self.waiting.pop(key, None)
+
+    async def send(self, batch: Batch[tuple[str, TextItem]]) -> list[Record]:
+        texts = [item.text for _, item in batch.items]
+        estimate = batch.total_tokens
+        try:
+            sent = await self.sender.send(
+                lambda: self.adapter.build_request(
+                    self.endpoint, texts, self.options, self.request_timeout
+                ),
+                lambda response: self.adapter.parse_response(self.endpoint, response, len(texts)),
+                estimate,
+                lambda answer: answer.input_tokens,
+            )
+        except BatchFailedError as failed:
+            error = failed.error
+            records = []
+            for key, _ in batch.items:
+                for item in self.waiting.pop(key, []):
+                    records.append(
+                        embed_record(
+                            item,
+                            model=self.endpoint.name,
+                            embedding=None,
+                            attempts=failed.attempts,
+                            error={
+                                "type": error.type,
+                                "message": error.message,
+                                "status_code": error.status_code,
+                            },
+                        )
+                    )
+            return records
+        except BaseException:
+            self.forget(batch)
+            raise
+        return await self._records(batch, sent.value, sent.attempts, sent.latency_s)
+
+    async def _records(
+        self, batch: Batch[tuple[str, TextItem]], answer: EmbedBatch, attempts: int, latency: float
+    ) -> list[Record]:
+        estimated = answer.input_tokens is None
+        total = batch.total_tokens if estimated else int(answer.input_tokens or 0)
+        shares = _share(total, batch.tokens)
+        self.stats.input_tokens += total
+        cost = self.model.cost(total)
+        if cost is None:
+            self.stats.cost_known = False
+        else:
+            self.stats.cost_usd += cost
+        cache, policy = self.reuse.cache, self.reuse.policy
+        records: list[Record] = []
+        for (key, _), vector, tokens in zip(batch.items, answer.vectors, shares, strict=True):
+            item_cost = None if cost is None or not total else round(cost * tokens / total, 10)
+            waiting = self.waiting.pop(key, [])
+            for n, item in enumerate(waiting):
+                if n:
+                    self.stats.deduplicated += 1
+                records.append(
+                    embed_record(
+                        item,
+                        model=self.endpoint.name,
+                        embedding=vector,
+                        input_tokens=tokens,
+                        estimated=estimated,
+                        cost_usd=item_cost if n == 0 else 0.0,
+                        attempts=attempts if n == 0 else 0,
+                        latency_s=latency if n == 0 else 0.0,
+                        deduplicated=n > 0,
+                    )
+                )
+            if cache is not None and policy.write:
+                await cache.set(key, _encode_vector(vector, tokens), policy.ttl_s)
+        return records
+
+
+def _encode_vector(vector: list[float], tokens: int) -> bytes:
+    return orjson.dumps({"embedding": vector, "input_tokens": tokens})
+
+
+def _decode_vector(raw: bytes) -> tuple[list[float], int]:
+    data = orjson.loads(raw)
+    vector = data["embedding"]
+    tokens = data["input_tokens"]
+    if not isinstance(vector, list) or not all(isinstance(x, int | float) for x in vector):
+        raise ValueError("not a vector")
+    if not isinstance(tokens, int):
+        raise ValueError("no token count")
+    return vector, tokens
+
+
+def embed_options(endpoint: RetrievalEndpoint, settings: EmbedSettings) -> EmbedOptions:
+    """The options sent, checked against what the model takes (ConfigError otherwise)."""
+    assert isinstance(endpoint.model, EmbeddingModel)
+    if settings.dimensions is not None:
+        endpoint.model.check_dimensions(settings.dimensions)
+    if settings.input_type not in (None, "document", "query"):
+        raise ConfigError(f"input type must be document or query, got {settings.input_type!r}")
+    if settings.batch_size is not None and settings.batch_size < 1:
+        raise ConfigError(f"batch size must be a positive integer, got {settings.batch_size}")
+    return EmbedOptions(dimensions=settings.dimensions, input_type=settings.input_type)
+
+
+def batch_limits(model: EmbeddingModel, batch_size: int | None) -> BatchLimits:
+    size = model.max_batch_inputs if batch_size is None else min(batch_size, model.max_batch_inputs)
+    return BatchLimits(size, model.max_batch_tokens)
+
+
+async def embed_records(
+    source: AsyncIterable[TextItem | BadLine],
+    sink: Any,
+    endpoint: RetrievalEndpoint,
+    settings: EmbedSettings,
+    job: Job,
+    stats: RunStats,
+    stack: AsyncExitStack,
+    *,
+    reuse: Reuse,
+    stop: anyio.Event | None = None,
+) -> RunOutcome:
+    """The embed pipeline over `source`, records to `sink`; shared by the CLI and Python."""
+    assert isinstance(endpoint.model, EmbeddingModel)
+    options = embed_options(endpoint, settings)
+    adapter = embed_adapter_for(endpoint.provider.embed_format)
+    sender = await build_sender(job, endpoint, adapter.rate_limit_info, stats, stack)
+    embedder = Embedder(endpoint, options, sender, reuse, stats, job.limits.request_timeout)
+    return await run_batches(
+        source,
+        embedder.admit,
+        embedder.send,
+        embedder.forget,
+        bad_embed_line,
+        sink,
+        sender,
+        stats,
+        batch_limits(endpoint.model, settings.batch_size),
+        stop=stop,
+    )
+
+
+async def run_embed(
+    job: Job,
+    settings: EmbedSettings,
+    *,
+    fresh: bool = False,
+    view: ProgressView | None = None,
+    stop: anyio.Event | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> JobReport:
+    """Embed every line of the job's input into its output; rerun to resume."""
+    manifest = manifest or {}
+    entry = one_model(job, "embed")
+    endpoint = resolve_embedding_endpoint(
+        entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
+    )
+    embed_options(endpoint, settings)  # a bad option fails before the output is touched
+    check_paths(job)
+    stats = RunStats()
+    await anyio.to_thread.run_sync(estimate_text_tokens, "")
+    async with AsyncExitStack() as stack:
+        reuse = await open_reuse(job.cache, stack)
+        out = await open_output(job, stack, fresh=fresh, manifest=manifest)
+        await count_input(job, stats)
+        reader = stack.enter_context(InputReader(job.input, parse=parse_text_line))
+        source = skip_done(reader, out.state, stats, job.shard)
+        outcome = await watched(
+            view,
+            stats.snapshot,
+            lambda: embed_records(
+                source,
+                out.writer.write,
+                endpoint,
+                settings,
+                job,
+                stats,
+                stack,
+                reuse=reuse,
+                stop=stop,
+            ),
+        )
+        report = JobReport(
+            outcome=outcome,
+            output=job.output,
+            moved_aside=out.moved,
+            resumed_ok=len(out.state.ok) if out.state else 0,
+            repaired_bytes=out.state.repaired_bytes if out.state else 0,
+            cache=reuse.summary(),
+        )
+        out.finish(manifest, report.to_dict())
+    return report

@@ -1,0 +1,481 @@
+"""`lm-deluge rerank`: relevance scores of documents for a query, many documents per request.
+
+Two shapes of input:
+
+* ``--query "…"`` with documents ``{"id", "text"}``, one per line: one record per document
+  (``index`` = its 0-based line, ``id``, ``relevance_score``), appended as each batch
+  answers; once every document has a record the file is rewritten sorted by score, best
+  first, with ``rank`` (errors last). A killed run resumes, then sorts.
+* lines ``{"id", "query", "documents": [...]}``: one record per query whose ``results``
+  (``index``, ``id``, ``relevance_score``) are sorted best first.
+
+Scores are cached by (provider, model, query, document text): a rerun, or another query
+list that repeats pairs, sends nothing for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import AsyncIterable, Callable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from lm_deluge_cli.config import STDIO, Job
+from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
+from lm_deluge_cli.engine.pipeline import RunOutcome
+from lm_deluge_cli.engine.reuse import Reuse, open_reuse
+from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.errors import APIError, ConfigError
+from lm_deluge_cli.io.parse import BadLine
+from lm_deluge_cli.io.reader import InputReader
+from lm_deluge_cli.io.records import INVALID_INPUT, Record, encode
+from lm_deluge_cli.io.resume import iter_records, record_key
+from lm_deluge_cli.io.text_lines import QueryItem, TextItem, parse_query_line, parse_text_line
+from lm_deluge_cli.io.writer import ResultWriter
+from lm_deluge_cli.progress import ProgressView, watched
+from lm_deluge_cli.providers.retrieval import (
+    RerankAdapter,
+    RerankModel,
+    RetrievalEndpoint,
+    rerank_adapter_for,
+    resolve_rerank_endpoint,
+)
+from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
+from lm_deluge_cli.retrieval.senders import build_sender, one_model
+from lm_deluge_cli.runner import JobReport, check_paths, count_input, open_output, skip_done
+from lm_deluge_cli.tokens import estimate_text_tokens
+
+__all__ = ["RERANK_KEY_VERSION", "RerankSettings", "rerank_key", "run_rerank", "sort_ranked"]
+
+RERANK_KEY_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RerankSettings:
+    """What `rerank` adds to a job: one query for a file of documents (None: the input's
+    lines carry their own query and documents), and how many results a query keeps."""
+
+    query: str | None = None
+    top_n: int | None = None
+
+
+def rerank_key(endpoint: RetrievalEndpoint, query: str, document: str) -> str:
+    """The cache key of one (query, document) score."""
+    material = orjson.dumps(
+        {
+            "v": RERANK_KEY_VERSION,
+            "kind": "rerank",
+            "provider": endpoint.provider.name,
+            "model": endpoint.model.wire_id,
+            "query": query,
+            "document": document,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return hashlib.sha256(material).hexdigest()
+
+
+def _error(error: APIError) -> dict[str, Any]:
+    return {"type": error.type, "message": error.message, "status_code": error.status_code}
+
+
+def _base(item: TextItem | QueryItem | BadLine, model: str | None) -> Record:
+    return {"id": item.id, "line": item.line, "status": "ok", "model": model}
+
+
+def _tail(
+    *,
+    usage: int | None,
+    cost: float | None,
+    attempts: int,
+    latency_s: float,
+    cached: bool,
+    error: dict[str, Any] | None,
+    metadata: Any,
+) -> Record:
+    return {
+        "usage": None if usage is None else {"input_tokens": usage},
+        "cost_usd": cost,
+        "attempts": attempts,
+        "latency_s": round(latency_s, 3),
+        "cached": cached,
+        "deduplicated": False,
+        "error": error,
+        "metadata": metadata,
+    }
+
+
+def bad_rerank_line(bad: BadLine) -> Record:
+    record = _base(bad, None)
+    record["status"] = "error"
+    error = {"type": INVALID_INPUT, "message": bad.reason, "status_code": None}
+    record.update(
+        _tail(
+            usage=None,
+            cost=None,
+            attempts=0,
+            latency_s=0.0,
+            cached=False,
+            error=error,
+            metadata=None,
+        )
+    )
+    return record
+
+
+class Reranker:
+    """Scores documents for queries: cache first, then requests of up to the model's size."""
+
+    def __init__(
+        self,
+        endpoint: RetrievalEndpoint,
+        sender: BatchSender,
+        reuse: Reuse,
+        stats: RunStats,
+        request_timeout: float,
+    ) -> None:
+        assert isinstance(endpoint.model, RerankModel)
+        self.endpoint = endpoint
+        self.model: RerankModel = endpoint.model
+        self.adapter: RerankAdapter = rerank_adapter_for(endpoint.provider.rerank_format)
+        self.sender = sender
+        self.reuse = reuse
+        self.stats = stats
+        self.request_timeout = request_timeout
+
+    async def cached(self, query: str, document: str) -> float | None:
+        cache, policy = self.reuse.cache, self.reuse.policy
+        if cache is None or not policy.read:
+            return None
+        return await cache.get_decoded(rerank_key(self.endpoint, query, document), _decode_score)
+
+    async def store(self, query: str, document: str, score: float) -> None:
+        cache, policy = self.reuse.cache, self.reuse.policy
+        if cache is not None and policy.write:
+            key = rerank_key(self.endpoint, query, document)
+            await cache.set(key, orjson.dumps({"relevance_score": score}), policy.ttl_s)
+
+    async def score(
+        self, query: str, documents: Sequence[str], tokens: int
+    ) -> tuple[list[float], int, float | None, int, float]:
+        """One request: each document's score, the input tokens, the cost, the attempts
+        and the latency. Raises BatchFailedError (or Halted)."""
+        sent = await self.sender.send(
+            lambda: self.adapter.build_request(
+                self.endpoint, query, documents, self.request_timeout
+            ),
+            lambda response: self.adapter.parse_response(self.endpoint, response, len(documents)),
+            tokens,
+            lambda answer: answer.input_tokens,
+        )
+        answer = sent.value
+        scores: list[float] = [math.nan] * len(documents)
+        for index, value in answer.scores:
+            scores[index] = value
+        used = answer.input_tokens if answer.input_tokens is not None else tokens
+        units = answer.search_units
+        if units is None and self.model.per_search_usd is not None:
+            units = -(-len(documents) // 100)
+        cost = self.model.cost(used, units)
+        self.stats.input_tokens += used
+        if cost is None:
+            self.stats.cost_known = False
+        else:
+            self.stats.cost_usd += cost
+        for document, value in zip(documents, scores, strict=True):
+            await self.store(query, document, value)
+        return scores, used, cost, sent.attempts, sent.latency_s
+
+
+def _decode_score(raw: bytes) -> float:
+    value = orjson.loads(raw)["relevance_score"]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError("not a score")
+    return float(value)
+
+
+def _share(total: float | None, n: int) -> float | None:
+    return None if total is None else round(total / n, 10)
+
+
+# -- one query over a file of documents ------------------------------------------------
+
+
+class DocumentRanker:
+    """``--query`` mode: each document line is one record."""
+
+    def __init__(self, reranker: Reranker, query: str) -> None:
+        self.reranker = reranker
+        self.query = query
+        self.query_tokens = estimate_text_tokens(query)
+
+    async def admit(self, item: TextItem) -> Record | tuple[TextItem, int] | None:
+        score = await self.reranker.cached(self.query, item.text)
+        if score is not None:
+            self.reranker.stats.cached += 1
+            return self.record(item, score, None, 0.0, 0, 0.0, cached=True)
+        return item, self.query_tokens + estimate_text_tokens(item.text)
+
+    def record(
+        self,
+        item: TextItem,
+        score: float | None,
+        usage: int | None,
+        cost: float | None,
+        attempts: int,
+        latency_s: float,
+        *,
+        cached: bool = False,
+        error: dict[str, Any] | None = None,
+    ) -> Record:
+        record = _base(item, self.reranker.endpoint.name)
+        record.update(index=item.line - 1, relevance_score=score)
+        if error is not None:
+            record["status"] = "error"
+        record.update(
+            _tail(
+                usage=usage,
+                cost=cost,
+                attempts=attempts,
+                latency_s=latency_s,
+                cached=cached,
+                error=error,
+                metadata=item.metadata,
+            )
+        )
+        return record
+
+    async def send(self, batch: Batch[TextItem]) -> list[Record]:
+        texts = [item.text for item in batch.items]
+        try:
+            scores, used, cost, attempts, latency = await self.reranker.score(
+                self.query, texts, batch.total_tokens
+            )
+        except BatchFailedError as failed:
+            return [
+                self.record(
+                    item, None, None, None, failed.attempts, 0.0, error=_error(failed.error)
+                )
+                for item in batch.items
+            ]
+        n = len(batch.items)
+        tokens = [used * t // max(batch.total_tokens, 1) for t in batch.tokens]
+        return [
+            self.record(item, score, share, _share(cost, n), attempts, latency)
+            for item, score, share in zip(batch.items, scores, tokens, strict=True)
+        ]
+
+
+def sort_ranked(path: Path) -> list[bytes]:
+    """The output's latest record per document, best score first (then errors), with ranks."""
+    latest: dict[str, Record] = {}
+    for stored in iter_records(path):
+        latest[record_key(stored.record)] = stored.record
+    ok = [r for r in latest.values() if r["status"] == "ok"]
+    ok.sort(key=lambda r: (-(r.get("relevance_score") or 0.0), r.get("line") or 0))
+    failed = sorted(
+        (r for r in latest.values() if r["status"] != "ok"), key=lambda r: r.get("line") or 0
+    )
+    lines = []
+    for rank, record in enumerate(ok, start=1):
+        lines.append(encode({"rank": rank, **{k: v for k, v in record.items() if k != "rank"}}))
+    for record in failed:
+        lines.append(encode({"rank": None, **{k: v for k, v in record.items() if k != "rank"}}))
+    return lines
+
+
+# -- many queries, each with its documents -----------------------------------------------
+
+
+class QueryRanker:
+    """Query-lines mode: each line is one record with its sorted results."""
+
+    def __init__(self, reranker: Reranker, top_n: int | None) -> None:
+        self.reranker = reranker
+        self.top_n = top_n
+
+    async def admit(self, item: QueryItem) -> Record | tuple[QueryItem, int] | None:
+        tokens = estimate_text_tokens(item.query) * len(item.documents)
+        tokens += sum(estimate_text_tokens(d.text) for d in item.documents)
+        return item, tokens
+
+    async def send(self, batch: Batch[QueryItem]) -> list[Record]:
+        return [await self.rank(item) for item in batch.items]
+
+    async def rank(self, item: QueryItem) -> Record:
+        reranker = self.reranker
+        scores: list[float | None] = []
+        for document in item.documents:
+            scores.append(await reranker.cached(item.query, document.text))
+        missing = [i for i, s in enumerate(scores) if s is None]
+        if not missing:
+            reranker.stats.cached += 1
+        size = reranker.model.max_batch_documents
+        query_tokens = estimate_text_tokens(item.query)
+        usage = 0
+        cost: float | None = 0.0
+        attempts = 0
+        latency = 0.0
+        for start in range(0, len(missing), size):
+            chunk = missing[start : start + size]
+            texts = [item.documents[i].text for i in chunk]
+            tokens = sum(query_tokens + estimate_text_tokens(t) for t in texts)
+            try:
+                got, used, spent, tries, took = await reranker.score(item.query, texts, tokens)
+            except BatchFailedError as failed:
+                return self.record(
+                    item,
+                    None,
+                    usage,
+                    cost,
+                    attempts + failed.attempts,
+                    latency,
+                    _error(failed.error),
+                )
+            for i, value in zip(chunk, got, strict=True):
+                scores[i] = value
+            usage += used
+            cost = None if cost is None or spent is None else cost + spent
+            attempts += tries
+            latency += took
+        ranked = sorted(range(len(scores)), key=lambda i: (-(scores[i] or 0.0), i))
+        results: list[dict[str, Any]] = [
+            {"index": i, "id": item.documents[i].id, "relevance_score": scores[i]} for i in ranked
+        ]
+        if self.top_n is not None:
+            results = results[: self.top_n]
+        return self.record(item, results, usage, cost, attempts, latency, None)
+
+    def record(
+        self,
+        item: QueryItem,
+        results: list[dict[str, Any]] | None,
+        usage: int,
+        cost: float | None,
+        attempts: int,
+        latency_s: float,
+        error: dict[str, Any] | None,
+    ) -> Record:
+        record = _base(item, self.reranker.endpoint.name)
+        record["results"] = results
+        if error is not None:
+            record["status"] = "error"
+        record.update(
+            _tail(
+                usage=usage if attempts else None,
+                cost=cost if attempts else 0.0,
+                attempts=attempts,
+                latency_s=latency_s,
+                cached=attempts == 0 and error is None,
+                error=error,
+                metadata=item.metadata,
+            )
+        )
+        return record
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+async def rerank_records(
+    source: AsyncIterable[Any],
+    sink: Callable[[Record], None],
+    endpoint: RetrievalEndpoint,
+    settings: RerankSettings,
+    job: Job,
+    stats: RunStats,
+    stack: AsyncExitStack,
+    *,
+    reuse: Reuse,
+    stop: anyio.Event | None = None,
+) -> RunOutcome:
+    """The rerank pipeline over `source` (text items with `settings.query`, else query
+    items), records to `sink`; shared by the CLI and Python."""
+    assert isinstance(endpoint.model, RerankModel)
+    adapter = rerank_adapter_for(endpoint.provider.rerank_format)
+    sender = await build_sender(job, endpoint, adapter.rate_limit_info, stats, stack)
+    reranker = Reranker(endpoint, sender, reuse, stats, job.limits.request_timeout)
+    if settings.query is not None:
+        ranker = DocumentRanker(reranker, settings.query)
+        limits = BatchLimits(endpoint.model.max_batch_documents)
+        return await run_batches(
+            source, ranker.admit, ranker.send, _nothing, bad_rerank_line, sink, sender, stats,
+            limits, stop=stop,
+        )  # fmt: skip
+    queries = QueryRanker(reranker, settings.top_n)
+    return await run_batches(
+        source, queries.admit, queries.send, _nothing, bad_rerank_line, sink, sender, stats,
+        BatchLimits(1), stop=stop,
+    )  # fmt: skip
+
+
+def _nothing(batch: Batch[Any]) -> None:
+    """Nothing to forget: rerank keeps no per-batch state."""
+
+
+def check_settings(settings: RerankSettings) -> None:
+    if settings.query is not None and not settings.query.strip():
+        raise ConfigError("--query must not be empty")
+    if settings.top_n is not None and settings.top_n < 1:
+        raise ConfigError(f"--top-n must be a positive integer, got {settings.top_n}")
+
+
+async def run_rerank(
+    job: Job,
+    settings: RerankSettings,
+    *,
+    fresh: bool = False,
+    view: ProgressView | None = None,
+    stop: anyio.Event | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> JobReport:
+    """Rerank the job's input into its output; rerun to resume (and, with a query, sort)."""
+    manifest = manifest or {}
+    entry = one_model(job, "rerank")
+    endpoint = resolve_rerank_endpoint(
+        entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
+    )
+    check_settings(settings)
+    check_paths(job)
+    stats = RunStats()
+    await anyio.to_thread.run_sync(estimate_text_tokens, "")
+    parse = parse_text_line if settings.query is not None else parse_query_line
+    async with AsyncExitStack() as stack:
+        reuse = await open_reuse(job.cache, stack)
+        out = await open_output(job, stack, fresh=fresh, manifest=manifest)
+        await count_input(job, stats)
+        reader = stack.enter_context(InputReader(job.input, parse=parse))
+        source = skip_done(reader, out.state, stats, job.shard)
+        outcome = await watched(
+            view,
+            stats.snapshot,
+            lambda: rerank_records(
+                source, out.writer.write, endpoint, settings, job, stats, stack, reuse=reuse,
+                stop=stop,
+            ),
+        )  # fmt: skip
+        complete = not outcome.interrupted and outcome.fatal is None
+        if settings.query is not None and complete and out.path is not None:
+            _sort_output(out.writer, out.path)
+        report = JobReport(
+            outcome=outcome,
+            output=job.output,
+            moved_aside=out.moved,
+            resumed_ok=len(out.state.ok) if out.state else 0,
+            repaired_bytes=out.state.repaired_bytes if out.state else 0,
+            cache=reuse.summary(),
+        )
+        out.finish(manifest, report.to_dict())
+    return report
+
+
+def _sort_output(writer: ResultWriter, path: Path) -> None:
+    if str(path) == STDIO:
+        return
+    writer.replace_contents(sort_ranked(path))

@@ -1,0 +1,62 @@
+"""The one model an embed or rerank run sends to, with its transport and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+
+from lm_deluge_cli.config import Job, ModelEntry
+from lm_deluge_cli.engine.batch_sender import BatchSender
+from lm_deluge_cli.engine.setup import mock_settings, model_limits, run_limiter_for
+from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.providers.mock.simulator import Simulator
+from lm_deluge_cli.providers.retrieval import RetrievalEndpoint
+from lm_deluge_cli.transport import Transport, make_transport
+from lm_deluge_cli.transport.in_process import InProcessTransport
+from lm_deluge_cli.types import RateLimitInfo
+
+__all__ = ["build_sender", "one_model"]
+
+
+def one_model(job: Job, command: str) -> ModelEntry:
+    """The job's only model: vectors (or scores) of different models cannot be mixed."""
+    if len(job.models) != 1:
+        names = ", ".join(m.name for m in job.models)
+        raise ConfigError(
+            f"{command} takes exactly one model (-m), got {len(job.models)}: {names}; "
+            "vectors and scores from different models cannot be compared"
+        )
+    return job.models[0]
+
+
+async def build_sender(
+    job: Job,
+    endpoint: RetrievalEndpoint,
+    rate_limit_info: Callable[[Mapping[str, str]], RateLimitInfo],
+    stats: RunStats,
+    stack: AsyncExitStack,
+) -> BatchSender:
+    """A sender within the job's limits; the transport closes with `stack`."""
+    entry = job.models[0]
+    transport: Transport
+    if endpoint.provider.name == "mock":
+        transport = InProcessTransport(Simulator(mock_settings(entry, endpoint.model.wire_id)))
+    else:
+        transport = make_transport(job.limits.max_concurrent_requests)
+        stack.push_async_callback(transport.aclose)
+    limits = job.limits
+    run_limiter = await run_limiter_for(limits, stack, limits.limiter, limits.limiter_key)
+    chain, describes, learner = model_limits(entry, limits, run_limiter, True, stats)
+    return BatchSender(
+        model=endpoint.name,
+        api_key_env=endpoint.api_key_env,
+        transport=transport,
+        limits=chain,
+        headers_describe=describes,
+        rate_limit_info=rate_limit_info,
+        max_concurrent_requests=limits.max_concurrent_requests,
+        max_attempts=limits.max_attempts,
+        stats=stats,
+        learner=learner,
+    )
