@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.cache.redact import redact_url
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.shard import Shard, parse_shard
@@ -109,13 +110,19 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
     """The result cache. `location` None is the default directory (see cache.spec);
-    `read_only` uses hits but stores nothing; `refresh` ignores hits and stores anew."""
+    `read_only` uses hits but stores nothing; `refresh` ignores hits and stores anew.
+
+    `backend`, set from Python only, is an open cache used instead of `location`: every
+    run given it shares its entries, and no run closes it (its owner does). It takes
+    part in ``==`` but not in the hash or the repr (which could show its entries).
+    """
 
     enabled: bool = True
     location: str | None = None
     read_only: bool = False
     refresh: bool = False
     ttl_s: float | None = None
+    backend: Cache | None = field(default=None, hash=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

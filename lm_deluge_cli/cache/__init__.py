@@ -1,9 +1,13 @@
 """The result cache: backends behind one small interface, and a wrapper that never fails a run.
 
 ``open_resilient(spec)`` is what a run uses; ``open_cache(spec)`` opens a bare backend
-(for commands that should report errors). The Redis backend, which needs the optional
-``redis`` package, is imported only when a Redis URL is opened.
+(for commands that should report errors). The Redis and LevelDB backends, which need
+the optional ``redis`` and ``plyvel`` packages, are imported only when one is opened;
+``LevelDBCache`` and ``LevelDBLockedError`` are importable from here, which imports plyvel.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from lm_deluge_cli.cache.base import Cache, CacheStats, CorruptEntryError, effective_ttl
 from lm_deluge_cli.cache.disk import DiskCache
@@ -24,6 +28,10 @@ from lm_deluge_cli.cache.spec import (
 )
 from lm_deluge_cli.cache.sqlite import SqliteCache
 
+if TYPE_CHECKING:
+    from lm_deluge_cli.cache.leveldb import LevelDBCache as LevelDBCache
+    from lm_deluge_cli.cache.leveldb import LevelDBLockedError as LevelDBLockedError
+
 __all__ = [
     "ACCEPTED_FORMS",
     "CACHE_DIR_ENV",
@@ -43,3 +51,13 @@ __all__ = [
     "open_resilient",
     "parse_spec",
 ]
+
+# Not in __all__: a star import must work without plyvel.
+_LAZY = ("LevelDBCache", "LevelDBLockedError")
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name in _LAZY:
+            return getattr(importlib.import_module("lm_deluge_cli.cache.leveldb"), name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

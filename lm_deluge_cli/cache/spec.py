@@ -1,4 +1,7 @@
-"""From a cache spec (a path, a Redis URL or ``memory:``) to an open backend; the default path."""
+"""From a cache spec (a path, ``leveldb:PATH``, a Redis URL or ``memory:``) to an open backend.
+
+Also the default cache directory.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from lm_deluge_cli.errors import ConfigError
 __all__ = [
     "ACCEPTED_FORMS",
     "CACHE_DIR_ENV",
+    "LEVELDB_SUFFIX",
     "MEMORY_SPEC",
     "REDIS_SCHEMES",
     "SQLITE_SUFFIXES",
@@ -30,8 +34,10 @@ CACHE_DIR_ENV = "LM_DELUGE_CACHE_DIR"
 MEMORY_SPEC = "memory:"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+LEVELDB_SUFFIX = ".leveldb"
 ACCEPTED_FORMS = (
     "a directory (diskcache), a file ending in .sqlite, .sqlite3 or .db (SQLite), "
+    "leveldb:PATH or a directory ending in .leveldb (LevelDB, one process at a time), "
     "a redis://, rediss:// or unix:// URL (Redis), or memory: (in this process only)"
 )
 
@@ -73,6 +79,8 @@ class CacheSpec:
             return MemoryCache()
         if self.backend == "redis":
             return _open_redis(self.target, self.namespace)
+        if self.backend == "leveldb":
+            return _open_leveldb(self.target, self.namespace)
         if self.backend == "sqlite":
             ns = self.namespace
             return SqliteCache(
@@ -85,10 +93,11 @@ def parse_spec(spec: str, *, namespace: str | None = None) -> CacheSpec:
     """Read a cache spec (see ACCEPTED_FORMS) without touching the store.
 
     A path ending in a SQLite suffix is a SQLite file unless it is an existing
-    directory; any other path is a diskcache directory; ``~`` is expanded. `namespace`
-    keeps a separate set of entries in the same store: a subdirectory, a table or a
-    key prefix (ignored by ``memory:``, whose caches never share). Raises ConfigError
-    for a malformed spec or namespace.
+    directory; ``leveldb:PATH`` and a path ending in ``.leveldb`` are LevelDB
+    directories; any other path is a diskcache directory; ``~`` is expanded.
+    `namespace` keeps a separate set of entries in the same store: a subdirectory, a
+    table or a key prefix (ignored by ``memory:``, whose caches never share). Raises
+    ConfigError for a malformed spec or namespace.
     """
     if namespace is not None and not _NAMESPACE.fullmatch(namespace):
         raise ConfigError(
@@ -114,6 +123,14 @@ def parse_spec(spec: str, *, namespace: str | None = None) -> CacheSpec:
                 f"invalid cache location {text!r}: write just 'memory:'; give {ACCEPTED_FORMS}"
             )
         return CacheSpec("memory", MEMORY_SPEC, MEMORY_SPEC, namespace)
+    if scheme == "leveldb":
+        if not rest.strip() or rest.startswith("//"):
+            raise ConfigError(
+                f"invalid cache location {text!r}: write leveldb:PATH, PATH being the "
+                f"LevelDB directory; give {ACCEPTED_FORMS}"
+            )
+        path = Path(os.path.abspath(Path(rest.strip()).expanduser()))
+        return CacheSpec("leveldb", str(path), str(path), namespace)
     if match and rest.startswith("//"):
         raise ConfigError(
             f"unsupported cache location {redact_url(text)!r} ({scheme}:// is not a cache "
@@ -122,6 +139,8 @@ def parse_spec(spec: str, *, namespace: str | None = None) -> CacheSpec:
     path = Path(os.path.abspath(Path(text).expanduser()))
     if path.suffix.lower() in SQLITE_SUFFIXES and not path.is_dir():
         return CacheSpec("sqlite", str(path), str(path), namespace)
+    if path.suffix.lower() == LEVELDB_SUFFIX:
+        return CacheSpec("leveldb", str(path), str(path), namespace)
     if namespace is not None:
         path = path / "namespaces" / namespace
     return CacheSpec("diskcache", str(path), str(path), namespace)
@@ -130,10 +149,11 @@ def parse_spec(spec: str, *, namespace: str | None = None) -> CacheSpec:
 def open_cache(spec: str, *, namespace: str | None = None) -> Cache:
     """Open the cache that `spec` names (see `parse_spec` and ACCEPTED_FORMS).
 
-    Raises ConfigError for a malformed spec or namespace, or a Redis URL when the redis
-    package is missing; a store that cannot be opened raises what the backend raised
-    (OSError, sqlite3.Error, …). A Redis cache connects at its first call, so an
-    unreachable server shows up there.
+    Raises ConfigError for a malformed spec or namespace, or a Redis URL (a LevelDB
+    directory) when the redis (plyvel) package is missing; a store that cannot be
+    opened raises what the backend raised (OSError, sqlite3.Error, …). Redis and
+    LevelDB caches open at their first call, so an unreachable server or a LevelDB
+    directory in use by another process shows up there.
     """
     return parse_spec(spec, namespace=namespace).open()
 
@@ -155,3 +175,13 @@ def _open_redis(url: str, namespace: str | None) -> Cache:
         raise ConfigError(
             f"invalid Redis URL {redact_url(url)!r}: {reason}; give {ACCEPTED_FORMS}"
         ) from None
+
+
+def _open_leveldb(path: str, namespace: str | None) -> Cache:
+    try:
+        from lm_deluge_cli.cache.leveldb import LevelDBCache
+    except ImportError as exc:
+        raise ConfigError(
+            "the LevelDB cache needs the plyvel package: pip install 'lm-deluge-cli[leveldb]'"
+        ) from exc
+    return LevelDBCache(path, namespace=namespace)

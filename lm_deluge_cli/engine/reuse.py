@@ -155,11 +155,24 @@ class Reuse:
 
 async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:
     """The run's reuse: identical lines always share; the cache as `config` says. A cache
-    that cannot be opened gives one warning and the run goes on without it."""
+    that cannot be opened gives one warning and the run goes on without it.
+
+    A `config.backend` object is used as it is, wrapped so that its failures only warn,
+    and left open: it belongs to the caller and may serve other runs.
+    """
     if not config.enabled:
         return Reuse(None)
-    cache = await open_resilient(config.location or str(default_cache_dir()))
-    stack.push_async_callback(cache.aclose)
+    if config.backend is not None:
+        given = config.backend
+        # Lenient about the names: a custom cache without them still works.
+        cache = ResilientCache(
+            given,
+            backend=str(getattr(given, "backend", None) or type(given).__name__),
+            location=str(getattr(given, "location", None) or "(a Python object)"),
+        )
+    else:
+        cache = await open_resilient(config.location or str(default_cache_dir()))
+        stack.push_async_callback(cache.aclose)
     policy = CachePolicy(read=not config.refresh, write=not config.read_only, ttl_s=config.ttl_s)
     return Reuse(cache, policy)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,8 +15,19 @@ from tests.redis_server import RedisServer, StartRedis
 
 __all__ = ["RedisServer", "StartRedis", "Store"]
 
-BACKENDS = ("memory", "diskcache", "sqlite", "redis")
-# Backends whose instances on one location share entries (memory caches are private).
+HAS_PLYVEL = importlib.util.find_spec("plyvel") is not None
+
+# LevelDB runs only where its optional plyvel package is installed.
+BACKENDS = (
+    "memory",
+    "diskcache",
+    "sqlite",
+    "redis",
+    pytest.param("leveldb", marks=pytest.mark.skipif(not HAS_PLYVEL, reason="needs plyvel")),
+)
+# Backends whose instances on one location share entries, in one process or several
+# (memory caches are private; a LevelDB directory is open in one process at a time, so
+# test_leveldb.py checks its sharing within a process and between processes in turn).
 SHARED_BACKENDS = ("diskcache", "sqlite", "redis")
 
 
@@ -54,6 +66,8 @@ def _store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Stor
         return Store(backend, str(tmp_path / "diskcache"))
     if backend == "sqlite":
         return Store(backend, str(tmp_path / "cache.sqlite"))
+    if backend == "leveldb":
+        return Store(backend, f"leveldb:{tmp_path / 'cache'}")
     server: RedisServer = request.getfixturevalue("redis_server")
     # A namespace per test keeps tests on the shared server apart.
     return Store(backend, server.url, namespace=f"t{uuid.uuid4().hex[:12]}")

@@ -1,4 +1,4 @@
-"""The Cache contract, run against every backend: memory, diskcache, SQLite and Redis."""
+"""The Cache contract, run against every backend: memory, diskcache, SQLite, Redis, LevelDB."""
 
 from __future__ import annotations
 
