@@ -79,7 +79,8 @@ def mock_server(
             help=(
                 "Inject a fault into this fraction of requests; repeat for several. NAME is an "
                 "HTTP status from 400 to 599 (the provider's own error for it) or one of "
-                f"{', '.join(WIRE_FAULTS + BODY_FAULTS)}. Example: --fault 502=0.3 "
+                f"{', '.join(WIRE_FAULTS + BODY_FAULTS)} (schema_violation: JSON that breaks "
+                "the schema the request asks for). Example: --fault 502=0.3 "
                 "--fault reset_mid_body=0.1"
             ),
         ),
@@ -119,9 +120,10 @@ def mock_server(
 ) -> None:
     """Serve mock provider APIs with rate limits and injected failures.
 
-    One server speaks OpenAI, Anthropic, Gemini, Mistral, Cohere and Bedrock, each under
-    its own path prefix. Prints one line, ``listening on URL`` (the OpenAI base URL), on
-    stdout once ready, and each provider's base URL on stderr. Stop it with Ctrl-C.
+    One server speaks OpenAI, Anthropic, Gemini, Mistral, Cohere and Bedrock (and their
+    embeddings and rerank APIs, with Voyage's and Jina's), each under its own path prefix.
+    Prints one line, ``listening on URL`` (the OpenAI base URL), on stdout once ready, and
+    each provider's base URL on stderr. Stop it with Ctrl-C.
     """
     api_key = None
     if api_key_env is not None:
@@ -164,7 +166,9 @@ def mock_server(
         # Each provider's base URL, and the variable that points it there (the registry's).
         registry = load_registry()
         for provider in BASE_PATHS:
-            variable = registry.provider(provider).base_url_env or "base_url in the job file"
+            # Providers served only for embeddings and rerank may have no registry entry yet.
+            info = registry.providers.get(provider)
+            variable = (info.base_url_env if info else "") or "base_url in the job file"
             typer.echo(f"  {provider:<9} {server.base_url(provider)}  ({variable})", err=True)
 
     try:

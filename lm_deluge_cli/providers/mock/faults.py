@@ -3,17 +3,21 @@
 A fault is either an HTTP status, answered with the provider's own error for it (``"502"``,
 ``"408"``, ``"429"`` …), or one of the ways a response goes wrong on the wire:
 
-==================  =========================================================================
-``drop``            the connection is closed before any answer
-``hang``            the request is never answered
-``reset_mid_body``  the headers and half the body arrive, then the connection is reset
-``truncated_json``  a 200 whose JSON body stops halfway (its content-length matches)
-``html``            a 200 with an HTML page instead of JSON (a proxy's or a captive portal's)
-``missing_fields``  a 200 JSON object without the fields that carry the answer
-``slow_body``       a correct answer whose body arrives a few bytes at a time over
-                    ``slow_body_s`` seconds
-``huge_body``       a correct answer whose completion is padded to ``huge_body_bytes``
-==================  =========================================================================
+====================  =======================================================================
+``drop``              the connection is closed before any answer
+``hang``              the request is never answered
+``reset_mid_body``    the headers and half the body arrive, then the connection is reset
+``truncated_json``    a 200 whose JSON body stops halfway (its content-length matches)
+``html``              a 200 with an HTML page instead of JSON (a proxy's or a captive portal's)
+``missing_fields``    a 200 JSON object without the fields that carry the answer
+``slow_body``         a correct answer whose body arrives a few bytes at a time over
+                      ``slow_body_s`` seconds
+``huge_body``         a correct answer whose completion is padded to ``huge_body_bytes``
+``schema_violation``  a 200 in the right format whose JSON breaks the schema the request
+                      asks for (a required property missing, or a value of the wrong type;
+                      see `structured.violating_instance`); a request that asks for no JSON
+                      is answered normally
+====================  =======================================================================
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ __all__ = [
 # Faults acted out on the connection rather than in the body.
 WIRE_FAULTS = ("drop", "hang", "reset_mid_body", "slow_body")
 # Faults that send a 200 whose body is wrong or unusual.
-BODY_FAULTS = ("truncated_json", "html", "missing_fields", "huge_body")
+BODY_FAULTS = ("truncated_json", "html", "missing_fields", "huge_body", "schema_violation")
 # How long an injected 429 asks the client to wait (when retry_after is on).
 FAULT_RETRY_AFTER_S = 0.5
 
@@ -90,10 +94,13 @@ def strip_fields(answer: Answer, fields: tuple[str, ...]) -> Answer:
     return Answer(answer.status, answer.headers, orjson.dumps(payload))
 
 
-def pad_text(text: str, size: int) -> str:
-    """`text` followed by words until it is `size` bytes long (ASCII words: bytes = chars)."""
+def pad_text(text: str, size: int, *, spaces: bool = False) -> str:
+    """`text` followed by words (or `spaces`, which JSON ignores) until it is `size` bytes
+    long (ASCII words: bytes = chars)."""
     missing = size - len(text.encode())
     if missing <= 0:
         return text
+    if spaces:
+        return text + " " * missing
     filler = " ".join(WORDS) + " "
     return text + (" " + filler * (missing // len(filler) + 1))[:missing]

@@ -294,7 +294,7 @@ class MockServer:
 
     def base_url(self, provider: str) -> str:
         """The base URL a model entry of ``provider`` (openai, anthropic, gemini, mistral,
-        cohere or bedrock) uses to reach this server."""
+        cohere, bedrock, voyage or jina) uses to reach this server."""
         return base_url(self.root_url, provider)
 
     @property

@@ -16,19 +16,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from lm_deluge_cli.providers.mock import faults
+from lm_deluge_cli.providers.mock import faults, structured
 from lm_deluge_cli.providers.mock.formats import OPENAI, Route
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
+    AnyFormat,
     Call,
     ChatRequest,
+    Dialect,
+    EmbedRequest,
     LimitKind,
     LimitState,
     Refusal,
     Reply,
+    RerankRequest,
     WireFormat,
     html_page,
 )
+from lm_deluge_cli.providers.mock.retrieval import retrieval_answer, retrieval_tokens
 from lm_deluge_cli.providers.mock.settings import MockSettings
 from lm_deluge_cli.providers.mock.wire import (
     DEFAULT_MAX_TOKENS,
@@ -52,6 +57,8 @@ _EPSILON = 1e-9  # float slack, so a bucket refilled to 0.9999999999 can still p
 
 
 Action = Literal["respond", "drop", "hang", "reset"]
+# A valid request of any kind: chat, embeddings or rerank.
+_Request = ChatRequest | EmbedRequest | RerankRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,9 @@ class MockStats:
     malformed: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    # Texts in delivered embeddings answers; documents in delivered rerank answers.
+    inputs_embedded: int = 0
+    documents_ranked: int = 0
 
 
 class _Bucket:
@@ -122,7 +132,8 @@ class _Bucket:
 
 
 class Simulator:
-    """Answers chat requests in any wire format as the configured provider would.
+    """Answers chat, embeddings and rerank requests in any wire format as the configured
+    provider would.
 
     ``clock`` (monotonic seconds) drives the rate-limit buckets; ``wall_clock`` (seconds since
     the epoch) dates the reset times some providers send; ``rng`` the latency jitter and
@@ -186,7 +197,7 @@ class Simulator:
         response.headers.update(route.format.request_headers(f"{self._nonce}{self._serial:016x}"))
         return response
 
-    def _handle(self, fmt: WireFormat, call: Call) -> SimResponse:
+    def _handle(self, fmt: AnyFormat, call: Call) -> SimResponse:
         counts, settings = self._counts, self.settings
         refused = fmt.authenticate(call, settings.api_key)
         if refused is not None:
@@ -195,8 +206,12 @@ class Simulator:
         if isinstance(request, Answer):
             return _respond(request)
 
-        prompt_tokens = count_prompt_tokens(request.messages)
-        cost = prompt_tokens + (request.max_tokens or DEFAULT_MAX_TOKENS)
+        if isinstance(request, ChatRequest):
+            prompt_tokens = count_prompt_tokens(request.messages)
+            cost = prompt_tokens + (request.max_tokens or DEFAULT_MAX_TOKENS)
+        else:
+            # Embeddings and rerank produce no tokens: their input is the whole cost.
+            prompt_tokens = cost = retrieval_tokens(request)
         refusal = self._admit(cost, request.model)
         limits = self._limit_headers(fmt, refusal is not None)
         if refusal is not None:
@@ -221,14 +236,18 @@ class Simulator:
         prompt_tokens: int,
         pad_to: int = 0,
         delivered: bool = True,
+        violate: bool = False,
     ) -> Answer:
         """The completion in the format, its text padded to `pad_to` bytes if that is longer;
-        its tokens are counted when it will be `delivered` whole."""
+        its tokens are counted when it will be `delivered` whole. A request that asks for
+        JSON gets JSON (`structured`), one that breaks its schema when `violate`."""
+        json_text = structured.json_reply(request, violate=violate)
         text, completion_tokens, truncated = reply_text(
-            request.messages, request.model, request.max_tokens
+            request.messages, request.model, request.max_tokens, json_text
         )
         if pad_to:
-            text = faults.pad_text(text, pad_to)
+            # JSON is padded with spaces, which leave it the same JSON.
+            text = faults.pad_text(text, pad_to, spaces=json_text is not None)
             completion_tokens = count_text_tokens(text)
         reply = Reply(
             text=text,
@@ -242,21 +261,47 @@ class Simulator:
             self._counts["tokens_out"] += completion_tokens
         return fmt.completion(request, reply)
 
+    def _product(
+        self,
+        fmt: AnyFormat,
+        request: _Request,
+        prompt_tokens: int,
+        pad_to: int = 0,
+        delivered: bool = True,
+        violate: bool = False,
+    ) -> Answer:
+        """The successful answer to a request of any kind (see `_answer` for chat); an
+        embeddings or rerank body is padded to `pad_to` bytes with spaces, which JSON
+        ignores, and counted when it will be `delivered` whole."""
+        if isinstance(request, ChatRequest) and isinstance(fmt, WireFormat):
+            return self._answer(fmt, request, prompt_tokens, pad_to, delivered, violate)
+        assert not isinstance(request, ChatRequest)
+        answer = retrieval_answer(fmt, request, f"{self._nonce}{self._serial:013x}")
+        if delivered:
+            self._counts["tokens_in"] += prompt_tokens
+            if isinstance(request, EmbedRequest):
+                self._counts["inputs_embedded"] += len(request.texts)
+            else:
+                self._counts["documents_ranked"] += len(request.documents)
+        if pad_to > len(answer.body):
+            answer = answer._replace(body=answer.body + b" " * (pad_to - len(answer.body)))
+        return answer
+
     def _complete(
         self,
-        fmt: WireFormat,
-        request: ChatRequest,
+        fmt: AnyFormat,
+        request: _Request,
         prompt_tokens: int,
         limits: dict[str, str],
         delay: float,
     ) -> SimResponse:
         self._counts["ok"] += 1
-        return _respond(self._answer(fmt, request, prompt_tokens), limits, delay)
+        return _respond(self._product(fmt, request, prompt_tokens), limits, delay)
 
     def _failure(
         self,
-        fmt: WireFormat,
-        request: ChatRequest,
+        fmt: AnyFormat,
+        request: _Request,
         prompt_tokens: int,
         roll: float,
         limits: dict[str, str],
@@ -290,8 +335,8 @@ class Simulator:
     def _fault(
         self,
         name: str,
-        fmt: WireFormat,
-        request: ChatRequest,
+        fmt: AnyFormat,
+        request: _Request,
         prompt_tokens: int,
         limits: dict[str, str],
         delay: float,
@@ -320,15 +365,21 @@ class Simulator:
             # Correct answers, delivered the hard way.
             counts["ok"] += 1
             pad = settings.huge_body_bytes if name == "huge_body" else 0
-            answer = self._answer(fmt, request, prompt_tokens, pad_to=pad)
+            answer = self._product(fmt, request, prompt_tokens, pad_to=pad)
             body_s = settings.slow_body_s if name == "slow_body" else 0.0
             response = _respond(answer, limits, delay)
             return dataclasses.replace(response, body_s=body_s)
+        if name == "schema_violation":
+            # A well-formed answer whose JSON breaks the schema; no schema: a normal answer.
+            broken = isinstance(request, ChatRequest) and structured.asks_for_json(request)
+            counts["malformed" if broken else "ok"] += 1
+            answer = self._product(fmt, request, prompt_tokens, violate=broken)
+            return _respond(answer, limits, delay)
         counts["malformed"] += 1
         if name == "html":
             page = html_page(200, "Just a moment...")
             return _respond(page, limits, delay)
-        answer = self._answer(fmt, request, prompt_tokens, delivered=False)
+        answer = self._product(fmt, request, prompt_tokens, delivered=False)
         if name == "reset_mid_body":
             return dataclasses.replace(_respond(answer, limits, delay), action="reset")
         if name == "truncated_json":
@@ -378,7 +429,7 @@ class Simulator:
         if self._tokens is not None:
             self._tokens.charge(cost)
 
-    def _limit_headers(self, fmt: WireFormat, refused: bool) -> dict[str, str]:
+    def _limit_headers(self, fmt: Dialect, refused: bool) -> dict[str, str]:
         if not self.settings.rate_limit_headers:
             return {}
         states = [b.state() for b in (self._requests, self._tokens) if b is not None]

@@ -3,6 +3,15 @@ reply text and OpenAI's duration format. Pure functions, no state.
 
 Each format (`lm_deluge_cli.providers.mock.formats`) turns its request into OpenAI-shaped
 chat messages first, so one prompt gets the same reply and usage whichever API carries it.
+
+Yes/no questions: when a system (or developer) message or the last user message contains
+the words "yes or no" (any case), the reply is exactly ``Yes`` or ``No``. A digest of the
+messages' texts gives p(yes), between 0.02 and 0.98 and never 0.5, and the likelier answer
+is the reply. Where a format returns logprobs, that one token's alternatives are ``Yes``
+and ``No`` with log-probabilities of p(yes) and 1 - p(yes), each times 0.99, then
+lower-ranked spellings ("yes", " Yes" …) sharing the last 0.01: so p(yes) is exactly
+exp(yes) / (exp(yes) + exp(no)), and no step's probabilities add up to more than 1.
+(JSON answers, `structured`, come first: a request that asks for JSON gets JSON.)
 """
 
 from __future__ import annotations
@@ -11,21 +20,31 @@ import base64
 import binascii
 import hashlib
 import math
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 import orjson
 
 __all__ = [
+    "DEFAULT_DIMENSIONS",
     "DEFAULT_MAX_TOKENS",
     "FILE_TOKENS",
     "IMAGE_TOKENS",
     "MESSAGE_OVERHEAD_TOKENS",
     "WORDS",
+    "TokenLogprob",
     "count_prompt_tokens",
     "count_text_tokens",
+    "embedding_vector",
     "format_duration",
     "mock_completion",
+    "prompt_text",
+    "rank_documents",
+    "relevance_score",
     "reply_text",
+    "rerank_tokens",
+    "token_logprobs",
+    "yes_probability",
 ]
 
 # OpenAI reserves this many completion tokens against TPM when a request sets no maximum.
@@ -126,6 +145,70 @@ def mock_completion(messages: list[dict[str, Any]], model: str) -> str:
     return reply
 
 
+def prompt_text(messages: list[dict[str, Any]], roles: tuple[str, ...]) -> str:
+    """The texts of the messages with these roles, one per line."""
+    texts = (_message_text(m.get("content"))[0] for m in messages if m.get("role") in roles)
+    return "\n".join(text for text in texts if text)
+
+
+# A question the mock answers with one word (see the module docstring).
+_YES_OR_NO = re.compile(r"\byes\s+or\s+no\b", re.IGNORECASE)
+# The probability the alternatives below Yes and No share, halving down the ranks.
+_OTHER_SHARE = 0.01
+_OTHER_ANSWERS = ("yes", "no", " Yes", " No", "YES", "NO", "Y", "N", "Maybe", "Sure")
+# Top alternatives a step carries: the most any API lets a request ask for.
+_MAX_TOP = 20
+
+
+class TokenLogprob(NamedTuple):
+    """One generated token: its log-probability, and the likeliest tokens at that step
+    (best first, the token itself among them)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...]
+
+
+def yes_probability(messages: list[dict[str, Any]]) -> float | None:
+    """p(yes) for a yes/no question, or None when the messages ask none."""
+    users = [m for m in messages if m.get("role") == "user"][-1:]
+    asked = prompt_text(messages, ("system", "developer")) + "\n" + prompt_text(users, ("user",))
+    if not _YES_OR_NO.search(asked):
+        return None
+    every = prompt_text(messages, ("system", "developer", "user", "assistant"))
+    digest = hashlib.blake2b(f"yes-or-no\x00{every}".encode(), digest_size=8).digest()
+    p_yes = 0.02 + int.from_bytes(digest, "big") % 9601 / 10000
+    return 0.5001 if p_yes == 0.5 else p_yes
+
+
+def _yes_or_no(p_yes: float) -> str:
+    return "Yes" if p_yes > 0.5 else "No"
+
+
+def token_logprobs(messages: list[dict[str, Any]], text: str) -> list[TokenLogprob]:
+    """Made-up but deterministic log-probabilities for a reply's tokens (one per word), each
+    with `_MAX_TOP` alternatives for a format to cut to what the request asks. The answer to
+    a yes/no question gets the alternatives the module docstring describes."""
+    p_yes = yes_probability(messages)
+    if p_yes is not None and text == _yes_or_no(p_yes):
+        answers = [("Yes", p_yes), ("No", 1.0 - p_yes)]
+        ranked = [(token, math.log(p * (1 - _OTHER_SHARE))) for token, p in answers]
+        ranked.sort(key=lambda pair: -pair[1])
+        for rank, other in enumerate(_OTHER_ANSWERS, 1):
+            ranked.append((other, math.log(_OTHER_SHARE / 2**rank)))
+        return [TokenLogprob(text, ranked[0][1], tuple(ranked))]
+    steps: list[TokenLogprob] = []
+    for i, token in enumerate(re.findall(r"\s*\S+", text)):
+        seed = hashlib.blake2b(f"{i}:{token}".encode(), digest_size=4).digest()
+        logprob = -(int.from_bytes(seed, "big") % 2000) / 1000
+        top = [(token, logprob)]
+        for j in range(1, _MAX_TOP):
+            other = " " + WORDS[(seed[j % 4] + j) % len(WORDS)]
+            top.append((other, round(logprob - 1.5 * j, 3)))
+        steps.append(TokenLogprob(token, logprob, tuple(top)))
+    return steps
+
+
 def format_duration(seconds: float) -> str:
     """OpenAI's reset format (``20ms``, ``1s``, ``1m30.5s``, ``6m0s``), rounded up to 1 ms."""
     ms = max(0, math.ceil(seconds * 1000 - 1e-6))
@@ -140,12 +223,68 @@ def format_duration(seconds: float) -> str:
 
 
 def reply_text(
-    messages: list[dict[str, Any]], model: str, max_tokens: int | None
+    messages: list[dict[str, Any]], model: str, max_tokens: int | None, text: str | None = None
 ) -> tuple[str, int, bool]:
-    """(text, completion tokens, cut short): the reply, cut at ``max_tokens`` if it is longer."""
-    text = mock_completion(messages, model)
+    """(text, completion tokens, cut short): the reply, cut at ``max_tokens`` if it is longer.
+
+    ``text`` is the reply when the caller has one (a JSON answer); else it is ``Yes`` or
+    ``No`` for a yes/no question, else the mock's sentence."""
+    if text is None:
+        p_yes = yes_probability(messages)
+        text = mock_completion(messages, model) if p_yes is None else _yes_or_no(p_yes)
     tokens = count_text_tokens(text)
     if max_tokens is not None and tokens > max_tokens:
         # Four bytes a token, as counted; a character split in two is dropped whole.
         return text.encode()[: max_tokens * 4].decode(errors="ignore"), max_tokens, True
     return text, tokens, False
+
+
+# --- embeddings and rerank ---------------------------------------------------------------
+
+# The vector size when a request names none: far smaller than any real model's, so answers
+# for thousands of texts stay small. A request's own dimensions are always honoured.
+DEFAULT_DIMENSIONS = 64
+_WORD = re.compile(r"\w+")
+
+
+def embedding_vector(model: str, text: str, dimensions: int) -> list[float]:
+    """The mock's embedding of ``text``: a deterministic unit vector from (model, text),
+    rounded to 6 decimals. Shorter vectors are the renormalised start of longer ones, as
+    Matryoshka embeddings cut to fewer dimensions are."""
+    seed = hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).digest()
+    stream = hashlib.shake_256(seed).digest(2 * dimensions)
+    # Each pair of bytes is a value evenly spread over [-1, 1].
+    raw = [
+        (int.from_bytes(stream[i : i + 2], "big") - 32767.5) / 32767.5
+        for i in range(0, len(stream), 2)
+    ]
+    norm = math.sqrt(sum(value * value for value in raw)) or 1.0
+    return [round(value / norm, 6) for value in raw]
+
+
+def relevance_score(model: str, query: str, document: str) -> float:
+    """How relevant ``document`` is to ``query``, in [0, 1] and rounded to 6 decimals: mostly
+    the share of the query's words the document contains, plus a little deterministic noise,
+    so a document that repeats the query outranks unrelated ones."""
+    words = set(_WORD.findall(query.lower()))
+    overlap = len(words & set(_WORD.findall(document.lower()))) / len(words) if words else 0.0
+    digest = hashlib.blake2b(f"{model}\x00{query}\x00{document}".encode(), digest_size=4)
+    noise = int.from_bytes(digest.digest(), "big") / 0xFFFFFFFF
+    return round(0.7 * overlap + 0.3 * noise, 6)
+
+
+def rank_documents(
+    model: str, query: str, documents: list[str], top_n: int | None = None
+) -> list[tuple[int, float]]:
+    """``(index, score)`` of the documents, most relevant first (ties in input order), cut to
+    ``top_n`` when it is given."""
+    scored = [(i, relevance_score(model, query, doc)) for i, doc in enumerate(documents)]
+    scored.sort(key=lambda pair: (-pair[1], pair[0]))
+    return scored if top_n is None else scored[:top_n]
+
+
+def rerank_tokens(query: str, documents: list[str]) -> int:
+    """A rerank request's tokens as Voyage defines them: the query's tokens once per document,
+    plus every document's own."""
+    query_tokens = count_text_tokens(query)
+    return sum(query_tokens + count_text_tokens(doc) for doc in documents)

@@ -166,12 +166,16 @@ def test_base_urls_lead_each_adapter_to_its_route() -> None:
         "mistral": "/v1/chat/completions",
         "cohere": "/v2/chat",
         "bedrock": "/model/anthropic.claude-x/invoke",
+        # Embeddings and rerank only.
+        "voyage": "/embeddings",
+        "jina": "/rerank",
     }
-    assert set(BASE_PATHS) == set(FORMATS) == set(appended)
+    assert set(BASE_PATHS) == set(appended)
+    assert set(FORMATS) <= set(BASE_PATHS)
     for provider, rest in appended.items():
         url = base_url("http://127.0.0.1:8000/", provider) + rest
         route = match_route(url.removeprefix("http://127.0.0.1:8000"))
-        assert route is not None and route.format.name == provider
+        assert route is not None and route.format.name.startswith(provider)
 
 
 # --- completions -----------------------------------------------------------------------

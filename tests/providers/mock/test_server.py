@@ -263,6 +263,8 @@ async def test_health_stats_and_reset(server: MockServer) -> None:
             "malformed",
             "tokens_in",
             "tokens_out",
+            "inputs_embedded",
+            "documents_ranked",
             "in_flight",
         }
         assert stats["in_flight"] == 0

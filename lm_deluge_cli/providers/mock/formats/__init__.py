@@ -18,7 +18,24 @@ mistral    ``ROOT/mistral``    ``/mistral/v1/chat/completions``
 cohere     ``ROOT/cohere``     ``/cohere/v2/chat``, ``/v2/chat``
 bedrock    ``ROOT/bedrock``    ``/bedrock/model/{modelId}/invoke``,
                                ``/model/{modelId}/invoke``
+voyage     ``ROOT/voyage/v1``  (embeddings and rerank only, below)
+jina       ``ROOT/jina/v1``    (rerank only, below)
 =========  ==================  ==================================================
+
+Embeddings and rerank, answered by the same simulator (`formats.embeddings`,
+`formats.cohere_embed`, `formats.gemini_embed`, `formats.rerank`):
+
+=========  ======================================================================
+provider   paths answered
+=========  ======================================================================
+openai     ``/v1/embeddings``, ``/embeddings``, ``/openai/v1/embeddings``
+mistral    ``/mistral/v1/embeddings``
+cohere     ``/cohere/v2/embed``, ``/v2/embed``; ``/cohere/v2/rerank``, ``/v2/rerank``
+gemini     ``/gemini/v1beta/models/{model}:batchEmbedContents`` and ``:embedContent``
+           (also ``v1``, and without the prefix)
+voyage     ``/voyage/v1/embeddings``, ``/voyage/v1/rerank``
+jina       ``/jina/v1/rerank``, ``/v1/rerank`` (the in-process ``mock`` provider's)
+=========  ======================================================================
 """
 
 from __future__ import annotations
@@ -29,16 +46,26 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 from lm_deluge_cli.providers.mock.formats.anthropic import AnthropicFormat
-from lm_deluge_cli.providers.mock.formats.base import WireFormat
+from lm_deluge_cli.providers.mock.formats.base import AnyFormat, WireFormat
 from lm_deluge_cli.providers.mock.formats.bedrock import BedrockFormat
 from lm_deluge_cli.providers.mock.formats.cohere import CohereFormat
+from lm_deluge_cli.providers.mock.formats.cohere_embed import CohereEmbed
+from lm_deluge_cli.providers.mock.formats.dialects import JinaDialect, VoyageDialect
+from lm_deluge_cli.providers.mock.formats.embeddings import (
+    MistralEmbeddings,
+    OpenAIEmbeddings,
+    VoyageEmbeddings,
+)
 from lm_deluge_cli.providers.mock.formats.gemini import GeminiFormat
+from lm_deluge_cli.providers.mock.formats.gemini_embed import GeminiBatchEmbed, GeminiEmbed
 from lm_deluge_cli.providers.mock.formats.mistral import MistralFormat
 from lm_deluge_cli.providers.mock.formats.openai import OpenAIFormat
 from lm_deluge_cli.providers.mock.formats.openai_responses import OpenAIResponsesFormat
+from lm_deluge_cli.providers.mock.formats.rerank import CohereRerank, JinaRerank, VoyageRerank
 
 __all__ = [
     "BASE_PATHS",
+    "ENDPOINTS",
     "FORMATS",
     "OPENAI",
     "OPENAI_RESPONSES",
@@ -64,8 +91,30 @@ FORMATS: Mapping[str, WireFormat] = {
     )
 }
 
+_VOYAGE, _JINA = VoyageDialect(), JinaDialect()
+# The embeddings and rerank APIs, by format name; each refuses and fails as its provider's
+# chat does (Voyage and Jina, which have none here, as `formats.dialects` says).
+ENDPOINTS: Mapping[str, AnyFormat] = {
+    fmt.name: fmt
+    for fmt in (
+        OpenAIEmbeddings(OPENAI),
+        MistralEmbeddings(FORMATS["mistral"]),
+        CohereEmbed(FORMATS["cohere"]),
+        CohereRerank(FORMATS["cohere"]),
+        GeminiBatchEmbed(FORMATS["gemini"]),
+        GeminiEmbed(FORMATS["gemini"]),
+        VoyageEmbeddings(_VOYAGE),
+        VoyageRerank(_VOYAGE),
+        JinaRerank(_JINA),
+    )
+}
+
 # Every format the server speaks, by format name.
-_BY_NAME: Mapping[str, WireFormat] = {**FORMATS, OPENAI_RESPONSES.name: OPENAI_RESPONSES}
+_BY_NAME: Mapping[str, AnyFormat] = {
+    **FORMATS,
+    OPENAI_RESPONSES.name: OPENAI_RESPONSES,
+    **ENDPOINTS,
+}
 
 # What to append to the server's root for each provider's base_url: the adapters add the
 # rest (OpenAI's base URL ends in /v1, the others are host roots).
@@ -76,6 +125,8 @@ BASE_PATHS: Mapping[str, str] = {
     "mistral": "/mistral",
     "cohere": "/cohere",
     "bedrock": "/bedrock",
+    "voyage": "/voyage/v1",
+    "jina": "/jina/v1",
 }
 
 # (format name, path pattern); a "model" group is the model the URL names.
@@ -87,13 +138,26 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("gemini", re.compile(r"(?:/gemini)?/v1(?:beta)?/models/(?P<model>[^/:]+):generateContent")),
     ("cohere", re.compile(r"(?:/cohere)?/v2/chat")),
     ("bedrock", re.compile(r"(?:/bedrock)?/model/(?P<model>[^/]+)/invoke")),
+    ("openai_embeddings", re.compile(r"(?:/openai)?(?:/v1)?/embeddings")),
+    ("mistral_embeddings", re.compile(r"/mistral/v1/embeddings")),
+    ("voyage_embeddings", re.compile(r"/voyage/v1/embeddings")),
+    ("cohere_embed", re.compile(r"(?:/cohere)?/v2/embed")),
+    ("cohere_rerank", re.compile(r"(?:/cohere)?/v2/rerank")),
+    ("voyage_rerank", re.compile(r"/voyage/v1/rerank")),
+    ("jina_rerank", re.compile(r"(?:/jina)?/v1/rerank")),
+    (
+        "gemini_batch_embed",
+        re.compile(r"(?:/gemini)?/v1(?:beta)?/models/(?P<model>[^/:]+):batchEmbedContents"),
+    ),
+    ("gemini_embed", re.compile(r"(?:/gemini)?/v1(?:beta)?/models/(?P<model>[^/:]+):embedContent")),
 )
 
 
 class Route(NamedTuple):
-    """Where a request goes: its wire format, and the model its URL names (if any)."""
+    """Where a request goes: its wire format (chat, embeddings or rerank), and the model its
+    URL names (if any)."""
 
-    format: WireFormat
+    format: AnyFormat
     model: str | None = None
 
 

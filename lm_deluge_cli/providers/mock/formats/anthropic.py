@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
@@ -28,7 +30,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     rfc3339,
 )
 
-__all__ = ["AnthropicFormat", "message_body", "read_messages_body"]
+__all__ = ["AnthropicFormat", "message_body", "read_messages_body", "structured_request"]
 
 _LIMITS_DOC = "For details, refer to: https://docs.claude.com/en/api/rate-limits."
 _ROLES = ("user", "assistant")
@@ -142,15 +144,51 @@ def chat_messages(system: str | None, messages: list[Any]) -> list[dict[str, Any
     return chat
 
 
+def structured_request(
+    model: str, messages: list[dict[str, Any]], max_tokens: int, request: Mapping[str, Any]
+) -> ChatRequest:
+    """A Messages body in neutral terms, with the schema it asks for: structured outputs'
+    ``output_config.format`` (``{"type": "json_schema", "schema": …}``), or a tool forced
+    by ``tool_choice`` ``{"type": "tool", "name": …}``, whose ``input_schema`` it is."""
+    config = request.get("output_config")
+    spec = config.get("format") if isinstance(config, dict) else None
+    if isinstance(spec, dict) and spec.get("type") == "json_schema":
+        schema = spec.get("schema")
+        if isinstance(schema, dict):
+            return ChatRequest(model, messages, max_tokens, request, schema=schema)
+    choice = request.get("tool_choice")
+    tools = request.get("tools")
+    if isinstance(choice, dict) and choice.get("type") == "tool" and isinstance(tools, list):
+        for tool in tools:
+            if isinstance(tool, dict) and tool.get("name") == choice.get("name"):
+                schema = tool.get("input_schema")
+                if isinstance(schema, dict):
+                    name = str(tool["name"])
+                    return ChatRequest(
+                        model, messages, max_tokens, request, schema=schema, schema_tool=name
+                    )
+    return ChatRequest(model, messages, max_tokens, request)
+
+
 def message_body(request: ChatRequest, reply: Reply, message_id: str) -> dict[str, Any]:
-    """A Message object answering ``request``."""
+    """A Message object answering ``request``: a forced tool's answer is a tool_use block
+    whose input is the JSON (empty when the answer was cut at max_tokens)."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
+    stop_reason = "max_tokens" if reply.truncated else "end_turn"
+    if request.schema_tool is not None:
+        arguments = {} if reply.truncated else orjson.loads(reply.text)
+        tool_id = f"toolu_{reply.response_id}"
+        content = [
+            {"type": "tool_use", "id": tool_id, "name": request.schema_tool, "input": arguments}
+        ]
+        stop_reason = "max_tokens" if reply.truncated else "tool_use"
     return {
         "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": request.model,
-        "content": [{"type": "text", "text": reply.text}],
-        "stop_reason": "max_tokens" if reply.truncated else "end_turn",
+        "content": content,
+        "stop_reason": stop_reason,
         "stop_sequence": None,
         "usage": {
             "input_tokens": reply.prompt_tokens,
@@ -213,7 +251,7 @@ class AnthropicFormat(WireFormat):
         if isinstance(read, str):
             return _error(400, "invalid_request_error", read)
         system, max_tokens, messages = read
-        return ChatRequest(model, chat_messages(system, messages), max_tokens, request)
+        return structured_request(model, chat_messages(system, messages), max_tokens, request)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         return json_answer(200, message_body(request, reply, f"msg_{reply.response_id}"))

@@ -11,20 +11,28 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import orjson
 
 __all__ = [
     "JSON",
     "Answer",
+    "AnyFormat",
     "Call",
     "ChatRequest",
+    "Dialect",
+    "EmbedFormat",
+    "EmbedRequest",
+    "Embeddings",
     "FailureKind",
     "LimitKind",
     "LimitState",
+    "Ranking",
     "Refusal",
     "Reply",
+    "RerankFormat",
+    "RerankRequest",
     "WireFormat",
     "as_uuid",
     "bearer_matches",
@@ -70,12 +78,19 @@ class ChatRequest:
     ``messages`` are OpenAI-shaped chat messages (a system prompt becomes a system message),
     so the reply text and the token count are the same whichever format carried them.
     ``raw`` is the parsed body, for what only one format has (OpenAI's logprobs).
+    ``schema`` is the JSON Schema the answer must match, as the format's structured-output
+    field carries it; ``json_object`` asks for some JSON object (JSON mode, no schema);
+    ``schema_tool`` names the tool a request forces to get its schema's answer (Anthropic's):
+    the answer is that tool's input, not text.
     """
 
     model: str
     messages: list[dict[str, Any]]
     max_tokens: int | None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] | None = None
+    json_object: bool = False
+    schema_tool: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,3 +251,127 @@ def html_page(status: int, title: str, server: str = "cloudflare") -> Answer:
 def gateway_page(status: int, server: str = "cloudflare") -> Answer:
     """The HTML error page a load balancer in front of the API sends for a 502 or 504."""
     return html_page(status, f"{status} {reason_phrase(status)}", server)
+
+
+# --- embeddings and rerank ---------------------------------------------------------------
+
+
+class Dialect(Protocol):
+    """How one provider refuses, limits and fails, whatever kind of request it is answering:
+    the part of a `WireFormat` its embedding and rerank endpoints share with its chat."""
+
+    def authenticate(self, call: Call, api_key: str | None) -> Answer | None: ...
+
+    def rate_limited(self, refusal: Refusal) -> Answer: ...
+
+    def failure(self, kind: FailureKind) -> Answer: ...
+
+    def status_failure(self, status: int) -> Answer: ...
+
+    def limit_headers(
+        self, limits: Sequence[LimitState], now: float, refused: bool
+    ) -> dict[str, str]: ...
+
+    def request_headers(self, request_id: str) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    """A valid embeddings request in neutral terms: the texts in order, and the vector size
+    to answer with (the request's, else the mock's default)."""
+
+    model: str
+    texts: list[str]
+    dimensions: int
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """The simulator's answer to an admitted embeddings request: one unit vector per text."""
+
+    vectors: list[list[float]]
+    tokens: int  # the texts' tokens, as the mock counts them
+    response_id: str  # unique hex, for the format's own id scheme
+
+
+@dataclass(frozen=True, slots=True)
+class RerankRequest:
+    """A valid rerank request in neutral terms; ``top_n`` None means every document."""
+
+    model: str
+    query: str
+    documents: list[str]
+    top_n: int | None
+    return_documents: bool
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """The simulator's answer to an admitted rerank request: ``(index, relevance score)``
+    pairs, most relevant first, already cut to the request's ``top_n``."""
+
+    results: list[tuple[int, float]]
+    tokens: int  # query tokens per document plus the documents' tokens
+    response_id: str
+
+
+class _Endpoint(ABC):
+    """An endpoint beside a provider's chat API: it reads and writes its own bodies and
+    leaves authentication, refusals and failures to the provider's `Dialect`."""
+
+    name: ClassVar[str]
+    # The top-level fields that carry the answer: a ``missing_fields`` fault leaves them out.
+    answer_fields: ClassVar[tuple[str, ...]]
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
+        return self.dialect.authenticate(call, api_key)
+
+    def rate_limited(self, refusal: Refusal) -> Answer:
+        return self.dialect.rate_limited(refusal)
+
+    def failure(self, kind: FailureKind) -> Answer:
+        return self.dialect.failure(kind)
+
+    def status_failure(self, status: int) -> Answer:
+        return self.dialect.status_failure(status)
+
+    def limit_headers(
+        self, limits: Sequence[LimitState], now: float, refused: bool
+    ) -> dict[str, str]:
+        return self.dialect.limit_headers(limits, now, refused)
+
+    def request_headers(self, request_id: str) -> dict[str, str]:
+        return self.dialect.request_headers(request_id)
+
+
+class EmbedFormat(_Endpoint):
+    """One provider's embeddings API: reads its requests and writes its vectors."""
+
+    @abstractmethod
+    def parse(self, call: Call) -> EmbedRequest | Answer:
+        """The request in neutral terms, or the error the provider sends for a bad one."""
+
+    @abstractmethod
+    def embeddings(self, request: EmbedRequest, reply: Embeddings) -> Answer:
+        """The successful response."""
+
+
+class RerankFormat(_Endpoint):
+    """One provider's rerank API: reads its requests and writes its rankings."""
+
+    @abstractmethod
+    def parse(self, call: Call) -> RerankRequest | Answer:
+        """The request in neutral terms, or the error the provider sends for a bad one."""
+
+    @abstractmethod
+    def ranking(self, request: RerankRequest, reply: Ranking) -> Answer:
+        """The successful response."""
+
+
+# Whatever a route can reach: a chat API, an embeddings API or a rerank API.
+AnyFormat = WireFormat | EmbedFormat | RerankFormat

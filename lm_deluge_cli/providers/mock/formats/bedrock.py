@@ -13,6 +13,7 @@ from lm_deluge_cli.providers.mock.formats.anthropic import (
     chat_messages,
     message_body,
     read_messages_body,
+    structured_request,
 )
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
@@ -109,7 +110,7 @@ class BedrockFormat(WireFormat):
             return _malformed(_schema_problem(read))
         system, max_tokens, messages = read
         model = call.path_model or ""
-        return ChatRequest(model, chat_messages(system, messages), max_tokens, request)
+        return structured_request(model, chat_messages(system, messages), max_tokens, request)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         payload: dict[str, Any] = message_body(request, reply, f"msg_bdrk_{reply.response_id}")

@@ -4,6 +4,7 @@ bodies and a trial key's per-minute call headers."""
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     number_text,
     reason_phrase,
 )
+from lm_deluge_cli.providers.mock.wire import token_logprobs
 
 __all__ = ["CohereFormat"]
 
@@ -57,6 +59,15 @@ def _read(request: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], int | 
     return model, chat, max_tokens
 
 
+def _response_format(spec: Any) -> tuple[dict[str, Any] | None, bool]:
+    """(schema, JSON mode) of a ``response_format``: ``{"type": "json_object"}``, with the
+    schema under ``json_schema`` when there is one."""
+    if not isinstance(spec, dict) or spec.get("type") != "json_object":
+        return None, False
+    schema = spec.get("json_schema")
+    return (schema, False) if isinstance(schema, dict) else (None, True)
+
+
 class CohereFormat(WireFormat):
     """Bearer keys; ``x-trial-endpoint-call-*`` headers for a requests limit (not on 429s,
     as a trial key's); 429 with the trial-key message; 503 for overload."""
@@ -79,17 +90,30 @@ class CohereFormat(WireFormat):
         if isinstance(read, str):
             return _error(400, read)
         model, messages, max_tokens = read
-        return ChatRequest(model, messages, max_tokens, request)
+        schema, json_object = _response_format(request.get("response_format"))
+        return ChatRequest(
+            model, messages, max_tokens, request, schema=schema, json_object=json_object
+        )
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         # Billed units and processed tokens are the same here: the mock adds no preamble.
         tokens = {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens}
-        payload = {
+        payload: dict[str, Any] = {
             "id": as_uuid(reply.response_id),
             "finish_reason": "MAX_TOKENS" if reply.truncated else "COMPLETE",
             "message": {"role": "assistant", "content": [{"type": "text", "text": reply.text}]},
             "usage": {"billed_units": dict(tokens), "tokens": tokens},
         }
+        if request.raw.get("logprobs"):
+            # The chosen tokens only: Cohere sends no alternatives.
+            payload["logprobs"] = [
+                {
+                    "text": step.token,
+                    "token_ids": [zlib.crc32(step.token.encode()) % 256_000],
+                    "logprobs": [step.logprob],
+                }
+                for step in token_logprobs(request.messages, reply.text)
+            ]
         return json_answer(200, payload)
 
     def rate_limited(self, refusal: Refusal) -> Answer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     number_text,
     reason_phrase,
 )
+from lm_deluge_cli.providers.mock.wire import token_logprobs
 
 __all__ = ["GeminiFormat"]
 
@@ -173,6 +175,48 @@ def _read(request: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int | None]
     return messages, max_tokens
 
 
+def _config(request: Mapping[str, Any]) -> Mapping[str, Any]:
+    config = _field(request, "generationConfig", "generation_config")
+    return config if isinstance(config, dict) else {}
+
+
+def _response_schema(request: Mapping[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """(schema, JSON mode) of a generationConfig: with ``responseMimeType``
+    ``application/json``, its ``responseJsonSchema`` (JSON Schema) or ``responseSchema``
+    (Google's OpenAPI subset, upper-case types and all), or JSON mode when it has neither."""
+    config = _config(request)
+    if _field(config, "responseMimeType", "response_mime_type") != "application/json":
+        return None, False
+    for camel, snake in (
+        ("responseJsonSchema", "response_json_schema"),
+        ("responseSchema", "response_schema"),
+    ):
+        schema = _field(config, camel, snake)
+        if isinstance(schema, dict):
+            return schema, False
+    return None, True
+
+
+def _logprobs(request: ChatRequest, text: str, top: int) -> dict[str, Any]:
+    """A candidate's ``logprobsResult`` (each step's chosen token and its `top` likeliest)
+    and ``avgLogprobs``; token ids are made up from the token."""
+
+    def candidate(token: str, logprob: float) -> dict[str, Any]:
+        token_id = zlib.crc32(token.encode()) % 256_000
+        return {"token": token, "tokenId": token_id, "logProbability": logprob}
+
+    steps = token_logprobs(request.messages, text)
+    total = sum(step.logprob for step in steps)
+    result: dict[str, Any] = {
+        "topCandidates": [
+            {"candidates": [candidate(token, lp) for token, lp in step.top[:top]]} for step in steps
+        ],
+        "chosenCandidates": [candidate(step.token, step.logprob) for step in steps],
+        "logProbabilitySum": total,
+    }
+    return {"logprobsResult": result, "avgLogprobs": total / len(steps) if steps else 0.0}
+
+
 class GeminiFormat(WireFormat):
     """``x-goog-api-key`` (or ``?key=``) auth; 429 ``RESOURCE_EXHAUSTED`` with a
     ``RetryInfo.retryDelay``, 503 ``UNAVAILABLE`` for overload, no rate-limit headers."""
@@ -208,18 +252,29 @@ class GeminiFormat(WireFormat):
                 400, read, [{"@type": _TYPE + "BadRequest", "fieldViolations": [violation]}]
             )
         messages, max_tokens = read
-        return ChatRequest(call.path_model or "", messages, max_tokens, request)
+        schema, json_object = _response_schema(request)
+        return ChatRequest(
+            call.path_model or "",
+            messages,
+            max_tokens,
+            request,
+            schema=schema,
+            json_object=json_object,
+        )
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt, output = reply.prompt_tokens, reply.completion_tokens
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": reply.text}], "role": "model"},
+            "finishReason": "MAX_TOKENS" if reply.truncated else "STOP",
+            "index": 0,
+        }
+        config = _config(request.raw)
+        if _field(config, "responseLogprobs", "response_logprobs"):
+            top = _field(config, "logprobs", "logprobs")
+            candidate.update(_logprobs(request, reply.text, top if isinstance(top, int) else 0))
         payload = {
-            "candidates": [
-                {
-                    "content": {"parts": [{"text": reply.text}], "role": "model"},
-                    "finishReason": "MAX_TOKENS" if reply.truncated else "STOP",
-                    "index": 0,
-                }
-            ],
+            "candidates": [candidate],
             "usageMetadata": {
                 "promptTokenCount": prompt,
                 "candidatesTokenCount": output,

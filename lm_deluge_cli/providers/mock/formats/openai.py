@@ -5,9 +5,7 @@ Mistral's API is this one with other error bodies and headers (`formats/mistral.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,17 +28,18 @@ from lm_deluge_cli.providers.mock.formats.base import (
     number_text,
     reason_phrase,
 )
-from lm_deluge_cli.providers.mock.wire import WORDS, format_duration
+from lm_deluge_cli.providers.mock.wire import format_duration, token_logprobs
 
 __all__ = [
     "OpenAIFormat",
     "chat_request",
     "error_body",
+    "logprobs_content",
     "max_output_tokens",
+    "response_format",
     "validate_request",
 ]
 
-_TOKEN = re.compile(r"\s*\S+")
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means "
     "you aren't using your HTTP library correctly.)"
@@ -93,9 +92,31 @@ def max_output_tokens(request: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def response_format(spec: Any) -> tuple[dict[str, Any] | None, bool]:
+    """(schema, JSON mode) of a ``response_format``: ``{"type": "json_schema", "json_schema":
+    {"name", "schema", "strict"}}`` or ``{"type": "json_object"}``; (None, False) for text."""
+    if not isinstance(spec, dict):
+        return None, False
+    if spec.get("type") == "json_object":
+        return None, True
+    inner = spec.get("json_schema")
+    schema = inner.get("schema") if isinstance(inner, dict) else None
+    if spec.get("type") == "json_schema" and isinstance(schema, dict):
+        return schema, False
+    return None, False
+
+
 def chat_request(request: dict[str, Any]) -> ChatRequest:
     """A validated chat completions body in neutral terms; its messages are already OpenAI's."""
-    return ChatRequest(request["model"], request["messages"], max_output_tokens(request), request)
+    schema, json_object = response_format(request.get("response_format"))
+    return ChatRequest(
+        request["model"],
+        request["messages"],
+        max_output_tokens(request),
+        request,
+        schema=schema,
+        json_object=json_object,
+    )
 
 
 class OpenAIFormat(WireFormat):
@@ -136,7 +157,7 @@ class OpenAIFormat(WireFormat):
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         logprobs = None
         if request.raw.get("logprobs"):
-            content = _logprobs(reply.text, request.raw.get("top_logprobs") or 0)
+            content = logprobs_content(request, reply.text, request.raw.get("top_logprobs") or 0)
             logprobs = {"content": content, "refusal": None}
         message: dict[str, Any] = {
             "role": "assistant",
@@ -233,22 +254,18 @@ class OpenAIFormat(WireFormat):
         return {"x-request-id": f"req_{request_id}"}
 
 
-def _logprobs(text: str, top: int) -> list[dict[str, Any]]:
-    """Plausible per-token log probabilities: one entry per word, made-up but deterministic."""
-    content: list[dict[str, Any]] = []
-    for i, match in enumerate(_TOKEN.finditer(text)):
-        token = match.group()
-        seed = hashlib.blake2b(f"{i}:{token}".encode(), digest_size=4).digest()
-        logprob = -(int.from_bytes(seed, "big") % 2000) / 1000
-        ranked = [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]
-        for j in range(1, top):
-            other = " " + WORDS[(seed[j % 4] + j) % len(WORDS)]
-            ranked.append(
-                {
-                    "token": other,
-                    "logprob": round(logprob - 1.5 * j, 3),
-                    "bytes": list(other.encode()),
-                }
-            )
-        content.append({**ranked[0], "top_logprobs": ranked[:top]})
-    return content
+def logprobs_content(request: ChatRequest, text: str, top: int) -> list[dict[str, Any]]:
+    """``logprobs.content`` for a reply (`wire.token_logprobs`), with `top` alternatives a
+    token; the Responses API's output_text parts carry the same list."""
+    return [
+        {
+            "token": step.token,
+            "logprob": step.logprob,
+            "bytes": list(step.token.encode()),
+            "top_logprobs": [
+                {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+                for token, logprob in step.top[:top]
+            ],
+        }
+        for step in token_logprobs(request.messages, text)
+    ]

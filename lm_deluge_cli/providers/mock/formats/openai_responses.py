@@ -21,8 +21,12 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Reply,
     json_answer,
 )
-from lm_deluge_cli.providers.mock.formats.openai import OpenAIFormat, error_body
-from lm_deluge_cli.providers.mock.formats.openai import _logprobs as token_logprobs
+from lm_deluge_cli.providers.mock.formats.openai import (
+    OpenAIFormat,
+    error_body,
+    logprobs_content,
+    response_format,
+)
 
 __all__ = ["MIN_OUTPUT_TOKENS", "OpenAIResponsesFormat"]
 
@@ -93,7 +97,17 @@ def _read_request(request: Any) -> ChatRequest:
             "Invalid type for 'instructions': expected a string.", "instructions", "invalid_type"
         )
     messages.extend(_input_messages(request.get("input")))
-    return ChatRequest(model, messages, max_tokens, request)
+    schema, json_object = _text_format(request.get("text"))
+    return ChatRequest(model, messages, max_tokens, request, schema=schema, json_object=json_object)
+
+
+def _text_format(text: Any) -> tuple[dict[str, Any] | None, bool]:
+    """(schema, JSON mode) of ``text.format``: Chat Completions' response_format with the
+    json_schema's name, schema and strict one level up."""
+    spec = text.get("format") if isinstance(text, dict) else None
+    if isinstance(spec, dict) and spec.get("type") == "json_schema":
+        return response_format({"type": "json_schema", "json_schema": spec})
+    return response_format(spec)
 
 
 def _bounded(request: Mapping[str, Any], name: str, low: int, high: int | None) -> int | None:
@@ -237,7 +251,7 @@ class OpenAIResponsesFormat(OpenAIFormat):
         part: dict[str, Any] = {"type": "output_text", "text": reply.text, "annotations": []}
         include = raw.get("include")
         if isinstance(include, list) and "message.output_text.logprobs" in include:
-            part["logprobs"] = token_logprobs(reply.text, raw.get("top_logprobs") or 0)
+            part["logprobs"] = logprobs_content(request, reply.text, raw.get("top_logprobs") or 0)
         status = "incomplete" if reply.truncated else "completed"
         message = {
             "type": "message",
