@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lm_deluge_cli.cli.retrieval_models import list_retrieval_models
 from lm_deluge_cli.errors import UsageError
 from lm_deluge_cli.providers.registry import ModelInfo, Registry, load_registry
 
@@ -37,11 +38,22 @@ def models(
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per model on stdout, every field.")
     ] = False,
+    embeddings: Annotated[
+        bool, typer.Option("--embeddings", help="The embedding models (for embed) instead.")
+    ] = False,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="The rerank models (for rerank) instead.")
+    ] = False,
 ) -> None:
     """List known models: prices (USD per million tokens), context window and capabilities.
 
     Any other model works too, written provider:model.
     """
+    if embeddings and rerank:
+        raise UsageError("give --embeddings or --rerank, not both")
+    if embeddings or rerank:
+        list_retrieval_models("embeddings" if embeddings else "rerank", provider, json_output)
+        return
     registry = load_registry()
     if provider is not None and provider not in registry.providers:
         raise UsageError(
