@@ -10,6 +10,14 @@ from lm_deluge_cli.errors import (
     LMDelugeError,
     UsageError,
 )
+from lm_deluge_cli.retrieval.api import (
+    EmbeddingResult,
+    RerankResult,
+    embed_parallel_async,
+    embed_parallel_sync,
+    rerank_parallel_async,
+    stack_results,
+)
 from lm_deluge_cli.types import Completion, Prompt, SamplingParams, Usage
 
 __all__ = [
@@ -17,6 +25,7 @@ __all__ = [
     "Completion",
     "ConfigError",
     "Conversation",
+    "EmbeddingResult",
     "FatalProviderError",
     "Job",
     "JobOverrides",
@@ -27,9 +36,14 @@ __all__ = [
     "ModelEntry",
     "Prompt",
     "PromptInput",
+    "RerankResult",
     "Result",
     "SamplingParams",
     "Usage",
     "UsageError",
+    "embed_parallel_async",
+    "embed_parallel_sync",
     "load_job",
+    "rerank_parallel_async",
+    "stack_results",
 ]

@@ -92,7 +92,7 @@ class CohereV2Adapter:
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         """The completion in a 2xx response; raises an `APIError` for anything else."""
         if response.status >= 300:
-            raise self._status_error(endpoint, response)
+            raise self.status_error(endpoint, response)
         try:
             data = orjson.loads(response.body)
             text = _text(data["message"].get("content"))
@@ -125,7 +125,7 @@ class CohereV2Adapter:
             remaining_requests=header_int(headers.get("x-trial-endpoint-call-remaining")),
         )
 
-    def _status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
+    def status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
         message, code = error_text(response.body, endpoint.api_key)
         error = status_error_class(response.status)(
             f"{response.status}: {message}",

@@ -11,7 +11,7 @@ from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.bedrock import credentials_from_env
 from lm_deluge_cli.providers.registry import Registry, load_registry
 
-__all__ = ["resolve_endpoint", "resolve_endpoints"]
+__all__ = ["header_safe", "resolve_endpoint", "resolve_endpoints"]
 
 
 def resolve_endpoint(
@@ -31,7 +31,7 @@ def resolve_endpoint(
         api_key = (env.get(key_env) or "").strip() or None
         if api_key is None:
             raise MissingAPIKeyError(key_env, entry.name)
-        if not _header_safe(api_key):
+        if not header_safe(api_key):
             # Name the variable, never the value.
             raise ConfigError(
                 f"{key_env} (the key for {entry.name}) contains spaces, control or non-ASCII "
@@ -59,7 +59,7 @@ def resolve_endpoint(
     )
 
 
-def _header_safe(key: str) -> bool:
+def header_safe(key: str) -> bool:
     return key.isascii() and key.isprintable() and not any(c.isspace() for c in key)
 
 

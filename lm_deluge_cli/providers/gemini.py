@@ -38,7 +38,7 @@ from lm_deluge_cli.types import (
     Usage,
 )
 
-__all__ = ["THINKING_BUDGETS", "GeminiAdapter", "max_output_tokens"]
+__all__ = ["THINKING_BUDGETS", "GeminiAdapter", "max_output_tokens", "status_error"]
 
 # reasoning_effort → thinkingBudget, as Google's OpenAI-compatibility guide maps it for the
 # 2.5 models ("low", "medium", "high" → 1K, 8K, 24K tokens; "minimal" → the low budget).
@@ -119,7 +119,7 @@ class GeminiAdapter:
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         """The completion in a 2xx response; raises an `APIError` for anything else."""
         if response.status >= 300:
-            raise _status_error(endpoint, response)
+            raise status_error(endpoint, response)
         try:
             data = orjson.loads(response.body)
             feedback = data.get("promptFeedback") or {}
@@ -390,7 +390,7 @@ def _blocked(feedback: dict[str, Any], status: int) -> BadRequestError:
     )
 
 
-def _status_error(endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
+def status_error(endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
     message, _ = error_text(response.body, endpoint.api_key)
     status, details = _error_fields(response.body)
     reasons = {d.get("reason") for d in details if d.get("@type") == _ERROR_INFO}

@@ -119,7 +119,7 @@ class MistralAdapter:
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         """The completion in a 2xx response; raises an `APIError` for anything else."""
         if response.status >= 300:
-            raise self._status_error(endpoint, response)
+            raise self.status_error(endpoint, response)
         try:
             data = orjson.loads(response.body)
             choice = data["choices"][0]
@@ -150,7 +150,7 @@ class MistralAdapter:
             reset_tokens_s=_seconds(headers.get("ratelimitbysize-reset")),
         )
 
-    def _status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
+    def status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
         message, _ = error_text(response.body, endpoint.api_key)
         retry_after = parse_retry_after(response.headers)
         info = self.rate_limit_info(response.headers)

@@ -20,9 +20,11 @@ __all__ = [
     "ModelInfo",
     "ProviderInfo",
     "Registry",
+    "check_keys",
     "load_registry",
     "parse_registry",
     "parse_user_models",
+    "read_field",
 ]
 
 # The request/response shapes an adapter can speak; a provider names exactly one, and a model
@@ -201,7 +203,7 @@ def parse_registry(data: Mapping[str, Any], source: str = "registry data") -> Re
 
     Errors (ConfigError) name `source` and the offending provider or model entry.
     """
-    _check_keys(data, frozenset({"providers", "models"}), source)
+    check_keys(data, frozenset({"providers", "models"}), source)
     provider_specs = data.get("providers", {})
     if not isinstance(provider_specs, Mapping):
         raise ConfigError(f"{source}: providers must be a table ([providers.NAME])")
@@ -244,21 +246,21 @@ def _known(providers: Mapping[str, ProviderInfo]) -> str:
 
 
 def _parse_provider(name: str, spec: Any, where: str) -> ProviderInfo:
-    _check_keys(spec, _PROVIDER_KEYS, where)
-    wire_format = _get(spec, "wire_format", where, str, "")
+    check_keys(spec, _PROVIDER_KEYS, where)
+    wire_format = read_field(spec, "wire_format", where, str, "")
     if wire_format not in WIRE_FORMATS:
         raise ConfigError(
             f"{where}: wire_format {wire_format!r} is not one of {', '.join(sorted(WIRE_FORMATS))}"
         )
-    base_url = _get(spec, "base_url", where, str, "")
+    base_url = read_field(spec, "base_url", where, str, "")
     if not base_url:
         raise ConfigError(f"{where}: base_url is required")
     return ProviderInfo(
         name=name,
         wire_format=wire_format,
         base_url=base_url,
-        base_url_env=_get(spec, "base_url_env", where, str, ""),
-        api_key_env=_get(spec, "api_key_env", where, str, ""),
+        base_url_env=read_field(spec, "base_url_env", where, str, ""),
+        api_key_env=read_field(spec, "api_key_env", where, str, ""),
         batch_discount=_discount(spec, where, 0.0),
     )
 
@@ -266,16 +268,16 @@ def _parse_provider(name: str, spec: Any, where: str) -> ProviderInfo:
 def _parse_model(
     spec: Any, providers: Mapping[str, ProviderInfo], where: str
 ) -> tuple[ModelInfo, list[str]]:
-    _check_keys(spec, _MODEL_KEYS, where)
-    model_id = _get(spec, "id", where, str, "")
+    check_keys(spec, _MODEL_KEYS, where)
+    model_id = read_field(spec, "id", where, str, "")
     provider, sep, wire_id = model_id.partition(":")
     if not sep or not provider or not wire_id:
         raise ConfigError(f"{where}: id must be written provider:model")
     if provider not in providers:
         raise ConfigError(f"{where}: unknown provider {provider!r}; {_known(providers)}")
-    fields: dict[str, Any] = {key: _get(spec, key, where, bool, False) for key in _FLAG_KEYS}
+    fields: dict[str, Any] = {key: read_field(spec, key, where, bool, False) for key in _FLAG_KEYS}
     for key in _PRICE_KEYS:
-        fields[key] = price = _get(spec, key, where, float)
+        fields[key] = price = read_field(spec, key, where, float)
         if price is not None and price < 0:
             raise ConfigError(f"{where}: {key} cannot be negative, got {price!r}")
     cached, full = fields["cached_input_per_mtok"], fields["input_per_mtok"]
@@ -283,7 +285,7 @@ def _parse_model(
         raise ConfigError(
             f"{where}: cached_input_per_mtok needs an input_per_mtok at least as high"
         )
-    wire_format = _get(spec, "wire_format", where, str, "")
+    wire_format = read_field(spec, "wire_format", where, str, "")
     own_format = providers[provider].wire_format
     if wire_format and wire_format != own_format:
         allowed = _MODEL_WIRE_FORMATS.get(own_format, frozenset())
@@ -293,7 +295,7 @@ def _parse_model(
                 f"{where}: wire_format {wire_format!r} cannot be used with provider "
                 f"{provider!r}; choose {choices}"
             )
-    context = _get(spec, "context_window", where, int)
+    context = read_field(spec, "context_window", where, int)
     if context is not None and context <= 0:
         raise ConfigError(f"{where}: context_window must be positive, got {context!r}")
     aliases = spec.get("aliases", [])
@@ -305,7 +307,7 @@ def _parse_model(
     info = ModelInfo(
         id=model_id,
         provider=provider,
-        wire_id=_get(spec, "wire_id", where, str, "") or wire_id,
+        wire_id=read_field(spec, "wire_id", where, str, "") or wire_id,
         context_window=context,
         batch_discount=_discount(spec, where, providers[provider].batch_discount),
         wire_format=wire_format,
@@ -314,7 +316,7 @@ def _parse_model(
     return info, aliases
 
 
-def _check_keys(spec: Any, allowed: frozenset[str], where: str) -> None:
+def check_keys(spec: Any, allowed: frozenset[str], where: str) -> None:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where}: expected a table, got {spec!r}")
     unknown = sorted(set(spec) - allowed)
@@ -327,7 +329,9 @@ def _check_keys(spec: Any, allowed: frozenset[str], where: str) -> None:
 _KINDS = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
 
 
-def _get(spec: Mapping[str, Any], key: str, where: str, kind: type, default: Any = None) -> Any:
+def read_field(
+    spec: Mapping[str, Any], key: str, where: str, kind: type, default: Any = None
+) -> Any:
     """spec[key] checked to be of `kind` (an int is accepted as a float), else `default`."""
     value: Any = spec.get(key)
     if value is None:
@@ -341,7 +345,7 @@ def _get(spec: Mapping[str, Any], key: str, where: str, kind: type, default: Any
 
 
 def _discount(spec: Mapping[str, Any], where: str, default: float) -> float:
-    value: float | None = _get(spec, "batch_discount", where, float)
+    value: float | None = read_field(spec, "batch_discount", where, float)
     if value is not None and not 0 <= value < 1:
         raise ConfigError(
             f"{where}: batch_discount is the fraction taken off (0 to 1), got {value}"

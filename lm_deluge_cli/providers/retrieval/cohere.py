@@ -58,7 +58,7 @@ class CohereEmbedAdapter:
         self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
     ) -> EmbedBatch:
         if response.status >= 300:
-            raise _CHAT._status_error(chat_endpoint(endpoint), response)
+            raise _CHAT.status_error(chat_endpoint(endpoint), response)
         try:
             data = load_json(response)
             embeddings = data["embeddings"]
@@ -98,7 +98,7 @@ class CohereRerankAdapter:
         self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
     ) -> RerankBatch:
         if response.status >= 300:
-            raise _CHAT._status_error(chat_endpoint(endpoint), response)
+            raise _CHAT.status_error(chat_endpoint(endpoint), response)
         try:
             data = load_json(response)
             found = scores(data["results"], count)

@@ -68,7 +68,7 @@ class GeminiEmbedAdapter:
     ) -> EmbedBatch:
         if response.status >= 300:
             # Gemini's mapping: a bad key sent as 400, RetryInfo waits, spent daily quotas.
-            raise gemini_chat._status_error(chat_endpoint(endpoint), response)
+            raise gemini_chat.status_error(chat_endpoint(endpoint), response)
         try:
             data = load_json(response)
             embeddings = data["embeddings"]

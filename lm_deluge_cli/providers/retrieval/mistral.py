@@ -51,7 +51,7 @@ class MistralEmbedAdapter:
         self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
     ) -> EmbedBatch:
         if response.status >= 300:
-            raise _CHAT._status_error(chat_endpoint(endpoint), response)
+            raise _CHAT.status_error(chat_endpoint(endpoint), response)
         try:
             data = load_json(response)
             found = indexed_vectors(data["data"], count)

@@ -13,8 +13,8 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
-from lm_deluge_cli.providers.endpoints import _header_safe
-from lm_deluge_cli.providers.registry import _check_keys, _get
+from lm_deluge_cli.providers.endpoints import header_safe
+from lm_deluge_cli.providers.registry import check_keys, read_field
 from lm_deluge_cli.providers.retrieval.base import (
     EmbeddingModel,
     RerankModel,
@@ -190,7 +190,7 @@ def parse_retrieval_registry(
 
     Errors (ConfigError) name `source` and the offending provider or model entry.
     """
-    _check_keys(data, frozenset({"providers", "embedding_models", "rerank_models"}), source)
+    check_keys(data, frozenset({"providers", "embedding_models", "rerank_models"}), source)
     specs = data.get("providers", {})
     if not isinstance(specs, Mapping):
         raise ConfigError(f"{source}: providers must be a table ([providers.NAME])")
@@ -254,7 +254,7 @@ def _endpoint(
         api_key = (env.get(key_env) or "").strip() or None
         if api_key is None:
             raise MissingAPIKeyError(key_env, name)
-        if not _header_safe(api_key):
+        if not header_safe(api_key):
             # Name the variable, never the value.
             raise ConfigError(
                 f"{key_env} (the key for {name}) contains spaces, control or non-ASCII "
@@ -285,12 +285,12 @@ def _entries(data: Mapping[str, Any], key: str, source: str) -> Iterator[tuple[A
 
 
 def _parse_provider(name: str, spec: Any, where: str) -> RetrievalProvider:
-    _check_keys(spec, _PROVIDER_KEYS, where)
-    base_url = _get(spec, "base_url", where, str, "")
+    check_keys(spec, _PROVIDER_KEYS, where)
+    base_url = read_field(spec, "base_url", where, str, "")
     if not base_url:
         raise ConfigError(f"{where}: base_url is required")
-    embed_format = _get(spec, "embed_format", where, str, "")
-    rerank_format = _get(spec, "rerank_format", where, str, "")
+    embed_format = read_field(spec, "embed_format", where, str, "")
+    rerank_format = read_field(spec, "rerank_format", where, str, "")
     for key, value, allowed in (
         ("embed_format", embed_format, EMBED_FORMATS),
         ("rerank_format", rerank_format, RERANK_FORMATS),
@@ -304,8 +304,8 @@ def _parse_provider(name: str, spec: Any, where: str) -> RetrievalProvider:
     return RetrievalProvider(
         name=name,
         base_url=base_url,
-        base_url_env=_get(spec, "base_url_env", where, str, ""),
-        api_key_env=_get(spec, "api_key_env", where, str, ""),
+        base_url_env=read_field(spec, "base_url_env", where, str, ""),
+        api_key_env=read_field(spec, "api_key_env", where, str, ""),
         embed_format=embed_format,
         rerank_format=rerank_format,
     )
@@ -319,8 +319,8 @@ def _identity(
     where: str,
 ) -> tuple[str, str, str, list[str]]:
     """(id, provider, wire_id, aliases) of a model entry, checked."""
-    _check_keys(spec, allowed, where)
-    model_id = _get(spec, "id", where, str, "")
+    check_keys(spec, allowed, where)
+    model_id = read_field(spec, "id", where, str, "")
     provider, sep, wire_id = model_id.partition(":")
     if not sep or not provider or not wire_id:
         raise ConfigError(f"{where}: id must be written provider:model")
@@ -336,7 +336,7 @@ def _identity(
         isinstance(a, str) and a and ":" not in a for a in aliases
     ):
         raise ConfigError(f"{where}: aliases must be a list of names without ':', got {aliases!r}")
-    return model_id, provider, _get(spec, "wire_id", where, str, "") or wire_id, aliases
+    return model_id, provider, read_field(spec, "wire_id", where, str, "") or wire_id, aliases
 
 
 def _parse_embedding(
@@ -410,14 +410,14 @@ def _add(
 
 
 def _price(spec: Mapping[str, Any], key: str, where: str) -> float | None:
-    value: float | None = _get(spec, key, where, float)
+    value: float | None = read_field(spec, key, where, float)
     if value is not None and value < 0:
         raise ConfigError(f"{where}: {key} cannot be negative, got {value!r}")
     return value
 
 
 def _positive(spec: Mapping[str, Any], key: str, where: str) -> int | None:
-    value: int | None = _get(spec, key, where, int)
+    value: int | None = read_field(spec, key, where, int)
     if value is not None and value < 1:
         raise ConfigError(f"{where}: {key} must be positive, got {value!r}")
     return value
