@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench_memory.py",
     "bench_cache.py",
     "bench_shards.py",
+    "bench_embed.py",
 ]
 
 

@@ -27,6 +27,11 @@ def one_model(job: Job, command: str) -> ModelEntry:
             f"{command} takes exactly one model (-m), got {len(job.models)}: {names}; "
             "vectors and scores from different models cannot be compared"
         )
+    if job.limits.max_cost is not None:
+        raise ConfigError(
+            f"{command} does not take a spending cap (max_cost) yet: remove it from the job "
+            "file; the summary and every record still report the cost"
+        )
     return job.models[0]
 
 
