@@ -424,6 +424,11 @@ def check_settings(settings: RerankSettings) -> None:
         raise ConfigError("--query must not be empty")
     if settings.top_n is not None and settings.top_n < 1:
         raise ConfigError(f"--top-n must be a positive integer, got {settings.top_n}")
+    if settings.top_n is not None and settings.query is not None:
+        raise ConfigError(
+            "--top-n applies to query lines; with --query every document gets a record "
+            "(take the first N lines of the sorted output instead)"
+        )
 
 
 async def run_rerank(

@@ -1,0 +1,33 @@
+"""Fixtures of the embed and rerank suites (helpers live in `support.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from lm_deluge_cli.providers.mock.simulator import MockSettings
+from tests.faults.support import Loopback
+
+
+@pytest.fixture(autouse=True)
+def offline_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token estimates without tiktoken, which would try the network for its encoding."""
+    monkeypatch.setenv("LM_DELUGE_TOKENIZER", "heuristic")
+
+
+@pytest.fixture
+def loopback() -> Iterator[Callable[..., Loopback]]:
+    """``loopback(**MockSettings fields)`` starts a mock provider on 127.0.0.1 in a thread;
+    every one started is closed when the test ends."""
+    started: list[Loopback] = []
+
+    def start(**fields: Any) -> Loopback:
+        server = Loopback(MockSettings(**fields))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
