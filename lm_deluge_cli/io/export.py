@@ -16,9 +16,11 @@ from pathlib import Path
 
 from lm_deluge_cli.errors import UsageError
 from lm_deluge_cli.io.idset import IdMap, id_hash
+from lm_deluge_cli.io.manifest import read_manifest
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.reader import InputReader
 from lm_deluge_cli.io.resume import iter_records, line_key, record_key, scan_output
+from lm_deluge_cli.io.text_lines import IdLine, parse_id_line
 from lm_deluge_cli.io.writer import FILE_MODE, write_error
 from lm_deluge_cli.types import Prompt, id_key
 
@@ -60,8 +62,17 @@ class StatusReport:
     remaining: int | None = None
 
 
-def _input_key(item: Prompt | BadLine) -> str:
-    if isinstance(item, Prompt):
+def _input_reader(input: PathArg, output: PathArg) -> InputReader[Prompt] | InputReader[IdLine]:
+    """The input as the command that wrote `output` read it: `run`'s prompts, or, for a
+    tool's output (its manifest names the tool), lines read for their ids alone."""
+    manifest = read_manifest(Path(output)) or {}
+    if manifest.get("tool"):
+        return InputReader(input, parse=parse_id_line)
+    return InputReader(input)
+
+
+def _input_key(item: Prompt | IdLine | BadLine) -> str:
+    if not isinstance(item, BadLine):
         return item.key
     return line_key(item.line) if item.id is None else id_key(item.id)
 
@@ -145,7 +156,7 @@ def export_latest(output: PathArg, dest: PathArg, input: PathArg | None = None) 
                     copy(offset)
                     written += 1
         else:
-            with InputReader(input) as reader:
+            with _input_reader(input, output) as reader:
                 for item in reader:
                     offset = latest.get_hash(id_hash(_input_key(item)))
                     if offset is None:
@@ -164,9 +175,9 @@ def summarize(output: PathArg, input: PathArg | None = None) -> StatusReport:
     input_prompts = input_bad = remaining = None
     if input is not None:
         remaining = 0
-        with InputReader(input) as reader:
+        with _input_reader(input, output) as reader:
             for item in reader:
-                if isinstance(item, Prompt) and not state.is_done(item):
+                if not isinstance(item, BadLine) and not state.is_done(item):
                     remaining += 1
             stats = reader.statistics()
         input_prompts, input_bad = stats.prompts, stats.bad_lines

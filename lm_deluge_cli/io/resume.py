@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, TypeGuard
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeGuard
 
 import orjson
 
@@ -19,6 +19,9 @@ from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, iter_lines, read_fu
 from lm_deluge_cli.io.records import INVALID_INPUT, Record
 from lm_deluge_cli.io.writer import write_error
 from lm_deluge_cli.types import Prompt, id_key
+
+if TYPE_CHECKING:
+    from lm_deluge_cli.io.text_lines import IdLine
 
 __all__ = [
     "ResumeState",
@@ -131,9 +134,9 @@ class ResumeState:
         """How many ids' latest record is an error."""
         return len(self.failed_ids)
 
-    def is_done(self, prompt: Prompt) -> bool:
-        """Whether the prompt's id already has an ok record (skip it on resume)."""
-        return prompt.key in self.ok
+    def is_done(self, item: Prompt | IdLine) -> bool:
+        """Whether the line's id already has an ok record (skip it on resume)."""
+        return item.key in self.ok
 
     def bad_line_reported(self, line: int) -> bool:
         """Whether input line `line` was already reported as invalid."""

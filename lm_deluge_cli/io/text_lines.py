@@ -17,7 +17,15 @@ from lm_deluge_cli.io.parse import BadLine, line_id
 from lm_deluge_cli.sampling import describe_value
 from lm_deluge_cli.types import id_key
 
-__all__ = ["Document", "QueryItem", "TextItem", "parse_query_line", "parse_text_line"]
+__all__ = [
+    "Document",
+    "IdLine",
+    "QueryItem",
+    "TextItem",
+    "parse_id_line",
+    "parse_query_line",
+    "parse_text_line",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,18 @@ class QueryItem:
         return id_key(self.id)
 
 
+@dataclass(frozen=True, slots=True)
+class IdLine:
+    """Only what a line's id is: for status and export over any command's input."""
+
+    id: str | int
+    line: int
+
+    @property
+    def key(self) -> str:
+        return id_key(self.id)
+
+
 def _object(line_no: int, raw: bytes | bytearray) -> dict[str, Any] | BadLine:
     try:
         obj = orjson.loads(raw)
@@ -79,6 +99,15 @@ def _id(obj: dict[str, Any], line_no: int) -> str | int | BadLine:
             f"got {describe_value(obj[name])}",
         )
     return found
+
+
+def parse_id_line(line_no: int, raw: bytes | bytearray) -> IdLine | BadLine:
+    """Any JSON object → its id (by `run`'s rule); its other fields are not checked."""
+    obj = _object(line_no, raw)
+    if isinstance(obj, BadLine):
+        return obj
+    id_ = _id(obj, line_no)
+    return id_ if isinstance(id_, BadLine) else IdLine(id_, line_no)
 
 
 def parse_text_line(line_no: int, raw: bytes | bytearray) -> TextItem | BadLine:
