@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +14,14 @@ import orjson
 from rich.console import Console
 
 from lm_deluge_cli import config
+from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.config import CacheConfig, Limits, ModelEntry
 from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.pipeline import run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.progress import make_view, watched
@@ -94,7 +97,7 @@ class LLMClient:
         sampling_params: SamplingParams | None = None,
         retry_other_model: bool = False,
         seed: int | None = None,
-        cache: str | None = None,
+        cache: str | os.PathLike[str] | Cache | None = None,
     ) -> None:
         names = [models] if isinstance(models, str) else list(models)
         if not names:
@@ -123,9 +126,10 @@ class LLMClient:
         self.sampling_params = sampling_params or SamplingParams()
         self.retry_other_model = retry_other_model
         self._seed = seed
-        # A result cache (a directory, a .sqlite file, redis://…, memory:); None: no cache.
-        # Identical prompts in one call share one request either way.
-        self.cache = CacheConfig(enabled=cache is not None, location=cache)
+        # A result cache (a directory, a .sqlite file, leveldb:…, redis://…, memory:), or
+        # an open Cache object shared by every call; None: no cache. Identical prompts in
+        # one call share one request either way.
+        self.cache = _cache_config(cache)
 
     @classmethod
     def basic(cls, model: str, **kwargs: Any) -> LLMClient:
@@ -140,14 +144,33 @@ class LLMClient:
         return_completions_only: bool = False,
     ) -> list[Any]:
         """Results in the order of `prompts` (completions only: None for failures)."""
+        records = await self._run_records(
+            _prompts(prompts), len(prompts), show_progress=show_progress
+        )
+        results = [None if r is None else Result.from_record(r) for r in records]
+        final = [r if r is not None else _missing(i) for i, r in enumerate(results)]
+        if return_completions_only:
+            return [None if r.is_error else r.completion for r in final]
+        return final
+
+    async def _run_records(
+        self,
+        source: AsyncIterable[Prompt | BadLine | Answered],
+        count: int,
+        *,
+        show_progress: bool = False,
+    ) -> list[dict[str, Any] | None]:
+        """Run `count` items (lines 1 to `count`) through the engine with this client's
+        models, limits and cache; each line's record by position, None if it never ran.
+        Shared with the toolkit (`lm_deluge_cli.llm_tools`)."""
         endpoints = resolve_endpoints(self.models)
-        stats = RunStats(total=len(prompts), total_is_estimate=False)
-        results: list[Result | None] = [None] * len(prompts)
+        stats = RunStats(total=count, total_is_estimate=False)
+        records: list[dict[str, Any] | None] = [None] * count
 
         def sink(record: dict[str, Any]) -> None:
             index = (record.get("line") or 0) - 1
-            if 0 <= index < len(results):
-                results[index] = Result.from_record(record)
+            if 0 <= index < count:
+                records[index] = record
 
         async with AsyncExitStack() as stack:
             reuse = await open_reuse(self.cache, stack)
@@ -166,12 +189,9 @@ class LLMClient:
             await watched(
                 view,
                 stats.snapshot,
-                lambda: run_pipeline(_prompts(prompts), sink, requester, stats),
+                lambda: run_pipeline(source, sink, requester, stats),
             )
-        final = [r if r is not None else _missing(i) for i, r in enumerate(results)]
-        if return_completions_only:
-            return [None if r.is_error else r.completion for r in final]
-        return final
+        return records
 
     def process_prompts_sync(
         self,
@@ -209,6 +229,23 @@ async def _prompts(prompts: Sequence[PromptInput]) -> AsyncIterator[Prompt | Bad
                 continue
         # The position is the default id; a dict's own "id" wins.
         yield parse_line(line, orjson.dumps({"id": index, **raw}))
+
+
+def _cache_config(cache: str | os.PathLike[str] | Cache | None) -> CacheConfig:
+    """The cache a client's calls use. A spec is opened and closed by each call (so a
+    ``memory:`` cache lasts one call); a Cache object, such as ``MemoryCache()``, is
+    shared by every call of every client given it, and never closed by them."""
+    if cache is None:
+        return CacheConfig(enabled=False)
+    if isinstance(cache, str | os.PathLike):
+        return CacheConfig(location=os.fspath(cache))
+    if not all(callable(getattr(cache, name, None)) for name in ("get", "set")):
+        raise ConfigError(
+            f"cache must be a cache location (a path, leveldb:PATH, redis://…, memory:) or "
+            f"an object with async get and set methods, such as MemoryCache(); got "
+            f"{type(cache).__name__}"
+        )
+    return CacheConfig(backend=cache)
 
 
 def _is_id(value: Any) -> bool:

@@ -1,0 +1,208 @@
+"""What `run` and the toolkit commands do once their flags are read: load the job, run it
+under Ctrl-C/SIGTERM handling, print the summary (or --json), the resume hint, and exit."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import anyio
+import orjson
+import typer
+from rich.console import Console
+
+from lm_deluge_cli.config import STDIO, Job, JobOverrides
+from lm_deluge_cli.engine import learning
+from lm_deluge_cli.engine.stats import RunStatistics
+from lm_deluge_cli.engine.task import Task
+from lm_deluge_cli.errors import EXIT_INTERRUPTED
+from lm_deluge_cli.progress import ProgressView, format_cost, format_duration, make_view
+from lm_deluge_cli.runner import JobReport, run_job
+
+__all__ = ["Runner", "ToolSummary", "configure_logging", "execute", "job_overrides"]
+
+# A command's own way to run a job (embed, rerank): called with fresh, view, stop, manifest.
+Runner = Callable[..., Awaitable[JobReport]]
+
+_OVERRIDE_FIELDS = tuple(f.name for f in fields(JobOverrides))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSummary:
+    """What a tool adds to the end of a run: its name (in the manifest), its own summary
+    lines, and its own fields in the --json summary."""
+
+    name: str
+    lines: Callable[[RunStatistics], list[str]]
+    fields: Callable[[RunStatistics], dict[str, object]]
+
+
+def job_overrides(flags: Mapping[str, Any]) -> JobOverrides:
+    """The JobOverrides a command's parameters give (pass ``locals()`` at its top): each
+    parameter named like a JobOverrides field sets it; ``model`` sets ``models``."""
+    values = {name: flags[name] for name in _OVERRIDE_FIELDS if name in flags}
+    values["models"] = flags.get("model") or ()
+    return JobOverrides(**values)
+
+
+def configure_logging(*, verbose: bool, quiet: bool) -> None:
+    """--verbose logs retries; what "auto" limits became is one line on stderr anyway."""
+    if verbose:
+        logging.getLogger("lm_deluge_cli").setLevel(logging.DEBUG)
+    learned_log = logging.getLogger(learning.__name__)
+    if not quiet and learned_log.getEffectiveLevel() > logging.INFO:
+        learned_log.setLevel(logging.INFO)
+
+
+def execute(
+    job: Job,
+    *,
+    fresh: bool,
+    quiet: bool,
+    json_summary: bool,
+    task: Task | None = None,
+    tool: ToolSummary | None = None,
+    runner: Runner | None = None,
+) -> NoReturn:
+    """Run `job` (through `task`, for a tool; with `runner` instead of `run_job`, for the
+    batching commands) and exit with the run's exit code."""
+    # soft_wrap: long paths and commands stay on one line (logs are grepped, commands pasted).
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    view = make_view(console, quiet=quiet)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest = _manifest(job, started, tool.name if tool else None)
+    report = anyio.run(_run_with_signals, job, fresh, view, console, manifest, task, runner)
+    if report is None:
+        # A second Ctrl-C: stopped at once; whatever was written stays, the rest resumes.
+        console.print(f"interrupted; resume with: {_resume_command()}", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    statistics = report.outcome.statistics
+    if json_summary:
+        summary = report.to_dict()
+        if tool is not None:
+            summary.update(tool=tool.name, **tool.fields(statistics))
+        stream = sys.stderr if job.output == STDIO else sys.stdout
+        stream.write(orjson.dumps(summary).decode() + "\n")
+    elif not quiet:
+        _print_summary(console, report, tool.lines(statistics) if tool else [])
+    if report.outcome.cost_cap_reached:
+        console.print(
+            f"resume with a higher --max-cost (it overrides the job's max_cost): "
+            f"{_resume_command()}",
+            markup=False,
+        )
+    elif report.outcome.interrupted or report.outcome.fatal:
+        console.print(f"resume with: {_resume_command()}", markup=False)
+    raise typer.Exit(report.exit_code)
+
+
+async def _run_with_signals(
+    job: Job,
+    fresh: bool,
+    view: ProgressView | None,
+    console: Console,
+    manifest: dict[str, object],
+    task: Task | None,
+    runner: Runner | None = None,
+) -> JobReport | None:
+    """First Ctrl-C/SIGTERM: stop dispatching and let in-flight requests finish; second: now."""
+    stop = anyio.Event()
+    report: JobReport | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    if stop.is_set():
+                        tg.cancel_scope.cancel()
+                        return
+                    console.print(
+                        "stopping: finishing requests in flight (again to stop at once)",
+                        markup=False,
+                    )
+                    stop.set()
+
+        tg.start_soon(watch_signals)
+        if runner is None:
+            report = await run_job(
+                job, fresh=fresh, view=view, stop=stop, manifest=manifest, task=task
+            )
+        else:
+            report = await runner(job, fresh=fresh, view=view, stop=stop, manifest=manifest)
+        tg.cancel_scope.cancel()
+    return report
+
+
+def _by_type(errors: Mapping[str, int]) -> str:
+    """``(3 rate_limit, 1 invalid_input)``: the failures by type, most frequent first."""
+    if not errors:
+        return ""
+    ordered = sorted(errors.items(), key=lambda item: (-item[1], item[0]))
+    return " (" + ", ".join(f"{count} {kind}" for kind, count in ordered) + ")"
+
+
+def _cache_where(report: JobReport) -> str:
+    cache = report.cache
+    if cache is None:
+        return " (cache off)"
+    if not cache["available"]:
+        return f" (cache {cache['backend']} at {cache['location']} unavailable)"
+    return f" (cache: {cache['backend']} at {cache['location']})"
+
+
+def _print_summary(console: Console, report: JobReport, tool_lines: list[str]) -> None:
+    s = report.outcome.statistics
+    lines = [
+        f"done: {s.ok} ok, {s.failed} failed"
+        + _by_type(s.errors_by_type)
+        + (f", {s.skipped} already done earlier" if s.skipped else ""),
+        *tool_lines,
+        f"requests: {s.requests} ({s.retries} retries, {s.rate_limited} answered 429)",
+        f"reused: {s.cached} from the cache, {s.deduplicated} shared with identical lines"
+        + _cache_where(report),
+        f"tokens: {s.input_tokens:,} in, {s.output_tokens:,} out; cost {format_cost(s)}",
+        f"wall time: {format_duration(s.elapsed_s)} ({s.elapsed_s:.1f}s)",
+    ]
+    for model, learned in s.learned_limits.items():
+        lines.append(f"auto limits for {model} ({learned.source}): {learned.describe()}")
+    if report.moved_aside:
+        lines.append(f"previous output moved to {report.moved_aside}")
+    if report.outcome.fatal:
+        lines.append(f"stopped: {report.outcome.fatal}")
+    elif report.outcome.cost_cap_reached and s.max_cost_usd is not None:
+        left = f"; {s.remaining} left to do" if s.remaining else ""
+        lines.append(
+            f"stopped by the spending cap of ${s.max_cost_usd:.4f}: "
+            f"${s.cost_toward_cap_usd:.4f} spent on this output (earlier runs included), and "
+            f"another request could take it past the cap{left}"
+        )
+    elif report.outcome.interrupted and s.remaining:
+        lines.append(f"interrupted: {s.remaining} left to do")
+    if report.output != STDIO:
+        lines.append(f"results: {report.output}")
+    for line in lines:
+        console.print(line, markup=False)
+
+
+def _manifest(job: Job, started: str, tool: str | None) -> dict[str, object]:
+    manifest: dict[str, object] = {
+        "input": job.input if job.input == STDIO else str(Path(job.input).resolve()),
+        "job_file": str(job.job_file.resolve()) if job.job_file else None,
+        "models": [m.name for m in job.models],
+        "started_at": started,
+    }
+    if tool is not None:
+        manifest["tool"] = tool
+    return manifest
+
+
+def _resume_command() -> str:
+    args = [a for a in sys.argv[1:] if a != "--fresh"]
+    return shlex.join(["lm-deluge", *args])

@@ -1,0 +1,219 @@
+"""The options `run` and the toolkit commands share, declared once as `Annotated` aliases.
+
+A command lists the ones it takes (``max_attempts: options.MaxAttempts = None``); their
+values become a `JobOverrides` in `execute.job_overrides`, so a parameter here is named
+like the JobOverrides field it sets (``model`` for ``models``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = [
+    "CACHE_PANEL",
+    "LIMITS_PANEL",
+    "SAMPLING_PANEL",
+    "Cache",
+    "CacheReadOnly",
+    "CacheTtl",
+    "DryRun",
+    "FilesRoot",
+    "Fresh",
+    "Fsync",
+    "Input",
+    "JobFile",
+    "JsonMode",
+    "JsonSummary",
+    "Limiter",
+    "LimiterKey",
+    "Logprobs",
+    "MaxAttempts",
+    "MaxConcurrentRequests",
+    "MaxCost",
+    "MaxNewTokens",
+    "MaxRequestsPerMinute",
+    "MaxTokensPerMinute",
+    "Model",
+    "NoCache",
+    "Output",
+    "Quiet",
+    "ReasoningEffort",
+    "RefreshCache",
+    "RequestTimeout",
+    "RetryOtherModel",
+    "Shard",
+    "Temperature",
+    "TopLogprobs",
+    "TopP",
+    "Verbose",
+]
+
+LIMITS_PANEL = "Limits"
+SAMPLING_PANEL = "Sampling"
+CACHE_PANEL = "Cache"
+
+JobFile = Annotated[Path | None, typer.Argument(help="Job file (TOML). Flags override its fields.")]
+Input = Annotated[str | None, typer.Option("-i", "--input", help="Input JSONL, or - for stdin.")]
+Output = Annotated[
+    str | None, typer.Option("-o", "--output", help="Results JSONL, or - for stdout.")
+]
+Model = Annotated[
+    list[str] | None,
+    typer.Option("-m", "--model", help="NAME or NAME=WEIGHT; repeat to spray across models."),
+]
+
+# --- limits ---------------------------------------------------------------------------------
+
+MaxRequestsPerMinute = Annotated[
+    str | None,
+    typer.Option(
+        envvar="LM_DELUGE_MAX_REQUESTS_PER_MINUTE",
+        rich_help_panel=LIMITS_PANEL,
+        metavar="N|auto",
+        help="Requests per minute for the whole run (0 = unlimited; auto = learn each "
+        "model's limit from its provider's rate-limit headers).",
+    ),
+]
+MaxTokensPerMinute = Annotated[
+    str | None,
+    typer.Option(
+        envvar="LM_DELUGE_MAX_TOKENS_PER_MINUTE",
+        rich_help_panel=LIMITS_PANEL,
+        metavar="N|auto",
+        help="Tokens per minute for the whole run (0 = unlimited; auto as above).",
+    ),
+]
+MaxConcurrentRequests = Annotated[
+    int | None,
+    typer.Option(envvar="LM_DELUGE_MAX_CONCURRENT_REQUESTS", rich_help_panel=LIMITS_PANEL),
+]
+MaxAttempts = Annotated[int | None, typer.Option(rich_help_panel=LIMITS_PANEL)]
+MaxCost = Annotated[
+    float | None,
+    typer.Option(
+        rich_help_panel=LIMITS_PANEL,
+        metavar="USD",
+        help="Spending cap in US dollars: send no request that could take what the output "
+        "has cost (earlier runs included) past it; rerun with a higher cap to go on. "
+        "Every model needs a known price.",
+    ),
+]
+RequestTimeout = Annotated[
+    float | None, typer.Option(rich_help_panel=LIMITS_PANEL, help="Seconds per request.")
+]
+Limiter = Annotated[
+    str | None,
+    typer.Option(
+        rich_help_panel=LIMITS_PANEL,
+        metavar="REDIS_URL",
+        help="Share the run's requests/min and tokens/min with every process using the "
+        "same Redis URL and --limiter-key (give them all the same limits).",
+    ),
+]
+LimiterKey = Annotated[
+    str | None,
+    typer.Option(
+        rich_help_panel=LIMITS_PANEL, help='Name of the shared budget in Redis (default "default").'
+    ),
+]
+
+# --- sampling -------------------------------------------------------------------------------
+
+MaxNewTokens = Annotated[int | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
+Temperature = Annotated[float | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
+TopP = Annotated[float | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
+JsonMode = Annotated[
+    bool | None,
+    typer.Option(
+        "--json-mode/--no-json-mode", rich_help_panel=SAMPLING_PANEL, help="Ask for a JSON object."
+    ),
+]
+ReasoningEffort = Annotated[
+    str | None,
+    typer.Option(rich_help_panel=SAMPLING_PANEL, help="minimal | low | medium | high"),
+]
+Logprobs = Annotated[
+    bool | None, typer.Option("--logprobs/--no-logprobs", rich_help_panel=SAMPLING_PANEL)
+]
+TopLogprobs = Annotated[int | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
+
+# --- the run --------------------------------------------------------------------------------
+
+RetryOtherModel = Annotated[
+    bool | None,
+    typer.Option(
+        "--retry-other-model/--no-retry-other-model",
+        help="Retry a failed request on another model.",
+    ),
+]
+Fsync = Annotated[
+    str | None, typer.Option(help="none | end (default) | always: when results are fsynced.")
+]
+Fresh = Annotated[bool, typer.Option(help="Start over: move the old output aside (never deleted).")]
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        metavar="K/N",
+        help="Run only part K (from 0) of N of the input, split by id; N processes "
+        "with 0/N … N-1/N together run every line once.",
+    ),
+]
+FilesRoot = Annotated[
+    str | None,
+    typer.Option(
+        metavar="DIR",
+        help="Read the images and files that input lines name only from under DIR: "
+        "paths, file: URLs and symlinks leading outside it become error records. "
+        "Default: no restriction.",
+    ),
+]
+
+# --- cache ----------------------------------------------------------------------------------
+
+Cache = Annotated[
+    str | None,
+    typer.Option(
+        rich_help_panel=CACHE_PANEL,
+        help="Result cache: a directory (diskcache), a .sqlite file, redis://HOST:PORT/DB, "
+        "or memory:. Default: $LM_DELUGE_CACHE_DIR, else ~/.cache/lm-deluge.",
+    ),
+]
+NoCache = Annotated[
+    bool | None,
+    typer.Option(
+        "--no-cache", rich_help_panel=CACHE_PANEL, help="Neither read nor write the cache."
+    ),
+]
+CacheReadOnly = Annotated[
+    bool | None,
+    typer.Option("--cache-read-only", rich_help_panel=CACHE_PANEL, help="Use hits; store nothing."),
+]
+RefreshCache = Annotated[
+    bool | None,
+    typer.Option(
+        "--refresh-cache",
+        rich_help_panel=CACHE_PANEL,
+        help="Ignore hits: send every request and store the new answers.",
+    ),
+]
+CacheTtl = Annotated[
+    float | None,
+    typer.Option(rich_help_panel=CACHE_PANEL, help="Seconds a stored answer stays valid."),
+]
+
+# --- what is shown --------------------------------------------------------------------------
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no summary.")]
+JsonSummary = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log retries.")]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Send nothing: read the input and print, per model, the requests, estimated "
+        "input tokens, max output tokens and estimated cost. Needs no API keys and no -o.",
+    ),
+]
