@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 import typer
 from dotenv import load_dotenv
 from rich.console import Console
 
-from lm_deluge_cli.cli import cache, export, mock_server, models, run, status
+from lm_deluge_cli.cli import (
+    cache,
+    embed,
+    export,
+    extract,
+    mock_server,
+    models,
+    rerank,
+    run,
+    score,
+    status,
+    translate,
+)
 from lm_deluge_cli.errors import EXIT_INTERRUPTED, LMDelugeError
 
 __all__ = ["app", "main"]
@@ -23,12 +36,24 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,
 )
-app.command("run", no_args_is_help=True)(run.run)
-app.command("status")(status.status)
-app.command("export")(export.export)
-app.command("models")(models.models)
-app.command("cache", no_args_is_help=True)(cache.cache)
-app.command("mock-server")(mock_server.mock_server)
+# (name, function, shows help when given no arguments), in the order `--help` lists them.
+_COMMANDS: list[tuple[str, Callable[..., None], bool]] = [
+    ("run", run.run, True),
+    ("status", status.status, False),
+    ("export", export.export, False),
+    ("models", models.models, False),
+    ("cache", cache.cache, True),
+    ("mock-server", mock_server.mock_server, False),
+    # The toolkit: each runs a task through the same engine as run.
+    ("extract", extract.extract, True),
+    ("translate", translate.translate, True),
+    ("score", score.score, True),
+    # Many texts per request: vectors and relevance scores.
+    ("embed", embed.embed, True),
+    ("rerank", rerank.rerank, True),
+]
+for _name, _function, _help_when_bare in _COMMANDS:
+    app.command(_name, no_args_is_help=_help_when_bare)(_function)
 
 
 def _configure_logging() -> None:
