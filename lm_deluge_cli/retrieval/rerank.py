@@ -92,6 +92,7 @@ def _base(item: TextItem | QueryItem | BadLine, model: str | None) -> Record:
 def _tail(
     *,
     usage: int | None,
+    estimated: bool = False,
     cost: float | None,
     attempts: int,
     latency_s: float,
@@ -100,7 +101,7 @@ def _tail(
     metadata: Any,
 ) -> Record:
     return {
-        "usage": None if usage is None else {"input_tokens": usage},
+        "usage": _usage(usage, estimated),
         "cost_usd": cost,
         "attempts": attempts,
         "latency_s": round(latency_s, 3),
@@ -109,6 +110,12 @@ def _tail(
         "error": error,
         "metadata": metadata,
     }
+
+
+def _usage(tokens: int | None, estimated: bool) -> dict[str, Any] | None:
+    if tokens is None:
+        return None
+    return {"input_tokens": tokens, "estimated": True} if estimated else {"input_tokens": tokens}
 
 
 def bad_rerank_line(bad: BadLine) -> Record:
@@ -148,6 +155,9 @@ class Reranker:
         self.reuse = reuse
         self.stats = stats
         self.request_timeout = request_timeout
+        # Whether the provider leaves token counts out (Cohere bills search units): then
+        # records carry our estimate, marked as such.
+        self.tokens_estimated = False
 
     async def cached(self, query: str, document: str) -> float | None:
         cache, policy = self.reuse.cache, self.reuse.policy
@@ -178,6 +188,7 @@ class Reranker:
         scores: list[float] = [math.nan] * len(documents)
         for index, value in answer.scores:
             scores[index] = value
+        self.tokens_estimated = answer.input_tokens is None
         used = answer.input_tokens if answer.input_tokens is not None else tokens
         units = answer.search_units
         if units is None and self.model.per_search_usd is not None:
@@ -241,6 +252,7 @@ class DocumentRanker:
         record.update(
             _tail(
                 usage=usage,
+                estimated=self.reranker.tokens_estimated,
                 cost=cost,
                 attempts=attempts,
                 latency_s=latency_s,
@@ -369,6 +381,7 @@ class QueryRanker:
         record.update(
             _tail(
                 usage=usage if attempts else None,
+                estimated=self.reranker.tokens_estimated,
                 cost=cost if attempts else 0.0,
                 attempts=attempts,
                 latency_s=latency_s,
