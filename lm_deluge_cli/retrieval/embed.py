@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -22,14 +22,13 @@ import orjson
 from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
 from lm_deluge_cli.engine.pipeline import RunOutcome
-from lm_deluge_cli.engine.reuse import Reuse, open_reuse
+from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.reader import InputReader
 from lm_deluge_cli.io.records import INVALID_INPUT, Record
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
-from lm_deluge_cli.progress import ProgressView, watched
+from lm_deluge_cli.progress import ProgressView
 from lm_deluge_cli.providers.retrieval import (
     EmbedAdapter,
     EmbedBatch,
@@ -40,8 +39,9 @@ from lm_deluge_cli.providers.retrieval import (
     resolve_embedding_endpoint,
 )
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
+from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.senders import build_sender, one_model
-from lm_deluge_cli.runner import JobReport, check_paths, count_input, open_output, skip_done
+from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
 
 __all__ = ["EMBED_KEY_VERSION", "EmbedSettings", "embed_key", "embed_records", "run_embed"]
@@ -320,7 +320,7 @@ def batch_limits(model: EmbeddingModel, batch_size: int | None) -> BatchLimits:
 
 async def embed_records(
     source: AsyncIterable[TextItem | BadLine],
-    sink: Any,
+    sink: Callable[[Record], None],
     endpoint: RetrievalEndpoint,
     settings: EmbedSettings,
     job: Job,
@@ -360,43 +360,23 @@ async def run_embed(
     manifest: dict[str, Any] | None = None,
 ) -> JobReport:
     """Embed every line of the job's input into its output; rerun to resume."""
-    manifest = manifest or {}
     entry = one_model(job, "embed")
     endpoint = resolve_embedding_endpoint(
         entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
     )
     embed_options(endpoint, settings)  # a bad option fails before the output is touched
-    check_paths(job)
-    stats = RunStats()
-    await anyio.to_thread.run_sync(estimate_text_tokens, "")
-    async with AsyncExitStack() as stack:
-        reuse = await open_reuse(job.cache, stack)
-        out = await open_output(job, stack, fresh=fresh, manifest=manifest)
-        await count_input(job, stats)
-        reader = stack.enter_context(InputReader(job.input, parse=parse_text_line))
-        source = skip_done(reader, out.state, stats, job.shard)
-        outcome = await watched(
-            view,
-            stats.snapshot,
-            lambda: embed_records(
-                source,
-                out.writer.write,
-                endpoint,
-                settings,
-                job,
-                stats,
-                stack,
-                reuse=reuse,
-                stop=stop,
-            ),
+
+    def pipeline(
+        source: AsyncIterable[Any],
+        sink: Callable[[Record], None],
+        stats: RunStats,
+        stack: AsyncExitStack,
+        reuse: Reuse,
+    ) -> Awaitable[RunOutcome]:
+        return embed_records(
+            source, sink, endpoint, settings, job, stats, stack, reuse=reuse, stop=stop
         )
-        report = JobReport(
-            outcome=outcome,
-            output=job.output,
-            moved_aside=out.moved,
-            resumed_ok=len(out.state.ok) if out.state else 0,
-            repaired_bytes=out.state.repaired_bytes if out.state else 0,
-            cache=reuse.summary(),
-        )
-        out.finish(manifest, report.to_dict())
-    return report
+
+    return await run_batching_job(
+        job, parse_text_line, pipeline, fresh=fresh, view=view, manifest=manifest
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,19 +26,18 @@ from typing import Any
 import anyio
 import orjson
 
-from lm_deluge_cli.config import STDIO, Job
+from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
 from lm_deluge_cli.engine.pipeline import RunOutcome
-from lm_deluge_cli.engine.reuse import Reuse, open_reuse
+from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import APIError, ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.reader import InputReader
 from lm_deluge_cli.io.records import INVALID_INPUT, Record, encode
 from lm_deluge_cli.io.resume import iter_records, record_key
 from lm_deluge_cli.io.text_lines import QueryItem, TextItem, parse_query_line, parse_text_line
 from lm_deluge_cli.io.writer import ResultWriter
-from lm_deluge_cli.progress import ProgressView, watched
+from lm_deluge_cli.progress import ProgressView
 from lm_deluge_cli.providers.retrieval import (
     RerankAdapter,
     RerankModel,
@@ -47,8 +46,9 @@ from lm_deluge_cli.providers.retrieval import (
     resolve_rerank_endpoint,
 )
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
+from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.senders import build_sender, one_model
-from lm_deluge_cli.runner import JobReport, check_paths, count_input, open_output, skip_done
+from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
 
 __all__ = ["RERANK_KEY_VERSION", "RerankSettings", "rerank_key", "run_rerank", "sort_ranked"]
@@ -454,46 +454,36 @@ async def run_rerank(
     manifest: dict[str, Any] | None = None,
 ) -> JobReport:
     """Rerank the job's input into its output; rerun to resume (and, with a query, sort)."""
-    manifest = manifest or {}
     entry = one_model(job, "rerank")
     endpoint = resolve_rerank_endpoint(
         entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
     )
     check_settings(settings)
-    check_paths(job)
-    stats = RunStats()
-    await anyio.to_thread.run_sync(estimate_text_tokens, "")
-    parse = parse_text_line if settings.query is not None else parse_query_line
-    async with AsyncExitStack() as stack:
-        reuse = await open_reuse(job.cache, stack)
-        out = await open_output(job, stack, fresh=fresh, manifest=manifest)
-        await count_input(job, stats)
-        reader = stack.enter_context(InputReader(job.input, parse=parse))
-        source = skip_done(reader, out.state, stats, job.shard)
-        outcome = await watched(
-            view,
-            stats.snapshot,
-            lambda: rerank_records(
-                source, out.writer.write, endpoint, settings, job, stats, stack, reuse=reuse,
-                stop=stop,
-            ),
-        )  # fmt: skip
-        complete = not outcome.interrupted and outcome.fatal is None
-        if settings.query is not None and complete and out.path is not None:
-            _sort_output(out.writer, out.path)
-        report = JobReport(
-            outcome=outcome,
-            output=job.output,
-            moved_aside=out.moved,
-            resumed_ok=len(out.state.ok) if out.state else 0,
-            repaired_bytes=out.state.repaired_bytes if out.state else 0,
-            cache=reuse.summary(),
+
+    def pipeline(
+        source: AsyncIterable[Any],
+        sink: Callable[[Record], None],
+        stats: RunStats,
+        stack: AsyncExitStack,
+        reuse: Reuse,
+    ) -> Awaitable[RunOutcome]:
+        return rerank_records(
+            source, sink, endpoint, settings, job, stats, stack, reuse=reuse, stop=stop
         )
-        out.finish(manifest, report.to_dict())
-    return report
+
+    single_query = settings.query is not None
+    return await run_batching_job(
+        job,
+        parse_text_line if single_query else parse_query_line,
+        pipeline,
+        fresh=fresh,
+        view=view,
+        manifest=manifest,
+        when_complete=_sort_output if single_query else None,
+    )
 
 
-def _sort_output(writer: ResultWriter, path: Path) -> None:
-    if str(path) == STDIO:
-        return
-    writer.replace_contents(sort_ranked(path))
+def _sort_output(writer: ResultWriter) -> None:
+    """Rewrite the finished output best first (atomically, under the lock)."""
+    if writer.path is not None:
+        writer.replace_contents(sort_ranked(writer.path))
