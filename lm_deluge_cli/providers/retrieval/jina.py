@@ -18,11 +18,19 @@ from lm_deluge_cli.providers.retrieval.base import (
 )
 from lm_deluge_cli.types import HttpRequest, HttpResponse, RateLimitInfo
 
-__all__ = ["JinaRerankAdapter"]
+__all__ = ["JinaRerankAdapter", "total_tokens"]
 
 
 class JinaRerankAdapter:
-    """Builds Jina rerank requests and reads their responses."""
+    """Builds Jina rerank requests and reads their responses.
+
+    Voyage's rerank has the same shape under other names (``top_k``, ``data``): its adapter
+    overrides the class attributes.
+    """
+
+    top_field = "top_n"
+    results_field = "results"
+    label = "Jina rerank response"
 
     def build_request(
         self,
@@ -35,7 +43,7 @@ class JinaRerankAdapter:
             "model": endpoint.model.wire_id,
             "query": query,
             "documents": list(documents),
-            "top_n": len(documents),
+            self.top_field: len(documents),
             "return_documents": False,
         }
         return json_request(endpoint, "/rerank", body, timeout)
@@ -47,15 +55,22 @@ class JinaRerankAdapter:
             raise status_error(endpoint, response)
         try:
             data = load_json(response)
-            found = scores(data["results"], count)
-            usage = data.get("usage")
-            if usage is not None and not isinstance(usage, dict):
-                raise TypeError("usage is not an object")
-            tokens = token_count(usage.get("total_tokens")) if usage else None
+            found = scores(data[self.results_field], count)
+            tokens = total_tokens(data)
         except PARSE_ERRORS as exc:
-            raise invalid(endpoint, response, "Jina rerank response", exc) from exc
+            raise invalid(endpoint, response, self.label, exc) from exc
         return RerankBatch(scores=found, input_tokens=tokens, search_units=None)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        """Jina documents no rate-limit headers."""
+        """Neither Jina nor Voyage documents rate-limit headers."""
         return RateLimitInfo()
+
+
+def total_tokens(data: Mapping[str, Any]) -> int | None:
+    """``usage.total_tokens``, or None when the response reports no usage."""
+    usage = data.get("usage")
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        raise TypeError("usage is not an object")
+    return token_count(usage.get("total_tokens"))
