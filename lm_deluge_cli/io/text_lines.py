@@ -89,7 +89,11 @@ def _object(line_no: int, raw: bytes | bytearray) -> dict[str, Any] | BadLine:
     return obj
 
 
-def _id(obj: dict[str, Any], line_no: int) -> str | int | BadLine:
+def _identified(line_no: int, raw: bytes | bytearray) -> tuple[dict[str, Any], str | int] | BadLine:
+    """The line's object and its id, or a BadLine naming what is wrong with either."""
+    obj = _object(line_no, raw)
+    if isinstance(obj, BadLine):
+        return obj
     found = line_id(obj, line_no)
     if found is None:
         name = "id" if "id" in obj else "custom_id"
@@ -98,51 +102,47 @@ def _id(obj: dict[str, Any], line_no: int) -> str | int | BadLine:
             f"line {line_no}: '{name}' must be a string or an integer, "
             f"got {describe_value(obj[name])}",
         )
-    return found
+    return obj, found
+
+
+def _text_field(obj: dict[str, Any], name: str, line_no: int, id_: str | int) -> str | BadLine:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value.strip():
+        return BadLine(
+            line_no,
+            f"line {line_no}: '{name}' must be a non-empty string, got {describe_value(value)}",
+            id_,
+        )
+    return value
 
 
 def parse_id_line(line_no: int, raw: bytes | bytearray) -> IdLine | BadLine:
     """Any JSON object → its id (by `run`'s rule); its other fields are not checked."""
-    obj = _object(line_no, raw)
-    if isinstance(obj, BadLine):
-        return obj
-    id_ = _id(obj, line_no)
-    return id_ if isinstance(id_, BadLine) else IdLine(id_, line_no)
+    found = _identified(line_no, raw)
+    return found if isinstance(found, BadLine) else IdLine(found[1], line_no)
 
 
 def parse_text_line(line_no: int, raw: bytes | bytearray) -> TextItem | BadLine:
     """``{"id"?, "text": "…", "metadata"?}`` → a TextItem, or a BadLine naming the problem."""
-    obj = _object(line_no, raw)
-    if isinstance(obj, BadLine):
-        return obj
-    id_ = _id(obj, line_no)
-    if isinstance(id_, BadLine):
-        return id_
-    text = obj.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return BadLine(
-            line_no,
-            f"line {line_no}: 'text' must be a non-empty string, got {describe_value(text)}",
-            id_,
-        )
+    found = _identified(line_no, raw)
+    if isinstance(found, BadLine):
+        return found
+    obj, id_ = found
+    text = _text_field(obj, "text", line_no, id_)
+    if isinstance(text, BadLine):
+        return text
     return TextItem(id_, line_no, text, obj.get("metadata"))
 
 
 def parse_query_line(line_no: int, raw: bytes | bytearray) -> QueryItem | BadLine:
     """``{"id"?, "query": "…", "documents": ["…" | {"id"?, "text"}, …]}`` → a QueryItem."""
-    obj = _object(line_no, raw)
-    if isinstance(obj, BadLine):
-        return obj
-    id_ = _id(obj, line_no)
-    if isinstance(id_, BadLine):
-        return id_
-    query = obj.get("query")
-    if not isinstance(query, str) or not query.strip():
-        return BadLine(
-            line_no,
-            f"line {line_no}: 'query' must be a non-empty string, got {describe_value(query)}",
-            id_,
-        )
+    found = _identified(line_no, raw)
+    if isinstance(found, BadLine):
+        return found
+    obj, id_ = found
+    query = _text_field(obj, "query", line_no, id_)
+    if isinstance(query, BadLine):
+        return query
     raw_documents = obj.get("documents")
     if not isinstance(raw_documents, list) or not raw_documents:
         return BadLine(

@@ -9,7 +9,6 @@ request. Records are appended as each batch answers, so a killed run resumes by 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -40,14 +39,13 @@ from lm_deluge_cli.providers.retrieval import (
 )
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
+from lm_deluge_cli.retrieval.keys import embed_key
 from lm_deluge_cli.retrieval.senders import build_sender, one_model
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
 
-__all__ = ["EMBED_KEY_VERSION", "EmbedSettings", "embed_key", "embed_records", "run_embed"]
+__all__ = ["EmbedSettings", "embed_records", "run_embed"]
 
-# Bump when what the key covers changes: older entries then simply miss.
-EMBED_KEY_VERSION = 1
 COST_DECIMALS = 10
 
 
@@ -58,24 +56,6 @@ class EmbedSettings:
     dimensions: int | None = None
     input_type: str | None = None  # "document" | "query"
     batch_size: int | None = None  # at most the model's own limit
-
-
-def embed_key(endpoint: RetrievalEndpoint, options: EmbedOptions, text: str) -> str:
-    """The cache key of one text's vector: what decides the vector, nothing else (not the
-    base URL, key, id or metadata)."""
-    material = orjson.dumps(
-        {
-            "v": EMBED_KEY_VERSION,
-            "kind": "embedding",
-            "provider": endpoint.provider.name,
-            "model": endpoint.model.wire_id,
-            "dimensions": options.dimensions,
-            "input_type": options.input_type,
-            "text": text,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return hashlib.sha256(material).hexdigest()
 
 
 def _share(total: int, weights: list[int]) -> list[int]:

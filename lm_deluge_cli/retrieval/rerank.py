@@ -15,7 +15,6 @@ list that repeats pairs, sends nothing for them.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -47,13 +46,12 @@ from lm_deluge_cli.providers.retrieval import (
 )
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
+from lm_deluge_cli.retrieval.keys import rerank_key
 from lm_deluge_cli.retrieval.senders import build_sender, one_model
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
 
-__all__ = ["RERANK_KEY_VERSION", "RerankSettings", "rerank_key", "run_rerank", "sort_ranked"]
-
-RERANK_KEY_VERSION = 1
+__all__ = ["RerankSettings", "run_rerank", "sort_ranked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,22 +61,6 @@ class RerankSettings:
 
     query: str | None = None
     top_n: int | None = None
-
-
-def rerank_key(endpoint: RetrievalEndpoint, query: str, document: str) -> str:
-    """The cache key of one (query, document) score."""
-    material = orjson.dumps(
-        {
-            "v": RERANK_KEY_VERSION,
-            "kind": "rerank",
-            "provider": endpoint.provider.name,
-            "model": endpoint.model.wire_id,
-            "query": query,
-            "document": document,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return hashlib.sha256(material).hexdigest()
 
 
 def _error(error: APIError) -> dict[str, Any]:
