@@ -54,7 +54,7 @@ def embed(
     job_file: options.JobFile = None,
     input: options.Input = None,
     output: options.Output = None,
-    model: options.Model = None,
+    model: options.OneModel = None,
     dimensions: Dimensions = None,
     input_type: InputType = None,
     batch_size: BatchSize = None,

@@ -38,6 +38,7 @@ __all__ = [
     "MaxTokensPerMinute",
     "Model",
     "NoCache",
+    "OneModel",
     "Output",
     "Quiet",
     "ReasoningEffort",
@@ -63,6 +64,11 @@ Output = Annotated[
 Model = Annotated[
     list[str] | None,
     typer.Option("-m", "--model", help="NAME or NAME=WEIGHT; repeat to spray across models."),
+]
+# embed and rerank: vectors and scores of different models cannot be mixed.
+OneModel = Annotated[
+    list[str] | None,
+    typer.Option("-m", "--model", help="The model (provider:model, or a known name)."),
 ]
 
 # --- limits ---------------------------------------------------------------------------------

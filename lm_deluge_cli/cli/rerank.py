@@ -47,7 +47,7 @@ def rerank(
     job_file: options.JobFile = None,
     input: options.Input = None,
     output: options.Output = None,
-    model: options.Model = None,
+    model: options.OneModel = None,
     query: Query = None,
     top_n: TopN = None,
     max_requests_per_minute: options.MaxRequestsPerMinute = None,
