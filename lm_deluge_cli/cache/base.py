@@ -8,6 +8,7 @@ is the one place that turns those into warnings and misses.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -16,6 +17,7 @@ __all__ = [
     "CacheStats",
     "CorruptEntryError",
     "SupportsDelete",
+    "SupportsSetMany",
     "effective_ttl",
 ]
 
@@ -71,6 +73,18 @@ class SupportsDelete(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Remove the entry under `key`; returns whether there was one."""
+        ...
+
+
+@runtime_checkable
+class SupportsSetMany(Protocol):
+    """A cache that stores many entries in one write (one transaction), far cheaper than
+    one `set` each; `ResilientCache.set_many` falls back to `set` for the others."""
+
+    async def set_many(
+        self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
+    ) -> None:
+        """Store every (key, value) of `entries`, each as `set` would."""
         ...
 
 

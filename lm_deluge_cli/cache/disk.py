@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import diskcache
@@ -87,6 +88,21 @@ class DiskCache:
                 self._cache.set(key, bytes(value), expire=ttl, retry=False)
         except diskcache.Timeout:
             self._timed_out("write", key)
+
+    async def set_many(
+        self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
+    ) -> None:
+        """Every entry in one transaction: one lock and one commit, not one per entry."""
+        ttl = effective_ttl(ttl_s)
+        try:
+            with self._cache.transact(retry=False):
+                for key, value in entries:
+                    if ttl == 0.0:
+                        self._cache.delete(key, retry=False)
+                    else:
+                        self._cache.set(key, bytes(value), expire=ttl, retry=False)
+        except diskcache.Timeout:
+            self._timed_out("write", f"{len(entries)} entries")
 
     async def delete(self, key: str) -> bool:
         try:

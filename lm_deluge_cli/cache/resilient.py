@@ -11,11 +11,17 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from lm_deluge_cli.cache.base import Cache, CacheStats, CorruptEntryError, SupportsDelete
+from lm_deluge_cli.cache.base import (
+    Cache,
+    CacheStats,
+    CorruptEntryError,
+    SupportsDelete,
+    SupportsSetMany,
+)
 from lm_deluge_cli.cache.redact import scrub, url_secrets
 from lm_deluge_cli.cache.spec import parse_spec
 from lm_deluge_cli.errors import ConfigError
@@ -176,6 +182,25 @@ class ResilientCache:
 
         if await self._attempt("write to", write) is True:
             self._writes += 1
+
+    async def set_many(
+        self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
+    ) -> None:
+        """Store the entries in one write where the backend can (`SupportsSetMany`), else
+        one `set` each; skipped on a failure or while cooling off."""
+        if not entries:
+            return
+
+        async def write(inner: Cache) -> bool:
+            if isinstance(inner, SupportsSetMany):
+                await inner.set_many(entries, ttl_s)
+            else:
+                for key, value in entries:
+                    await inner.set(key, value, ttl_s)
+            return True
+
+        if await self._attempt("write to", write) is True:
+            self._writes += len(entries)
 
     async def stats(self) -> CacheStats:
         """The backend's stats; unknown counts (None) when it is unavailable."""

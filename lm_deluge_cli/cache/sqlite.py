@@ -7,7 +7,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
 
@@ -133,6 +133,39 @@ class SqliteCache:
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 self._timed_out("write", key)
+                return
+            raise
+
+    async def set_many(
+        self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
+    ) -> None:
+        """Every entry in one transaction: one commit (one fsync), not one per entry."""
+        ttl = effective_ttl(ttl_s)
+        now = self._clock()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if ttl == 0.0:
+                    self._conn.executemany(
+                        f"DELETE FROM {self._t} WHERE key = ?", [(key,) for key, _ in entries]
+                    )
+                else:
+                    expires_at = None if ttl is None else now + ttl
+                    self._conn.executemany(
+                        f"INSERT OR REPLACE INTO {self._t} (key, value, expires_at, created_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(key, bytes(value), expires_at, now) for key, value in entries],
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._writes += len(entries)
+            if self._purge_due or self._writes % _PURGE_EVERY < len(entries):
+                self._purge()
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                self._timed_out("write", f"{len(entries)} entries")
                 return
             raise
 

@@ -48,10 +48,13 @@ class Batch(Generic[ItemT]):
 
     items: list[ItemT] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
+    # Kept as items are added: summing on every check made filling a batch quadratic.
+    total_tokens: int = 0
 
-    @property
-    def total_tokens(self) -> int:
-        return sum(self.tokens)
+    def add(self, item: ItemT, tokens: int) -> None:
+        self.items.append(item)
+        self.tokens.append(tokens)
+        self.total_tokens += tokens
 
     def fits(self, tokens: int, limits: BatchLimits) -> bool:
         if not self.items:
@@ -132,8 +135,7 @@ async def run_batches(
                 if not current.fits(tokens, limits):
                     await out.send(current)
                     current = Batch()
-                current.items.append(item)
-                current.tokens.append(tokens)
+                current.add(item, tokens)
             if current.items:
                 await out.send(current)
 

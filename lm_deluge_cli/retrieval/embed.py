@@ -242,6 +242,7 @@ class Embedder:
             self.stats.cost_usd += cost
         cache, policy = self.reuse.cache, self.reuse.policy
         records: list[Record] = []
+        stored: list[tuple[str, bytes]] = []
         for (key, _), vector, tokens in zip(batch.items, answer.vectors, shares, strict=True):
             item_cost = None if cost is None or not total else round(cost * tokens / total, 10)
             waiting = self.waiting.pop(key, [])
@@ -261,8 +262,10 @@ class Embedder:
                         deduplicated=n > 0,
                     )
                 )
-            if cache is not None and policy.write:
-                await cache.set(key, _encode_vector(vector, tokens), policy.ttl_s)
+            stored.append((key, _encode_vector(vector, tokens)))
+        if cache is not None and policy.write:
+            # One write for the batch: a transaction per vector would bound the run.
+            await cache.set_many(stored, policy.ttl_s)
         return records
 
 

@@ -147,11 +147,15 @@ class Reranker:
             return None
         return await cache.get_decoded(rerank_key(self.endpoint, query, document), _decode_score)
 
-    async def store(self, query: str, document: str, score: float) -> None:
+    async def store(self, query: str, documents: Sequence[str], scores: Sequence[float]) -> None:
+        """One request's scores, in one cache write."""
         cache, policy = self.reuse.cache, self.reuse.policy
         if cache is not None and policy.write:
-            key = rerank_key(self.endpoint, query, document)
-            await cache.set(key, orjson.dumps({"relevance_score": score}), policy.ttl_s)
+            entries = [
+                (rerank_key(self.endpoint, query, d), orjson.dumps({"relevance_score": s}))
+                for d, s in zip(documents, scores, strict=True)
+            ]
+            await cache.set_many(entries, policy.ttl_s)
 
     async def score(
         self, query: str, documents: Sequence[str], tokens: int
@@ -181,8 +185,7 @@ class Reranker:
             self.stats.cost_known = False
         else:
             self.stats.cost_usd += cost
-        for document, value in zip(documents, scores, strict=True):
-            await self.store(query, document, value)
+        await self.store(query, documents, scores)
         return scores, used, cost, sent.attempts, sent.latency_s
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from lm_deluge_cli.cache import Cache, CacheStats
+from lm_deluge_cli.cache import Cache, CacheStats, ResilientCache
 
 if TYPE_CHECKING:
     from conftest import Store
@@ -126,6 +126,22 @@ async def test_concurrent_tasks_do_not_mix_entries(cache: Cache) -> None:
             tg.start_soon(worker, n)
     for n in range(20):
         assert await cache.get(k(f"{n}-19")) == f"{n}-19".encode()
+
+
+async def test_many_entries_in_one_write_are_each_stored(cache: Cache) -> None:
+    # Through the resilient wrapper, as runs store a batch: one write where the backend has
+    # set_many (diskcache, SQLite), one set per entry otherwise; TTLs as for set.
+    wrapper = ResilientCache(cache)
+    await cache.set(k("old"), b"old")
+    await wrapper.set_many([(k(i), f"value {i}".encode()) for i in range(50)])
+    await wrapper.set_many([(k("old"), b"new"), (k("brief"), b"brief")], ttl_s=SHORT_TTL_S)
+    assert [await cache.get(k(i)) for i in range(50)] == [f"value {i}".encode() for i in range(50)]
+    assert await cache.get(k("old")) == b"new"
+    await anyio.sleep(PAST_SHORT_TTL_S)
+    assert await cache.get(k("brief")) is None
+    await wrapper.set_many([(k(0), b"gone")], ttl_s=0)
+    assert await cache.get(k(0)) is None
+    assert wrapper.statistics().writes == 53
 
 
 async def test_stats_describe_the_cache(cache: Cache, store: Store) -> None:
