@@ -72,7 +72,11 @@ def main() -> None:
         work = Path(tmp)
         cache = ["--cache", str(work / "cache")]
         runs = [
-            ("model's batch size", n, embed("batched", server, inp, work / "a.jsonl", *cache)),
+            (
+                "model's batch size, filling the cache",
+                n,
+                embed("batched", server, inp, work / "a.jsonl", *cache),
+            ),
             (
                 "100 a request",
                 n,
