@@ -2,10 +2,12 @@
 
 Supported keywords: ``type`` (one or a list: object, array, string, number, integer,
 boolean, null), ``enum``, ``const``, ``properties``, ``required``, ``additionalProperties``
-(false or a schema), ``items`` (one schema), ``anyOf``, ``minItems``/``maxItems``,
-``minLength``/``maxLength``, ``minimum``/``maximum`` and
-``exclusiveMinimum``/``exclusiveMaximum`` (numbers). Other keywords (``$ref``, ``pattern``,
-``format``, …) are not checked: the provider's own structured-output mode enforces them.
+(false or a schema), ``items`` (one schema), ``anyOf``, ``oneOf``, ``allOf``,
+``minItems``/``maxItems``, ``minLength``/``maxLength``, ``minimum``/``maximum`` and
+``exclusiveMinimum``/``exclusiveMaximum`` (numbers), and ``$ref`` to a place in the same
+schema (``#/$defs/Name``, as pydantic writes nested models; the referring schema's other
+keywords apply too). Other keywords (``pattern``, ``format``, …) are not checked: the
+provider's own structured-output mode enforces them.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SUPPORTED_KEYWORDS", "completion_violation", "violation"]
+__all__ = ["MAX_REF_HOPS", "SUPPORTED_KEYWORDS", "completion_violation", "violation"]
 
 SUPPORTED_KEYWORDS = (
+    "$ref",
     "type",
     "enum",
     "const",
@@ -26,6 +29,8 @@ SUPPORTED_KEYWORDS = (
     "additionalProperties",
     "items",
     "anyOf",
+    "oneOf",
+    "allOf",
     "minItems",
     "maxItems",
     "minLength",
@@ -35,6 +40,9 @@ SUPPORTED_KEYWORDS = (
     "exclusiveMinimum",
     "exclusiveMaximum",
 )
+
+# A chain of $ref to $ref longer than this is a loop (or absurd): it is left unchecked.
+MAX_REF_HOPS = 32
 
 # keyword → what a value that breaks the bound is, compared with it.
 _BOUNDS = {
@@ -56,10 +64,34 @@ def completion_violation(text: str | None, schema: Mapping[str, Any]) -> str | N
     return violation(value, schema)
 
 
-def violation(value: Any, schema: Any, path: str = "$") -> str | None:
-    """The first rule `value` breaks, as ``"PATH: what is wrong (keyword)"``; None if none."""
+def violation(value: Any, schema: Any, path: str = "$", root: Any = None) -> str | None:
+    """The first rule `value` breaks, as ``"PATH: what is wrong (keyword)"``; None if none.
+
+    `root` is the whole schema, which ``$ref`` pointers are resolved in (default: `schema`).
+    """
     if not isinstance(schema, Mapping):
         return None  # true/false schemas and junk: nothing we can check
+    root = schema if root is None else root
+    if "$ref" in schema:
+        target = _resolve(schema["$ref"], root)
+        if target is not None:
+            problem = violation(value, target, path, root)
+            if problem is not None:
+                return problem
+    for keyword in ("allOf", "oneOf"):
+        options = schema.get(keyword)
+        if not isinstance(options, list) or not options:
+            continue
+        problems = [violation(value, option, path, root) for option in options]
+        if keyword == "allOf":
+            problem = next((p for p in problems if p is not None), None)
+            if problem is not None:
+                return problem
+        else:
+            matched = sum(p is None for p in problems)
+            if matched != 1:
+                how = "none" if matched == 0 else f"{matched}"
+                return f"{path}: matches {how} of the oneOf schemas, not exactly one (oneOf)"
     kind = schema.get("type")
     if kind is not None:
         kinds = kind if isinstance(kind, list) else [kind]
@@ -73,13 +105,13 @@ def violation(value: Any, schema: Any, path: str = "$") -> str | None:
     if (
         isinstance(any_of, list)
         and any_of
-        and all(violation(value, option, path) is not None for option in any_of)
+        and all(violation(value, option, path, root) is not None for option in any_of)
     ):
         return f"{path}: matches none of the anyOf schemas (anyOf)"
     if isinstance(value, dict):
-        return _object(value, schema, path)
+        return _object(value, schema, path, root)
     if isinstance(value, list):
-        return _array(value, schema, path)
+        return _array(value, schema, path, root)
     if isinstance(value, str):
         return _sized(len(value), schema, path, "minLength", "maxLength", "characters")
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -94,7 +126,28 @@ def violation(value: Any, schema: Any, path: str = "$") -> str | None:
     return None
 
 
-def _object(value: dict[str, Any], schema: Mapping[str, Any], path: str) -> str | None:
+def _resolve(ref: Any, root: Any) -> Any:
+    """The schema a local ``$ref`` (``#``, ``#/$defs/Name``, any JSON pointer into the
+    schema) points at, following chains; None when it cannot be resolved (left unchecked)."""
+    for _ in range(MAX_REF_HOPS):
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            return None
+        target = root
+        for raw in ref[1:].split("/")[1:] if ref != "#" else []:
+            part = raw.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, Mapping) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                return None
+        if not (isinstance(target, Mapping) and set(target) == {"$ref"}):
+            return target
+        ref = target["$ref"]
+    return None
+
+
+def _object(value: dict[str, Any], schema: Mapping[str, Any], path: str, root: Any) -> str | None:
     for name in schema.get("required") or []:
         if name not in value:
             return f"{path}: required property {name!r} is missing (required)"
@@ -103,23 +156,23 @@ def _object(value: dict[str, Any], schema: Mapping[str, Any], path: str) -> str 
     extra = schema.get("additionalProperties")
     for name, item in value.items():
         if name in properties:
-            problem = violation(item, properties[name], f"{path}.{name}")
+            problem = violation(item, properties[name], f"{path}.{name}", root)
         elif extra is False:
             return f"{path}: property {name!r} is not allowed (additionalProperties)"
         else:
-            problem = violation(item, extra, f"{path}.{name}")
+            problem = violation(item, extra, f"{path}.{name}", root)
         if problem is not None:
             return problem
     return None
 
 
-def _array(value: list[Any], schema: Mapping[str, Any], path: str) -> str | None:
+def _array(value: list[Any], schema: Mapping[str, Any], path: str, root: Any) -> str | None:
     problem = _sized(len(value), schema, path, "minItems", "maxItems", "items")
     if problem is not None:
         return problem
     items = schema.get("items")
     for index, item in enumerate(value):
-        problem = violation(item, items, f"{path}[{index}]")
+        problem = violation(item, items, f"{path}[{index}]", root)
         if problem is not None:
             return problem
     return None

@@ -83,3 +83,62 @@ def test_unsupported_keywords_are_not_checked() -> None:
 def test_completion_violation(text: str | None, rule: str | None) -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
     assert completion_violation(text, schema) == rule
+
+
+# What pydantic writes for a model with a nested model and a list of them.
+NESTED: dict[str, Any] = {
+    "$defs": {
+        "Address": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        }
+    },
+    "type": "object",
+    "properties": {
+        "home": {"$ref": "#/$defs/Address"},
+        "past": {"type": "array", "items": {"$ref": "#/$defs/Address"}},
+    },
+    "required": ["home"],
+}
+
+
+def test_refs_into_defs_are_followed() -> None:
+    assert violation({"home": {"city": "Oslo"}, "past": [{"city": "Rome"}]}, NESTED) is None
+    assert violation({"home": {"zip": "0150"}}, NESTED) == (
+        "$.home: required property 'city' is missing (required)"
+    )
+    assert violation({"home": {"city": "Oslo"}, "past": [{"city": 7}]}, NESTED) == (
+        "$.past[0].city: expected string, got integer (type)"
+    )
+
+
+def test_a_ref_chain_a_root_ref_and_siblings_of_a_ref() -> None:
+    chain = {"$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"type": "integer"}}, "$ref": "#/$defs/A"}
+    assert violation(3, chain) is None
+    assert violation("3", chain) == "$: expected integer, got string (type)"
+    # Keywords beside a $ref apply as well (2019-09 and later).
+    with_bound = {"$defs": {"N": {"type": "integer"}}, "$ref": "#/$defs/N", "maximum": 5}
+    assert violation(9, with_bound) == "$: 9 is more than 5 (maximum)"
+
+
+def test_refs_that_cannot_be_resolved_or_loop_are_left_unchecked() -> None:
+    assert violation(1, {"$ref": "#/$defs/Missing"}) is None
+    assert violation(1, {"$ref": "https://example.com/schema.json"}) is None
+    looping = {
+        "$defs": {"A": {"$ref": "#/$defs/B"}, "B": {"$ref": "#/$defs/A"}},
+        "$ref": "#/$defs/A",
+    }
+    assert violation(1, looping) is None
+
+
+def test_one_of_needs_exactly_one_match_and_all_of_every_one() -> None:
+    one_of = {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 10}]}
+    assert violation(3, one_of) is None
+    assert violation(12.5, one_of) is None
+    assert violation(12, one_of) == "$: matches 2 of the oneOf schemas, not exactly one (oneOf)"
+    assert violation("x", one_of) == "$: matches none of the oneOf schemas, not exactly one (oneOf)"
+    all_of = {"allOf": [{"type": "integer"}, {"minimum": 10}]}
+    assert violation(12, all_of) is None
+    assert violation(3, all_of) == "$: 3 is less than 10 (minimum)"
