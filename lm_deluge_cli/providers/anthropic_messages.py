@@ -467,8 +467,10 @@ def parse_message(response: HttpResponse, secret: str | None, what: str) -> Comp
             f"{redact(message, secret)} {snippet!r}", status_code=response.status
         ) from exc
     if answers:
-        # The forced json_schema tool's input is the answer, as JSON text.
-        return Completion(orjson.dumps(answers[0]).decode(), "stop", usage)
+        # The forced json_schema tool's input is the answer, as JSON text; an answer cut at
+        # max_tokens says so ("length"), or a half-written object would pass for a whole one.
+        cut = data.get("stop_reason") == "max_tokens"
+        return Completion(orjson.dumps(answers[0]).decode(), "length" if cut else "stop", usage)
     return Completion(
         # Thinking and tool_use blocks are not text; no text block at all reads as None.
         text="".join(texts) if texts else None,

@@ -302,6 +302,14 @@ def test_the_forced_tools_input_is_the_completion(
     }
     completion = ADAPTER.parse_response(endpoint(), ok(answer))
     assert (completion.text, completion.finish_reason) == ('{"n":3}', "stop")
+    # Cut at max_tokens, the tool's input is incomplete: the finish says so.
+    cut = {
+        **answer,
+        "content": [{**answer["content"][0], "input": {}}],
+        "stop_reason": "max_tokens",
+    }
+    completion = ADAPTER.parse_response(endpoint(), ok(cut))
+    assert (completion.text, completion.finish_reason) == ("{}", "length")
 
 
 CLOSED = {**SCHEMA, "additionalProperties": False}
