@@ -40,6 +40,7 @@ from lm_deluge_cli.providers.retrieval import (
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import embed_key
+from lm_deluge_cli.retrieval.records import bad_line_record, error_fields, retrieval_record
 from lm_deluge_cli.retrieval.senders import build_sender, one_model
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
@@ -72,60 +73,15 @@ def _share(total: int, weights: list[int]) -> list[int]:
 
 
 def embed_record(
-    item: TextItem,
-    *,
-    model: str,
-    embedding: list[float] | None,
-    input_tokens: int | None = None,
-    estimated: bool = False,
-    cost_usd: float | None = None,
-    attempts: int = 0,
-    latency_s: float = 0.0,
-    cached: bool = False,
-    deduplicated: bool = False,
-    error: dict[str, Any] | None = None,
+    item: TextItem, *, model: str, embedding: list[float] | None, **fields: Any
 ) -> Record:
-    """One text's record; `error` (type, message, status_code) makes it an error record."""
-    usage: dict[str, Any] | None = None
-    if input_tokens is not None:
-        usage = {"input_tokens": input_tokens}
-        if estimated:
-            usage["estimated"] = True
-    return {
-        "id": item.id,
-        "line": item.line,
-        "status": "error" if error else "ok",
-        "model": model,
-        "embedding": embedding,
-        "dimensions": len(embedding) if embedding is not None else None,
-        "usage": usage,
-        "cost_usd": cost_usd,
-        "attempts": attempts,
-        "latency_s": round(latency_s, 3),
-        "cached": cached,
-        "deduplicated": deduplicated,
-        "error": error,
-        "metadata": item.metadata,
-    }
+    """One text's record (`fields` as `retrieval_record` takes them)."""
+    own = {"embedding": embedding, "dimensions": None if embedding is None else len(embedding)}
+    return retrieval_record(item.id, item.line, model, own, metadata=item.metadata, **fields)
 
 
 def bad_embed_line(bad: BadLine) -> Record:
-    return {
-        "id": bad.id,
-        "line": bad.line,
-        "status": "error",
-        "model": None,
-        "embedding": None,
-        "dimensions": None,
-        "usage": None,
-        "cost_usd": None,
-        "attempts": 0,
-        "latency_s": 0.0,
-        "cached": False,
-        "deduplicated": False,
-        "error": {"type": INVALID_INPUT, "message": bad.reason, "status_code": None},
-        "metadata": None,
-    }
+    return bad_line_record(bad, {"embedding": None, "dimensions": None})
 
 
 class Embedder:
@@ -215,11 +171,7 @@ class Embedder:
                             model=self.endpoint.name,
                             embedding=None,
                             attempts=failed.attempts,
-                            error={
-                                "type": error.type,
-                                "message": error.message,
-                                "status_code": error.status_code,
-                            },
+                            error=error_fields(error),
                         )
                     )
             return records

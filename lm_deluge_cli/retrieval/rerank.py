@@ -30,9 +30,9 @@ from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
 from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.errors import APIError, ConfigError
+from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import INVALID_INPUT, Record, encode
+from lm_deluge_cli.io.records import Record, encode
 from lm_deluge_cli.io.resume import iter_records, record_key
 from lm_deluge_cli.io.text_lines import QueryItem, TextItem, parse_query_line, parse_text_line
 from lm_deluge_cli.io.writer import ResultWriter
@@ -47,6 +47,7 @@ from lm_deluge_cli.providers.retrieval import (
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import rerank_key
+from lm_deluge_cli.retrieval.records import bad_line_record, error_fields, retrieval_record
 from lm_deluge_cli.retrieval.senders import build_sender, one_model
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
@@ -63,59 +64,8 @@ class RerankSettings:
     top_n: int | None = None
 
 
-def _error(error: APIError) -> dict[str, Any]:
-    return {"type": error.type, "message": error.message, "status_code": error.status_code}
-
-
-def _base(item: TextItem | QueryItem | BadLine, model: str | None) -> Record:
-    return {"id": item.id, "line": item.line, "status": "ok", "model": model}
-
-
-def _tail(
-    *,
-    usage: int | None,
-    estimated: bool = False,
-    cost: float | None,
-    attempts: int,
-    latency_s: float,
-    cached: bool,
-    error: dict[str, Any] | None,
-    metadata: Any,
-) -> Record:
-    return {
-        "usage": _usage(usage, estimated),
-        "cost_usd": cost,
-        "attempts": attempts,
-        "latency_s": round(latency_s, 3),
-        "cached": cached,
-        "deduplicated": False,
-        "error": error,
-        "metadata": metadata,
-    }
-
-
-def _usage(tokens: int | None, estimated: bool) -> dict[str, Any] | None:
-    if tokens is None:
-        return None
-    return {"input_tokens": tokens, "estimated": True} if estimated else {"input_tokens": tokens}
-
-
 def bad_rerank_line(bad: BadLine) -> Record:
-    record = _base(bad, None)
-    record["status"] = "error"
-    error = {"type": INVALID_INPUT, "message": bad.reason, "status_code": None}
-    record.update(
-        _tail(
-            usage=None,
-            cost=None,
-            attempts=0,
-            latency_s=0.0,
-            cached=False,
-            error=error,
-            metadata=None,
-        )
-    )
-    return record
+    return bad_line_record(bad, {"index": None, "relevance_score": None})
 
 
 class Reranker:
@@ -230,23 +180,21 @@ class DocumentRanker:
         cached: bool = False,
         error: dict[str, Any] | None = None,
     ) -> Record:
-        record = _base(item, self.reranker.endpoint.name)
-        record.update(index=item.line - 1, relevance_score=score)
-        if error is not None:
-            record["status"] = "error"
-        record.update(
-            _tail(
-                usage=usage,
-                estimated=self.reranker.tokens_estimated,
-                cost=cost,
-                attempts=attempts,
-                latency_s=latency_s,
-                cached=cached,
-                error=error,
-                metadata=item.metadata,
-            )
+        own = {"index": item.line - 1, "relevance_score": score}
+        return retrieval_record(
+            item.id,
+            item.line,
+            self.reranker.endpoint.name,
+            own,
+            input_tokens=usage,
+            estimated=self.reranker.tokens_estimated,
+            cost_usd=cost,
+            attempts=attempts,
+            latency_s=latency_s,
+            cached=cached,
+            error=error,
+            metadata=item.metadata,
         )
-        return record
 
     async def send(self, batch: Batch[TextItem]) -> list[Record]:
         texts = [item.text for item in batch.items]
@@ -257,7 +205,7 @@ class DocumentRanker:
         except BatchFailedError as failed:
             return [
                 self.record(
-                    item, None, None, None, failed.attempts, 0.0, error=_error(failed.error)
+                    item, None, None, None, failed.attempts, 0.0, error=error_fields(failed.error)
                 )
                 for item in batch.items
             ]
@@ -333,7 +281,7 @@ class QueryRanker:
                     cost,
                     attempts + failed.attempts,
                     latency,
-                    _error(failed.error),
+                    error_fields(failed.error),
                 )
             for i, value in zip(chunk, got, strict=True):
                 scores[i] = value
@@ -359,23 +307,20 @@ class QueryRanker:
         latency_s: float,
         error: dict[str, Any] | None,
     ) -> Record:
-        record = _base(item, self.reranker.endpoint.name)
-        record["results"] = results
-        if error is not None:
-            record["status"] = "error"
-        record.update(
-            _tail(
-                usage=usage if attempts else None,
-                estimated=self.reranker.tokens_estimated,
-                cost=cost if attempts else 0.0,
-                attempts=attempts,
-                latency_s=latency_s,
-                cached=attempts == 0 and error is None,
-                error=error,
-                metadata=item.metadata,
-            )
+        return retrieval_record(
+            item.id,
+            item.line,
+            self.reranker.endpoint.name,
+            {"results": results},
+            input_tokens=usage if attempts else None,
+            estimated=self.reranker.tokens_estimated,
+            cost_usd=cost if attempts else 0.0,
+            attempts=attempts,
+            latency_s=latency_s,
+            cached=attempts == 0 and error is None,
+            error=error,
+            metadata=item.metadata,
         )
-        return record
 
 
 # -- running ---------------------------------------------------------------------------
