@@ -166,6 +166,13 @@ def test_openai_compatible_example_loads() -> None:
     assert job.models[1].weight == 2.0
 
 
+def test_embed_example_loads_and_names_a_real_input() -> None:
+    job = load_job(REPO / "configs" / "embed.example.toml")
+    assert [m.name for m in job.models] == ["openai:text-embedding-3-small"]
+    assert Path(job.input).is_file()
+    assert job.limits.max_tokens_per_minute == 1_000_000.0
+
+
 def test_quickstart_sample_job_loads() -> None:
     job_file = REPO / "sample_jobs" / "quickstart" / "job.toml"
     job = load_job(job_file)
