@@ -144,6 +144,9 @@ class Job:
     shard: Shard | None = None
     # The only folder local files named by input lines may be read from (None: anywhere).
     files_root: str | None = None
+    # The sampling fields the job file or a flag set (the others are defaults), for tools
+    # whose own defaults differ from run's (score answers in a few tokens).
+    sampling_set: frozenset[str] = frozenset()
 
     def model_registry(self) -> Registry:
         """The built-in registry plus this job's own entries."""
@@ -290,6 +293,7 @@ def load_job(
         cache=_cache(data.get("cache", {}), where, overrides, base_dir),
         shard=_shard(overrides.shard, data.get("shard"), where),
         files_root=_files_root(overrides.files_root, data.get("files_root"), where, base_dir),
+        sampling_set=frozenset(sampling_overrides),
     )
     # Checked now, so a bad entry is a usage error before anything else happens.
     job.model_registry()

@@ -99,6 +99,15 @@ def test_stop_from_the_job_file(tmp_path: Path) -> None:
     assert job.sampling.stop == ("###", "END")
 
 
+def test_the_job_knows_which_sampling_fields_were_set(tmp_path: Path) -> None:
+    # A value equal to the default still counts as set: tools with other defaults keep it.
+    job = load_job(write(tmp_path, MINIMAL + "[sampling]\nmax_new_tokens = 512\n"))
+    assert job.sampling_set == frozenset({"max_new_tokens"})
+    job = load_job(None, flags(temperature=0.5))
+    assert job.sampling_set == frozenset({"temperature"})
+    assert load_job(None, flags()).sampling_set == frozenset()
+
+
 def test_json_schema_file_resolves_against_the_job_file(tmp_path: Path) -> None:
     schema = {"type": "object", "required": ["a"]}
     (tmp_path / "schema.json").write_text(json.dumps(schema), "utf-8")

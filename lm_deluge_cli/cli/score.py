@@ -11,7 +11,6 @@ from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute, j
 from lm_deluge_cli.config import load_job
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.llm_tools.score import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_LOGPROBS, ScoreTask
-from lm_deluge_cli.types import SamplingParams
 
 __all__ = ["score"]
 
@@ -57,7 +56,7 @@ def score(
     configure_logging(verbose=verbose, quiet=quiet)
     job = load_job(job_file, overrides)
     # The answer is one word: unless told otherwise, reserve (and pay for) no more.
-    short = max_new_tokens is None and job.sampling.max_new_tokens == _DEFAULT_MAX_NEW_TOKENS
+    short = "max_new_tokens" not in job.sampling_set
     task = ScoreTask(
         question,
         logprobs=True if logprobs is None else logprobs,
@@ -74,6 +73,3 @@ def score(
 
     tool = ToolSummary("score", lines, fields)
     execute(job, fresh=fresh, quiet=quiet, json_summary=json_summary, task=task, tool=tool)
-
-
-_DEFAULT_MAX_NEW_TOKENS = SamplingParams().max_new_tokens
