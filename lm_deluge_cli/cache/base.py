@@ -17,6 +17,7 @@ __all__ = [
     "CacheStats",
     "CorruptEntryError",
     "SupportsDelete",
+    "SupportsGetMany",
     "SupportsSetMany",
     "effective_ttl",
 ]
@@ -73,6 +74,16 @@ class SupportsDelete(Protocol):
 
     async def delete(self, key: str) -> bool:
         """Remove the entry under `key`; returns whether there was one."""
+        ...
+
+
+@runtime_checkable
+class SupportsGetMany(Protocol):
+    """A cache that reads many entries in one go (one query, one transaction)."""
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | CorruptEntryError | None]:
+        """Per key, in order: its bytes, None for a miss, or the CorruptEntryError that
+        `get` would have raised for it (the other entries are still returned)."""
         ...
 
 

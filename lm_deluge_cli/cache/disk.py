@@ -89,6 +89,31 @@ class DiskCache:
         except diskcache.Timeout:
             self._timed_out("write", key)
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | CorruptEntryError | None]:
+        """Every key's entry inside one transaction (one lock, not one per read)."""
+        found: list[bytes | CorruptEntryError | None] = []
+        try:
+            with self._cache.transact(retry=False):
+                for key in keys:
+                    value = self._cache.get(key, retry=False)
+                    if value is None or isinstance(value, bytes):
+                        found.append(value)
+                    else:
+                        found.append(CorruptEntryError(f"entry is a {type(value).__name__}"))
+        except diskcache.Timeout:
+            self._timed_out("read", f"{len(keys)} entries")
+            return [None] * len(keys)
+        except CorruptEntryError:
+            # A mode other than bytes, found while reading: read the rest one by one.
+            return [await self._get_one(key) for key in keys]
+        return found
+
+    async def _get_one(self, key: str) -> bytes | CorruptEntryError | None:
+        try:
+            return await self.get(key)
+        except CorruptEntryError as exc:
+            return exc
+
     async def set_many(
         self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
     ) -> None:

@@ -6,7 +6,7 @@ Needs the optional ``redis`` package (``pip install 'lm-deluge-cli[redis]'``).
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
 from lm_deluge_cli.cache.redact import redact_url
@@ -72,6 +72,35 @@ class RedisCache:
         if value is None or isinstance(value, bytes):
             return value
         raise CorruptEntryError(f"entry came back as {type(value).__name__}, not bytes")
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | CorruptEntryError | None]:
+        """Every key in one MGET: one round trip, not one per key."""
+        if not keys:
+            return []
+        values = await self._client.mget([self._prefix + key.encode() for key in keys])
+        return [
+            v
+            if v is None or isinstance(v, bytes)
+            else CorruptEntryError(f"entry came back as {type(v).__name__}, not bytes")
+            for v in values
+        ]
+
+    async def set_many(
+        self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
+    ) -> None:
+        """Every entry in one pipelined round trip (MULTI/EXEC is not needed: each SET
+        stands alone, as `set`'s would)."""
+        ttl = effective_ttl(ttl_s)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key, value in entries:
+                name = self._prefix + key.encode()
+                if ttl is None:
+                    pipe.set(name, value)
+                elif ttl == 0.0:
+                    pipe.unlink(name)
+                else:
+                    pipe.set(name, value, px=max(1, math.ceil(ttl * 1000)))
+            await pipe.execute()
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         ttl = effective_ttl(ttl_s)

@@ -20,6 +20,7 @@ from lm_deluge_cli.cache.base import (
     CacheStats,
     CorruptEntryError,
     SupportsDelete,
+    SupportsGetMany,
     SupportsSetMany,
 )
 from lm_deluge_cli.cache.redact import scrub, url_secrets
@@ -172,6 +173,46 @@ class ResilientCache:
             return None
         self._hits += 1
         return value
+
+    async def get_many_decoded(
+        self, keys: Sequence[str], decode: Callable[[bytes], T]
+    ) -> list[T | None]:
+        """`get_decoded` of each key, in order, read in one go where the backend can
+        (`SupportsGetMany`); a failure or a cool-off makes them all misses."""
+        if not keys:
+            return []
+
+        async def read(inner: Cache) -> list[bytes | CorruptEntryError | None]:
+            if isinstance(inner, SupportsGetMany):
+                return await inner.get_many(keys)
+            found: list[bytes | CorruptEntryError | None] = []
+            for key in keys:
+                try:
+                    found.append(await inner.get(key))
+                except CorruptEntryError as exc:
+                    found.append(exc)
+            return found
+
+        result = await self._attempt("read from", read)
+        if result is _Skip.NO_RESULT:
+            self._misses += len(keys)
+            return [None] * len(keys)
+        values: list[T | None] = []
+        for key, raw in zip(keys, result, strict=True):
+            value: T | None = None
+            if isinstance(raw, CorruptEntryError):
+                await self._drop_corrupted(key, raw)
+            elif raw is not None:
+                try:
+                    value = decode(raw)
+                except Exception as exc:
+                    await self._drop_corrupted(key, exc)
+            if value is None:
+                self._misses += 1
+            else:
+                self._hits += 1
+            values.append(value)
+        return values
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         """Store the entry, or skip it on a failure or while cooling off."""

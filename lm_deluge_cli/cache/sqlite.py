@@ -24,6 +24,8 @@ DEFAULT_TABLE = "cache_entries"
 # _PURGE_EVERY writes or at the next write after a read met one, so no write stalls long.
 _PURGE_BATCH = 1000
 _PURGE_EVERY = 1000
+# Keys per SELECT … IN (…) of get_many: well under SQLite's limit on parameters.
+_MANY_PER_QUERY = 500
 
 
 class SqliteCache:
@@ -113,6 +115,42 @@ class SqliteCache:
         if not isinstance(value, bytes):
             raise CorruptEntryError(f"entry is stored as {type(value).__name__}, not a blob")
         return value
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | CorruptEntryError | None]:
+        """Every key's entry in a few queries (up to _MANY_PER_QUERY keys each)."""
+        rows: dict[str, tuple[object, float | None]] = {}
+        try:
+            for start in range(0, len(keys), _MANY_PER_QUERY):
+                chunk = keys[start : start + _MANY_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                for key, value, expires_at in self._conn.execute(
+                    f"SELECT key, value, expires_at FROM {self._t} WHERE key IN ({marks})",
+                    tuple(chunk),
+                ):
+                    rows[key] = (value, expires_at)
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                self._timed_out("read", f"{len(keys)} entries")
+                return [None] * len(keys)
+            raise
+        now = self._clock()
+        found: list[bytes | CorruptEntryError | None] = []
+        for key in keys:
+            row = rows.get(key)
+            if row is None:
+                found.append(None)
+                continue
+            value, expires_at = row
+            if expires_at is not None and expires_at <= now:
+                self._purge_due = True
+                found.append(None)
+            elif isinstance(value, bytes):
+                found.append(value)
+            else:
+                found.append(
+                    CorruptEntryError(f"entry is stored as {type(value).__name__}, not a blob")
+                )
+        return found
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         ttl = effective_ttl(ttl_s)

@@ -122,11 +122,17 @@ async def run_batches(
             current: Batch[ItemT] = Batch()
             while True:
                 entry: tuple[Any, int] | None = None
-                with anyio.move_on_after(idle_flush_s if current.items else None):
-                    try:
-                        entry = await recv.receive()
-                    except anyio.EndOfStream:
-                        break
+                try:
+                    # Items already waiting are taken without a timer each (the common case).
+                    entry = recv.receive_nowait()
+                except anyio.WouldBlock:
+                    with anyio.move_on_after(idle_flush_s if current.items else None):
+                        try:
+                            entry = await recv.receive()
+                        except anyio.EndOfStream:
+                            break
+                except anyio.EndOfStream:
+                    break
                 if entry is None:  # idle: send what there is
                     await out.send(current)
                     current = Batch()

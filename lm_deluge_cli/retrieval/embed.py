@@ -10,13 +10,15 @@ request. Records are appended as each batch answers, so a killed run resumes by 
 from __future__ import annotations
 
 import math
+import struct
+import sys
+from array import array
 from collections.abc import AsyncIterable, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import orjson
 
 from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
@@ -113,20 +115,6 @@ class Embedder:
         if key in self.waiting:
             self.waiting[key].append(item)
             return None
-        cache, policy = self.reuse.cache, self.reuse.policy
-        if cache is not None and policy.read:
-            stored = await cache.get_decoded(key, _decode_vector)
-            if stored is not None:
-                self.stats.cached += 1
-                vector, tokens = stored
-                return embed_record(
-                    item,
-                    model=self.endpoint.name,
-                    embedding=vector,
-                    input_tokens=tokens,
-                    cost_usd=0.0,
-                    cached=True,
-                )
         tokens = estimate_text_tokens(item.text)
         limit = self.model.max_input_tokens
         if limit is not None and tokens > limit:
@@ -149,6 +137,43 @@ class Embedder:
             self.waiting.pop(key, None)
 
     async def send(self, batch: Batch[tuple[str, TextItem]]) -> list[Record]:
+        """The batch's records: vectors from the cache (one read for the batch), and from
+        one request for the rest, if any."""
+        hits, batch = await self._from_cache(batch)
+        if not batch.items:
+            return hits
+        return hits + await self._request(batch)
+
+    async def _from_cache(
+        self, batch: Batch[tuple[str, TextItem]]
+    ) -> tuple[list[Record], Batch[tuple[str, TextItem]]]:
+        """The records of the texts the cache holds, and the batch of the others."""
+        cache, policy = self.reuse.cache, self.reuse.policy
+        if cache is None or not policy.read:
+            return [], batch
+        stored = await cache.get_many_decoded([key for key, _ in batch.items], _decode_vector)
+        records: list[Record] = []
+        misses: Batch[tuple[str, TextItem]] = Batch()
+        for entry, tokens, hit in zip(batch.items, batch.tokens, stored, strict=True):
+            if hit is None:
+                misses.add(entry, tokens)
+                continue
+            vector, used = hit
+            for item in self.waiting.pop(entry[0], []):
+                self.stats.cached += 1
+                records.append(
+                    embed_record(
+                        item,
+                        model=self.endpoint.name,
+                        embedding=vector,
+                        input_tokens=used,
+                        cost_usd=0.0,
+                        cached=True,
+                    )
+                )
+        return records, misses
+
+    async def _request(self, batch: Batch[tuple[str, TextItem]]) -> list[Record]:
         texts = [item.text for _, item in batch.items]
         estimate = batch.total_tokens
         try:
@@ -221,19 +246,29 @@ class Embedder:
         return records
 
 
+# A stored vector: this tag, the input tokens (uint32, little-endian), then the floats as
+# little-endian float64: exact, and decoded without a per-number check.
+_VECTOR_TAG = b"vec1"
+_HEADER = struct.Struct("<4sI")
+
+
 def _encode_vector(vector: list[float], tokens: int) -> bytes:
-    return orjson.dumps({"embedding": vector, "input_tokens": tokens})
+    floats = array("d", vector)
+    if sys.byteorder != "little":
+        floats.byteswap()
+    return _HEADER.pack(_VECTOR_TAG, tokens) + floats.tobytes()
 
 
 def _decode_vector(raw: bytes) -> tuple[list[float], int]:
-    data = orjson.loads(raw)
-    vector = data["embedding"]
-    tokens = data["input_tokens"]
-    if not isinstance(vector, list) or not all(isinstance(x, int | float) for x in vector):
-        raise ValueError("not a vector")
-    if not isinstance(tokens, int):
-        raise ValueError("no token count")
-    return vector, tokens
+    tag, tokens = _HEADER.unpack_from(raw)
+    body = memoryview(raw)[_HEADER.size :]
+    if tag != _VECTOR_TAG or not body or len(body) % 8:
+        raise ValueError("not a stored vector")
+    floats = array("d")
+    floats.frombytes(body)
+    if sys.byteorder != "little":
+        floats.byteswap()
+    return floats.tolist(), tokens
 
 
 def embed_options(endpoint: RetrievalEndpoint, settings: EmbedSettings) -> EmbedOptions:

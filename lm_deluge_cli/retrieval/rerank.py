@@ -91,11 +91,13 @@ class Reranker:
         # records carry our estimate, marked as such.
         self.tokens_estimated = False
 
-    async def cached(self, query: str, document: str) -> float | None:
+    async def cached(self, query: str, documents: Sequence[str]) -> list[float | None]:
+        """Each document's stored score for `query` (None: not stored), in one cache read."""
         cache, policy = self.reuse.cache, self.reuse.policy
         if cache is None or not policy.read:
-            return None
-        return await cache.get_decoded(rerank_key(self.endpoint, query, document), _decode_score)
+            return [None] * len(documents)
+        keys = [rerank_key(self.endpoint, query, document) for document in documents]
+        return await cache.get_many_decoded(keys, _decode_score)
 
     async def store(self, query: str, documents: Sequence[str], scores: Sequence[float]) -> None:
         """One request's scores, in one cache write."""
@@ -162,10 +164,6 @@ class DocumentRanker:
         self.query_tokens = estimate_text_tokens(query)
 
     async def admit(self, item: TextItem) -> Record | tuple[TextItem, int] | None:
-        score = await self.reranker.cached(self.query, item.text)
-        if score is not None:
-            self.reranker.stats.cached += 1
-            return self.record(item, score, None, 0.0, 0, 0.0, cached=True)
         return item, self.query_tokens + estimate_text_tokens(item.text)
 
     def record(
@@ -197,6 +195,22 @@ class DocumentRanker:
         )
 
     async def send(self, batch: Batch[TextItem]) -> list[Record]:
+        """The batch's records: scores from the cache (one read for the batch), and from one
+        request for the rest, if any."""
+        stored = await self.reranker.cached(self.query, [item.text for item in batch.items])
+        hits: list[Record] = []
+        misses: Batch[TextItem] = Batch()
+        for item, tokens, score in zip(batch.items, batch.tokens, stored, strict=True):
+            if score is None:
+                misses.add(item, tokens)
+            else:
+                self.reranker.stats.cached += 1
+                hits.append(self.record(item, score, None, 0.0, 0, 0.0, cached=True))
+        if not misses.items:
+            return hits
+        return hits + await self._request(misses)
+
+    async def _request(self, batch: Batch[TextItem]) -> list[Record]:
         texts = [item.text for item in batch.items]
         try:
             scores, used, cost, attempts, latency = await self.reranker.score(
@@ -255,9 +269,7 @@ class QueryRanker:
 
     async def rank(self, item: QueryItem) -> Record:
         reranker = self.reranker
-        scores: list[float | None] = []
-        for document in item.documents:
-            scores.append(await reranker.cached(item.query, document.text))
+        scores = await reranker.cached(item.query, [d.text for d in item.documents])
         missing = [i for i, s in enumerate(scores) if s is None]
         if not missing:
             reranker.stats.cached += 1

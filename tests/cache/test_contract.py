@@ -15,7 +15,7 @@ import pytest
 from lm_deluge_cli.cache import Cache, CacheStats, ResilientCache
 
 if TYPE_CHECKING:
-    from conftest import Store
+    from .conftest import Store
 
 pytestmark = pytest.mark.anyio
 
@@ -142,6 +142,23 @@ async def test_many_entries_in_one_write_are_each_stored(cache: Cache) -> None:
     await wrapper.set_many([(k(0), b"gone")], ttl_s=0)
     assert await cache.get(k(0)) is None
     assert wrapper.statistics().writes == 53
+
+
+async def test_many_entries_are_read_in_one_go(cache: Cache) -> None:
+    # As embed reads a batch's keys: in order, misses as None, an entry its decoder refuses
+    # dropped (a miss), expired entries missed; one query where the backend has get_many.
+    wrapper = ResilientCache(cache)
+    await wrapper.set_many([(k(i), str(i).encode()) for i in range(700)])
+    await cache.set(k("junk"), b"not a number")
+    await cache.set(k("brief"), b"1", ttl_s=SHORT_TTL_S)
+    await anyio.sleep(PAST_SHORT_TTL_S)
+    keys = [k(i) for i in range(700)] + [k("absent"), k("junk"), k("brief")]
+    values = await wrapper.get_many_decoded(keys, int)
+    assert values == [*range(700), None, None, None]
+    counters = wrapper.statistics()
+    assert (counters.hits, counters.misses, counters.corrupted) == (700, 3, 1)
+    assert await cache.get(k("junk")) is None  # the refused entry was removed
+    assert await wrapper.get_many_decoded([], int) == []
 
 
 async def test_stats_describe_the_cache(cache: Cache, store: Store) -> None:

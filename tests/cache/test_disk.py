@@ -60,6 +60,11 @@ async def test_a_pickled_entry_is_refused_not_unpickled(tmp_path: Path) -> None:
         await cache.get(k(1))
     with pytest.raises(CorruptEntryError):
         await cache.get(k(2))
+    # Read among others, each is reported in its place and the rest still come back.
+    await cache.set(k(3), b"fine")
+    found = await cache.get_many([k(1), k(3), k(2), k(4)])
+    assert isinstance(found[0], CorruptEntryError) and isinstance(found[2], CorruptEntryError)
+    assert (found[1], found[3]) == (b"fine", None)
     assert await cache.delete(k(1)) is True
     assert await cache.get(k(1)) is None
     await cache.aclose()

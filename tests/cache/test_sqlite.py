@@ -125,6 +125,10 @@ async def test_a_value_that_is_not_a_blob_is_a_corrupt_entry(tmp_path: Path) -> 
         conn.execute("INSERT INTO cache_entries VALUES (?, ?, NULL, 0)", (k(1), "text, not a blob"))
     with pytest.raises(CorruptEntryError):
         await cache.get(k(1))
+    # Read among others, it is reported in its place and the rest still come back.
+    await cache.set(k(2), b"fine")
+    found = await cache.get_many([k(1), k(2), k(3)])
+    assert isinstance(found[0], CorruptEntryError) and found[1:] == [b"fine", None]
     await cache.aclose()
 
 
