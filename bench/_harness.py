@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from _peer import PeerUnavailable, driver_argv
@@ -159,10 +160,11 @@ def write_prompts(n: int) -> Path:
 
 
 def count_ok(path: Path) -> int:
+    fast_json: ModuleType
     try:
         import orjson as fast_json
     except ImportError:
-        fast_json = json  # type: ignore[no-redef]
+        fast_json = json
     if not path.exists():
         return 0
     with open(path, "rb") as f:

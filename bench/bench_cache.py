@@ -65,7 +65,7 @@ def main() -> None:
                     continue
                 fill = run(f"{name}-fill", url, inp, work / f"{name}-1.jsonl", "--cache", spec)
                 hits = run(f"{name}-hits", url, inp, work / f"{name}-2.jsonl", "--cache", spec)
-                result = {"backend": name, "fill": fill, "hits": hits}
+                result: dict[str, Any] = {"backend": name, "fill": fill, "hits": hits}
                 result["fill_lines_per_s"] = n / fill["wall_s"]
                 result["hit_lines_per_s"] = n / hits["wall_s"]
                 result["rerun_time_ratio"] = hits["wall_s"] / fill["wall_s"]

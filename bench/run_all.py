@@ -29,7 +29,7 @@ BENCHMARKS = [
 def main() -> None:
     args = h.parse_args(__doc__)
     flags = [f for f in ("--quick", "--no-peer") if getattr(args, f[2:].replace("-", "_"))]
-    rows = []
+    rows: list[list[str]] = []
     for script in BENCHMARKS:
         print(f"\n### {script} {' '.join(flags)}", flush=True)
         started = time.perf_counter()
@@ -38,8 +38,8 @@ def main() -> None:
         rows.append([script, "ok" if done.returncode == 0 else f"exit {done.returncode}"])
         rows[-1].append(f"{took:.0f}")
     print("\n== run_all ==")
-    for name, status, took in rows:
-        print(f"{name:<26} {status:<8} {took:>5} s")
+    for name, status, seconds in rows:
+        print(f"{name:<26} {status:<8} {seconds:>5} s")
     print(f"command: {command()}")
     sys.exit(0 if all(r[1] == "ok" for r in rows) else 1)
 

@@ -75,7 +75,7 @@ def test_dict_order_and_number_spelling_do_not_change_the_key() -> None:
     assert key(sampling=dataclasses.replace(BASE, json_schema=schema)) == key(
         sampling=dataclasses.replace(BASE, json_schema=reordered)
     )
-    as_int = dataclasses.replace(BASE, temperature=1, top_p=1)  # type: ignore[arg-type]
+    as_int = dataclasses.replace(BASE, temperature=1, top_p=1)
     assert key(sampling=as_int) == key(sampling=dataclasses.replace(BASE, temperature=1.0))
 
 

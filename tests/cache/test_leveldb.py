@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from typer.testing import CliRunner
@@ -49,7 +49,8 @@ class Clock:
 
 @pytest.fixture
 def plyvel() -> ModuleType:
-    return pytest.importorskip("plyvel")
+    # importorskip returns Any: the module it imports is known only at run time.
+    return cast(ModuleType, pytest.importorskip("plyvel"))
 
 
 @pytest.fixture

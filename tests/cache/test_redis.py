@@ -14,7 +14,7 @@ import pytest
 from lm_deluge_cli.cache import open_cache
 
 if TYPE_CHECKING:
-    from conftest import RedisServer
+    from .conftest import RedisServer
 
 pytest.importorskip("redis")
 

@@ -28,7 +28,7 @@ from lm_deluge_cli.cache import (
 from lm_deluge_cli.errors import ConfigError
 
 if TYPE_CHECKING:
-    from conftest import RedisServer, StartRedis, Store
+    from .conftest import RedisServer, StartRedis, Store
 
 pytestmark = pytest.mark.anyio
 

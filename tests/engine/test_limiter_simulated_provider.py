@@ -16,7 +16,7 @@ from lm_deluge_cli.engine.limiter import RateLimiter, Ticket
 from lm_deluge_cli.types import RateLimitInfo
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from .conftest import FakeClock
 
 
 @pytest.fixture

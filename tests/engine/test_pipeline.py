@@ -125,7 +125,7 @@ async def test_an_internal_error_costs_one_record_not_the_run(
 
     real = Requester.process
 
-    async def flaky(self: Requester, prompt: Prompt) -> dict[str, Any]:
+    async def flaky(self: Requester, prompt: Prompt) -> dict[str, Any] | None:
         if prompt.line == 7:
             raise RuntimeError("boom")
         return await real(self, prompt)

@@ -129,12 +129,18 @@ def prompt(i: int = 0, model: str | None = None) -> Prompt:
     return Prompt(id=i, line=i + 1, messages=[{"role": "user", "content": "q"}], model=model)
 
 
+async def record_of(requester: Requester, p: Prompt) -> dict[str, Any]:
+    """The prompt's record from a run that has not halted (process returns None once it has)."""
+    record = await requester.process(p)
+    assert record is not None, "the run halted"
+    return record
+
+
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries wait zero seconds here; the delays themselves are tested in test_retry."""
     import lm_deluge_cli.engine.requester as module
-
-    real = module.decide
+    from lm_deluge_cli.engine.retry import decide as real
 
     def instant(*args: Any, **kwargs: Any) -> Any:
         decision = real(*args, **kwargs)
@@ -146,7 +152,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_success_record() -> None:
     transport = ScriptedTransport([HttpResponse(200, {}, ok_body("hello"))])
     requester, stats = make_requester({"openai:gpt-4.1-mini": transport})
-    record = await requester.process(prompt())
+    record = await record_of(requester, prompt())
     assert record["status"] == "ok"
     assert record["completion"] == "hello"
     assert record["attempts"] == 1
@@ -181,7 +187,7 @@ async def test_retry_table(
 ) -> None:
     transport = ScriptedTransport(steps)
     requester, _ = make_requester({"openai:gpt-4.1-mini": transport}, max_attempts=4)
-    record = await requester.process(prompt())
+    record = await record_of(requester, prompt())
     assert record["status"] == status
     assert record["attempts"] == attempts
     assert len(transport.requests) == attempts
@@ -199,7 +205,7 @@ async def test_rate_limit_pauses_the_shared_limiter() -> None:
         ]
     )
     requester, stats = make_requester({"openai:gpt-4.1-mini": transport}, limiter=limiter)
-    record = await requester.process(prompt())
+    record = await record_of(requester, prompt())
     assert record["status"] == "ok"
     assert stats.rate_limited == 1
     assert limiter.statistics().pauses == 1
@@ -208,7 +214,7 @@ async def test_rate_limit_pauses_the_shared_limiter() -> None:
 async def test_insufficient_quota_is_fatal_and_not_retried() -> None:
     transport = ScriptedTransport([error_response(429, "insufficient_quota")])
     requester, stats = make_requester({"openai:gpt-4.1-mini": transport})
-    record = await requester.process(prompt())
+    record = await record_of(requester, prompt())
     assert record["status"] == "error"
     assert len(transport.requests) == 1
     assert requester.fatal is not None
@@ -219,7 +225,7 @@ async def test_auth_failure_moves_to_the_other_model() -> None:
     bad = ScriptedTransport([error_response(401, "invalid_api_key")])
     good = ScriptedTransport([HttpResponse(200, {}, ok_body())])
     requester, stats = make_requester({"openai:bad": bad, "openai:good": good})
-    records = [await requester.process(prompt(i)) for i in range(20)]
+    records = [await record_of(requester, prompt(i)) for i in range(20)]
     assert all(r["status"] == "ok" and r["model"] == "openai:good" for r in records)
     assert len(bad.requests) == 1, "a dead model gets no more requests"
     assert requester.fatal is None
@@ -230,8 +236,8 @@ async def test_pinned_prompt_on_dead_model_is_an_error_record() -> None:
     bad = ScriptedTransport([error_response(403)])
     good = ScriptedTransport([HttpResponse(200, {}, ok_body())])
     requester, _ = make_requester({"openai:bad": bad, "openai:good": good})
-    first = await requester.process(prompt(0, model="openai:bad"))
-    second = await requester.process(prompt(1, model="openai:bad"))
+    first = await record_of(requester, prompt(0, model="openai:bad"))
+    second = await record_of(requester, prompt(1, model="openai:bad"))
     assert first["error"]["type"] == "permission_denied"
     assert second["error"]["type"] == "model_unavailable"
     assert len(bad.requests) == 1
@@ -241,7 +247,7 @@ async def test_pin_to_a_model_outside_the_job_is_an_error_record() -> None:
     requester, _ = make_requester(
         {"openai:a": ScriptedTransport([HttpResponse(200, {}, ok_body())])}
     )
-    record = await requester.process(prompt(0, model="openai:elsewhere"))
+    record = await record_of(requester, prompt(0, model="openai:elsewhere"))
     assert record["status"] == "error"
     assert "openai:elsewhere" in record["error"]["message"]
 
@@ -264,7 +270,7 @@ async def test_a_line_goes_to_the_model_its_content_picks_run_after_run() -> Non
         requester, _ = make_requester({"openai:a": a, "openai:b": b}, seed=seed)
         models = []
         for i in range(100):
-            record = await requester.process(asking(i, f"question {i % 50}"))
+            record = await record_of(requester, asking(i, f"question {i % 50}"))
             models.append(record["model"])
         # Identical lines (i and i + 50) went to one model, whatever the random seed.
         assert models[:50] == models[50:]
@@ -285,7 +291,7 @@ async def test_retry_other_model_draws_another() -> None:
         weights={"openai:flaky": 1000},
         retry_other_model=True,
     )
-    record = await requester.process(prompt())
+    record = await record_of(requester, prompt())
     assert record["status"] == "ok"
     assert record["model"] == "openai:steady"
     assert record["attempts"] == 2

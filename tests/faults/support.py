@@ -101,5 +101,6 @@ class Finished:
     seconds: float
 
     @property
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
+        """The --json summary, read like the records: as JSON."""
         return self.report.to_dict()

@@ -43,7 +43,7 @@ def dumps(obj: Any) -> bytes:
 
 
 texts = st.text(
-    st.characters(exclude_categories=("Cs",)),  # JSON strings cannot hold lone surrogates
+    st.characters(exclude_categories=["Cs"]),  # JSON strings cannot hold lone surrogates
     min_size=1,
     max_size=40,
 )
@@ -52,7 +52,9 @@ texts = st.text(
 not_a_string = st.one_of(
     st.integers(), st.booleans(), st.none(), st.lists(st.integers(), max_size=2)
 )
-not_a_number = st.one_of(texts, st.lists(st.integers(), max_size=2), st.just({}))
+not_a_number: st.SearchStrategy[object] = st.one_of(
+    texts, st.lists(st.integers(), max_size=2), st.just({})
+)
 wrong_types = st.one_of(
     st.tuples(st.just("prompt"), st.one_of(not_a_string, st.just(""))),
     st.tuples(st.just("messages"), st.one_of(texts, st.integers(), st.just({}))),

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from lm_deluge_cli.errors import EXIT_SOME_FAILED
 from tests.input.conftest import run_bytes
@@ -47,7 +48,7 @@ def test_the_cli_exits_1_on_a_file_with_bad_lines_and_0_on_a_clean_one(
 ) -> None:
     env = {"LM_DELUGE_TOKENIZER": "heuristic", "PATH": "/usr/bin:/bin"}
 
-    def run(data: bytes) -> tuple[int, list[dict[str, object]]]:
+    def run(data: bytes) -> tuple[int, list[dict[str, Any]]]:
         source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
         source.write_bytes(data)
         output.unlink(missing_ok=True)

@@ -138,7 +138,7 @@ def _is_section(key: str, value: Any) -> bool:
 
 
 def with_value(table: str | None, key: str, value: Any) -> dict[str, Any]:
-    data = json.loads(json.dumps(MINIMAL))
+    data: dict[str, Any] = json.loads(json.dumps(MINIMAL))
     if table is None:
         data[key] = value
     elif table == "models":

@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypedDict, Unpack
 
 import anyio
 import orjson
@@ -36,8 +36,14 @@ def _write(tmp_path: Path, data: bytes) -> Path:
     return path
 
 
-def _read(path: Path | str, **kwargs: object) -> list[Prompt | BadLine]:
-    with InputReader(path, **kwargs) as reader:  # type: ignore[arg-type]
+class _Sizes(TypedDict, total=False):
+    chunk_size: int
+    batch_lines: int
+    batch_bytes: int
+
+
+def _read(source: Path | str | BinaryIO, **sizes: Unpack[_Sizes]) -> list[Prompt | BadLine]:
+    with InputReader(source, **sizes) as reader:
         return list(reader)
 
 
@@ -228,7 +234,7 @@ async def test_cancel_while_stdin_is_idle(stdin_pipe: int) -> None:
 def test_reads_from_an_open_stream(tmp_path: Path) -> None:
     path = _write(tmp_path, b'{"prompt": "a"}\n')
     with open(path, "rb") as stream:
-        assert _summary(_read(stream)) == [("ok", 1, 1)]  # type: ignore[arg-type]
+        assert _summary(_read(stream)) == [("ok", 1, 1)]
 
 
 # ---------------------------------------------------------------------------- check_input

@@ -295,7 +295,7 @@ def test_json_schema_is_a_forced_tool_without_thinking(
 def test_the_forced_tools_input_is_the_completion(
     endpoint: Callable[..., Endpoint],
 ) -> None:
-    answer = {
+    answer: dict[str, Any] = {
         "content": [{"type": "tool_use", "id": "t1", "name": "respond", "input": {"n": 3}}],
         "stop_reason": "tool_use",
         "usage": {"input_tokens": 4, "output_tokens": 5},

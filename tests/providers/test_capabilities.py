@@ -16,7 +16,7 @@ from lm_deluge_cli.providers.capabilities import (
 from lm_deluge_cli.providers.registry import ModelInfo, load_registry
 from lm_deluge_cli.types import SamplingParams
 
-PLAIN = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+PLAIN: dict[str, Any] = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
 
 
 def endpoint(provider: str = "openai", compatible: bool = False, **flags: Any) -> Endpoint:

@@ -26,7 +26,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "openai_responses"
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 OFFICIAL = "https://api.openai.com/v1"
 ADAPTER = OpenAIResponsesAdapter()
-PRICED = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+PRICED: dict[str, Any] = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(24)).decode()
 
 

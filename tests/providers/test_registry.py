@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 
@@ -142,6 +142,12 @@ def test_cost_without_a_cached_price_bills_cached_tokens_as_input() -> None:
     assert model.cost(Usage(1_000_000, 0, cached_input_tokens=400_000)) == pytest.approx(1.0)
 
 
+class Prices(TypedDict, total=False):
+    input_per_mtok: float
+    cached_input_per_mtok: float
+    output_per_mtok: float
+
+
 @pytest.mark.parametrize(
     "prices",
     [
@@ -151,7 +157,7 @@ def test_cost_without_a_cached_price_bills_cached_tokens_as_input() -> None:
         {"cached_input_per_mtok": 1.0, "output_per_mtok": 1.0},
     ],
 )
-def test_cost_is_unknown_without_both_prices(prices: dict[str, float]) -> None:
+def test_cost_is_unknown_without_both_prices(prices: Prices) -> None:
     assert ModelInfo("x:y", "x", "y", **prices).cost(Usage(10, 10)) is None
 
 

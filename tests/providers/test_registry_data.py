@@ -136,8 +136,8 @@ def test_capability_flags_come_from_the_data(
     registry: Registry, name: str, flags: set[str]
 ) -> None:
     info = registry.lookup(name)
-    names = ("reasoning", "supports_json", "supports_json_schema", "supports_images")
-    names += ("supports_pdf", "supports_logprobs")
+    names: tuple[str, ...] = ("reasoning", "supports_json", "supports_json_schema")
+    names += ("supports_images", "supports_pdf", "supports_logprobs")
     assert {flag for flag in names if getattr(info, flag)} == flags
 
 

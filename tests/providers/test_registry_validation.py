@@ -31,7 +31,8 @@ def model(**fields: Any) -> dict[str, Any]:
     return {"id": "local:m", "input_per_mtok": 1.0, "output_per_mtok": 2.0, **fields}
 
 
-def data(*models: dict[str, Any], **provider: Any) -> dict[str, Any]:
+def data(*models: object, **provider: Any) -> dict[str, Any]:
+    """A models.toml document; a model entry may be any TOML value, to test rejecting it."""
     return {"providers": {"local": {**PROVIDER, **provider}}, "models": list(models)}
 
 

@@ -48,7 +48,10 @@ def make(**settings: Any) -> Simulator:
     return Simulator(MockSettings(**settings), clock=FakeClock())
 
 
-def body(provider: str, documents: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def body(
+    provider: str, documents: list[str] | list[dict[str, str]] | None = None, /, **extra: Any
+) -> dict[str, Any]:
+    """A rerank request; `documents` may also be Jina's text objects, `extra` any field."""
     return {
         "model": MODELS[provider],
         "query": QUERY,

@@ -37,15 +37,15 @@ def user(content: Any) -> list[dict[str, Any]]:
     return [{"role": "user", "content": content}]
 
 
-def chat_body(content: Any = "Hello", model: str = MODEL, **extra: Any) -> bytes:
+def chat_body(content: Any = "Hello", model: str = MODEL, /, **extra: Any) -> bytes:
     return orjson.dumps({"model": model, "messages": user(content), **extra})
 
 
-def make(clock: FakeClock | None = None, **settings: Any) -> Simulator:
+def make(clock: FakeClock | None = None, /, **settings: Any) -> Simulator:
     return Simulator(MockSettings(**settings), clock=clock or FakeClock())
 
 
-def send(sim: Simulator, body: bytes | None = None, **headers: str) -> tuple[SimResponse, Any]:
+def send(sim: Simulator, body: bytes | None = None, /, **headers: str) -> tuple[SimResponse, Any]:
     response = sim.handle_openai_chat(headers, chat_body() if body is None else body)
     return response, orjson.loads(response.body) if response.body else None
 
@@ -62,7 +62,7 @@ def test_completion_is_deterministic_and_depends_on_messages_and_model() -> None
 
 
 def test_completion_reads_content_parts_and_echoes_the_last_user_message() -> None:
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "first question"},
         {"role": "assistant", "content": "an answer"},
