@@ -112,7 +112,11 @@ async def run_batches(
                 if isinstance(admitted, dict):
                     write(admitted)
                 elif admitted is not None:
-                    await send_items.send(admitted)
+                    try:
+                        # Room in the stream: no scheduling round trip per item.
+                        send_items.send_nowait(admitted)
+                    except anyio.WouldBlock:
+                        await send_items.send(admitted)
 
     async def batch(
         recv: MemoryObjectReceiveStream[tuple[Any, int]],
