@@ -78,7 +78,11 @@ async def run_pipeline(
                     stats.passed_through += 1
                     await direct_send.send(item.record)
                 else:
-                    await send.send(item)
+                    try:
+                        # Room in the stream: no scheduling round trip per prompt.
+                        send.send_nowait(item)
+                    except anyio.WouldBlock:
+                        await send.send(item)
 
     async def work(
         recv: MemoryObjectReceiveStream[Prompt], send: MemoryObjectSendStream[dict[str, Any]]
