@@ -10,7 +10,6 @@ import typer
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute, job_overrides
 from lm_deluge_cli.config import load_job
-from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 
 __all__ = ["embed"]
@@ -40,14 +39,6 @@ BatchSize = Annotated[
         help="Texts per request, at most the model's limit (default: the model's limit).",
     ),
 ]
-
-
-def _lines(statistics: RunStatistics) -> list[str]:
-    return []
-
-
-def _fields(statistics: RunStatistics) -> dict[str, object]:
-    return {}
 
 
 def embed(
@@ -88,6 +79,6 @@ def embed(
         fresh=fresh,
         quiet=quiet,
         json_summary=json_summary,
-        tool=ToolSummary("embed", _lines, _fields),
+        tool=ToolSummary("embed"),
         runner=partial(run_embed, settings=settings),
     )

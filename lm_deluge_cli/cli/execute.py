@@ -40,8 +40,8 @@ class ToolSummary:
     lines, and its own fields in the --json summary."""
 
     name: str
-    lines: Callable[[RunStatistics], list[str]]
-    fields: Callable[[RunStatistics], dict[str, object]]
+    lines: Callable[[RunStatistics], list[str]] = lambda _: []
+    fields: Callable[[RunStatistics], dict[str, object]] = lambda _: {}
 
 
 def job_overrides(flags: Mapping[str, Any]) -> JobOverrides:

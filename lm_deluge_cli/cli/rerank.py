@@ -10,7 +10,6 @@ import typer
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute, job_overrides
 from lm_deluge_cli.config import load_job
-from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.retrieval.rerank import RerankSettings, run_rerank
 
 __all__ = ["rerank"]
@@ -33,14 +32,6 @@ TopN = Annotated[
         help="Keep the N best results of each query (query lines only; default: all).",
     ),
 ]
-
-
-def _lines(statistics: RunStatistics) -> list[str]:
-    return []
-
-
-def _fields(statistics: RunStatistics) -> dict[str, object]:
-    return {}
 
 
 def rerank(
@@ -80,6 +71,6 @@ def rerank(
         fresh=fresh,
         quiet=quiet,
         json_summary=json_summary,
-        tool=ToolSummary("rerank", _lines, _fields),
+        tool=ToolSummary("rerank"),
         runner=partial(run_rerank, settings=settings),
     )
