@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -26,55 +25,16 @@ from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.progress import make_view, watched
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
-from lm_deluge_cli.types import Prompt, SamplingParams, Usage
+from lm_deluge_cli.types import ErrorInfo, Prompt, Result, SamplingParams
 
-__all__ = ["LLMClient", "PromptInput", "Result"]
+__all__ = ["NOT_RUN", "LLMClient", "PromptInput", "Result", "not_run"]
+
+# The error type of a prompt the run stopped before sending.
+NOT_RUN = "not_run"
 
 # A prompt is a string, a Conversation, a list of OpenAI chat messages, or a dict shaped like
 # an input line (whose "messages" may also be a Conversation).
 PromptInput = str | Conversation | list[dict[str, Any]] | dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One prompt's outcome; the same fields as an output record."""
-
-    id: str | int | None
-    status: str
-    model: str | None
-    completion: str | None
-    finish_reason: str | None
-    usage: Usage | None
-    cost_usd: float | None
-    attempts: int
-    latency_s: float | None
-    error: dict[str, Any] | None
-    metadata: Any
-    cached: bool = False
-    deduplicated: bool = False
-
-    @property
-    def is_error(self) -> bool:
-        return self.status != "ok"
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Result:
-        usage = record.get("usage")
-        return cls(
-            id=record.get("id"),
-            status=record["status"],
-            model=record.get("model"),
-            completion=record.get("completion"),
-            finish_reason=record.get("finish_reason"),
-            usage=Usage.from_record(usage) if usage else None,
-            cost_usd=record.get("cost_usd"),
-            attempts=record.get("attempts") or 0,
-            latency_s=record.get("latency_s"),
-            error=record.get("error"),
-            metadata=record.get("metadata"),
-            cached=bool(record.get("cached")),
-            deduplicated=bool(record.get("deduplicated")),
-        )
 
 
 class LLMClient:
@@ -144,11 +104,10 @@ class LLMClient:
         return_completions_only: bool = False,
     ) -> list[Any]:
         """Results in the order of `prompts` (completions only: None for failures)."""
-        records = await self._run_records(
+        results = await self._run_records(
             _prompts(prompts), len(prompts), show_progress=show_progress
         )
-        results = [None if r is None else Result.from_record(r) for r in records]
-        final = [r if r is not None else _missing(i) for i, r in enumerate(results)]
+        final = [r if r is not None else not_run(i) for i, r in enumerate(results)]
         if return_completions_only:
             return [None if r.is_error else r.completion for r in final]
         return final
@@ -159,16 +118,17 @@ class LLMClient:
         count: int,
         *,
         show_progress: bool = False,
-    ) -> list[dict[str, Any] | None]:
+        finish: Callable[[Result], Result] | None = None,
+    ) -> list[Result | None]:
         """Run `count` items (lines 1 to `count`) through the engine with this client's
-        models, limits and cache; each line's record by position, None if it never ran.
-        Shared with the toolkit (`lm_deluge_cli.llm_tools`)."""
+        models, limits and cache; each line's result by position, None if it never ran.
+        Shared with the toolkit (`lm_deluge_cli.llm_tools`), whose `finish` completes each."""
         endpoints = resolve_endpoints(self.models)
         stats = RunStats(total=count, total_is_estimate=False)
-        records: list[dict[str, Any] | None] = [None] * count
+        records: list[Result | None] = [None] * count
 
-        def sink(record: dict[str, Any]) -> None:
-            index = (record.get("line") or 0) - 1
+        def sink(record: Result) -> None:
+            index = record.line - 1
             if 0 <= index < count:
                 records[index] = record
 
@@ -189,7 +149,7 @@ class LLMClient:
             await watched(
                 view,
                 stats.snapshot,
-                lambda: run_pipeline(source, sink, requester, stats),
+                lambda: run_pipeline(source, sink, requester, stats, finish=finish),
             )
         return records
 
@@ -252,21 +212,12 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _missing(index: int) -> Result:
+def not_run(index: int) -> Result:
+    """The result of the prompt at `index` when the run stopped before sending it."""
     return Result(
         id=index,
+        line=index + 1,
         status="error",
         model=None,
-        completion=None,
-        finish_reason=None,
-        usage=None,
-        cost_usd=None,
-        attempts=0,
-        latency_s=None,
-        error={
-            "type": "not_run",
-            "message": "the run stopped before this prompt was sent",
-            "status_code": None,
-        },
-        metadata=None,
+        error=ErrorInfo(NOT_RUN, "the run stopped before this prompt was sent"),
     )

@@ -11,7 +11,9 @@
         ├── APIConnectionError            nothing usable came back
         │   └── APITimeoutError           …within request_timeout
         ├── APIResponseValidationError    a 2xx whose body we cannot read
-        │   └── SchemaValidationError     …or whose answer breaks the json_schema asked for
+        │   ├── SchemaValidationError     …or whose answer breaks the json_schema asked for
+        │   └── EmptyAnswerError          …or whose answer says nothing (no text, tool call
+        │                                 or refusal): retried, never cached
         └── APIStatusError                the provider answered with an error status
             ├── BadRequestError           400
             ├── AuthenticationError       401
@@ -47,6 +49,7 @@ __all__ = [
     "BadRequestError",
     "ConfigError",
     "ConflictError",
+    "EmptyAnswerError",
     "FatalProviderError",
     "InternalServerError",
     "LMDelugeError",
@@ -154,6 +157,13 @@ class SchemaValidationError(APIResponseValidationError):
     """The completion does not match the json_schema it was asked for; another try may."""
 
     type = "schema_mismatch"
+    retryable = True
+
+
+class EmptyAnswerError(APIResponseValidationError):
+    """The answer holds no text, tool call or refusal: nothing a user could use."""
+
+    type = "empty_answer"
     retryable = True
 
 

@@ -150,7 +150,6 @@ async def run_job(
             stats.earlier_cost_usd = state.cost_usd
         await count_input(job, stats)
         source: AsyncIterator[Prompt | BadLine | Answered]
-        sink = writer.write
         if task is None:
             reader = stack.enter_context(InputReader(job.input, files_root=job.files_root))
             source = skip_done(reader, state, stats, job.shard)
@@ -161,15 +160,11 @@ async def run_job(
                 InputReader(job.input, parse=task.parser(base_dir, files_root))
             )
             source = _prepared(skip_done(items, state, stats, job.shard), task)
-            finish = task.finish
-
-            def sink(record: dict[str, Any]) -> None:
-                writer.write(finish(record))
-
+        finish = task.finish if task is not None else None
         outcome = await watched(
             view,
             stats.snapshot,
-            lambda: run_pipeline(source, sink, requester, stats, stop=stop),
+            lambda: run_pipeline(source, writer.write, requester, stats, stop=stop, finish=finish),
         )
         report = JobReport(
             outcome=outcome,

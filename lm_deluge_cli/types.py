@@ -1,22 +1,37 @@
-"""The shared vocabulary: prompts in, completions and results out. No logic beyond merging."""
+"""The shared vocabulary: prompts in, answers and results out. Values only: no I/O, and no
+logic beyond merging and reading their own fields."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+import orjson
 
 __all__ = [
+    "FINISH_REASONS",
     "SAMPLING_FIELDS",
+    "Answer",
     "Completion",
+    "ErrorInfo",
     "HttpRequest",
     "HttpResponse",
     "Prompt",
     "RateLimitInfo",
+    "Reasoning",
+    "Result",
     "SamplingParams",
+    "ToolCall",
     "Usage",
 ]
+
+# Why a model stopped, in one vocabulary for every provider (its own value is kept beside):
+# stop (a natural end or a stop sequence), length (max tokens or the context window),
+# tool_calls (it called tools and waits for their results), content_filter (the provider's
+# filter cut or blocked it), refusal (the model declined), other (anything else).
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "refusal", "other")
 
 # Messages are OpenAI chat messages: {"role": ..., "content": str | list[part]}.
 Message = dict[str, Any]
@@ -79,21 +94,28 @@ def id_key(value: str | int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens a request consumed, as the provider reported them."""
+    """Tokens a request consumed, as the provider reported them.
+
+    `cached_input_tokens` (read from the provider's prompt cache) and `cache_write_tokens`
+    (written to it; `cache_write_1h_tokens` of them kept for an hour rather than the
+    default five minutes) are parts of `input_tokens`; `reasoning_tokens` are part of
+    `output_tokens`.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     def to_record(self) -> dict[str, int]:
-        """Input and output tokens, and the cached-input and reasoning tokens among them
-        when the provider reported any."""
+        """Input and output tokens, and each of the other counts the provider reported."""
         record = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
-        if self.cached_input_tokens:
-            record["cached_input_tokens"] = self.cached_input_tokens
-        if self.reasoning_tokens:
-            record["reasoning_tokens"] = self.reasoning_tokens
+        for name in _USAGE_DETAILS:
+            value = getattr(self, name)
+            if value:
+                record[name] = value
         return record
 
     @classmethod
@@ -102,19 +124,119 @@ class Usage:
         return cls(
             int(record.get("input_tokens") or 0),
             int(record.get("output_tokens") or 0),
-            int(record.get("cached_input_tokens") or 0),
-            int(record.get("reasoning_tokens") or 0),
+            *(int(record.get(name) or 0) for name in _USAGE_DETAILS),
         )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            *(getattr(self, f) + getattr(other, f) for f in _USAGE_FIELDS),
+        )
+
+
+_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
+# The counts a record shows only when the provider reported some.
+_USAGE_DETAILS = _USAGE_FIELDS[2:]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model made to a tool.
+
+    `arguments` is the decoded JSON object. When a provider sends arguments that are not a
+    JSON object, `arguments` is None and `arguments_raw` keeps them exactly as sent.
+    """
+
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    arguments_raw: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Whether the arguments were a JSON object."""
+        return self.arguments is not None
+
+    def openai_call(self) -> dict[str, Any]:
+        """The entry of an OpenAI assistant message's ``tool_calls``."""
+        if self.arguments is None:
+            arguments = self.arguments_raw or ""
+        else:
+            arguments = orjson.dumps(self.arguments).decode()
+        function = {"name": self.name, "arguments": arguments}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """What a model said while thinking.
+
+    `text` is the reasoning (or its summary) as the provider returns it, None when it
+    returns none to read. `parts` are what the provider needs back to continue the
+    conversation, opaque and in its own shape (Anthropic's signed and redacted thinking
+    blocks, the Responses API's encrypted reasoning items, Gemini's thought signatures),
+    each tagged with the wire format it came from (``{"format": "anthropic_messages",
+    ...}``): only that format is sent them again.
+    """
+
+    text: str | None = None
+    parts: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One sample of what a model said: text, tool calls, a refusal, or several of these.
+
+    `finish_reason` is one of FINISH_REASONS; `provider_finish_reason` is the provider's own.
+    """
+
+    text: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    reasoning: Reasoning | None = None
+    refusal: str | None = None
+    finish_reason: str | None = None
+    provider_finish_reason: str | None = None
+    logprobs: Any = None
+
+    @property
+    def empty(self) -> bool:
+        """Whether it says nothing: no text, no tool call and no refusal."""
+        return not self.text and not self.tool_calls and not self.refusal
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """What an adapter reads out of a successful response."""
+    """What an adapter reads out of a successful response: one answer per sample it holds
+    (at least one), and the usage of the whole response."""
 
-    text: str | None
-    finish_reason: str | None
+    answers: tuple[Answer, ...]
     usage: Usage
-    logprobs: Any = None
+
+    @classmethod
+    def of(
+        cls, text: str | None, finish_reason: str | None, usage: Usage, logprobs: Any = None
+    ) -> Completion:
+        """A completion of one text answer."""
+        return cls((Answer(text, finish_reason=finish_reason, logprobs=logprobs),), usage)
+
+    @property
+    def answer(self) -> Answer:
+        """The first answer."""
+        return self.answers[0]
+
+    @property
+    def text(self) -> str | None:
+        """The first answer's text."""
+        return self.answers[0].text
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The first answer's finish reason."""
+        return self.answers[0].finish_reason
+
+    @property
+    def logprobs(self) -> Any:
+        """The first answer's logprobs."""
+        return self.answers[0].logprobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +277,86 @@ class HttpResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a line ended in an error: a short stable `type` (``rate_limit``, ``bad_request``,
+    ``empty_answer``, ``invalid_input`` …), a message for people, and the HTTP status."""
+
+    type: str
+    message: str
+    status_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One line's outcome, as the engine hands it to the writer and to Python callers.
+
+    An ok result holds at least one answer (one per sample), and none of them is empty.
+    `fields` are a tool's own (extract's ``data``, score's ``p_yes`` …), written after
+    the others. `io.records` turns a Result into the output's JSON and back.
+    """
+
+    id: str | int | None
+    line: int
+    status: Literal["ok", "error"]
+    model: str | None
+    answers: tuple[Answer, ...] = ()
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    attempts: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+    deduplicated: bool = False
+    error: ErrorInfo | None = None
+    metadata: Any = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def is_error(self) -> bool:
+        return self.status != "ok"
+
+    @property
+    def answer(self) -> Answer | None:
+        """The first answer (None for an error)."""
+        return self.answers[0] if self.answers else None
+
+    @property
+    def completion(self) -> str | None:
+        """The first answer's text."""
+        return self.answers[0].text if self.answers else None
+
+    @property
+    def completions(self) -> list[str | None]:
+        """Every sample's text, in order."""
+        return [answer.text for answer in self.answers]
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.answers[0].finish_reason if self.answers else None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The first answer's tool calls."""
+        return self.answers[0].tool_calls if self.answers else ()
+
+    @property
+    def reasoning(self) -> Reasoning | None:
+        return self.answers[0].reasoning if self.answers else None
+
+    @property
+    def refusal(self) -> str | None:
+        return self.answers[0].refusal if self.answers else None
+
+    @property
+    def logprobs(self) -> Any:
+        return self.answers[0].logprobs if self.answers else None
+
+    def replace(self, **changes: Any) -> Result:
+        """A copy with the given fields changed."""
+        return dataclasses.replace(self, **changes)

@@ -8,10 +8,10 @@ flight get a grace period to finish, and every record produced is written.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -21,9 +21,9 @@ from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import FatalProviderError
 from lm_deluge_cli.io.reader import BadLine
-from lm_deluge_cli.io.records import api_error_record, bad_line_record
+from lm_deluge_cli.io.records import api_error_result, bad_line_result
 from lm_deluge_cli.providers.base import redact
-from lm_deluge_cli.types import Prompt
+from lm_deluge_cli.types import ErrorInfo, Prompt, Result
 
 __all__ = ["DEFAULT_GRACE_S", "RunOutcome", "run_pipeline"]
 
@@ -48,32 +48,34 @@ class RunOutcome:
 
 async def run_pipeline(
     source: AsyncIterable[Prompt | BadLine | Answered],
-    sink: Callable[[dict[str, Any]], None],
+    sink: Callable[[Result], None],
     requester: Requester,
     stats: RunStats,
     *,
     stop: anyio.Event | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    finish: Callable[[Result], Result] | None = None,
 ) -> RunOutcome:
     """Process every prompt of `source`, handing each final record to `sink` as it arrives.
 
     Bad lines and records answered without a request (`Answered`) go straight to `sink`.
+    `finish` (a tool's) completes each record before it is written and counted.
     """
     stop = stop or anyio.Event()
     workers = requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR
     work_send, work_recv = anyio.create_memory_object_stream[Prompt](int(workers))
-    result_send, result_recv = anyio.create_memory_object_stream[dict[str, Any]](int(workers))
+    result_send, result_recv = anyio.create_memory_object_stream[Result](int(workers))
     interrupted = False
 
     async def produce(
-        send: MemoryObjectSendStream[Prompt], direct_send: MemoryObjectSendStream[dict[str, Any]]
+        send: MemoryObjectSendStream[Prompt], direct_send: MemoryObjectSendStream[Result]
     ) -> None:
         async with send, direct_send:
             async for item in source:
                 if stop.is_set():
                     break
                 if isinstance(item, BadLine):
-                    await direct_send.send(bad_line_record(item))
+                    await direct_send.send(bad_line_result(item))
                 elif isinstance(item, Answered):
                     stats.passed_through += 1
                     await direct_send.send(item.record)
@@ -85,7 +87,7 @@ async def run_pipeline(
                         await send.send(item)
 
     async def work(
-        recv: MemoryObjectReceiveStream[Prompt], send: MemoryObjectSendStream[dict[str, Any]]
+        recv: MemoryObjectReceiveStream[Prompt], send: MemoryObjectSendStream[Result]
     ) -> None:
         async with recv, send:
             async for prompt in recv:
@@ -95,13 +97,15 @@ async def run_pipeline(
                     record = await requester.process(prompt)
                 except Exception as exc:
                     # A bug must not cost the run: this prompt alone gets an error record.
-                    record = api_error_record(prompt, exc, model=prompt.model, attempts=0)
+                    record = api_error_result(prompt, exc, model=prompt.model, attempts=0)
                     # The exception's text may quote a request: never let a key through.
-                    record["error"]["message"] = redact(record["error"]["message"])
+                    error = record.error or ErrorInfo("internal_error", "")
+                    error = dataclasses.replace(error, message=redact(error.message))
+                    record = record.replace(error=error)
                     log.error(
                         "internal error on line %d: %s",
                         prompt.line,
-                        record["error"]["message"],
+                        error.message,
                         exc_info=log.isEnabledFor(logging.DEBUG),
                     )
                 if record is not None:
@@ -115,12 +119,14 @@ async def run_pipeline(
     async def write() -> None:
         async with result_recv:
             async for record in result_recv:
+                if finish is not None:
+                    record = finish(record)
                 sink(record)
-                if record["status"] == "ok":
+                if record.status == "ok":
                     stats.ok += 1
                 else:
                     stats.failed += 1
-                    kind = (record.get("error") or {}).get("type") or "error"
+                    kind = record.error.type if record.error is not None else "error"
                     stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
 
     async with anyio.create_task_group() as outer:

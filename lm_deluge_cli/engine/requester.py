@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 
@@ -23,6 +22,7 @@ from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import (
     APIError,
     ConfigError,
+    EmptyAnswerError,
     FatalProviderError,
     RateLimitError,
     SchemaValidationError,
@@ -40,6 +40,7 @@ from lm_deluge_cli.types import (
     HttpResponse,
     Prompt,
     RateLimitInfo,
+    Result,
     SamplingParams,
 )
 
@@ -132,7 +133,7 @@ class Requester:
         """Whether the run cannot usefully go on (every model dead, or the cap reached)."""
         return self.fatal is not None or self.cap_reached
 
-    async def process(self, prompt: Prompt) -> dict[str, Any] | None:
+    async def process(self, prompt: Prompt) -> Result | None:
         """Run one prompt to its final record (ok or error), or None if the run halted first.
 
         Never raises an APIError.
@@ -142,14 +143,14 @@ class Requester:
         except _Halted:
             return None
 
-    async def _process(self, prompt: Prompt) -> dict[str, Any]:
+    async def _process(self, prompt: Prompt) -> Result:
         content = content_digest(prompt.messages, prompt.extra_body)
         try:
             # The first pick follows from what the line asks, so identical lines, and this
             # line in a later run, go to the same model and can share its answer.
             slot = self._pick(prompt, exclude=None, draw=content_draw(content))
         except UsageError as exc:
-            return records.error_record(
+            return records.error_result(
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
             )
         reuse = self.reuse
@@ -178,7 +179,7 @@ class Requester:
             else:
                 record = await self._answer(prompt, slot)
                 # Stored under this key only if this model answered (not one retried on).
-                if record["model"] == slot.endpoint.name:
+                if record.model == slot.endpoint.name:
                     await reuse.store(key, record)
             pending.record = record
             reuse.remember(key, record)
@@ -187,7 +188,7 @@ class Requester:
             del reuse.in_flight[key]
             pending.done.set()
 
-    async def _answer(self, prompt: Prompt, slot: ModelSlot) -> dict[str, Any]:
+    async def _answer(self, prompt: Prompt, slot: ModelSlot) -> Result:
         """The prompt's record from the provider, starting on `slot`."""
         # Images and PDFs are counted by the rule of the provider the prompt starts on.
         estimate = estimate_message_tokens(prompt.messages, provider=slot.endpoint.wire_format)
@@ -198,7 +199,7 @@ class Requester:
                 if self._alive(exclude=None) is None:
                     raise _Halted  # the run is stopping: unsent prompts are left for the resume
                 if prompt.model is not None:
-                    return records.error_record(
+                    return records.error_result(
                         prompt,
                         model=slot.endpoint.name,
                         error_type="model_unavailable",
@@ -221,7 +222,7 @@ class Requester:
                     and self._alive(exclude=slot) is not None
                 )
                 if not (decision.retry or moved):
-                    return records.error_record(
+                    return records.error_result(
                         prompt,
                         model=slot.endpoint.name,
                         error_type=error.type,
@@ -242,7 +243,7 @@ class Requester:
                 self.stats.cost_known = False
             else:
                 self.stats.cost_usd += cost
-            return records.ok_record(
+            return records.ok_result(
                 prompt,
                 model=slot.endpoint.name,
                 completion=completion,
@@ -290,13 +291,20 @@ class Requester:
         used = completion.usage.input_tokens + min(completion.usage.output_tokens, output)
         if used:
             slot.limits.reconcile(tickets, used)
-        if sampling.json_schema is not None:
-            problem = completion_violation(completion.text, sampling.json_schema)
-            if problem is not None:
-                raise SchemaValidationError(
-                    f"the answer does not match the json_schema: {problem}",
+        for answer in completion.answers:
+            if answer.empty:
+                raise EmptyAnswerError(
+                    f"{response.status}: the answer holds no text, tool call or refusal "
+                    f"(finish reason {answer.provider_finish_reason or answer.finish_reason})",
                     status_code=response.status,
                 )
+            if sampling.json_schema is not None:
+                problem = completion_violation(answer.text, sampling.json_schema)
+                if problem is not None:
+                    raise SchemaValidationError(
+                        f"the answer does not match the json_schema: {problem}",
+                        status_code=response.status,
+                    )
         return completion, time.monotonic() - sent, cost
 
     async def _send(

@@ -23,12 +23,13 @@ from lm_deluge_cli.cache.resilient import ResilientCache, open_resilient
 from lm_deluge_cli.cache.spec import default_cache_dir
 from lm_deluge_cli.config import CacheConfig
 from lm_deluge_cli.io import records
-from lm_deluge_cli.types import Completion, Prompt, Usage
+from lm_deluge_cli.types import Answer, Completion, Prompt, Result, Usage
 
 __all__ = ["CachePolicy", "Pending", "Reuse", "StoredAnswer", "open_reuse"]
 
-# Bumped when the stored value's shape changes: older values then read as corrupt (a miss).
-VALUE_VERSION = 1
+# Bumped when the stored value's shape changes. Version 1 held one answer's text; version 2
+# holds whole answers (tool calls, reasoning, refusals, samples). Both are read.
+VALUE_VERSION = 2
 # How many successful answers a run remembers for identical later lines.
 RECENT_ANSWERS = 10_000
 
@@ -50,42 +51,43 @@ class StoredAnswer:
     completion: Completion
     cost_usd: float | None
 
+    @property
+    def empty(self) -> bool:
+        """Whether any answer says nothing (stored before empty answers became errors)."""
+        return any(answer.empty for answer in self.completion.answers)
+
     def encode(self) -> bytes:
         value: dict[str, Any] = {
             "v": VALUE_VERSION,
             "model": self.model,
-            "completion": self.completion.text,
-            "finish_reason": self.completion.finish_reason,
+            "answers": [records.answer_json(answer) for answer in self.completion.answers],
             "usage": self.completion.usage.to_record(),
             "cost_usd": self.cost_usd,
         }
-        if self.completion.logprobs is not None:
-            value["logprobs"] = self.completion.logprobs
         return orjson.dumps(value)
 
     @classmethod
     def decode(cls, raw: bytes) -> StoredAnswer:
-        """Raises ValueError for anything that is not a value `encode` wrote."""
+        """Raises ValueError (or KeyError, TypeError) for anything `encode` did not write."""
         value = orjson.loads(raw)
-        if not isinstance(value, dict) or value.get("v") != VALUE_VERSION:
+        if not isinstance(value, dict) or value.get("v") not in (1, VALUE_VERSION):
             raise ValueError("not a cached answer of this version")
-        text, usage = value.get("completion"), value.get("usage")
-        if not (text is None or isinstance(text, str)) or not isinstance(usage, dict):
-            raise ValueError("a cached answer without its completion or usage")
-        completion = Completion(
-            text, value.get("finish_reason"), Usage.from_record(usage), value.get("logprobs")
-        )
+        usage = value.get("usage")
+        if not isinstance(usage, dict):
+            raise ValueError("a cached answer without its usage")
+        if value["v"] == 1:
+            answers: tuple[Answer, ...] = (records.answer_from_json(value),)
+        else:
+            answers = tuple(records.answer_from_json(answer) for answer in value["answers"])
+        if not answers:
+            raise ValueError("a cached answer without answers")
+        completion = Completion(answers, Usage.from_record(usage))
         return cls(str(value.get("model")), completion, value.get("cost_usd"))
 
     @classmethod
-    def from_record(cls, record: records.Record) -> StoredAnswer:
-        completion = Completion(
-            record["completion"],
-            record["finish_reason"],
-            Usage.from_record(record["usage"] or {}),
-            record.get("logprobs"),
-        )
-        return cls(record["model"], completion, record["cost_usd"])
+    def from_result(cls, result: Result) -> StoredAnswer:
+        completion = Completion(result.answers, result.usage or Usage())
+        return cls(result.model or "", completion, result.cost_usd)
 
 
 @dataclass(slots=True)
@@ -93,7 +95,7 @@ class Pending:
     """A key's request in flight; `record` is set before `done` unless the run halted."""
 
     done: anyio.Event = field(default_factory=anyio.Event)
-    record: records.Record | None = None
+    record: Result | None = None
 
 
 class Reuse:
@@ -109,7 +111,7 @@ class Reuse:
         self.cache = cache
         self.policy = policy or CachePolicy()
         self.in_flight: dict[str, Pending] = {}
-        self._recent: OrderedDict[str, records.Record] = OrderedDict()
+        self._recent: OrderedDict[str, Result] = OrderedDict()
         self._recent_max = recent_answers
 
     def summary(self) -> dict[str, object] | None:
@@ -126,15 +128,15 @@ class Reuse:
             "errors": counters.errors,
         }
 
-    def recent(self, key: str) -> records.Record | None:
+    def recent(self, key: str) -> Result | None:
         """The record of a successful answer to `key` earlier in this run, if remembered."""
         record = self._recent.get(key)
         if record is not None:
             self._recent.move_to_end(key)
         return record
 
-    def remember(self, key: str, record: records.Record) -> None:
-        if record["status"] != "ok" or self._recent_max <= 0:
+    def remember(self, key: str, record: Result) -> None:
+        if record.status != "ok" or self._recent_max <= 0:
             return
         self._recent[key] = record
         self._recent.move_to_end(key)
@@ -142,14 +144,17 @@ class Reuse:
             self._recent.popitem(last=False)
 
     async def lookup(self, key: str) -> StoredAnswer | None:
+        """The stored answer to `key`; one that says nothing (kept by an earlier version)
+        is a miss."""
         if self.cache is None or not self.policy.read:
             return None
-        return await self.cache.get_decoded(key, StoredAnswer.decode)
+        found = await self.cache.get_decoded(key, StoredAnswer.decode)
+        return None if found is None or found.empty else found
 
-    async def store(self, key: str, record: records.Record) -> None:
-        if self.cache is None or not self.policy.write or record["status"] != "ok":
+    async def store(self, key: str, record: Result) -> None:
+        if self.cache is None or not self.policy.write or record.status != "ok":
             return
-        answer = StoredAnswer.from_record(record)
+        answer = StoredAnswer.from_result(record)
         await self.cache.set(key, answer.encode(), self.policy.ttl_s)
 
 
@@ -177,9 +182,9 @@ async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:
     return Reuse(cache, policy)
 
 
-def cached_record(prompt: Prompt, model: str, answer: StoredAnswer) -> records.Record:
+def cached_record(prompt: Prompt, model: str, answer: StoredAnswer) -> Result:
     """A cache hit's record: the stored answer, at no cost."""
-    return records.ok_record(
+    return records.ok_result(
         prompt,
         answer.completion,
         model=model,
@@ -190,17 +195,14 @@ def cached_record(prompt: Prompt, model: str, answer: StoredAnswer) -> records.R
     )
 
 
-def shared_record(prompt: Prompt, leader: records.Record) -> records.Record:
+def shared_record(prompt: Prompt, leader: Result) -> Result:
     """A copy of an identical line's record for `prompt`, at no cost."""
-    record = dict(leader)
-    record.update(
+    return leader.replace(
         id=prompt.id,
         line=prompt.line,
         metadata=prompt.metadata,
         attempts=0,
         latency_s=0.0,
         deduplicated=True,
+        cost_usd=None if leader.cost_usd is None else 0.0,
     )
-    if record["cost_usd"] is not None:
-        record["cost_usd"] = 0.0
-    return record

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import Record
-from lm_deluge_cli.types import Prompt
+from lm_deluge_cli.types import Prompt, Result
 
 __all__ = ["Answered", "LineParser", "Task"]
 
@@ -23,7 +22,7 @@ class Answered:
     """A line's final record, made without a request (e.g. a text already in the target
     language, passed through by translate)."""
 
-    record: Record
+    record: Result
 
 
 class Task(Protocol):
@@ -38,6 +37,6 @@ class Task(Protocol):
         """The prompt for one parsed line, or its record when no request is needed."""
         ...
 
-    def finish(self, record: Record) -> Record:
+    def finish(self, record: Result) -> Result:
         """The record as written: `run`'s fields plus the tool's own (also for errors)."""
         ...

@@ -1,7 +1,9 @@
 """Read an existing output to learn what is done, and repair a torn last line, for resume.
 
 The latest record for an id wins: an id that failed and then succeeded is done; one
-that succeeded and then failed is failed. Only the output is read, never the input.
+that succeeded and then failed is failed. An ok record that holds no answer (written before
+empty answers became errors) counts as an ``empty_answer`` failure, so it is sent again.
+Only the output is read, never the input.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import orjson
 from lm_deluge_cli.errors import UsageError
 from lm_deluge_cli.io.idset import IdMap, IdSet, IntSet, id_hash
 from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, iter_lines, read_function
-from lm_deluge_cli.io.records import INVALID_INPUT, Record
+from lm_deluge_cli.io.records import EMPTY_ANSWER, INVALID_INPUT, Record, has_answer
 from lm_deluge_cli.io.writer import write_error
 from lm_deluge_cli.types import Prompt, id_key
 
@@ -161,9 +163,12 @@ class ResumeState:
         if isinstance(usage, dict):
             self.input_tokens += _count(usage.get("input_tokens"))
             self.output_tokens += _count(usage.get("output_tokens"))
+        ok = record["status"] == "ok"
         error = record.get("error")
         etype = error.get("type") if isinstance(error, dict) else None
-        if not isinstance(etype, str):
+        if ok and not has_answer(record):
+            ok, etype = False, EMPTY_ANSWER
+        elif not isinstance(etype, str):
             etype = "unknown"
         line = record.get("line")
         if etype == INVALID_INPUT and _is_count(line):
@@ -172,7 +177,7 @@ class ResumeState:
         if rid is None:
             return
         h = id_hash(id_key(rid))
-        if record["status"] == "ok":
+        if ok:
             self.failed_ids.pop_hash(h)
             self.ok.add_hash(h)
         else:

@@ -19,6 +19,7 @@ from types import TracebackType
 
 from lm_deluge_cli.errors import OutputLockedError, OutputWriteError
 from lm_deluge_cli.io.records import Record, encode
+from lm_deluge_cli.types import Result
 
 __all__ = [
     "FILE_MODE",
@@ -176,8 +177,8 @@ class ResultWriter:
         """The output's path, or ``<stdout>``."""
         return str(self.path) if self.path is not None else "<stdout>"
 
-    def write(self, record: Record) -> None:
-        """Append one record."""
+    def write(self, record: Result | Record) -> None:
+        """Append one record: a Result, or a record already in its JSON shape."""
         self.write_line(encode(record))
 
     def write_line(self, line: bytes) -> None:

@@ -11,17 +11,13 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.client import LLMClient
+from lm_deluge_cli.client import NOT_RUN, LLMClient, not_run
 from lm_deluge_cli.engine.task import Answered, Task
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import Record
-from lm_deluge_cli.types import Prompt
+from lm_deluge_cli.types import Prompt, Result
 
 __all__ = ["NOT_RUN", "client_for", "prompts_of", "run_task"]
-
-# The error type of an input the run stopped before sending.
-NOT_RUN = "not_run"
 
 
 def client_for(
@@ -50,39 +46,18 @@ def prompts_of(task: Task, lines: Sequence[dict[str, Any]]) -> list[Prompt | Ans
 
 async def run_task(
     task: Task, lines: Sequence[dict[str, Any]], client: LLMClient, *, show_progress: bool
-) -> list[Record]:
-    """Every line's final record (the task's fields included), in input order."""
+) -> list[Result]:
+    """Every line's final result (the task's fields included), in input order."""
 
     async def source() -> AsyncIterator[Prompt | Answered | BadLine]:
         for item in prompts_of(task, lines):
             yield item
 
-    records = await client._run_records(source(), len(lines), show_progress=show_progress)
-    # Records of bad lines go through the task too: they carry its fields as null.
+    results = await client._run_records(
+        source(), len(lines), show_progress=show_progress, finish=task.finish
+    )
+    # Lines the run stopped before sending go through the task too: they carry its fields.
     return [
-        task.finish(record) if record is not None else task.finish(_not_run(index))
-        for index, record in enumerate(records)
+        result if result is not None else task.finish(not_run(index))
+        for index, result in enumerate(results)
     ]
-
-
-def _not_run(index: int) -> Record:
-    return {
-        "id": index,
-        "line": index + 1,
-        "status": "error",
-        "model": None,
-        "completion": None,
-        "finish_reason": None,
-        "usage": None,
-        "cost_usd": None,
-        "attempts": 0,
-        "latency_s": 0.0,
-        "cached": False,
-        "deduplicated": False,
-        "error": {
-            "type": NOT_RUN,
-            "message": "the run stopped before this input was sent",
-            "status_code": None,
-        },
-        "metadata": None,
-    }

@@ -22,11 +22,11 @@ from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.task import Answered, LineParser
 from lm_deluge_cli.errors import SchemaValidationError
 from lm_deluge_cli.io.parse import BadLine, parse_line
-from lm_deluge_cli.io.records import Record
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
 from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
 from lm_deluge_cli.llm_tools.schemas import schema_of
-from lm_deluge_cli.types import Message, Prompt
+from lm_deluge_cli.types import ErrorInfo, Message, Prompt, Result
 
 __all__ = ["SCHEMA_MISMATCH", "ExtractTask", "extract", "extract_async", "extraction_prompt"]
 
@@ -115,25 +115,22 @@ class ExtractTask:
             extra_body=prompt.extra_body,
         )
 
-    def finish(self, record: Record) -> Record:
-        # In place: the engine counts the record it handed over (see engine/pipeline.py).
-        if "data" in record:
+    def finish(self, record: Result) -> Result:
+        if "data" in record.fields:
             return record
-        record["data"] = None
-        if record["status"] == "ok":
+        data = None
+        if record.ok:
             try:
-                record["data"] = orjson.loads(record["completion"] or "")
+                data = orjson.loads(record.completion or "")
             except orjson.JSONDecodeError:
                 # Never expected (the engine checked the answer), but never an ok without data.
-                record.update(
-                    status="error",
-                    error={
-                        "type": SCHEMA_MISMATCH,
-                        "message": "the answer is not valid JSON",
-                        "status_code": None,
-                    },
-                )
-        return record
+                error = ErrorInfo(SCHEMA_MISMATCH, "the answer is not valid JSON")
+                return record.replace(status="error", error=error, fields=_with(record, None))
+        return record.replace(fields=_with(record, data))
+
+
+def _with(record: Result, data: Any) -> dict[str, Any]:
+    return {**record.fields, "data": data}
 
 
 def _with_instructions(messages: list[Message], instructions: str) -> list[Message]:
@@ -209,10 +206,10 @@ async def extract_async(
     if return_prompts:
         return prompts_of(task, lines)
     runner = client_for(model, client, client_options)
-    records = await run_task(task, lines, runner, show_progress=show_progress)
+    results = await run_task(task, lines, runner, show_progress=show_progress)
     if return_records:
-        return records
-    return [_value(record, model_class) for record in records]
+        return [to_json(result) for result in results]
+    return [_value(result, model_class) for result in results]
 
 
 def extract(inputs: Sequence[Any], schema: Any, **kwargs: Any) -> list[Any]:
@@ -224,13 +221,14 @@ def extract(inputs: Sequence[Any], schema: Any, **kwargs: Any) -> list[Any]:
     return anyio.run(go)
 
 
-def _value(record: Record, model_class: Any) -> Any:
-    if record["status"] != "ok" or record["data"] is None:
+def _value(result: Result, model_class: Any) -> Any:
+    data = result.fields.get("data")
+    if not result.ok or data is None:
         return None
     validate = getattr(model_class, "model_validate", None)
     if validate is None:  # a dict schema, or a class that only gives its schema
-        return record["data"]
+        return data
     try:
-        return validate(record["data"])
+        return validate(data)
     except ValueError:  # pydantic's ValidationError: constraints our checker does not know
         return None

@@ -26,10 +26,10 @@ from lm_deluge_cli.client import LLMClient
 from lm_deluge_cli.engine.task import Answered, LineParser
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import Record
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
 from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
-from lm_deluge_cli.types import Prompt
+from lm_deluge_cli.types import ErrorInfo, Prompt, Result
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
@@ -144,33 +144,24 @@ class ScoreTask:
             sampling=dict(self.sampling),
         )
 
-    def finish(self, record: Record) -> Record:
-        # In place: the engine counts the record it handed over (see engine/pipeline.py).
-        if "answer" in record:
+    def finish(self, record: Result) -> Result:
+        if "answer" in record.fields:
             return record
-        record["answer"] = record["p_yes"] = None
-        if record["status"] != "ok":
-            return record
-        answer = parse_answer(record.get("completion"))
+        if not record.ok:
+            return record.replace(fields={**record.fields, "answer": None, "p_yes": None})
+        answer = parse_answer(record.completion)
         if answer is None:
             self.counts.unparseable += 1
-            reply = (record.get("completion") or "")[:80]
-            record.update(
-                status="error",
-                error={
-                    "type": UNPARSEABLE_ANSWER,
-                    "message": f"the reply is neither yes nor no: {reply!r}",
-                    "status_code": None,
-                },
-            )
-            return record
+            reply = (record.completion or "")[:80]
+            error = ErrorInfo(UNPARSEABLE_ANSWER, f"the reply is neither yes nor no: {reply!r}")
+            fields = {**record.fields, "answer": None, "p_yes": None}
+            return record.replace(status="error", error=error, fields=fields)
         if answer == "yes":
             self.counts.yes += 1
         else:
             self.counts.no += 1
-        record["answer"] = answer
-        record["p_yes"] = p_yes(record.get("logprobs"))
-        return record
+        fields = {**record.fields, "answer": answer, "p_yes": p_yes(record.logprobs)}
+        return record.replace(fields=fields)
 
 
 def _line(item: Any) -> dict[str, Any]:
@@ -207,7 +198,8 @@ async def score_async(
     if return_prompts:
         return prompts_of(task, lines)
     runner = client_for(model, client, client_options)
-    records = await run_task(task, lines, runner, show_progress=show_progress)
+    results = await run_task(task, lines, runner, show_progress=show_progress)
+    records = [to_json(result) for result in results]
     if return_records:
         return records
     if return_probabilities:

@@ -14,12 +14,12 @@ from lm_deluge_cli.client import LLMClient
 from lm_deluge_cli.engine.task import Answered, LineParser
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import Record
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
 from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
 from lm_deluge_cli.llm_tools.detect import DEFAULT_THRESHOLD, Detector, load_detector
 from lm_deluge_cli.llm_tools.languages import language_name
-from lm_deluge_cli.types import Prompt
+from lm_deluge_cli.types import Answer, Prompt, Result, Usage
 
 __all__ = [
     "TranslateTask",
@@ -78,38 +78,32 @@ class TranslateTask:
             metadata=text_item.metadata,
         )
 
-    def finish(self, record: Record) -> Record:
-        # In place: the engine counts the record it handed over (see engine/pipeline.py).
-        if "passed_through" in record:
+    def finish(self, record: Result) -> Result:
+        if "passed_through" in record.fields:
             return record
-        completion = record.get("completion")
-        ok = record["status"] == "ok" and isinstance(completion, str)
-        record["translation"] = completion.strip() if ok and completion else None
-        record["detected_language"] = self._detected.pop(record.get("line") or 0, None)
-        record["passed_through"] = False
-        return record
+        completion = record.completion
+        ok = record.ok and isinstance(completion, str)
+        fields = {
+            **record.fields,
+            "translation": completion.strip() if ok and completion else None,
+            "detected_language": self._detected.pop(record.line, None),
+            "passed_through": False,
+        }
+        return record.replace(fields=fields)
 
 
-def _passed_through(item: TextItem, detected: str | None) -> Record:
-    return {
-        "id": item.id,
-        "line": item.line,
-        "status": "ok",
-        "model": None,
-        "completion": item.text,
-        "finish_reason": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0},
-        "cost_usd": 0.0,
-        "attempts": 0,
-        "latency_s": 0.0,
-        "cached": False,
-        "deduplicated": False,
-        "error": None,
-        "metadata": item.metadata,
-        "translation": item.text,
-        "detected_language": detected,
-        "passed_through": True,
-    }
+def _passed_through(item: TextItem, detected: str | None) -> Result:
+    return Result(
+        id=item.id,
+        line=item.line,
+        status="ok",
+        model=None,
+        answers=(Answer(item.text),),
+        usage=Usage(),
+        cost_usd=0.0,
+        metadata=item.metadata,
+        fields={"translation": item.text, "detected_language": detected, "passed_through": True},
+    )
 
 
 async def translate_async(
@@ -141,10 +135,10 @@ async def translate_async(
     if return_prompts:
         return prompts_of(task, lines)
     runner = client_for(model, client, client_options)
-    records = await run_task(task, lines, runner, show_progress=show_progress)
+    results = await run_task(task, lines, runner, show_progress=show_progress)
     if return_records:
-        return records
-    return [r["translation"] if r["status"] == "ok" else None for r in records]
+        return [to_json(result) for result in results]
+    return [r.fields.get("translation") if r.ok else None for r in results]
 
 
 def translate(texts: Sequence[str], **kwargs: Any) -> list[Any]:

@@ -470,8 +470,8 @@ def parse_message(response: HttpResponse, secret: str | None, what: str) -> Comp
         # The forced json_schema tool's input is the answer, as JSON text; an answer cut at
         # max_tokens says so ("length"), or a half-written object would pass for a whole one.
         cut = data.get("stop_reason") == "max_tokens"
-        return Completion(orjson.dumps(answers[0]).decode(), "length" if cut else "stop", usage)
-    return Completion(
+        return Completion.of(orjson.dumps(answers[0]).decode(), "length" if cut else "stop", usage)
+    return Completion.of(
         # Thinking and tool_use blocks are not text; no text block at all reads as None.
         text="".join(texts) if texts else None,
         finish_reason=_finish_reason(data.get("stop_reason")),

@@ -111,7 +111,7 @@ class CohereV2Adapter:
                 status_code=response.status,
                 code=reason,
             )
-        return Completion(
+        return Completion.of(
             text=text,
             finish_reason=_FINISH_REASONS.get(reason, reason.lower()) if reason else None,
             usage=usage,

@@ -135,7 +135,7 @@ class GeminiAdapter:
         except PARSE_ERRORS as exc:
             raise unreadable(endpoint, response, "Gemini response", exc) from exc
         kept = [t for t in texts if t is not None]
-        return Completion(
+        return Completion.of(
             text="".join(kept) if kept else None,
             finish_reason=_finish_reason(candidate.get("finishReason"), has_call),
             usage=usage,

@@ -137,7 +137,7 @@ class MistralAdapter:
             )
         if isinstance(finish_reason, str):
             finish_reason = _FINISH_REASONS.get(finish_reason, finish_reason)
-        return Completion(text=text, finish_reason=finish_reason, usage=usage)
+        return Completion.of(text=text, finish_reason=finish_reason, usage=usage)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """Mistral's per-minute token and request budget."""

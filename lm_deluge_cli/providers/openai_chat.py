@@ -16,22 +16,34 @@ from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
+    finish_reason,
     header_int,
     schema_response_format,
+    tool_call,
     unreadable,
 )
 from lm_deluge_cli.types import (
+    Answer,
     Completion,
     HttpRequest,
     HttpResponse,
     Prompt,
     RateLimitInfo,
+    Reasoning,
     SamplingParams,
     Usage,
 )
 
-__all__ = ["OpenAIChatAdapter", "max_output_tokens", "rate_limit_info", "status_error"]
+__all__ = [
+    "OpenAIChatAdapter",
+    "chat_answer",
+    "max_output_tokens",
+    "rate_limit_info",
+    "status_error",
+]
 
+# finish_reason → ours (stop, length, tool_calls and content_filter are already ours).
+_FINISH_REASONS = {"function_call": "tool_calls", "eos": "stop", "model_length": "length"}
 # Error codes that no retry or wait will fix: stop using the model.
 _FATAL_CODES = frozenset({"insufficient_quota", "invalid_api_key", "account_deactivated"})
 
@@ -81,24 +93,57 @@ class OpenAIChatAdapter:
             raise status_error(endpoint, response)
         try:
             data = orjson.loads(response.body)
-            choice = data["choices"][0]
-            message = choice["message"]
-            text = message.get("content")
-            if text is not None and not isinstance(text, str):
-                raise TypeError("message.content is not a string")
+            choices = data["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise TypeError("choices is not a list of at least one choice")
+            ordered = sorted(choices, key=lambda c: c.get("index") or 0)
+            answers = tuple(chat_answer(choice) for choice in ordered)
             usage = _usage(data.get("usage"))
         except PARSE_ERRORS as exc:
             raise unreadable(endpoint, response, "chat completion", exc) from exc
-        logprobs = choice.get("logprobs")
-        return Completion(
-            text=text,
-            finish_reason=choice.get("finish_reason"),
-            usage=usage,
-            logprobs=logprobs.get("content") if isinstance(logprobs, dict) else None,
-        )
+        return Completion(answers, usage)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         return rate_limit_info(headers)
+
+
+def chat_answer(choice: Mapping[str, Any]) -> Answer:
+    """One choice of a Chat Completions response (Mistral's and compatible servers' too):
+    its text, tool calls, refusal, and the reasoning compatible servers return as
+    ``reasoning_content`` (vLLM, DeepSeek, SGLang) or ``reasoning`` (OpenRouter, Ollama)."""
+    message = choice["message"]
+    text = message.get("content")
+    if text is not None and not isinstance(text, str):
+        raise TypeError("message.content is not a string")
+    calls = tuple(
+        tool_call(
+            call.get("id") or f"call_{index}",
+            call["function"]["name"],
+            call["function"].get("arguments"),
+        )
+        for index, call in enumerate(message.get("tool_calls") or ())
+        if call.get("type", "function") == "function"
+    )
+    refusal = message.get("refusal")
+    if refusal is not None and not isinstance(refusal, str):
+        raise TypeError("message.refusal is not a string")
+    thought = message.get("reasoning_content") or message.get("reasoning")
+    reasoning = Reasoning(thought) if isinstance(thought, str) and thought else None
+    logprobs = choice.get("logprobs")
+    ours, own = finish_reason(
+        choice.get("finish_reason"),
+        _FINISH_REASONS,
+        refused=bool(refusal) and not text and not calls,
+    )
+    return Answer(
+        text=text,
+        tool_calls=calls,
+        reasoning=reasoning,
+        refusal=refusal or None,
+        finish_reason=ours,
+        provider_finish_reason=own,
+        logprobs=logprobs.get("content") if isinstance(logprobs, dict) else None,
+    )
 
 
 def rate_limit_info(headers: Mapping[str, str]) -> RateLimitInfo:

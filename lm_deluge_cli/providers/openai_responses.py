@@ -152,7 +152,7 @@ class OpenAIResponsesAdapter:
                 f"{response.status}: the response is {status!r}, not finished",
                 status_code=response.status,
             )
-        return Completion(
+        return Completion.of(
             text="".join(read.texts) if read.texts else None,
             finish_reason=_finish_reason(status, read),
             usage=read.usage,

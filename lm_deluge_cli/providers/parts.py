@@ -1,8 +1,8 @@
 """Pieces of the OpenAI chat format that several adapters translate the same way.
 
-Data URLs, image parts, text-only content, tool-call arguments, json_schema response
-formats, usage counts, rate-limit header numbers, and the validation error for a 2xx body
-that cannot be read.
+Data URLs, image parts, text-only content, tool-call arguments (sent and answered), finish
+reasons, json_schema response formats, usage counts, rate-limit header numbers, and the
+validation error for a 2xx body that cannot be read.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import orjson
 
 from lm_deluge_cli.errors import APIError, APIResponseValidationError
 from lm_deluge_cli.providers.base import Endpoint, redact, response_snippet
-from lm_deluge_cli.types import HttpRequest, HttpResponse
+from lm_deluge_cli.types import FINISH_REASONS, HttpRequest, HttpResponse, ToolCall
 
 __all__ = [
     "PARSE_ERRORS",
     "SCHEMA_NAME",
     "DataUrl",
     "count",
+    "finish_reason",
     "function_tools",
     "header_int",
     "image_url",
@@ -35,6 +36,7 @@ __all__ = [
     "parse_data_url",
     "schema_response_format",
     "text_of",
+    "tool_call",
     "unreadable",
     "unsupported",
 ]
@@ -148,6 +150,45 @@ def parse_arguments(raw: Any, name: str) -> dict[str, Any]:
         if isinstance(parsed, dict):
             return parsed
     raise unsupported(f"arguments of tool call {name!r} must be a JSON object")
+
+
+def tool_call(call_id: Any, name: Any, raw: Any) -> ToolCall:
+    """A tool call from an answer. Arguments arrive as a JSON string (OpenAI and most others)
+    or as an object (Anthropic, Gemini); a string that is not a JSON object is kept as sent
+    in `arguments_raw`, never refused: the call is the model's answer all the same."""
+    if not isinstance(name, str):
+        raise TypeError("a tool call's name is not a string")
+    if not isinstance(call_id, str):
+        raise TypeError("a tool call's id is not a string")
+    if isinstance(raw, dict):
+        return ToolCall(call_id, name, raw)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return ToolCall(call_id, name, {})
+    text = raw if isinstance(raw, str) else orjson.dumps(raw).decode()
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return ToolCall(call_id, name, parsed)
+    return ToolCall(call_id, name, None, text)
+
+
+def finish_reason(
+    value: Any, table: Mapping[str, str], *, refused: bool = False
+) -> tuple[str | None, str | None]:
+    """(our finish reason, the provider's own) for a provider's value.
+
+    `table` maps the provider's values onto FINISH_REASONS; an unknown value is "other".
+    `refused` (the answer is a refusal and nothing else) makes it "refusal".
+    """
+    own = value if isinstance(value, str) else None
+    if refused:
+        return "refusal", own
+    if own is None:
+        return None, None
+    ours = table.get(own, own if own in FINISH_REASONS else "other")
+    return ours, own
 
 
 def schema_response_format(schema: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.parse import BadLine
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
-from lm_deluge_cli.types import Prompt, SamplingParams
+from lm_deluge_cli.types import Prompt, Result, SamplingParams
 
 pytestmark = pytest.mark.anyio
 
@@ -52,8 +53,8 @@ async def run(
     records: list[dict[str, Any]] = []
     stop = anyio.Event()
 
-    def sink(record: dict[str, Any]) -> None:
-        records.append(record)
+    def sink(record: Result) -> None:
+        records.append(to_json(record))
         if stop_after is not None and len(records) >= stop_after:
             stop.set()
 
@@ -125,7 +126,7 @@ async def test_an_internal_error_costs_one_record_not_the_run(
 
     real = Requester.process
 
-    async def flaky(self: Requester, prompt: Prompt) -> dict[str, Any] | None:
+    async def flaky(self: Requester, prompt: Prompt) -> Result | None:
         if prompt.line == 7:
             raise RuntimeError("boom")
         return await real(self, prompt)

@@ -9,6 +9,8 @@ import anyio
 import orjson
 import pytest
 
+from lm_deluge_cli.cache.memory import MemoryCache
+from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import AUTO, ModelEntry
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
 from lm_deluge_cli.engine.learning import LimitLearner
@@ -18,6 +20,7 @@ from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import APIConnectionError
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
 from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.transport.base import Transport
@@ -72,6 +75,12 @@ class ScriptedTransport(Transport):
         if isinstance(step, Exception):
             raise step
         return step
+
+
+async def process(requester: Requester, prompt: Prompt) -> dict[str, Any]:
+    """The prompt's record as written ({} when the run halted before sending it)."""
+    result = await requester.process(prompt)
+    return {} if result is None else to_json(result)
 
 
 def make_requester(
@@ -131,7 +140,7 @@ def prompt(i: int = 0, model: str | None = None) -> Prompt:
 
 async def record_of(requester: Requester, p: Prompt) -> dict[str, Any]:
     """The prompt's record from a run that has not halted (process returns None once it has)."""
-    record = await requester.process(p)
+    record = await process(requester, p)
     assert record is not None, "the run halted"
     return record
 
@@ -257,7 +266,7 @@ async def test_weights_spray_requests() -> None:
     b = ScriptedTransport([HttpResponse(200, {}, ok_body())])
     requester, _ = make_requester({"openai:a": a, "openai:b": b}, weights={"openai:a": 3})
     for i in range(400):
-        await requester.process(asking(i, f"question {i}"))
+        await process(requester, asking(i, f"question {i}"))
     assert 260 <= len(a.requests) <= 340
     assert len(a.requests) + len(b.requests) == 400
 
@@ -302,7 +311,7 @@ async def test_every_request_carries_the_sampling_and_key() -> None:
     requester, _ = make_requester({"openai:gpt-4.1-mini": transport})
     p = prompt()
     p.sampling = {"temperature": 0.5, "max_new_tokens": 7}
-    await requester.process(p)
+    await process(requester, p)
     body = orjson.loads(transport.requests[0].body)
     assert body["temperature"] == 0.5
     assert body["max_completion_tokens"] == 7
@@ -337,7 +346,7 @@ async def process_all(requester: Requester, count: int) -> list[dict[str, Any] |
     records: list[dict[str, Any] | None] = [None] * count
 
     async def one(i: int) -> None:
-        records[i] = await requester.process(prompt(i))
+        records[i] = (await process(requester, prompt(i))) or None
 
     async with anyio.create_task_group() as tg:
         for i in range(count):
@@ -390,7 +399,7 @@ async def test_a_failed_request_gives_its_reservation_back() -> None:
     budget = SpendCap(1.0)
     transport = ScriptedTransport([error_response(400)])
     requester, _ = make_requester({"openai:gpt-4.1-mini": transport}, budget=budget)
-    record = await requester.process(prompt())
+    record = await process(requester, prompt())
     assert record is not None and record["status"] == "error"
     assert (budget.spent_usd, budget.in_flight) == (0.0, 0)
     assert budget.reserved_usd == pytest.approx(0.0)
@@ -406,10 +415,10 @@ async def test_an_unsupported_parameter_is_left_out_with_one_warning(
     for i in range(3):
         p = prompt(i, model="openai:gpt-4.1-mini")
         p.sampling = {"reasoning_effort": "high", "logprobs": True}
-        assert (await requester.process(p) or {})["status"] == "ok"
+        assert (await process(requester, p) or {})["status"] == "ok"
     unknown = prompt(9, model="openai:unknown-model")
     unknown.sampling = {"logprobs": True}
-    await requester.process(unknown)
+    await process(requester, unknown)
     bodies = [orjson.loads(r.body) for r in transport.requests]
     assert all("reasoning_effort" not in body for body in bodies[:3])
     assert all(body["logprobs"] is True for body in bodies[:3])  # the model takes logprobs
@@ -461,8 +470,8 @@ async def test_the_token_estimate_counts_the_thinking_budget() -> None:
     )
     plain, thinking = prompt(0), prompt(1)
     thinking.sampling = {"reasoning_effort": "low"}
-    await requester.process(plain)
-    await requester.process(thinking)
+    await process(requester, plain)
+    await process(requester, thinking)
     assert chain.asked[1] - chain.asked[0] == 1024
     assert orjson.loads(transport.requests[1].body)["max_tokens"] == 100 + 1024
 
@@ -475,7 +484,7 @@ async def test_an_answer_that_breaks_the_schema_is_retried() -> None:
     requester, stats = make_requester({"openai:gpt-4.1-mini": transport})
     p = prompt()
     p.sampling = {"json_schema": schema}
-    record = await requester.process(p)
+    record = await process(requester, p)
     assert record is not None
     assert (record["status"], record["completion"], record["attempts"]) == ("ok", '{"n": 1}', 2)
     assert stats.retries == 1
@@ -487,9 +496,65 @@ async def test_the_final_error_names_the_broken_rule() -> None:
     requester, _ = make_requester({"openai:gpt-4.1-mini": transport}, max_attempts=2)
     p = prompt()
     p.sampling = {"json_schema": schema}
-    record = await requester.process(p)
+    record = await process(requester, p)
     assert record is not None
     assert record["status"] == "error"
     assert record["attempts"] == 2
     assert record["error"]["type"] == "schema_mismatch"
     assert "$.n: 9 is more than 5 (maximum)" in record["error"]["message"]
+
+
+def answer_body(message: dict[str, Any], finish_reason: str = "stop") -> bytes:
+    choice = {"index": 0, "message": {"role": "assistant", **message}}
+    choice["finish_reason"] = finish_reason
+    usage = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    return orjson.dumps(
+        {"id": "c", "object": "chat.completion", "choices": [choice]} | {"usage": usage}
+    )
+
+
+TOOL_CALL = {
+    "content": None,
+    "tool_calls": [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+    ],
+}
+
+
+async def test_a_tool_call_answer_is_an_ok_record_with_its_calls() -> None:
+    transport = ScriptedTransport([HttpResponse(200, {}, answer_body(TOOL_CALL, "tool_calls"))])
+    requester, _ = make_requester({"openai:gpt-4.1-mini": transport})
+    record = await record_of(requester, prompt())
+    assert (record["status"], record["completion"], record["finish_reason"]) == (
+        "ok",
+        None,
+        "tool_calls",
+    )
+    assert record["tool_calls"] == [
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    ]
+
+
+async def test_an_empty_answer_is_retried_and_never_cached() -> None:
+    empty = HttpResponse(200, {}, answer_body({"content": None}))
+    cache = ResilientCache(MemoryCache())
+    transport = ScriptedTransport([empty, HttpResponse(200, {}, ok_body("at last"))])
+    requester, stats = make_requester({"openai:gpt-4.1-mini": transport}, reuse=Reuse(cache))
+    record = await record_of(requester, prompt())
+    assert (record["status"], record["completion"], record["attempts"]) == ("ok", "at last", 2)
+    assert stats.retries == 1 and cache.writes == 1
+
+    always = ScriptedTransport([empty])
+    cache = ResilientCache(MemoryCache())
+    requester, _ = make_requester(
+        {"openai:gpt-4.1-mini": always}, reuse=Reuse(cache), max_attempts=3
+    )
+    record = await record_of(requester, prompt())
+    assert (record["status"], record["attempts"]) == ("error", 3)
+    assert record["error"]["type"] == "empty_answer"
+    assert "no text, tool call or refusal" in record["error"]["message"]
+    assert cache.writes == 0

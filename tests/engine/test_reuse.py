@@ -17,9 +17,19 @@ from lm_deluge_cli.engine.pipeline import run_pipeline
 from lm_deluge_cli.engine.reuse import CachePolicy, Reuse, StoredAnswer
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.providers.mock.simulator import mock_completion
-from lm_deluge_cli.types import Completion, Prompt, SamplingParams, Usage
+from lm_deluge_cli.types import (
+    Answer,
+    Completion,
+    Prompt,
+    Reasoning,
+    Result,
+    SamplingParams,
+    ToolCall,
+    Usage,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -65,7 +75,7 @@ async def run(
             stack=stack,
             reuse=reuse,
         )
-        await run_pipeline(source(), out.append, requester, stats)
+        await run_pipeline(source(), lambda r: out.append(to_json(r)), requester, stats)
     out.sort(key=lambda r: r["line"])
     return out, stats
 
@@ -181,10 +191,44 @@ async def test_a_corrupted_entry_is_a_miss_with_one_warning(
 
 
 def test_stored_answers_round_trip() -> None:
-    answer = StoredAnswer("m", Completion("hi", "stop", Usage(3, 4, 1, 2), [{"t": 1}]), 0.5)
+    answers = (
+        Answer("hi", finish_reason="stop", logprobs=[{"t": 1}]),
+        Answer(
+            None,
+            (ToolCall("c1", "f", {"x": 1}), ToolCall("c2", "g", None, "{bad")),
+            Reasoning("thought", ({"format": "anthropic_messages", "block": {"signature": "s"}},)),
+            finish_reason="tool_calls",
+            provider_finish_reason="tool_use",
+        ),
+    )
+    answer = StoredAnswer("m", Completion(answers, Usage(3, 4, 1, 2, 1, 1)), 0.5)
     assert StoredAnswer.decode(answer.encode()) == answer
     with pytest.raises(ValueError):
         StoredAnswer.decode(b'{"v": 99}')
+
+
+def test_answers_stored_by_the_first_version_still_read() -> None:
+    old = (
+        b'{"v":1,"model":"m","completion":"hi","finish_reason":"stop",'
+        b'"usage":{"input_tokens":3,"output_tokens":4},"cost_usd":0.5}'
+    )
+    stored = StoredAnswer.decode(old)
+    assert stored == StoredAnswer("m", Completion.of("hi", "stop", Usage(3, 4)), 0.5)
+    assert not stored.empty
+    empty = b'{"v":1,"model":"m","completion":null,"finish_reason":"tool_calls","usage":{}}'
+    assert StoredAnswer.decode(empty).empty
+
+
+async def test_an_empty_answer_stored_by_an_earlier_version_is_a_miss() -> None:
+    inner = MemoryCache()
+    cache = ResilientCache(inner)
+    prompts = lines(["q0"])
+    await run(prompts, Reuse(cache))
+    (key,) = list(inner._entries)
+    # What version 1 stored for a tool call it dropped: no text at all.
+    await inner.set(key, b'{"v":1,"model":"mock:fast","completion":null,"usage":{}}')
+    records, stats = await run(prompts, Reuse(cache))
+    assert (stats.requests, stats.cached, records[0]["status"]) == (1, 0, "ok")
 
 
 async def test_followers_of_a_halted_request_are_left_for_the_resume() -> None:
@@ -218,12 +262,12 @@ async def test_followers_of_a_halted_request_are_left_for_the_resume() -> None:
 
 def test_the_run_remembers_a_bounded_number_of_answers() -> None:
     reuse = Reuse(None, recent_answers=2)
-    ok = {"status": "ok"}
+    ok = Result(id=None, line=1, status="ok", model="m", answers=(Answer("x"),))
     for key in "abc":
-        reuse.remember(key, {**ok, "id": key})
+        reuse.remember(key, ok.replace(id=key))
     assert reuse.recent("a") is None  # the oldest went first
-    assert reuse.recent("b") == {**ok, "id": "b"}
+    assert reuse.recent("b") == ok.replace(id="b")
     reuse.remember("d", ok)  # "b" was just used, so "c" goes
     assert (reuse.recent("c"), reuse.recent("b") is not None) == (None, True)
-    reuse.remember("e", {"status": "error"})
+    reuse.remember("e", ok.replace(status="error"))
     assert reuse.recent("e") is None  # failures are never shared with later lines

@@ -15,6 +15,7 @@ from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import status_error_class
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import Adapter, Endpoint, adapter_for
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
 from lm_deluge_cli.providers.endpoints import resolve_endpoint
@@ -103,7 +104,7 @@ async def one_attempt(provider: str, fault: str, transport: AiohttpTransport) ->
         assert record is not None
         seen = server.simulator.statistics().requests_seen
         assert seen == 1
-        return record
+        return to_json(record)
 
 
 def readable(message: object) -> bool:

@@ -13,7 +13,7 @@ from lm_deluge_cli.errors import OutputWriteError, UsageError
 from lm_deluge_cli.io import export as export_module
 from lm_deluge_cli.io.export import ExportSummary, export_latest, summarize
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import bad_line_record, error_record, ok_record
+from lm_deluge_cli.io.records import bad_line_result, error_result, ok_result, to_json
 from lm_deluge_cli.types import Completion, Prompt, Usage
 
 
@@ -22,12 +22,14 @@ def _prompt(id_: str | int, line: int) -> Prompt:
 
 
 def _ok(id_: str | int, line: int, text: str = "answer") -> dict[str, Any]:
-    completion = Completion(text, "stop", Usage(1, 1))
-    return ok_record(_prompt(id_, line), completion, model="m", attempts=1, latency_s=0.1)
+    completion = Completion.of(text, "stop", Usage(1, 1))
+    return to_json(ok_result(_prompt(id_, line), completion, model="m", attempts=1, latency_s=0.1))
 
 
 def _err(id_: str | int, line: int, kind: str = "rate_limit") -> dict[str, Any]:
-    return error_record(_prompt(id_, line), model="m", error_type=kind, message="no", attempts=2)
+    return to_json(
+        error_result(_prompt(id_, line), model="m", error_type=kind, message="no", attempts=2)
+    )
 
 
 def _jsonl(path: Path, rows: list[Any], tail: bytes = b"") -> Path:
@@ -47,7 +49,7 @@ def output(tmp_path: Path) -> Path:
         [
             _err("c", 3),
             _ok("a", 1, "first try"),
-            bad_line_record(BadLine(4, "line 4: not valid JSON (x)")),
+            to_json(bad_line_result(BadLine(4, "line 4: not valid JSON (x)"))),
             _ok("c", 3, "second try"),
             _ok("zz", 99),  # not in the input
             _err("b", 2, "timeout"),

@@ -10,7 +10,7 @@ import pytest
 
 from lm_deluge_cli.errors import UsageError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import bad_line_record, error_record, ok_record
+from lm_deluge_cli.io.records import bad_line_result, error_result, ok_result, to_json
 from lm_deluge_cli.io.resume import (
     ResumeState,
     StoredRecord,
@@ -27,14 +27,18 @@ def _prompt(id_: str | int, line: int = 1) -> Prompt:
 
 
 def _ok(id_: str | int, line: int = 1, cost: float | None = 0.5) -> dict[str, Any]:
-    completion = Completion("answer", "stop", Usage(10, 2))
-    return ok_record(
-        _prompt(id_, line), completion, model="m", attempts=1, latency_s=0.1, cost_usd=cost
+    completion = Completion.of("answer", "stop", Usage(10, 2))
+    return to_json(
+        ok_result(
+            _prompt(id_, line), completion, model="m", attempts=1, latency_s=0.1, cost_usd=cost
+        )
     )
 
 
 def _err(id_: str | int, kind: str = "rate_limit", line: int = 1) -> dict[str, Any]:
-    return error_record(_prompt(id_, line), model="m", error_type=kind, message="no", attempts=3)
+    return to_json(
+        error_result(_prompt(id_, line), model="m", error_type=kind, message="no", attempts=3)
+    )
 
 
 def _write(path: Path, records: list[dict[str, Any]], tail: bytes = b"") -> Path:
@@ -79,12 +83,24 @@ def test_latest_record_wins(tmp_path: Path) -> None:
     assert (state.input_tokens, state.output_tokens) == (30, 6)
 
 
+def test_an_ok_record_without_an_answer_is_not_done(tmp_path: Path) -> None:
+    # Written before empty answers became errors: a tool call dropped, say.
+    empty = {**_ok("a"), "completion": None}
+    tool_call = {**_ok("b"), "completion": None, "tool_calls": [{"id": "c", "name": "f"}]}
+    out = _write(tmp_path / "out.jsonl", [empty, tool_call, {**_ok("c"), "completion": ""}])
+    state = scan_output(out)
+    assert not state.is_done(_prompt("a"))
+    assert state.is_done(_prompt("b"))
+    assert not state.is_done(_prompt("c"))
+    assert state.errors_by_type() == {"empty_answer": 2}
+
+
 def test_bad_input_lines_are_remembered_by_line(tmp_path: Path) -> None:
     out = _write(
         tmp_path / "out.jsonl",
         [
-            bad_line_record(BadLine(3, "line 3: not valid JSON (x)")),
-            bad_line_record(BadLine(8, "line 8: 'messages' must be …", "x")),
+            to_json(bad_line_result(BadLine(3, "line 3: not valid JSON (x)"))),
+            to_json(bad_line_result(BadLine(8, "line 8: 'messages' must be …", "x"))),
             _ok("y", line=9),
         ],
     )
@@ -159,7 +175,7 @@ def test_resume_then_append_keeps_the_file_valid(tmp_path: Path) -> None:
 
 
 def test_iter_records_offsets_and_sizes(tmp_path: Path) -> None:
-    records = [_ok("a"), {"junk": True}, _err(7), bad_line_record(BadLine(4, "line 4: x"))]
+    records = [_ok("a"), {"junk": True}, _err(7), to_json(bad_line_result(BadLine(4, "line 4: x")))]
     out = _write(tmp_path / "out.jsonl", records, tail=b'{"torn')
     data = out.read_bytes()
     stored = list(iter_records(out, chunk_size=16))

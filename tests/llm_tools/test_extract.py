@@ -13,6 +13,7 @@ from PIL import Image as PILImage
 
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
+from lm_deluge_cli.io.records import from_json, to_json
 from lm_deluge_cli.io.text_lines import TextItem
 from lm_deluge_cli.llm_tools import check_schema, extract, load_schema
 from lm_deluge_cli.llm_tools.extract import ExtractTask, extraction_prompt
@@ -29,6 +30,11 @@ SCHEMA: dict[str, Any] = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
+
+
+def finished(task: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """The record `task` makes of a record the engine wrote (given in part)."""
+    return to_json(task.finish(from_json(record)))
 
 
 def parse(task: ExtractTask, row: dict[str, Any], line: int = 1) -> Any:
@@ -90,9 +96,9 @@ def test_a_line_that_is_neither_shape_is_a_bad_line() -> None:
 
 def test_finish_adds_data_to_ok_records_and_null_to_errors() -> None:
     task = ExtractTask(SCHEMA)
-    ok = task.finish({"status": "ok", "completion": '{"name": "Ann", "age": 31}'})
+    ok = finished(task, {"status": "ok", "completion": '{"name": "Ann", "age": 31}'})
     assert ok["data"] == {"name": "Ann", "age": 31}
-    error = task.finish({"status": "error", "completion": None})
+    error = finished(task, {"status": "error", "completion": None})
     assert error["data"] is None
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lm_deluge_cli.io.records import from_json, to_json
 from lm_deluge_cli.llm_tools import p_yes, score
 from lm_deluge_cli.llm_tools.score import (
     UNPARSEABLE_ANSWER,
@@ -15,6 +16,11 @@ from lm_deluge_cli.llm_tools.score import (
     score_prompt,
 )
 from lm_deluge_cli.providers.mock.wire import yes_probability
+
+
+def finished(task: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """The record `task` makes of a record the engine wrote (given in part)."""
+    return to_json(task.finish(from_json(record)))
 
 
 def step(token: str, top: list[tuple[str, float]] | None) -> dict[str, Any]:
@@ -90,16 +96,17 @@ def test_the_prompt_holds_the_question_the_text_and_asks_for_yes_or_no() -> None
 def test_records_get_answer_and_p_yes_and_unparseable_replies_are_errors() -> None:
     task = ScoreTask("Is it?", top_logprobs=5, max_new_tokens=16)
     assert task.sampling == {"logprobs": True, "top_logprobs": 5, "max_new_tokens": 16}
-    ok = task.finish(
-        {"status": "ok", "completion": "No", "logprobs": [step("No", [("No", 0.8), ("Yes", 0.2)])]}
+    ok = finished(
+        task,
+        {"status": "ok", "completion": "No", "logprobs": [step("No", [("No", 0.8), ("Yes", 0.2)])]},
     )
     assert (ok["answer"], ok["p_yes"]) == ("no", pytest.approx(0.2))
-    no_logprobs = task.finish({"status": "ok", "completion": "Yes"})
+    no_logprobs = finished(task, {"status": "ok", "completion": "Yes"})
     assert (no_logprobs["answer"], no_logprobs["p_yes"]) == ("yes", None)
-    odd = task.finish({"status": "ok", "completion": "I cannot say."})
+    odd = finished(task, {"status": "ok", "completion": "I cannot say."})
     assert odd["status"] == "error" and odd["error"]["type"] == UNPARSEABLE_ANSWER
     assert (odd["answer"], odd["p_yes"]) == (None, None)
-    failed = task.finish({"status": "error", "completion": None})
+    failed = finished(task, {"status": "error", "completion": None})
     assert (failed["answer"], failed["p_yes"]) == (None, None)
     assert (task.counts.yes, task.counts.no, task.counts.unparseable) == (1, 1, 1)
 

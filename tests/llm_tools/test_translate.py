@@ -10,6 +10,7 @@ import pytest
 
 from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.io.records import from_json, to_json
 from lm_deluge_cli.llm_tools import detect, translate
 from lm_deluge_cli.llm_tools.detect import Detector, load_detector
 from lm_deluge_cli.llm_tools.translate import TranslateTask, check_language, translation_prompt
@@ -17,6 +18,11 @@ from lm_deluge_cli.types import Prompt
 
 ENGLISH = "The quarterly report shows that revenue grew by twelve percent compared to last year."
 FRENCH = "Le rapport trimestriel montre que le chiffre d'affaires a augmenté de douze pour cent."
+
+
+def finished(task: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """The record `task` makes of a record the engine wrote (given in part)."""
+    return to_json(task.finish(from_json(record)))
 
 
 class FixedIdentifier:
@@ -100,7 +106,7 @@ def test_the_task_answers_passed_through_lines_and_fills_sent_ones() -> None:
     parse = task.parser(None, None)
     english = task.prepare(parse(1, orjson.dumps({"id": "a", "text": ENGLISH, "metadata": 7})))
     assert isinstance(english, Answered)
-    record = task.finish(english.record)
+    record = to_json(task.finish(english.record))
     assert record["status"] == "ok" and record["translation"] == ENGLISH
     assert (record["passed_through"], record["detected_language"], record["metadata"]) == (
         True,
@@ -110,10 +116,10 @@ def test_the_task_answers_passed_through_lines_and_fills_sent_ones() -> None:
     sent = TranslateTask("en", detector=Detector(FixedIdentifier("fr", 0.99)))
     prompt = sent.prepare(parse(2, orjson.dumps({"id": "b", "text": FRENCH})))
     assert isinstance(prompt, Prompt)
-    finished = sent.finish({"line": 2, "status": "ok", "completion": "  The report.\n"})
-    assert finished["translation"] == "The report."
-    assert (finished["detected_language"], finished["passed_through"]) == ("fr", False)
-    error = sent.finish({"line": 3, "status": "error", "completion": None})
+    done = finished(sent, {"line": 2, "status": "ok", "completion": "  The report.\n"})
+    assert done["translation"] == "The report."
+    assert (done["detected_language"], done["passed_through"]) == ("fr", False)
+    error = finished(sent, {"line": 3, "status": "error", "completion": None})
     assert (error["translation"], error["detected_language"], error["passed_through"]) == (
         None,
         None,

@@ -19,6 +19,7 @@ from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers.anthropic_messages import AnthropicMessagesAdapter
 from lm_deluge_cli.providers.base import Adapter, Endpoint
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo, load_registry
@@ -198,6 +199,21 @@ def mock_root(start_mock_server: StartMockServer) -> Callable[..., str]:
     return start
 
 
+class RecordRequester:
+    """A Requester whose `process` gives the record as written, for assertions on its JSON."""
+
+    def __init__(self, requester: Requester) -> None:
+        self.requester = requester
+
+    @property
+    def fatal(self) -> Exception | None:
+        return self.requester.fatal
+
+    async def process(self, prompt: Prompt) -> dict[str, Any] | None:
+        result = await self.requester.process(prompt)
+        return None if result is None else to_json(result)
+
+
 def one_model_requester(
     target: Endpoint,
     adapter: Adapter,
@@ -205,7 +221,7 @@ def one_model_requester(
     *,
     sampling: SamplingParams | None = None,
     attempts: int = 3,
-) -> tuple[Requester, RunStats]:
+) -> tuple[RecordRequester, RunStats]:
     """A Requester sending to `target` alone, without rate limits."""
     slot = ModelSlot(
         endpoint=target,
@@ -226,4 +242,4 @@ def one_model_requester(
         stats=stats,
         rng=random.Random(1),
     )
-    return built, stats
+    return RecordRequester(built), stats

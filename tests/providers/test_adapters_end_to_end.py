@@ -18,7 +18,6 @@ import httpx
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
-from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import (
     APIStatusError,
@@ -37,7 +36,7 @@ from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
-from .conftest import one_model_requester
+from .conftest import RecordRequester, one_model_requester
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waiting")]
 
@@ -128,7 +127,7 @@ def adapter(case: Case, key: str = RIGHT_KEY) -> Adapter:
 
 def requester(
     case: Case, root: str, transport: Transport, *, key: str = RIGHT_KEY, attempts: int = 3
-) -> tuple[Requester, RunStats]:
+) -> tuple[RecordRequester, RunStats]:
     target = endpoint(case, root, key)
     return one_model_requester(target, adapter(case, key), transport, attempts=attempts)
 

@@ -71,21 +71,21 @@ def ok(raw: Any) -> HttpResponse:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("message", Completion("Hi! My name is Claude.", "stop", Usage(2095, 503))),
+        ("message", Completion.of("Hi! My name is Claude.", "stop", Usage(2095, 503))),
         (
             "message_tool_use",
-            Completion(
+            Completion.of(
                 "I'll check the current weather in San Francisco for you.",
                 "tool_calls",
                 Usage(384, 87),
             ),
         ),
         # Thinking blocks are not part of the text; output_tokens includes them.
-        ("message_thinking", Completion("Based on my analysis...", "stop", Usage(57, 2430))),
+        ("message_thinking", Completion.of("Based on my analysis...", "stop", Usage(57, 2430))),
         # input_tokens is only what follows the cache breakpoint: writes and reads add to it.
         (
             "message_prompt_caching",
-            Completion(
+            Completion.of(
                 "The major themes in Pride and Prejudice are pride, prejudice, class and marriage.",
                 "stop",
                 Usage(21 + 188086, 393),

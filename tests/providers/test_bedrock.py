@@ -407,7 +407,7 @@ def test_resolve_region(base_url: str, env: dict[str, str], expected: tuple[str,
 
 def test_parse_the_documented_response() -> None:
     response = HttpResponse(200, {}, orjson.dumps(fixture("invoke_response")))
-    assert adapter().parse_response(endpoint(), response) == Completion(
+    assert adapter().parse_response(endpoint(), response) == Completion.of(
         "Hello! How can I assist you today?", "stop", Usage(9, 12)
     )
 

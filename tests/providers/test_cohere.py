@@ -266,7 +266,7 @@ def test_messages_cohere_cannot_take(messages: list[dict[str, Any]]) -> None:
 
 def test_parse_the_documented_response() -> None:
     completion = ADAPTER.parse_response(endpoint(), ok(fixture_bytes("chat_response")))
-    assert completion == Completion(
+    assert completion == Completion.of(
         text=fixture("chat_response")["message"]["content"][0]["text"],
         finish_reason="stop",
         # Billed units, not the 71 input tokens that include Cohere's own preamble.

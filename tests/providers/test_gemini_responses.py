@@ -58,7 +58,7 @@ def test_parse_the_documented_response(
     endpoint: Callable[..., Endpoint],
 ) -> None:
     completion = ADAPTER.parse_response(endpoint(), ok(fixture_bytes("response_text")))
-    assert completion == Completion(
+    assert completion == Completion.of(
         text=fixture("response_text")["candidates"][0]["content"]["parts"][0]["text"],
         finish_reason="stop",
         # Thinking tokens are billed as output, so they count into output_tokens.

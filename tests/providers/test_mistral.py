@@ -234,7 +234,7 @@ def test_unknown_roles_are_refused() -> None:
     [
         (
             "chat_completion",
-            Completion(
+            Completion.of(
                 text="Claude Monet is often considered one of the best French painters, "
                 "known for founding Impressionism.",
                 finish_reason="stop",
@@ -243,7 +243,7 @@ def test_unknown_roles_are_refused() -> None:
         ),
         (
             "chat_completion_length",
-            Completion(
+            Completion.of(
                 text=fixture("chat_completion_length")["choices"][0]["message"]["content"],
                 finish_reason="length",
                 usage=Usage(input_tokens=34, output_tokens=100),
@@ -251,7 +251,7 @@ def test_unknown_roles_are_refused() -> None:
         ),
         (
             "chat_completion_thinking",
-            Completion(
+            Completion.of(
                 text="Each of Alice's brothers has 3 sisters.",
                 finish_reason="stop",
                 usage=Usage(input_tokens=29, output_tokens=512),
@@ -259,7 +259,7 @@ def test_unknown_roles_are_refused() -> None:
         ),
         (
             "chat_completion_tool_calls",
-            Completion(text="", finish_reason="tool_calls", usage=Usage(167, 24)),
+            Completion.of(text="", finish_reason="tool_calls", usage=Usage(167, 24)),
         ),
     ],
 )

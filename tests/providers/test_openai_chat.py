@@ -17,7 +17,16 @@ from lm_deluge_cli.errors import APIResponseValidationError
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
 from lm_deluge_cli.providers.registry import ModelInfo, load_registry
-from lm_deluge_cli.types import Completion, HttpResponse, Prompt, SamplingParams, Usage
+from lm_deluge_cli.types import (
+    Answer,
+    Completion,
+    HttpResponse,
+    Prompt,
+    Reasoning,
+    SamplingParams,
+    ToolCall,
+    Usage,
+)
 
 
 @pytest.fixture
@@ -229,12 +238,12 @@ def test_parse_the_documented_chat_completion(
     endpoint: Callable[..., Endpoint],
 ) -> None:
     completion = ADAPTER.parse_response(endpoint(), ok(fixture_bytes("chat_completion")))
-    assert completion == Completion(
+    answer = Answer(
         text="Hello! How can I assist you today?",
         finish_reason="stop",
-        usage=Usage(input_tokens=19, output_tokens=10, cached_input_tokens=0, reasoning_tokens=0),
-        logprobs=None,
+        provider_finish_reason="stop",
     )
+    assert completion == Completion((answer,), Usage(input_tokens=19, output_tokens=10))
 
 
 def test_parse_the_documented_logprobs_example(
@@ -313,43 +322,106 @@ def test_usage(endpoint: Callable[..., Endpoint], usage: Any, expected: Usage) -
     assert completion.usage == expected
 
 
-@pytest.mark.parametrize(
-    ("message", "finish_reason", "text"),
-    [
-        # A tool call: content is null.
-        (
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_abc123",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": '{"location":"Boston"}'},
-                    }
-                ],
-            },
-            "tool_calls",
-            None,
-        ),
-        ({"role": "assistant", "refusal": "I can't help with that."}, "stop", None),
-        ({"role": "assistant", "content": ""}, "content_filter", ""),
-        ({"role": "assistant", "content": "cut"}, "length", "cut"),
-        ({"role": "assistant", "content": "no reason"}, None, "no reason"),
-    ],
-)
-def test_null_empty_and_cut_content(
-    endpoint: Callable[..., Endpoint],
-    message: dict[str, Any],
-    finish_reason: str | None,
-    text: str | None,
-) -> None:
+def _answer(
+    endpoint: Callable[..., Endpoint], message: dict[str, Any], finish: str | None
+) -> Answer:
     body = fixture("chat_completion")
     body["choices"][0]["message"] = message
-    body["choices"][0]["finish_reason"] = finish_reason
+    body["choices"][0]["finish_reason"] = finish
+    return ADAPTER.parse_response(endpoint(), ok(body)).answer
+
+
+def test_a_tool_call_answer_has_parsed_calls_and_no_text(
+    endpoint: Callable[..., Endpoint],
+) -> None:
+    # The function-calling guide's answer: content null, the calls' arguments as JSON text.
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_abc123",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"location":"Boston"}'},
+            },
+            {
+                "id": "call_def456",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": "{}"},
+            },
+        ],
+    }
+    answer = _answer(endpoint, message, "tool_calls")
+    assert answer == Answer(
+        text=None,
+        tool_calls=(
+            ToolCall("call_abc123", "get_weather", {"location": "Boston"}),
+            ToolCall("call_def456", "get_time", {}),
+        ),
+        finish_reason="tool_calls",
+        provider_finish_reason="tool_calls",
+    )
+    assert not answer.empty
+
+
+@pytest.mark.parametrize("raw", ['{"location": "Bos', "[1, 2]", "not json"])
+def test_arguments_that_are_not_a_json_object_are_kept_raw(
+    endpoint: Callable[..., Endpoint], raw: str
+) -> None:
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": raw}}
+    answer = _answer(endpoint, {"role": "assistant", "content": None, "tool_calls": [call]}, "stop")
+    assert answer.tool_calls == (ToolCall("c", "f", None, raw),)
+
+
+def test_a_refusal_is_its_own_finish_reason(endpoint: Callable[..., Endpoint]) -> None:
+    answer = _answer(
+        endpoint, {"role": "assistant", "content": None, "refusal": "I can't help."}, "stop"
+    )
+    assert (answer.text, answer.refusal) == (None, "I can't help.")
+    assert (answer.finish_reason, answer.provider_finish_reason) == ("refusal", "stop")
+    assert not answer.empty
+
+
+@pytest.mark.parametrize(
+    ("message", "finish", "ours", "empty"),
+    [
+        ({"role": "assistant", "content": ""}, "content_filter", "content_filter", True),
+        ({"role": "assistant", "content": None}, "stop", "stop", True),
+        ({"role": "assistant", "content": "cut"}, "length", "length", False),
+        ({"role": "assistant", "content": "no reason"}, None, None, False),
+        ({"role": "assistant", "content": "old"}, "function_call", "tool_calls", False),
+        ({"role": "assistant", "content": "x"}, "something_new", "other", False),
+    ],
+)
+def test_finish_reasons_and_empty_answers(
+    endpoint: Callable[..., Endpoint],
+    message: dict[str, Any],
+    finish: str | None,
+    ours: str | None,
+    empty: bool,
+) -> None:
+    answer = _answer(endpoint, message, finish)
+    assert (answer.finish_reason, answer.provider_finish_reason) == (ours, finish)
+    assert answer.empty is empty
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_from_compatible_servers(endpoint: Callable[..., Endpoint], field: str) -> None:
+    # vLLM and DeepSeek send reasoning_content; OpenRouter and Ollama send reasoning.
+    message = {"role": "assistant", "content": "4", field: "2 + 2 is 4."}
+    answer = _answer(endpoint, message, "stop")
+    assert answer.reasoning == Reasoning("2 + 2 is 4.")
+
+
+def test_every_choice_is_an_answer_in_index_order(endpoint: Callable[..., Endpoint]) -> None:
+    body = fixture("chat_completion")
+    first = body["choices"][0]
+    body["choices"] = [
+        {**first, "index": 1, "message": {"role": "assistant", "content": "second"}},
+        {**first, "index": 0, "message": {"role": "assistant", "content": "first"}},
+    ]
     completion = ADAPTER.parse_response(endpoint(), ok(body))
-    assert completion.text == text
-    assert completion.finish_reason == finish_reason
+    assert [a.text for a in completion.answers] == ["first", "second"]
 
 
 def test_only_the_first_choice_is_read(

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
-from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import OverloadedError, RateLimitError
 from lm_deluge_cli.providers import Endpoint, adapter_for
@@ -24,7 +23,7 @@ from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
-from .conftest import one_model_requester
+from .conftest import RecordRequester, one_model_requester
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("no_waiting")]
 
@@ -60,7 +59,7 @@ def requester(
     *,
     sampling: SamplingParams | None = None,
     attempts: int = 3,
-) -> tuple[Requester, RunStats]:
+) -> tuple[RecordRequester, RunStats]:
     adapter = adapter_for(target.wire_format)
     return one_model_requester(target, adapter, transport, sampling=sampling, attempts=attempts)
 

@@ -58,7 +58,7 @@ def documented_text() -> str:
 
 
 def test_the_documented_response() -> None:
-    assert parse(fixture("openai_responses/response_text")) == Completion(
+    assert parse(fixture("openai_responses/response_text")) == Completion.of(
         text=documented_text(),
         finish_reason="stop",
         usage=Usage(input_tokens=36, output_tokens=87),
