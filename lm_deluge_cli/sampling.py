@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "MAX_SAMPLES",
     "MAX_STOP_SEQUENCES",
     "MAX_TEMPERATURE",
     "MAX_TOP_LOGPROBS",
@@ -14,6 +15,8 @@ __all__ = [
 ]
 
 REASONING_EFFORTS = ("minimal", "low", "medium", "high")
+# The most samples a line may ask for (OpenAI's limit on n).
+MAX_SAMPLES = 128
 MAX_TEMPERATURE = 2.0
 MAX_TOP_LOGPROBS = 20
 # The fewest stop sequences any provider takes (OpenAI's limit).
@@ -35,6 +38,12 @@ def check_sampling_value(name: str, value: Any) -> Any:
         if not _is_number(value) or not 0 <= value <= 1:
             raise ValueError(f"must be a number from 0 to 1, got {describe_value(value)}")
         return float(value)
+    if name == "samples":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SAMPLES:
+            raise ValueError(
+                f"must be an integer from 1 to {MAX_SAMPLES}, got {describe_value(value)}"
+            )
+        return value
     if name == "max_new_tokens":
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"must be a positive integer, got {describe_value(value)}")

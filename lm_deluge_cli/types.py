@@ -19,6 +19,7 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "Prompt",
+    "PromptCache",
     "RateLimitInfo",
     "Reasoning",
     "Result",
@@ -52,6 +53,10 @@ class SamplingParams:
     stop: tuple[str, ...] | None = None
     # A JSON Schema the completion must match (sent in each provider's structured-output form).
     json_schema: dict[str, Any] | None = None
+    # Independent answers per line. The engine asks a request for as many as it still needs
+    # (the provider's own n where it has one: see providers.capabilities.NATIVE_SAMPLES); an
+    # adapter that cannot return several sends one request per sample and ignores it.
+    samples: int = 1
 
     def merged(self, overrides: Mapping[str, Any] | None) -> SamplingParams:
         """A copy with the given fields replaced (already validated by the caller)."""
@@ -237,6 +242,21 @@ class Completion:
     def logprobs(self) -> Any:
         """The first answer's logprobs."""
         return self.answers[0].logprobs
+
+
+# Where prompt-cache breakpoints go (Anthropic and Bedrock), and for how long they last.
+PROMPT_CACHE_PLACEMENTS = ("system", "tools", "system_and_tools", "last_user")
+PROMPT_CACHE_TTLS = ("5m", "1h")
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCache:
+    """The job's prompt caching: a ``cache_control`` breakpoint at the end of the system
+    prompt, of the tool definitions, of both, or of the last user message, kept for `ttl`
+    (one of PROMPT_CACHE_TTLS). Breakpoints a line carries itself are sent as they are."""
+
+    placement: str
+    ttl: str = "5m"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ What goes in (as canonical JSON, keys sorted, then SHA-256):
   bytes are in the message as base64, so two copies of one photo under different names hit,
   and an edited photo misses); an image given by URL is keyed by its URL;
 * every sampling parameter after the model's unsupported ones are left out (what is sent),
-  the JSON schema among them;
+  the JSON schema among them, but the number of samples: each sample has a key of its own
+  (`sample_key`), so asking for more samples later sends only the new ones;
 * request fields passed through from the input line (tools, for instance).
 
 What stays out: the line's id and metadata, the job's weights, limits and paths, the base
@@ -26,7 +27,7 @@ import orjson
 
 from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
 
-__all__ = ["KEY_VERSION", "cache_key", "content_digest"]
+__all__ = ["KEY_VERSION", "cache_key", "content_digest", "sample_key"]
 
 KEY_VERSION = 1
 
@@ -52,6 +53,18 @@ def cache_key(provider: str, wire_id: str, content: str, sampling: SamplingParam
     return hashlib.sha256(_canonical(material)).hexdigest()
 
 
+def sample_key(key: str, index: int) -> str:
+    """The key of a request's sample number `index` (from 0). The first sample's is the
+    request's own, so a line asked for one sample and later for more keeps its answer."""
+    if index == 0:
+        return key
+    return hashlib.sha256(f"{key}:sample:{index}".encode()).hexdigest()
+
+
+# Every sampling field but the count of samples.
+_KEYED_FIELDS = tuple(name for name in SAMPLING_FIELDS if name != "samples")
+
+
 def _canonical(value: Any) -> bytes:
     # Sorted keys make dict order irrelevant.
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
@@ -61,7 +74,7 @@ def _canonical_sampling(sampling: SamplingParams) -> dict[str, Any]:
     """The fields as sent; 1 and 1.0 are one temperature, so numbers of float fields are
     written as floats."""
     # Field by field, not dataclasses.asdict: that deep-copies, and this runs per prompt.
-    fields = {name: getattr(sampling, name) for name in SAMPLING_FIELDS}
+    fields = {name: getattr(sampling, name) for name in _KEYED_FIELDS}
     for name in ("temperature", "top_p"):
         fields[name] = float(fields[name])
     return fields

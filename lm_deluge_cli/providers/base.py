@@ -16,6 +16,7 @@ from lm_deluge_cli.types import (
     HttpRequest,
     HttpResponse,
     Prompt,
+    PromptCache,
     RateLimitInfo,
     SamplingParams,
 )
@@ -56,6 +57,8 @@ class Endpoint:
     sampling_overrides: Mapping[str, Any] = field(default_factory=dict)
     # AWS region for Bedrock (None: from the base URL or the AWS environment variables).
     region: str | None = None
+    # The job's prompt-cache breakpoints (None: only those the lines carry themselves).
+    prompt_cache: PromptCache | None = None
 
     @property
     def wire_format(self) -> str:

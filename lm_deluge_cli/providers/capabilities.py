@@ -11,7 +11,12 @@ from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.registry import ModelInfo
 from lm_deluge_cli.types import SamplingParams
 
-__all__ = ["is_known", "supported_sampling", "unsupported_message"]
+__all__ = ["NATIVE_SAMPLES", "is_known", "supported_sampling", "unsupported_message"]
+
+# Wire formats whose API returns several answers to one request (Chat Completions' and
+# Mistral's ``n``, Gemini's ``candidateCount``): the input is sent and billed once. Others
+# get one request per sample.
+NATIVE_SAMPLES = frozenset({"openai_chat", "mistral", "gemini"})
 
 _DEFAULTS = SamplingParams()
 # Adapters that get JSON out of any model: json_mode through the system prompt, a

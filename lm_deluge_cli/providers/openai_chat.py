@@ -82,6 +82,8 @@ class OpenAIChatAdapter:
             body["response_format"] = {"type": "json_object"}
         if sampling.stop:
             body["stop"] = list(sampling.stop)
+        if sampling.samples > 1:
+            body["n"] = sampling.samples
         if sampling.logprobs:
             body["logprobs"] = True
             if sampling.top_logprobs is not None:
