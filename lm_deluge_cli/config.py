@@ -18,7 +18,20 @@ from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.shard import Shard, parse_shard
 from lm_deluge_cli.providers.registry import Registry, load_registry, parse_user_models
 from lm_deluge_cli.sampling import REASONING_EFFORTS, check_sampling_value, describe_value
-from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
+from lm_deluge_cli.tool_use.definitions import (
+    ToolDefinitionError,
+    check_tool_choice,
+    check_tools,
+    tool_names,
+)
+from lm_deluge_cli.types import (
+    PROMPT_CACHE_PLACEMENTS,
+    PROMPT_CACHE_TTLS,
+    SAMPLING_FIELDS,
+    PromptCache,
+    RequestDefaults,
+    SamplingParams,
+)
 
 __all__ = [
     "AUTO",
@@ -147,6 +160,13 @@ class Job:
     # The sampling fields the job file or a flag set (the others are defaults), for tools
     # whose own defaults differ from run's (score answers in a few tokens).
     sampling_set: frozenset[str] = frozenset()
+    # Tools, tool choice and prompt cache key for every line that gives none of its own.
+    requests: RequestDefaults = field(default_factory=RequestDefaults)
+    # Prompt-cache breakpoints for Anthropic and Bedrock models (None: the lines' own only).
+    prompt_cache: PromptCache | None = None
+    # Identical lines share one request; False sends each line as its own (and caches it
+    # under its id), for users who repeat lines on purpose.
+    dedupe: bool = True
 
     def model_registry(self) -> Registry:
         """The built-in registry plus this job's own entries."""
@@ -188,6 +208,12 @@ class JobOverrides:
     cache_ttl: float | None = None
     shard: str | None = None
     files_root: str | None = None
+    samples: int | None = None
+    tool_choice: str | None = None
+    prompt_cache: str | None = None
+    prompt_cache_ttl: str | None = None
+    # --no-dedupe
+    no_dedupe: bool | None = None
 
 
 _TOP_KEYS = (
@@ -202,6 +228,12 @@ _TOP_KEYS = (
     "cache",
     "shard",
     "files_root",
+    "tools",
+    "tool_choice",
+    "prompt_cache",
+    "prompt_cache_ttl",
+    "prompt_cache_key",
+    "dedupe",
 )
 _CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
@@ -294,10 +326,76 @@ def load_job(
         shard=_shard(overrides.shard, data.get("shard"), where),
         files_root=_files_root(overrides.files_root, data.get("files_root"), where, base_dir),
         sampling_set=frozenset(sampling_overrides),
+        requests=_request_defaults(data, where, overrides.tool_choice, base_dir),
+        prompt_cache=_prompt_cache(data, where, overrides),
+        dedupe=_dedupe(data, where, overrides),
     )
     # Checked now, so a bad entry is a usage error before anything else happens.
     job.model_registry()
     return job
+
+
+def _request_defaults(
+    data: Mapping[str, Any], where: str, flag_choice: str | None, base_dir: Path
+) -> RequestDefaults:
+    """The job's tools (``[[tools]]``, whose parameters may name a JSON file beside the job),
+    tool choice and prompt cache key."""
+    raw_tools = data.get("tools", [])
+    if isinstance(raw_tools, list):
+        raw_tools = [
+            _tool_parameters_file(tool, base_dir, f"{where}: tools[{i}]")
+            for i, tool in enumerate(raw_tools)
+        ]
+    try:
+        tools = check_tools(raw_tools, f"{where}: tools")
+        choice_label = "--tool-choice" if flag_choice is not None else f"{where}: tool_choice"
+        raw_choice = flag_choice if flag_choice is not None else data.get("tool_choice")
+        choice = None
+        if raw_choice is not None:
+            choice = check_tool_choice(raw_choice, tool_names(tools), choice_label)
+    except ToolDefinitionError as exc:
+        raise ConfigError(str(exc)) from None
+    key = data.get("prompt_cache_key")
+    if key is not None and (not isinstance(key, str) or not key):
+        raise ConfigError(f"{where}: prompt_cache_key must be a non-empty string")
+    return RequestDefaults(tuple(tools), choice, key)
+
+
+def _tool_parameters_file(tool: Any, base_dir: Path, where: str) -> Any:
+    """A [[tools]] table whose parameters name a .json file, with the file's schema in."""
+    if not isinstance(tool, dict) or not isinstance(tool.get("parameters"), str):
+        return tool
+    return {
+        **tool,
+        "parameters": _read_schema(base_dir / tool["parameters"], f"{where}.parameters"),
+    }
+
+
+def _dedupe(data: Mapping[str, Any], where: str, overrides: JobOverrides) -> bool:
+    if overrides.no_dedupe:
+        return False
+    value = data.get("dedupe", True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: dedupe must be true or false")
+    return value
+
+
+def _prompt_cache(
+    data: Mapping[str, Any], where: str, overrides: JobOverrides
+) -> PromptCache | None:
+    """Where the job's prompt-cache breakpoints go, and their TTL (None: nowhere)."""
+    placement = overrides.prompt_cache or data.get("prompt_cache")
+    label = "--prompt-cache" if overrides.prompt_cache else f"{where}: prompt_cache"
+    ttl = overrides.prompt_cache_ttl or data.get("prompt_cache_ttl") or PROMPT_CACHE_TTLS[0]
+    ttl_label = "--prompt-cache-ttl" if overrides.prompt_cache_ttl else f"{where}: prompt_cache_ttl"
+    if ttl not in PROMPT_CACHE_TTLS:
+        raise ConfigError(f"{ttl_label} must be one of {', '.join(PROMPT_CACHE_TTLS)}, got {ttl!r}")
+    if placement is None or placement == "none":
+        return None
+    if placement not in PROMPT_CACHE_PLACEMENTS:
+        choices = ", ".join((*PROMPT_CACHE_PLACEMENTS, "none"))
+        raise ConfigError(f"{label} must be one of {choices}, got {placement!r}")
+    return PromptCache(placement, ttl)
 
 
 def _cache(raw: Any, where: str, overrides: JobOverrides, base_dir: Path) -> CacheConfig:

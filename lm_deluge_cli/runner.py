@@ -141,6 +141,9 @@ async def run_job(
             reuse=reuse,
             shared_limiter=job.limits.limiter,
             shared_limiter_key=job.limits.limiter_key,
+            defaults=job.requests,
+            prompt_cache=job.prompt_cache,
+            dedupe=job.dedupe,
         )
         out = await open_output(job, stack, fresh=fresh, manifest=manifest)
         writer, state = out.writer, out.state

@@ -22,6 +22,7 @@ __all__ = [
     "PromptCache",
     "RateLimitInfo",
     "Reasoning",
+    "RequestDefaults",
     "Result",
     "SamplingParams",
     "ToolCall",
@@ -257,6 +258,38 @@ class PromptCache:
 
     placement: str
     ttl: str = "5m"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDefaults:
+    """What every request of a job carries unless its line gives its own: tool definitions
+    (OpenAI's function-tool shape; a line's tools replace them), a tool choice, and OpenAI's
+    ``prompt_cache_key``."""
+
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str | Mapping[str, Any] | None = None
+    prompt_cache_key: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.tools and self.tool_choice is None and self.prompt_cache_key is None
+
+    def apply(self, extra_body: Mapping[str, Any]) -> dict[str, Any]:
+        """A line's request fields with these defaults under them. The job's tool choice
+        goes with the job's tools: a line with tools of its own gets it only when it names
+        no tool (auto, none, required)."""
+        merged = dict(extra_body)
+        own_tools = "tools" in extra_body
+        if self.tools and not own_tools:
+            merged["tools"] = list(self.tools)
+        choice = self.tool_choice
+        # A named tool belongs to the job's tools; "auto", "none", "required" go anywhere.
+        fits = not own_tools or isinstance(choice, str)
+        if choice is not None and "tool_choice" not in extra_body and fits:
+            merged["tool_choice"] = choice
+        if self.prompt_cache_key is not None and "prompt_cache_key" not in extra_body:
+            merged["prompt_cache_key"] = self.prompt_cache_key
+        return merged
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from lm_deluge_cli.config import (
 )
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.shard import Shard
-from lm_deluge_cli.types import SamplingParams
+from lm_deluge_cli.types import PromptCache, RequestDefaults, SamplingParams
 
 from .job_files import MINIMAL, config_error, flags, write
 
@@ -37,6 +37,15 @@ output = "results/out.jsonl"
 fsync = "always"
 retry_other_model = true
 shard = "0/2"
+tool_choice = "auto"
+prompt_cache = "system"
+prompt_cache_ttl = "5m"
+dedupe = true
+
+[[tools]]
+name = "get_weather"
+description = "The weather in a city."
+parameters = { type = "object", properties = { city = { type = "string" } }, required = ["city"] }
 
 [[models]]
 name = "openai:gpt-4.1-mini"
@@ -72,6 +81,7 @@ max_new_tokens = 64
 json_mode = true
 reasoning_effort = "high"
 logprobs = false
+samples = 2
 
 [cache]
 path = "answers.sqlite"
@@ -121,10 +131,27 @@ def test_full_job_file(tmp_path: Path) -> None:
         reasoning_effort="high",
         logprobs=False,
         top_logprobs=None,
+        samples=2,
     )
     # A cache path in the file is relative to the file.
     assert job.cache == CacheConfig(location=str(folder / "answers.sqlite"), ttl_s=3600.0)
     assert job.shard == Shard(0, 2)
+    weather = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    }
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city.",
+            "parameters": weather,
+        },
+    }
+    assert job.requests == RequestDefaults((tool,), "auto")
+    assert job.prompt_cache == PromptCache("system", "5m")
+    assert job.dedupe is True
 
 
 def test_minimal_job_file_takes_every_default(tmp_path: Path) -> None:
@@ -140,6 +167,8 @@ def test_minimal_job_file_takes_every_default(tmp_path: Path) -> None:
     assert job.sampling == SamplingParams()
     assert job.fsync == "end"
     assert job.retry_other_model is False
+    assert job.requests == RequestDefaults()
+    assert (job.prompt_cache, job.dedupe) == (None, True)
 
 
 def test_example_job_file_loads_with_paths_against_its_folder() -> None:
@@ -222,7 +251,12 @@ def test_path_flags_beat_the_file_and_stay_relative_to_the_cwd(tmp_path: Path) -
 
 # --- Flag overrides --------------------------------------------------------------------
 
+
 # (JobOverrides field, value, where it lands in the Job, expected value there)
+def _named(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name}}
+
+
 OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("input", "flag-in.jsonl", "input", "flag-in.jsonl"),
     ("output", "flag-out.jsonl", "output", "flag-out.jsonl"),
@@ -258,6 +292,11 @@ OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("limiter", "redis://10.0.0.2:6379/0", "limits.limiter", "redis://10.0.0.2:6379/0"),
     ("limiter_key", "nightly", "limits.limiter_key", "nightly"),
     ("files_root", "/", "files_root", "/"),
+    ("samples", 3, "sampling.samples", 3),
+    ("tool_choice", "get_weather", "requests.tool_choice", _named("get_weather")),
+    ("prompt_cache", "last_user", "prompt_cache.placement", "last_user"),
+    ("prompt_cache_ttl", "1h", "prompt_cache.ttl", "1h"),
+    ("no_dedupe", True, "dedupe", False),
 ]
 
 

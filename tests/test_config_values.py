@@ -184,3 +184,60 @@ def test_a_bad_files_root_is_named(tmp_path: Path, line: str, expected: str) -> 
     job_file.write_text(line + "\n" + MINIMAL)
     with pytest.raises(ConfigError, match=expected):
         load_job(job_file)
+
+
+# --- tools, tool choice, prompt caching, dedupe -------------------------------------------
+
+
+def test_tool_parameters_may_name_a_json_file_beside_the_job(tmp_path: Path) -> None:
+    schema = {"type": "object", "properties": {"q": {"type": "string"}}}
+    (tmp_path / "search.json").write_text(json.dumps(schema))
+    job_file = write(
+        tmp_path,
+        'tool_choice = "search"\n'
+        + MINIMAL
+        + '[[tools]]\nname = "search"\nparameters = "search.json"\n',
+    )
+    job = load_job(job_file)
+    assert job.requests.tools[0]["function"]["parameters"] == schema
+    assert job.requests.tool_choice == {"type": "function", "function": {"name": "search"}}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[[tools]]\nname = "a b"\n', "tools[0].name must be 1 to 64"),
+        ('[[tools]]\nname = "s"\nparameters = "missing.json"\n', "missing.json does not exist"),
+        ('[[tools]]\nname = "s"\nargs = 1\n', "unknown key 'args'"),
+    ],
+)
+def test_bad_tools_name_the_entry(tmp_path: Path, text: str, fragment: str) -> None:
+    message = config_error(write(tmp_path, MINIMAL + text))
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("top", "fragment"),
+    [
+        ('tool_choice = "search"\n', "names 'search', which is not one of the tools"),
+        ('prompt_cache = "everything"\n', "prompt_cache must be one of system, tools"),
+        (
+            'prompt_cache = "system"\nprompt_cache_ttl = "2h"\n',
+            "prompt_cache_ttl must be one of 5m, 1h",
+        ),
+        ("prompt_cache_key = 3\n", "prompt_cache_key must be a non-empty string"),
+        ('dedupe = "no"\n', "dedupe must be true or false"),
+    ],
+)
+def test_bad_request_keys_are_named(tmp_path: Path, top: str, fragment: str) -> None:
+    assert fragment in config_error(write(tmp_path, top + MINIMAL))
+
+
+def test_flags_for_tool_choice_and_prompt_cache_are_checked() -> None:
+    assert "--tool-choice names 'x'" in config_error(None, flags(tool_choice="x"))
+    assert "--prompt-cache must be one of" in config_error(None, flags(prompt_cache="all"))
+    assert "--prompt-cache-ttl must be one of" in config_error(
+        None, flags(prompt_cache="system", prompt_cache_ttl="1d")
+    )
+    assert "--samples must be an integer from 1 to 128" in config_error(None, flags(samples=0))
+    assert load_job(None, flags(prompt_cache="none")).prompt_cache is None

@@ -27,7 +27,7 @@ import orjson
 
 from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
 
-__all__ = ["KEY_VERSION", "cache_key", "content_digest", "sample_key"]
+__all__ = ["KEY_VERSION", "cache_key", "content_digest", "line_key", "sample_key"]
 
 KEY_VERSION = 1
 
@@ -51,6 +51,13 @@ def cache_key(provider: str, wire_id: str, content: str, sampling: SamplingParam
         "sampling": _canonical_sampling(sampling),
     }
     return hashlib.sha256(_canonical(material)).hexdigest()
+
+
+def line_key(key: str, line_id: str) -> str:
+    """The key of a request sent for one line alone (identical lines not shared, as with
+    ``--no-dedupe``): the request's key and the line's id (`Prompt.key`), so a rerun finds
+    each line's own answer."""
+    return hashlib.sha256(f"{key}:line:{line_id}".encode()).hexdigest()
 
 
 def sample_key(key: str, index: int) -> str:

@@ -38,15 +38,20 @@ __all__ = [
     "MaxTokensPerMinute",
     "Model",
     "NoCache",
+    "NoDedupe",
     "OneModel",
     "Output",
+    "PromptCache",
+    "PromptCacheTtl",
     "Quiet",
     "ReasoningEffort",
     "RefreshCache",
     "RequestTimeout",
     "RetryOtherModel",
+    "Samples",
     "Shard",
     "Temperature",
+    "ToolChoice",
     "TopLogprobs",
     "TopP",
     "Verbose",
@@ -145,6 +150,32 @@ Logprobs = Annotated[
     bool | None, typer.Option("--logprobs/--no-logprobs", rich_help_panel=SAMPLING_PANEL)
 ]
 TopLogprobs = Annotated[int | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
+Samples = Annotated[
+    int | None,
+    typer.Option(
+        rich_help_panel=SAMPLING_PANEL,
+        help="Independent answers per line (1 to 128); raising it later sends only the new ones.",
+    ),
+]
+ToolChoice = Annotated[
+    str | None,
+    typer.Option(
+        rich_help_panel=SAMPLING_PANEL,
+        help="auto | none | required | a tool's name (the job's [[tools]]).",
+    ),
+]
+PromptCache = Annotated[
+    str | None,
+    typer.Option(
+        rich_help_panel=SAMPLING_PANEL,
+        help="system | tools | system_and_tools | last_user | none: where Anthropic and "
+        "Bedrock prompt-cache breakpoints go.",
+    ),
+]
+PromptCacheTtl = Annotated[
+    str | None,
+    typer.Option(rich_help_panel=SAMPLING_PANEL, help="5m (default) | 1h: how long they last."),
+]
 
 # --- the run --------------------------------------------------------------------------------
 
@@ -159,6 +190,13 @@ Fsync = Annotated[
     str | None, typer.Option(help="none | end (default) | always: when results are fsynced.")
 ]
 Fresh = Annotated[bool, typer.Option(help="Start over: move the old output aside (never deleted).")]
+NoDedupe = Annotated[
+    bool | None,
+    typer.Option(
+        "--no-dedupe",
+        help="Send identical lines as requests of their own (each cached under its id).",
+    ),
+]
 Shard = Annotated[
     str | None,
     typer.Option(

@@ -15,7 +15,7 @@ import orjson
 from lm_deluge_cli.cache.key import content_digest
 from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.engine.budget import estimate_cost
-from lm_deluge_cli.engine.requester import content_draw, weighted_index
+from lm_deluge_cli.engine.choice import content_draw, weighted_index
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.reader import BadLine, InputReader
 from lm_deluge_cli.io.resume import ResumeState, scan_output

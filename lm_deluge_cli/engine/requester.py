@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -11,17 +13,24 @@ from dataclasses import dataclass
 
 import anyio
 
-from lm_deluge_cli.cache.key import cache_key, content_digest
+from lm_deluge_cli.cache.key import cache_key, content_digest, line_key, sample_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
+from lm_deluge_cli.engine.choice import alive, content_draw, pick
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import Ticket
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
-from lm_deluge_cli.engine.reuse import Pending, Reuse, cached_record, shared_record
+from lm_deluge_cli.engine.reuse import (
+    Pending,
+    Reuse,
+    StoredAnswer,
+    cached_record,
+    combine_samples,
+    shared_record,
+)
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import (
     APIError,
-    ConfigError,
     EmptyAnswerError,
     FatalProviderError,
     RateLimitError,
@@ -30,7 +39,11 @@ from lm_deluge_cli.errors import (
 )
 from lm_deluge_cli.io import records
 from lm_deluge_cli.providers import Adapter, Endpoint, max_output_tokens
-from lm_deluge_cli.providers.capabilities import supported_sampling, unsupported_message
+from lm_deluge_cli.providers.capabilities import (
+    NATIVE_SAMPLES,
+    supported_sampling,
+    unsupported_message,
+)
 from lm_deluge_cli.schema import completion_violation
 from lm_deluge_cli.tokens import estimate_message_tokens
 from lm_deluge_cli.transport import Transport
@@ -40,11 +53,13 @@ from lm_deluge_cli.types import (
     HttpResponse,
     Prompt,
     RateLimitInfo,
+    RequestDefaults,
     Result,
     SamplingParams,
+    Usage,
 )
 
-__all__ = ["ModelSlot", "Requester", "content_draw", "weighted_index"]
+__all__ = ["ModelSlot", "Requester"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +116,8 @@ class Requester:
         rng: random.Random | None = None,
         budget: SpendCap | None = None,
         reuse: Reuse | None = None,
+        defaults: RequestDefaults | None = None,
+        dedupe: bool = True,
     ) -> None:
         self.slots = list(slots)
         self.concurrency = anyio.CapacityLimiter(max_concurrent_requests)
@@ -118,6 +135,10 @@ class Requester:
         self.halted = False
         # (model, parameter) pairs already warned about: one warning each per run.
         self.warned: set[tuple[str, str]] = set()
+        # The job's tools, tool choice and prompt cache key, for lines without their own.
+        self.defaults = defaults if defaults is not None and not defaults.empty else None
+        # Identical lines share one request; without, each line is its own (and cached so).
+        self.dedupe = dedupe
 
     def halt(self) -> None:
         """Send nothing more; requests already sent still complete."""
@@ -144,6 +165,8 @@ class Requester:
             return None
 
     async def _process(self, prompt: Prompt) -> Result:
+        if self.defaults is not None:
+            prompt = dataclasses.replace(prompt, extra_body=self.defaults.apply(prompt.extra_body))
         content = content_digest(prompt.messages, prompt.extra_body)
         try:
             # The first pick follows from what the line asks, so identical lines, and this
@@ -153,12 +176,15 @@ class Requester:
             return records.error_result(
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
             )
+        sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
         reuse = self.reuse
         if reuse is None:
-            return await self._answer(prompt, slot)
-        sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
+            return await self._samples(prompt, slot, sampling.samples, None)
         model = slot.endpoint.model
         key = cache_key(slot.endpoint.provider.name, model.wire_id, content, sampling)
+        if not self.dedupe:
+            # The line is its own request: cached under its id, shared with no other line.
+            return await self._samples(prompt, slot, sampling.samples, line_key(key, prompt.key))
         pending = reuse.in_flight.get(key)
         if pending is not None:
             await pending.done.wait()
@@ -172,15 +198,7 @@ class Requester:
             return shared_record(prompt, earlier)
         pending = reuse.in_flight[key] = Pending()
         try:
-            answer = await reuse.lookup(key)
-            if answer is not None:
-                self.stats.cached += 1
-                record = cached_record(prompt, slot.endpoint.name, answer)
-            else:
-                record = await self._answer(prompt, slot)
-                # Stored under this key only if this model answered (not one retried on).
-                if record.model == slot.endpoint.name:
-                    await reuse.store(key, record)
+            record = await self._samples(prompt, slot, sampling.samples, key)
             pending.record = record
             reuse.remember(key, record)
             return record
@@ -188,8 +206,67 @@ class Requester:
             del reuse.in_flight[key]
             pending.done.set()
 
-    async def _answer(self, prompt: Prompt, slot: ModelSlot) -> Result:
-        """The prompt's record from the provider, starting on `slot`."""
+    async def _samples(
+        self, prompt: Prompt, slot: ModelSlot, count: int, key: str | None
+    ) -> Result:
+        """The line's `count` answers: each from the cache under its own key where stored,
+        the others asked of the provider (the provider's own n where it has one), stored.
+
+        The first sample's key is the request's own, so one sample is the plain case.
+        """
+        reuse = self.reuse if key is not None else None
+        keys = [sample_key(key, index) for index in range(count)] if key is not None else []
+        stored: list[StoredAnswer | None] = [None] * count
+        if reuse is not None:
+            stored = [await reuse.lookup(k) for k in keys]
+        earlier = [found for found in stored if found is not None]
+        if len(earlier) == count:
+            self.stats.cached += 1
+            return cached_record(prompt, slot.endpoint.name, earlier)
+        answers = [found.completion.answer if found is not None else None for found in stored]
+        missing = [index for index, answer in enumerate(answers) if answer is None]
+        parts: list[Result] = []
+        while missing:
+            asked = await self._ask(prompt, slot, len(missing))
+            parts.extend(asked)
+            for result in asked:
+                if result.status != "ok":
+                    continue
+                for number, answer in enumerate(result.answers[: len(missing)]):
+                    index = missing.pop(0)
+                    answers[index] = answer
+                    # Stored under this key only if this model answered (not one retried on).
+                    if reuse is not None and result.model == slot.endpoint.name:
+                        # The request's usage and cost go with its first answer.
+                        usage = (result.usage or Usage()) if number == 0 else Usage()
+                        cost = result.cost_usd if number == 0 else 0.0
+                        await reuse.store_answer(keys[index], result.model, answer, usage, cost)
+            if any(result.status != "ok" for result in asked):
+                break
+        return combine_samples(prompt, answers, earlier, parts)
+
+    async def _ask(self, prompt: Prompt, slot: ModelSlot, count: int) -> list[Result]:
+        """`count` answers from the provider: one request asking for them all where the
+        model's API returns several, else one request each, sent together."""
+        if count == 1 or slot.endpoint.wire_format in NATIVE_SAMPLES:
+            return [await self._answer(prompt, slot, count)]
+        results: list[Result | None] = [None] * count
+
+        async def one(index: int) -> None:
+            # A halted one is left for the resume; the others' answers are stored.
+            with contextlib.suppress(_Halted):
+                results[index] = await self._answer(prompt, slot)
+
+        async with anyio.create_task_group() as group:
+            for index in range(count):
+                group.start_soon(one, index)
+        if any(result is None for result in results):
+            raise _Halted
+        return [result for result in results if result is not None]
+
+    async def _answer(self, prompt: Prompt, slot: ModelSlot, count: int = 1) -> Result:
+        """The prompt's record from the provider, starting on `slot`; `count` answers asked
+        of one request (only models whose API returns several: NATIVE_SAMPLES)."""
         # Images and PDFs are counted by the rule of the provider the prompt starts on.
         estimate = estimate_message_tokens(prompt.messages, provider=slot.endpoint.wire_format)
         attempt = 0
@@ -209,6 +286,8 @@ class Requester:
                 slot = self._pick(prompt, exclude=slot)
             attempt += 1
             sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
+            if sampling.samples != count:
+                sampling = dataclasses.replace(sampling, samples=count)
             try:
                 completion, latency, cost = await self._attempt(slot, prompt, sampling, estimate)
             except APIError as error:
@@ -260,8 +339,9 @@ class Requester:
         if self.halted:
             raise _Halted
         reserved = 0.0
-        # Thinking budgets count: the provider may bill and rate-limit them as output.
-        output = max_output_tokens(slot.endpoint, sampling)
+        # Thinking budgets count: the provider may bill and rate-limit them as output, as it
+        # does every sample asked of one request.
+        output = max_output_tokens(slot.endpoint, sampling) * sampling.samples
         if self.budget is not None:
             reserved = estimate_cost(slot.endpoint.model, estimate, output) or 0.0
             if not await self.budget.reserve(reserved):
@@ -364,50 +444,9 @@ class Requester:
             )
 
     def _alive(self, exclude: ModelSlot | None) -> ModelSlot | None:
-        for slot in self.slots:
-            if slot.dead_reason is None and slot is not exclude and slot.weight > 0:
-                return slot
-        return None
+        return alive(self.slots, exclude)
 
     def _pick(
         self, prompt: Prompt, exclude: ModelSlot | None, draw: float | None = None
     ) -> ModelSlot:
-        """The model for `prompt`: its pinned one, else one of the live models by weight,
-        chosen by `draw` (uniform in [0, 1); random when None)."""
-        if prompt.model is not None:
-            for slot in self.slots:
-                if prompt.model in (
-                    slot.endpoint.name,
-                    slot.endpoint.model.id,
-                    slot.endpoint.model.wire_id,
-                ):
-                    return slot
-            raise ConfigError(
-                f"line {prompt.line}: model {prompt.model!r} is not one of this job's models "
-                f"({', '.join(s.endpoint.name for s in self.slots)})"
-            )
-        candidates = [s for s in self.slots if s.dead_reason is None and s.weight > 0]
-        if exclude is not None and len(candidates) > 1:
-            candidates = [s for s in candidates if s is not exclude]
-        if not candidates:
-            candidates = self.slots
-        if len(candidates) == 1:
-            return candidates[0]
-        if draw is None:
-            draw = self.rng.random()
-        return candidates[weighted_index([s.weight for s in candidates], draw)]
-
-
-def content_draw(content: str) -> float:
-    """A number in [0, 1) fixed by a prompt's content digest (hex)."""
-    return int(content[:16], 16) / 2**64
-
-
-def weighted_index(weights: Sequence[float], draw: float) -> int:
-    """The index whose share of the total weight contains `draw` (in [0, 1))."""
-    target = draw * sum(weights)
-    for index, weight in enumerate(weights):
-        target -= weight
-        if target < 0:
-            return index
-    return len(weights) - 1
+        return pick(self.slots, prompt, exclude, draw, self.rng)

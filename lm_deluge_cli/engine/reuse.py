@@ -12,6 +12,7 @@ apart, the cache serves them). Only successful answers are stored or remembered.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,16 @@ from lm_deluge_cli.config import CacheConfig
 from lm_deluge_cli.io import records
 from lm_deluge_cli.types import Answer, Completion, Prompt, Result, Usage
 
-__all__ = ["CachePolicy", "Pending", "Reuse", "StoredAnswer", "open_reuse"]
+__all__ = [
+    "CachePolicy",
+    "Pending",
+    "Reuse",
+    "StoredAnswer",
+    "cached_record",
+    "combine_samples",
+    "open_reuse",
+    "shared_record",
+]
 
 # Bumped when the stored value's shape changes. Version 1 held one answer's text; version 2
 # holds whole answers (tool calls, reasoning, refusals, samples). Both are read.
@@ -152,10 +162,20 @@ class Reuse:
         return None if found is None or found.empty else found
 
     async def store(self, key: str, record: Result) -> None:
+        """Keep an ok record's answers under `key` (failures are never stored)."""
         if self.cache is None or not self.policy.write or record.status != "ok":
             return
         answer = StoredAnswer.from_result(record)
         await self.cache.set(key, answer.encode(), self.policy.ttl_s)
+
+    async def store_answer(
+        self, key: str, model: str, answer: Answer, usage: Usage, cost_usd: float | None
+    ) -> None:
+        """Keep one sample's answer under its own key, with the usage and cost it counts for."""
+        if self.cache is None or not self.policy.write:
+            return
+        stored = StoredAnswer(model, Completion((answer,), usage), cost_usd)
+        await self.cache.set(key, stored.encode(), self.policy.ttl_s)
 
 
 async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:
@@ -182,16 +202,52 @@ async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:
     return Reuse(cache, policy)
 
 
-def cached_record(prompt: Prompt, model: str, answer: StoredAnswer) -> Result:
-    """A cache hit's record: the stored answer, at no cost."""
+def cached_record(prompt: Prompt, model: str, answers: Sequence[StoredAnswer]) -> Result:
+    """A cache hit's record: the stored answers (one per sample), at no cost."""
+    completion = Completion(
+        tuple(a for stored in answers for a in stored.completion.answers),
+        sum((stored.completion.usage for stored in answers), Usage()),
+    )
     return records.ok_result(
         prompt,
-        answer.completion,
+        completion,
         model=model,
         attempts=0,
         latency_s=0.0,
         cost_usd=0.0,
         cached=True,
+    )
+
+
+def combine_samples(
+    prompt: Prompt,
+    answers: Sequence[Answer | None],
+    earlier: Sequence[StoredAnswer],
+    parts: Sequence[Result],
+) -> Result:
+    """A line's record from its samples: `answers` in sample order (None where none came),
+    of which `earlier` were stored by an earlier run, and the requests made now (`parts`,
+    at least one). A failed request makes the record that request's error (the answers
+    that did come are stored, so a rerun asks only for the rest)."""
+    failed = next((part for part in parts if part.status != "ok"), None)
+    if failed is not None:
+        return failed
+    if not earlier and len(parts) == 1:
+        return parts[0]  # every answer came from one request: its record as it is
+    costs = [part.cost_usd for part in parts]
+    usage = sum((part.usage or Usage() for part in parts), Usage())
+    usage = sum((stored.completion.usage for stored in earlier), usage)
+    return Result(
+        id=prompt.id,
+        line=prompt.line,
+        status="ok",
+        model=parts[0].model,
+        answers=tuple(answer for answer in answers if answer is not None),
+        usage=usage,
+        cost_usd=None if None in costs else round(sum(c or 0.0 for c in costs), 10),
+        attempts=sum(part.attempts for part in parts),
+        latency_s=max(part.latency_s for part in parts),
+        metadata=prompt.metadata,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -21,7 +22,7 @@ from lm_deluge_cli.providers import Endpoint, adapter_for
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.transport import Transport, make_transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
-from lm_deluge_cli.types import SamplingParams
+from lm_deluge_cli.types import PromptCache, RequestDefaults, SamplingParams
 
 if TYPE_CHECKING:
     from lm_deluge_cli.engine.shared_limiter import SharedRateLimiter
@@ -119,6 +120,9 @@ async def build_requester(
     reuse: Reuse | None = None,
     shared_limiter: str | None = None,
     shared_limiter_key: str = "default",
+    defaults: RequestDefaults | None = None,
+    prompt_cache: PromptCache | None = None,
+    dedupe: bool = True,
 ) -> Requester:
     """Everything the run sends through; transports close when `stack` does.
 
@@ -127,6 +131,9 @@ async def build_requester(
     dimension. With `limits.max_cost` every model must have a price (ConfigError).
     With `shared_limiter` (a Redis URL) the run's limits are one budget shared with
     every process given the same URL and `shared_limiter_key` (see shared_limiter.py).
+    `defaults` (tools, tool choice, prompt cache key) go to lines without their own,
+    `prompt_cache` places every model's prompt-cache breakpoints, and `dedupe` False sends
+    identical lines as requests of their own.
     """
     budget: SpendCap | None = None
     if limits.max_cost is not None:
@@ -139,6 +146,8 @@ async def build_requester(
     single = len(entries) == 1
     slots = []
     for entry, endpoint in zip(entries, endpoints, strict=True):
+        if prompt_cache is not None:
+            endpoint = dataclasses.replace(endpoint, prompt_cache=prompt_cache)
         transport: Transport
         if endpoint.provider.name == "mock":
             transport = InProcessTransport(Simulator(mock_settings(entry, endpoint.model.wire_id)))
@@ -170,4 +179,6 @@ async def build_requester(
         rng=rng,
         budget=budget,
         reuse=reuse,
+        defaults=defaults,
+        dedupe=dedupe,
     )

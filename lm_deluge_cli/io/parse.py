@@ -13,8 +13,13 @@ Optional on every shape: ``id`` (a string or integer; else ``custom_id``, else t
 number), ``system`` (a string, prepended as a system message), ``model`` (a pin),
 ``metadata`` (any JSON, copied to the result untouched) and sampling overrides named
 like the fields of SamplingParams (``temperature``, ``max_new_tokens``, ``stop``,
-``json_schema``, …). A Batch body's ``stop`` and ``response_format`` (json_object or
-json_schema) map onto the same fields.
+``json_schema``, ``samples`` or its OpenAI name ``n``, …). A Batch body's ``stop``,
+``n`` and ``response_format`` (json_object or json_schema) map onto the same fields.
+
+``prompt`` and ``messages`` lines may also carry ``tools`` (in OpenAI's function-tool shape
+or the short ``{"name", "description", "parameters"}``; they replace the job's),
+``tool_choice`` and ``prompt_cache_key`` (see `lm_deluge_cli.tool_use.definitions`); they
+travel with the line's request fields (``extra_body``), as a Batch body's own do.
 
 Messages may also be Anthropic Messages API messages (content blocks such as ``image`` with a
 ``source``, ``document``, ``tool_use``, ``tool_result``); one such block marks the line as
@@ -43,12 +48,20 @@ from lm_deluge_cli.conversation.convert import (
 )
 from lm_deluge_cli.conversation.local_files import BaseDir, LocalFiles
 from lm_deluge_cli.sampling import REASONING_EFFORTS, check_sampling_value, describe_value
+from lm_deluge_cli.tool_use.definitions import (
+    ToolDefinitionError,
+    check_tool_choice,
+    check_tools,
+    tool_names,
+)
 from lm_deluge_cli.types import SAMPLING_FIELDS, Message, Prompt
 
 __all__ = ["REASONING_EFFORTS", "ROLES", "BadLine", "line_id", "parse_line"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
+# Batch API body keys that map onto SamplingParams fields of another name.
+_BODY_RENAMED = {"n": "samples"}
 # Batch API body keys that map onto SamplingParams fields of the same name.
 _BODY_SAMPLING = ("temperature", "top_p", "logprobs", "top_logprobs", "reasoning_effort", "stop")
 # Batch API body keys we never forward: this tool always makes plain, non-streamed requests.
@@ -176,6 +189,10 @@ def _build(obj: dict[str, Any], line_no: int, id_: str | int, base_dir: BaseDir)
             if value is None and name not in _NULLABLE:
                 raise _Invalid(f"'{name}' must not be null (leave it out to use the default)")
             sampling[name] = _sampling_value(name, value, name)
+    if "n" in obj and "samples" not in obj:
+        sampling["samples"] = _sampling_value("samples", obj["n"], "n")
+    if "body" not in obj:
+        extra_body = _request_fields(obj)
 
     return Prompt(
         id=id_,
@@ -186,6 +203,27 @@ def _build(obj: dict[str, Any], line_no: int, id_: str | int, base_dir: BaseDir)
         sampling=sampling,
         extra_body=extra_body,
     )
+
+
+def _request_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The tools, tool choice and prompt cache key a prompt or messages line carries."""
+    fields: dict[str, Any] = {}
+    try:
+        if obj.get("tools") is not None:
+            fields["tools"] = check_tools(obj["tools"], "'tools'")
+        if obj.get("tool_choice") is not None:
+            names = tool_names(fields["tools"]) if "tools" in fields else None
+            fields["tool_choice"] = check_tool_choice(obj["tool_choice"], names, "'tool_choice'")
+    except ToolDefinitionError as exc:
+        raise _Invalid(str(exc)) from None
+    key = obj.get("prompt_cache_key")
+    if key is not None:
+        if not isinstance(key, str) or not key:
+            raise _Invalid(
+                f"'prompt_cache_key' must be a non-empty string, got {describe_value(key)}"
+            )
+        fields["prompt_cache_key"] = key
+    return fields
 
 
 def _messages(value: Any, where: str) -> list[Message]:
@@ -274,6 +312,11 @@ def _batch_request(
         if key in _BODY_SAMPLING:
             if value is not None:
                 sampling[key] = _sampling_value(key, value, f"body.{key}")
+        elif key in _BODY_RENAMED:
+            if value is not None:
+                sampling[_BODY_RENAMED[key]] = _sampling_value(
+                    _BODY_RENAMED[key], value, f"body.{key}"
+                )
         elif key in ("max_tokens", "max_completion_tokens"):
             continue
         elif key == "response_format":

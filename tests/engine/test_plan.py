@@ -11,8 +11,8 @@ import pytest
 from lm_deluge_cli.cache.key import content_digest
 from lm_deluge_cli.config import Job, Limits, ModelEntry
 from lm_deluge_cli.conversation import Message
+from lm_deluge_cli.engine.choice import content_draw, weighted_index
 from lm_deluge_cli.engine.plan import plan_job
-from lm_deluge_cli.engine.requester import content_draw, weighted_index
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.providers.registry import load_registry

@@ -277,3 +277,72 @@ def test_bad_json_schemas_are_bad_lines(line: dict[str, Any], says: str) -> None
     result = _parse(line)
     assert isinstance(result, BadLine)
     assert says in result.reason
+
+
+# ---------------------------------------------------------------------------- tools
+
+
+WEATHER_TOOL = {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}
+
+
+def test_tools_and_tool_choice_on_a_line_travel_with_its_request() -> None:
+    p = _ok(
+        {
+            "prompt": "Weather in Paris?",
+            "tools": [WEATHER_TOOL],
+            "tool_choice": "get_weather",
+            "prompt_cache_key": "weather-v1",
+        }
+    )
+    assert p.extra_body == {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {}},
+                },
+            }
+        ],
+        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+        "prompt_cache_key": "weather-v1",
+    }
+    # A choice without tools of its own names one of the job's, checked when it is sent.
+    alone = _ok({"messages": USER_HI, "tool_choice": "required"})
+    assert alone.extra_body == {"tool_choice": "required"}
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ({"prompt": "x", "tools": {"name": "f"}}, "'tools' must be a list"),
+        ({"prompt": "x", "tools": [{"name": "f g"}]}, "'tools'[0].name must be 1 to 64"),
+        ({"prompt": "x", "tools": [WEATHER_TOOL], "tool_choice": "other"}, "names 'other'"),
+        ({"prompt": "x", "tool_choice": 5}, "'tool_choice' must be one of"),
+        ({"prompt": "x", "prompt_cache_key": ""}, "'prompt_cache_key' must be a non-empty"),
+    ],
+)
+def test_bad_tools_are_bad_lines(line: dict[str, Any], says: str) -> None:
+    bad = _parse(line)
+    assert isinstance(bad, BadLine)
+    assert says in bad.reason and bad.reason.startswith("line 7: ")
+
+
+@pytest.mark.parametrize(
+    ("line", "samples"),
+    [
+        ({"prompt": "x", "samples": 3}, 3),
+        ({"prompt": "x", "n": 4}, 4),
+        ({"prompt": "x", "n": 4, "samples": 2}, 2),
+        ({"body": {"messages": USER_HI, "n": 5}}, 5),
+    ],
+)
+def test_samples_or_n_on_a_line(line: dict[str, Any], samples: int) -> None:
+    p = _ok(line)
+    assert p.sampling["samples"] == samples
+    assert "n" not in p.extra_body
+
+
+def test_too_many_samples_is_a_bad_line() -> None:
+    bad = _parse({"prompt": "x", "n": 129})
+    assert isinstance(bad, BadLine) and "'n' must be an integer from 1 to 128" in bad.reason

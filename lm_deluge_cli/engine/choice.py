@@ -1,0 +1,82 @@
+"""Which model a line goes to: its pin, else one of the live models by weight, drawn from
+what the line asks so that identical lines, and the same line in a later run, agree."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
+
+from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.providers.base import Endpoint
+from lm_deluge_cli.types import Prompt
+
+__all__ = ["Choosable", "alive", "content_draw", "pick", "weighted_index"]
+
+
+class Choosable(Protocol):
+    """What choosing needs of a model slot."""
+
+    endpoint: Endpoint
+    weight: float
+    dead_reason: str | None
+
+
+S = TypeVar("S", bound=Choosable)
+
+
+def content_draw(content: str) -> float:
+    """A number in [0, 1) fixed by a prompt's content digest (hex)."""
+    return int(content[:16], 16) / 2**64
+
+
+def weighted_index(weights: Sequence[float], draw: float) -> int:
+    """The index whose share of the total weight contains `draw` (in [0, 1))."""
+    target = draw * sum(weights)
+    for index, weight in enumerate(weights):
+        target -= weight
+        if target < 0:
+            return index
+    return len(weights) - 1
+
+
+def alive(slots: Sequence[S], exclude: S | None) -> S | None:
+    """A live model with weight other than `exclude`, if there is one."""
+    for slot in slots:
+        if slot.dead_reason is None and slot is not exclude and slot.weight > 0:
+            return slot
+    return None
+
+
+def pick(
+    slots: Sequence[S],
+    prompt: Prompt,
+    exclude: S | None,
+    draw: float | None,
+    rng: random.Random,
+) -> S:
+    """The model for `prompt`: its pinned one, else one of the live models by weight,
+    chosen by `draw` (uniform in [0, 1); from `rng` when None). Raises ConfigError for a
+    pin to a model that is not one of `slots`."""
+    if prompt.model is not None:
+        for slot in slots:
+            if prompt.model in (
+                slot.endpoint.name,
+                slot.endpoint.model.id,
+                slot.endpoint.model.wire_id,
+            ):
+                return slot
+        raise ConfigError(
+            f"line {prompt.line}: model {prompt.model!r} is not one of this job's models "
+            f"({', '.join(s.endpoint.name for s in slots)})"
+        )
+    candidates = [s for s in slots if s.dead_reason is None and s.weight > 0]
+    if exclude is not None and len(candidates) > 1:
+        candidates = [s for s in candidates if s is not exclude]
+    if not candidates:
+        candidates = list(slots)
+    if len(candidates) == 1:
+        return candidates[0]
+    if draw is None:
+        draw = rng.random()
+    return candidates[weighted_index([s.weight for s in candidates], draw)]
