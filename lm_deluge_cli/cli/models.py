@@ -47,7 +47,8 @@ def models(
 ) -> None:
     """List known models: prices (USD per million tokens), context window and capabilities.
 
-    Any other model works too, written provider:model.
+    Any other model works too, written provider:model. An alias after its provider
+    (anthropic:claude-sonnet-4-5) is that model, with the alias sent as the model name.
     """
     if embeddings and rerank:
         raise UsageError("give --embeddings or --rerank, not both")

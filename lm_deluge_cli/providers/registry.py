@@ -8,7 +8,7 @@ import math
 import os
 import tomllib
 from collections.abc import Container, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from typing import Any
 
@@ -110,7 +110,11 @@ _FLAG_KEYS = tuple(f.name for f in fields(ModelInfo) if f.type == "bool")
 
 
 class Registry:
-    """Providers and known models; `provider:model` resolves even for unknown models."""
+    """Providers and known models; `provider:model` resolves even for unknown models.
+
+    A model found through `provider:ALIAS` keeps its entry's `id` (what `lm-deluge models`
+    lists, and what its aliases belong to) and takes ALIAS as its `wire_id`.
+    """
 
     def __init__(
         self,
@@ -131,7 +135,12 @@ class Registry:
         return tuple(alias for alias, target in self._aliases.items() if target == model_id)
 
     def lookup(self, name: str) -> ModelInfo:
-        """Resolve a model name (`provider:model`, a known id or an alias)."""
+        """Resolve a model name: a known id, an alias or `provider:model`.
+
+        `provider:NAME` where NAME is an alias of one of that provider's models (Anthropic's
+        own `claude-sonnet-4-5`, say) is that model, with NAME sent on the wire as written;
+        any other `provider:NAME` is a model the registry does not know.
+        """
         canonical = self._aliases.get(name, name)
         if canonical in self.models:
             return self.models[canonical]
@@ -147,6 +156,12 @@ class Registry:
             raise ConfigError(
                 f"unknown provider {provider!r} in model {name!r}; {_known(self.providers)}"
             )
+        # Aliases are unique across providers, so the alias table is the index; an alias
+        # of another provider's model is only a name this provider may also serve.
+        target = self._aliases.get(wire_id)
+        entry = self.models.get(target) if target is not None else None
+        if entry is not None and entry.provider == provider:
+            return replace(entry, wire_id=wire_id)
         return ModelInfo(id=name, provider=provider, wire_id=wire_id)
 
     def provider(self, name: str) -> ProviderInfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from importlib import resources
 from typing import Any, TypedDict
@@ -75,6 +76,59 @@ def test_unknown_model_of_a_known_provider_passes_through(
     assert info == ModelInfo(id=name, provider=provider, wire_id=wire_id)
     assert info.input_per_mtok is None
     assert info.cost(Usage(1000, 1000)) is None
+
+
+# --- a provider's own names: provider:ALIAS ----------------------------------------------
+
+# Every alias in the data file, with the entry it belongs to.
+ALIASES = [(spec, alias) for spec in models_toml()["models"] for alias in spec.get("aliases", [])]
+PRICES = [f.name for f in dataclasses.fields(ModelInfo) if f.name.endswith("_per_mtok")]
+FLAGS = [f.name for f in dataclasses.fields(ModelInfo) if f.type == "bool"]
+
+
+@pytest.mark.parametrize("form", ["ALIAS", "provider:ALIAS"])
+@pytest.mark.parametrize(
+    ("spec", "alias"), ALIASES, ids=[f"{spec['id']}={alias}" for spec, alias in ALIASES]
+)
+def test_every_alias_finds_its_entry_bare_and_after_its_provider(
+    registry: Registry, spec: dict[str, Any], alias: str, form: str
+) -> None:
+    provider, _, after_colon = spec["id"].partition(":")
+    name = alias if form == "ALIAS" else f"{provider}:{alias}"
+    info = registry.lookup(name)
+    # A bare alias sends the entry's own model name; provider:ALIAS sends ALIAS as written.
+    wire_id = spec.get("wire_id", after_colon) if form == "ALIAS" else alias
+    assert (info.id, info.provider, info.wire_id) == (spec["id"], provider, wire_id)
+    for key in PRICES:
+        assert getattr(info, key) == spec.get(key), key
+    for key in FLAGS:
+        assert getattr(info, key) == spec.get(key, False), key
+    # Everything but the name on the wire is the entry's.
+    entry = registry.models[spec["id"]]
+    assert dataclasses.replace(info, wire_id=entry.wire_id) == entry
+
+
+@pytest.mark.parametrize(("spec", "alias"), ALIASES)
+def test_an_alias_after_another_provider_is_an_unknown_model(
+    registry: Registry, spec: dict[str, Any], alias: str
+) -> None:
+    other = "mistral" if spec["id"].startswith("openai:") else "openai"
+    assert registry.lookup(f"{other}:{alias}") == ModelInfo(f"{other}:{alias}", other, alias)
+
+
+def test_a_providers_own_alias_is_priced_and_sends_thinking(registry: Registry) -> None:
+    info = registry.lookup("anthropic:claude-sonnet-4-5")
+    assert (info.id, info.wire_id) == ("anthropic:claude-sonnet-4-5-20250929", "claude-sonnet-4-5")
+    assert info.reasoning and info.supports_pdf
+    assert info.cost(Usage(1_000_000, 1_000_000)) == pytest.approx(3.0 + 15.0)
+    # The same name under OpenAI is OpenAI's business: nothing is known of it.
+    other = registry.lookup("openai:claude-sonnet-4-5")
+    assert (other.id, other.wire_id, other.reasoning) == (
+        "openai:claude-sonnet-4-5",
+        "claude-sonnet-4-5",
+        False,
+    )
+    assert other.cost(Usage(1, 1)) is None
 
 
 @pytest.mark.parametrize(

@@ -196,6 +196,26 @@ def test_a_user_entry_replaces_a_built_in_one_and_keeps_its_aliases(registry: Re
     assert [m.id for m in extended.iter_models()] == [m.id for m in registry.iter_models()]
 
 
+def test_a_user_entrys_alias_works_after_its_provider(registry: Registry) -> None:
+    extended = parse_user_models(
+        [
+            {"id": "openai:ft:gpt-4.1-mini:acme::abc123", "aliases": ["acme-mini"]},
+            {
+                "id": "anthropic:claude-sonnet-4-5-20250929",
+                "input_per_mtok": 2,
+                "output_per_mtok": 9,
+            },
+        ],
+        registry,
+    )
+    tuned = extended.lookup("openai:acme-mini")
+    assert (tuned.id, tuned.wire_id) == ("openai:ft:gpt-4.1-mini:acme::abc123", "acme-mini")
+    # A built-in alias leads to the entry that replaced its model, under the provider too.
+    sonnet = extended.lookup("anthropic:claude-sonnet-4-5")
+    assert (sonnet.wire_id, sonnet.input_per_mtok) == ("claude-sonnet-4-5", 2.0)
+    assert extended.lookup("anthropic:acme-mini").cost(Usage(1, 1)) is None
+
+
 def test_user_models_on_an_explicit_base() -> None:
     base = parse_registry(data(model()))
     extended = parse_user_models([model(id="local:n", aliases=["n"])], base, source="job.toml")
