@@ -15,9 +15,9 @@ from lm_deluge_cli.providers.registry import ModelInfo, load_registry
 
 FIELDS = {
     "id", "provider", "wire_id", "aliases", "input_per_mtok", "cached_input_per_mtok",
-    "output_per_mtok", "context_window", "reasoning", "supports_json", "supports_json_schema",
-    "supports_images", "supports_pdf", "supports_logprobs", "adaptive_thinking", "batch_discount",
-    "wire_format",
+    "cache_write_per_mtok", "cache_write_1h_per_mtok", "output_per_mtok", "context_window",
+    "reasoning", "supports_json", "supports_json_schema", "supports_images", "supports_pdf",
+    "supports_logprobs", "adaptive_thinking", "batch_discount", "wire_format",
 }  # fmt: skip
 
 
@@ -57,6 +57,8 @@ def test_json_record_of_a_known_model() -> None:
         "aliases": ["gpt-4.1-mini"],
         "input_per_mtok": 0.4,
         "cached_input_per_mtok": 0.1,
+        "cache_write_per_mtok": None,
+        "cache_write_1h_per_mtok": None,
         "output_per_mtok": 1.6,
         "context_window": 1047576,
         "reasoning": False,

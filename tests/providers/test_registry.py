@@ -185,6 +185,61 @@ def test_cost(usage: Usage, expected: float) -> None:
     assert cost == pytest.approx(expected)
 
 
+# Anthropic's published prices for Claude Sonnet 4.5: reads 0.1x the input price, five-minute
+# writes 1.25x, one-hour writes 2x.
+SONNET = ModelInfo(
+    id="anthropic:claude-sonnet-4-5-20250929",
+    provider="anthropic",
+    wire_id="claude-sonnet-4-5-20250929",
+    input_per_mtok=3.0,
+    cached_input_per_mtok=0.30,
+    cache_write_per_mtok=3.75,
+    cache_write_1h_per_mtok=6.0,
+    output_per_mtok=15.0,
+    batch_discount=0.5,
+)
+NO_CACHE_PRICES = ModelInfo("x:y", "x", "y", input_per_mtok=1.0, output_per_mtok=2.0)
+M = 1_000_000
+
+
+def tokens(inp: int, out: int = 0, read: int = 0, write: int = 0, write_1h: int = 0) -> Usage:
+    """Usage by its parts: `read`, `write` and `write_1h` (one of `write`) are in `inp`."""
+    return Usage(
+        inp, out, cached_input_tokens=read, cache_write_tokens=write, cache_write_1h_tokens=write_1h
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "usage", "batch", "expected"),
+    [
+        (SONNET, tokens(M), False, 3.0),
+        (SONNET, tokens(M, read=M), False, 0.30),
+        (SONNET, tokens(M, write=M), False, 3.75),
+        (SONNET, tokens(M, write=M, write_1h=M), False, 6.0),
+        # 4M in: 1M read, 2M written (0.5M of them for an hour), 1M plain; 1M out.
+        (SONNET, tokens(4 * M, M, M, 2 * M, M // 2), False, 3.0 + 0.30 + 5.625 + 3.0 + 15.0),
+        (SONNET, tokens(4 * M, M, M, 2 * M, M // 2), True, (3.0 + 0.30 + 5.625 + 3.0 + 15.0) / 2),
+        # Odd counts are clipped to the input: no token is billed twice.
+        (SONNET, tokens(M, read=600_000, write=600_000), False, 0.6 * 0.30 + 0.4 * 3.75),
+        (SONNET, tokens(M, write=200_000, write_1h=500_000), False, 0.8 * 3.0 + 0.2 * 6.0),
+        # OpenAI's GPT-4.1 mini: reads are cheaper, writes cost the input price.
+        (MINI, tokens(M, read=M // 2, write=M // 2), False, 0.05 + 0.20),
+        (MINI, tokens(M, write=M, write_1h=M // 2), False, 0.40),
+        # No cache prices at all: every input token at the input price.
+        (NO_CACHE_PRICES, tokens(M, M, M // 4, M // 4, 1), False, 3.0),
+    ],
+)
+def test_cost_of_prompt_cache_reads_and_writes(
+    model: ModelInfo, usage: Usage, batch: bool, expected: float
+) -> None:
+    assert model.cost(usage, batch=batch) == pytest.approx(expected)
+
+
+def test_one_hour_writes_without_their_own_price_cost_the_write_price() -> None:
+    model = dataclasses.replace(SONNET, cache_write_1h_per_mtok=None)
+    assert model.cost(tokens(M, write=M, write_1h=M)) == pytest.approx(3.75)
+
+
 def test_cost_matches_the_registry_prices(registry: Registry) -> None:
     assert registry.lookup("gpt-4.1-mini").cost(Usage(1_000_000, 1_000_000, 500_000)) == (
         pytest.approx(0.25 + 1.60)
@@ -313,6 +368,8 @@ def test_models_toml_is_consistent() -> None:
         assert all(v >= 0 for v in prices.values()), spec["id"]
         if "cached_input_per_mtok" in prices:
             assert prices["cached_input_per_mtok"] <= prices["input_per_mtok"], spec["id"]
+        if "cache_write_1h_per_mtok" in prices:
+            assert prices["cache_write_per_mtok"] <= prices["cache_write_1h_per_mtok"], spec["id"]
 
 
 def test_every_alias_and_id_resolves_to_its_entry(registry: Registry) -> None:

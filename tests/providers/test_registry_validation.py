@@ -75,6 +75,22 @@ def data(*models: object, **provider: Any) -> dict[str, Any]:
             data(model(input_per_mtok=None, cached_input_per_mtok=0.1)),
             ["cached_input_per_mtok needs"],
         ),
+        (
+            data(model(cache_write_per_mtok=-1.25)),
+            ["model 'local:m'", "cache_write_per_mtok cannot be negative"],
+        ),
+        (
+            data(model(cache_write_1h_per_mtok="2")),
+            ["model 'local:m'", "cache_write_1h_per_mtok must be a number"],
+        ),
+        (
+            data(model(input_per_mtok=None, cache_write_per_mtok=1.25)),
+            ["cache_write_per_mtok needs an input_per_mtok"],
+        ),
+        (
+            data(model(input_per_mtok=None, cache_write_1h_per_mtok=2)),
+            ["cache_write_1h_per_mtok needs an input_per_mtok"],
+        ),
         (data(model(context_window=1.5)), ["model 'local:m'", "context_window must be an integer"]),
         (data(model(context_window=0)), ["model 'local:m'", "context_window must be positive"]),
         (data(model(reasoning="yes")), ["model 'local:m'", "reasoning must be true or false"]),
@@ -122,6 +138,8 @@ def test_parse_registry_reads_every_field() -> None:
         data(
             model(
                 cached_input_per_mtok=0.25,
+                cache_write_per_mtok=1.25,
+                cache_write_1h_per_mtok=2,
                 context_window=1000,
                 supports_json=True,
                 supports_json_schema=True,
@@ -141,6 +159,8 @@ def test_parse_registry_reads_every_field() -> None:
         wire_id="m",
         input_per_mtok=1.0,
         cached_input_per_mtok=0.25,
+        cache_write_per_mtok=1.25,
+        cache_write_1h_per_mtok=2.0,
         output_per_mtok=2.0,
         context_window=1000,
         supports_json=True,
