@@ -240,6 +240,13 @@ def test_one_hour_writes_without_their_own_price_cost_the_write_price() -> None:
     assert model.cost(tokens(M, write=M, write_1h=M)) == pytest.approx(3.75)
 
 
+def test_cost_of_cache_writes_from_the_registry(registry: Registry) -> None:
+    usage = tokens(3 * M, read=M, write=2 * M, write_1h=M)
+    assert registry.lookup("claude-sonnet-4.5").cost(usage) == pytest.approx(0.30 + 3.75 + 6.0)
+    # Bedrock keeps no one-hour cache for Claude Opus 4.1: its writes are all five-minute ones.
+    assert registry.lookup("claude-opus-4.1-bedrock").cost(usage) == pytest.approx(1.5 + 2 * 18.75)
+
+
 def test_cost_matches_the_registry_prices(registry: Registry) -> None:
     assert registry.lookup("gpt-4.1-mini").cost(Usage(1_000_000, 1_000_000, 500_000)) == (
         pytest.approx(0.25 + 1.60)
