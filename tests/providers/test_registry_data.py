@@ -184,6 +184,16 @@ def test_every_claude_model_prices_cache_reads_and_both_writes(registry: Registr
         assert model.cache_write_1h_per_mtok == one_hour, model.id
 
 
+def test_openai_prices_cache_writes_from_gpt_6_on(registry: Registry) -> None:
+    for model in registry.iter_models("openai"):
+        assert model.cache_write_1h_per_mtok is None, model.id
+        if model.id.startswith("openai:gpt-6"):
+            assert model.input_per_mtok is not None, model.id
+            assert model.cache_write_per_mtok == pytest.approx(1.25 * model.input_per_mtok)
+        else:
+            assert model.cache_write_per_mtok is None, model.id
+
+
 # --- the data file: wire formats and thinking modes ------------------------------------------
 
 # OpenAI models with no Chat Completions endpoint, only the Responses API.
