@@ -19,6 +19,11 @@ from lm_deluge_cli.providers.registry import ModelInfo, Registry, load_registry
 
 __all__ = ["model_record", "models"]
 
+# Terminal widths below which the aliases, then the cache-write prices, are left out, so that
+# model names keep room enough not to fold onto many lines.
+ALIASES_MIN_WIDTH = 116
+WRITES_MIN_WIDTH = 96
+
 # One letter per capability, in table order; the legend under the table spells them out.
 FLAGS = (
     ("J", "supports_json", "json mode"),
@@ -47,7 +52,8 @@ def models(
 ) -> None:
     """List known models: prices (USD per million tokens), context window and capabilities.
 
-    Any other model works too, written provider:model.
+    Any other model works too, written provider:model. An alias after its provider
+    (anthropic:claude-sonnet-4-5) is that model, with the alias sent as the model name.
     """
     if embeddings and rerank:
         raise UsageError("give --embeddings or --rerank, not both")
@@ -66,10 +72,15 @@ def models(
             typer.echo(orjson.dumps(model_record(registry, model)).decode())
         return
     console = Console(highlight=False)
-    # Below 100 columns the aliases give way, so that the numbers are never squeezed out.
-    console.print(_table(registry, rows, with_aliases=console.width >= 100))
+    # On a narrow terminal the aliases give way, then the cache-write prices, so that the
+    # other numbers are never squeezed out.
+    with_writes = console.width >= WRITES_MIN_WIDTH
+    console.print(_table(registry, rows, console.width >= ALIASES_MIN_WIDTH, with_writes))
+    writes = "; write, 1h: writes kept 5 minutes, 1 hour" if with_writes else ""
+    prices = f"$/M: USD per million tokens. cached: prompt-cache reads{writes}."
+    console.print(prices, markup=False)
     legend = ", ".join(f"{letter} {name}" for letter, _, name in FLAGS)
-    console.print(f"$/M: USD per million tokens. caps: {legend}", markup=False)
+    console.print(f"caps: {legend}", markup=False)
 
 
 def model_record(registry: Registry, model: ModelInfo) -> dict[str, Any]:
@@ -83,21 +94,27 @@ def model_record(registry: Registry, model: ModelInfo) -> dict[str, Any]:
     }
 
 
-def _table(registry: Registry, rows: Iterable[ModelInfo], with_aliases: bool) -> Table:
+def _table(
+    registry: Registry, rows: Iterable[ModelInfo], with_aliases: bool, with_writes: bool
+) -> Table:
     table = Table(box=box.SIMPLE_HEAD)
     # Long names fold onto more lines rather than push the numbers off the edge.
     table.add_column("model", overflow="fold")
     if with_aliases:
         table.add_column("aliases", overflow="fold")
-    for header in ("$/M in", "cached", "out", "context"):
+    # The prompt cache's prices sit between input and output: reads, then writes.
+    headers = ("$/M in", "cached", *(("write", "1h") if with_writes else ()), "out", "context")
+    for header in headers:
         table.add_column(header, justify="right", no_wrap=True, min_width=6)
     table.add_column("caps", no_wrap=True, min_width=len(FLAGS))
     for model in rows:
         names = [model.id, ", ".join(registry.aliases(model.id))] if with_aliases else [model.id]
+        writes = (model.cache_write_per_mtok, model.cache_write_1h_per_mtok) if with_writes else ()
         cells = (
             *names,
             _price(model.input_per_mtok),
             _price(model.cached_input_per_mtok),
+            *(_price(price) for price in writes),
             _price(model.output_per_mtok),
             _tokens(model.context_window),
             "".join(letter if getattr(model, field) else "-" for letter, field, _ in FLAGS),

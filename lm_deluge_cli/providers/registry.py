@@ -8,7 +8,7 @@ import math
 import os
 import tomllib
 from collections.abc import Container, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import resources
 from typing import Any
 
@@ -66,7 +66,10 @@ class ModelInfo:
     provider: str
     wire_id: str
     input_per_mtok: float | None = None
+    # Prompt-cache reads, five-minute writes and one-hour writes (None: see cost()).
     cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+    cache_write_1h_per_mtok: float | None = None
     output_per_mtok: float | None = None
     context_window: int | None = None
     reasoning: bool = False
@@ -84,17 +87,25 @@ class ModelInfo:
     def cost(self, usage: Usage, batch: bool = False) -> float | None:
         """The price of `usage`, or None when the model's prices are unknown.
 
-        Cached input tokens are billed at the cached price; `batch` applies the batch discount.
+        Cache reads are billed at the cached price, five-minute cache writes at the write
+        price, one-hour writes at the one-hour price and the rest of the input at the input
+        price. An absent cache price is the input price, except the one-hour price, which is
+        the five-minute one. `batch` applies the batch discount.
         """
         if self.input_per_mtok is None or self.output_per_mtok is None:
             return None
-        cached_price = self.cached_input_per_mtok
-        if cached_price is None:
-            cached_price = self.input_per_mtok
-        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        full = self.input_per_mtok
+        write_price = _or(self.cache_write_per_mtok, full)
+        # Reads and writes are parts of input_tokens: a provider's odd counts never bill a
+        # token twice or make the cost negative.
+        read = min(usage.cached_input_tokens, usage.input_tokens)
+        written = min(usage.cache_write_tokens, usage.input_tokens - read)
+        written_1h = min(usage.cache_write_1h_tokens, written)
         total = (
-            (usage.input_tokens - cached) * self.input_per_mtok
-            + cached * cached_price
+            (usage.input_tokens - read - written) * full
+            + read * _or(self.cached_input_per_mtok, full)
+            + (written - written_1h) * write_price
+            + written_1h * _or(self.cache_write_1h_per_mtok, write_price)
             + usage.output_tokens * self.output_per_mtok
         )
         if batch:
@@ -102,15 +113,25 @@ class ModelInfo:
         return total / 1_000_000
 
 
+def _or(price: float | None, default: float) -> float:
+    return default if price is None else price
+
+
 # The data file's keys are the dataclass fields (a model's provider comes from its id).
 _PROVIDER_KEYS = frozenset(f.name for f in fields(ProviderInfo)) - {"name"}
 _MODEL_KEYS = frozenset(f.name for f in fields(ModelInfo)) - {"provider"} | {"aliases"}
 _PRICE_KEYS = tuple(f.name for f in fields(ModelInfo) if f.name.endswith("_per_mtok"))
+# Prices that only say what part of the input costs, so they need the input price.
+_CACHE_PRICE_KEYS = ("cached_input_per_mtok", "cache_write_per_mtok", "cache_write_1h_per_mtok")
 _FLAG_KEYS = tuple(f.name for f in fields(ModelInfo) if f.type == "bool")
 
 
 class Registry:
-    """Providers and known models; `provider:model` resolves even for unknown models."""
+    """Providers and known models; `provider:model` resolves even for unknown models.
+
+    A model found through `provider:ALIAS` keeps its entry's `id` (what `lm-deluge models`
+    lists, and what its aliases belong to) and takes ALIAS as its `wire_id`.
+    """
 
     def __init__(
         self,
@@ -131,7 +152,12 @@ class Registry:
         return tuple(alias for alias, target in self._aliases.items() if target == model_id)
 
     def lookup(self, name: str) -> ModelInfo:
-        """Resolve a model name (`provider:model`, a known id or an alias)."""
+        """Resolve a model name: a known id, an alias or `provider:model`.
+
+        `provider:NAME` where NAME is an alias of one of that provider's models (Anthropic's
+        own `claude-sonnet-4-5`, say) is that model, with NAME sent on the wire as written;
+        any other `provider:NAME` is a model the registry does not know.
+        """
         canonical = self._aliases.get(name, name)
         if canonical in self.models:
             return self.models[canonical]
@@ -147,6 +173,12 @@ class Registry:
             raise ConfigError(
                 f"unknown provider {provider!r} in model {name!r}; {_known(self.providers)}"
             )
+        # Aliases are unique across providers, so the alias table is the index; an alias
+        # of another provider's model is only a name this provider may also serve.
+        target = self._aliases.get(wire_id)
+        entry = self.models.get(target) if target is not None else None
+        if entry is not None and entry.provider == provider:
+            return replace(entry, wire_id=wire_id)
         return ModelInfo(id=name, provider=provider, wire_id=wire_id)
 
     def provider(self, name: str) -> ProviderInfo:
@@ -280,8 +312,12 @@ def _parse_model(
         fields[key] = price = read_field(spec, key, where, float)
         if price is not None and price < 0:
             raise ConfigError(f"{where}: {key} cannot be negative, got {price!r}")
-    cached, full = fields["cached_input_per_mtok"], fields["input_per_mtok"]
-    if cached is not None and (full is None or cached > full):
+    full = fields["input_per_mtok"]
+    for key in _CACHE_PRICE_KEYS:
+        if fields[key] is not None and full is None:
+            raise ConfigError(f"{where}: {key} needs an input_per_mtok")
+    cached = fields["cached_input_per_mtok"]
+    if cached is not None and full is not None and cached > full:
         raise ConfigError(
             f"{where}: cached_input_per_mtok needs an input_per_mtok at least as high"
         )

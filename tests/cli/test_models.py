@@ -15,9 +15,9 @@ from lm_deluge_cli.providers.registry import ModelInfo, load_registry
 
 FIELDS = {
     "id", "provider", "wire_id", "aliases", "input_per_mtok", "cached_input_per_mtok",
-    "output_per_mtok", "context_window", "reasoning", "supports_json", "supports_json_schema",
-    "supports_images", "supports_pdf", "supports_logprobs", "adaptive_thinking", "batch_discount",
-    "wire_format",
+    "cache_write_per_mtok", "cache_write_1h_per_mtok", "output_per_mtok", "context_window",
+    "reasoning", "supports_json", "supports_json_schema", "supports_images", "supports_pdf",
+    "supports_logprobs", "adaptive_thinking", "batch_discount", "wire_format",
 }  # fmt: skip
 
 
@@ -57,6 +57,8 @@ def test_json_record_of_a_known_model() -> None:
         "aliases": ["gpt-4.1-mini"],
         "input_per_mtok": 0.4,
         "cached_input_per_mtok": 0.1,
+        "cache_write_per_mtok": None,
+        "cache_write_1h_per_mtok": None,
         "output_per_mtok": 1.6,
         "context_window": 1047576,
         "reasoning": False,
@@ -91,9 +93,9 @@ def test_table_shows_prices_context_and_capabilities() -> None:
     assert "$/M in" in lines[1] and "caps" in lines[1]
     (row,) = [line for line in lines if "openai:gpt-4.1-mini " in line]
     assert row.split()[:2] == ["openai:gpt-4.1-mini", "gpt-4.1-mini"]
-    assert row.split()[2:] == ["0.4", "0.1", "1.6", "1.05M", "JSIPL-"]
+    assert row.split()[2:] == ["0.4", "0.1", "-", "-", "1.6", "1.05M", "JSIPL-"]
     (row,) = [line for line in lines if "openai:gpt-5 " in line]
-    assert row.split()[2:] == ["1.25", "0.125", "10", "400K", "JSIP-R"]
+    assert row.split()[2:] == ["1.25", "0.125", "-", "-", "10", "400K", "JSIP-R"]
     assert "J json mode" in result.output and "R reasoning" in result.output
     assert "anthropic:" not in result.output
 
@@ -101,7 +103,30 @@ def test_table_shows_prices_context_and_capabilities() -> None:
 def test_unknown_prices_and_context_show_as_dashes() -> None:
     result = invoke("--provider", "meta")
     (row,) = [line for line in result.output.splitlines() if "Llama-4-Scout" in line]
-    assert row.split()[2:] == ["-", "-", "-", "-", "-SI---"]
+    assert row.split()[2:] == ["-", "-", "-", "-", "-", "-", "-SI---"]
+
+
+def test_the_table_shows_cache_write_prices_of_both_lifetimes() -> None:
+    result = invoke("--provider", "anthropic")
+    lines = result.output.splitlines()
+    assert lines[1].split()[-7:] == ["in", "cached", "write", "1h", "out", "context", "caps"]
+    (row,) = [line for line in lines if "anthropic:claude-haiku-4-5-20251001 " in line]
+    assert row.split()[-7:] == ["1", "0.1", "1.25", "2", "5", "200K", "-SIP-R"]
+    assert "write, 1h: writes kept 5 minutes, 1 hour" in result.output
+
+
+def test_a_bedrock_model_without_one_hour_writes_shows_a_dash() -> None:
+    result = invoke("--provider", "bedrock")
+    (row,) = [line for line in result.output.splitlines() if "claude-opus-4-1" in line]
+    assert row.split()[-7:] == ["15", "1.5", "18.75", "-", "75", "200K", "--IP-R"]
+
+
+def test_a_middling_terminal_drops_the_aliases_before_the_write_prices() -> None:
+    result = invoke("--provider", "anthropic", columns=100)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "aliases" not in lines[1] and "write" in lines[1]
+    assert all(len(line) <= 100 for line in lines)
 
 
 def test_a_narrow_terminal_drops_aliases_and_folds_names_but_keeps_the_numbers() -> None:
@@ -111,6 +136,7 @@ def test_a_narrow_terminal_drops_aliases_and_folds_names_but_keeps_the_numbers()
     assert all(len(line) <= 80 for line in lines)
     assert "aliases" not in lines[1] and "caps" in lines[1]
     assert "claude-opus-4.1-bedrock" not in result.output
+    assert "write" not in lines[1] and "18.75" not in result.output
     assert "…" not in result.output
     (row,) = [line for line in lines if line.split()[1:] == ["15", "1.5", "75", "200K", "--IP-R"]]
     assert row.split()[0].startswith("bedrock:us.anthropic")

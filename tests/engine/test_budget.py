@@ -105,3 +105,11 @@ def test_check_priced_names_every_unpriced_model() -> None:
     assert "openai:mystery-1, openai:mystery-2" in message
     assert "mock:fast" not in message
     check_priced(endpoints[:1])
+
+
+def test_a_providers_own_model_name_is_priced() -> None:
+    # Anthropic's undated alias, sent as written, is priced as the dated model it names.
+    (endpoint,) = resolve_endpoints((ModelEntry("anthropic:claude-sonnet-4-5", api_key_env=""),))
+    assert endpoint.model.wire_id == "claude-sonnet-4-5"
+    check_priced([endpoint])
+    assert estimate_cost(endpoint.model, 1_000_000, 1_000_000) == pytest.approx(3.0 + 15.0)

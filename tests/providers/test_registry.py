@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from importlib import resources
 from typing import Any, TypedDict
@@ -77,6 +78,59 @@ def test_unknown_model_of_a_known_provider_passes_through(
     assert info.cost(Usage(1000, 1000)) is None
 
 
+# --- a provider's own names: provider:ALIAS ----------------------------------------------
+
+# Every alias in the data file, with the entry it belongs to.
+ALIASES = [(spec, alias) for spec in models_toml()["models"] for alias in spec.get("aliases", [])]
+PRICES = [f.name for f in dataclasses.fields(ModelInfo) if f.name.endswith("_per_mtok")]
+FLAGS = [f.name for f in dataclasses.fields(ModelInfo) if f.type == "bool"]
+
+
+@pytest.mark.parametrize("form", ["ALIAS", "provider:ALIAS"])
+@pytest.mark.parametrize(
+    ("spec", "alias"), ALIASES, ids=[f"{spec['id']}={alias}" for spec, alias in ALIASES]
+)
+def test_every_alias_finds_its_entry_bare_and_after_its_provider(
+    registry: Registry, spec: dict[str, Any], alias: str, form: str
+) -> None:
+    provider, _, after_colon = spec["id"].partition(":")
+    name = alias if form == "ALIAS" else f"{provider}:{alias}"
+    info = registry.lookup(name)
+    # A bare alias sends the entry's own model name; provider:ALIAS sends ALIAS as written.
+    wire_id = spec.get("wire_id", after_colon) if form == "ALIAS" else alias
+    assert (info.id, info.provider, info.wire_id) == (spec["id"], provider, wire_id)
+    for key in PRICES:
+        assert getattr(info, key) == spec.get(key), key
+    for key in FLAGS:
+        assert getattr(info, key) == spec.get(key, False), key
+    # Everything but the name on the wire is the entry's.
+    entry = registry.models[spec["id"]]
+    assert dataclasses.replace(info, wire_id=entry.wire_id) == entry
+
+
+@pytest.mark.parametrize(("spec", "alias"), ALIASES)
+def test_an_alias_after_another_provider_is_an_unknown_model(
+    registry: Registry, spec: dict[str, Any], alias: str
+) -> None:
+    other = "mistral" if spec["id"].startswith("openai:") else "openai"
+    assert registry.lookup(f"{other}:{alias}") == ModelInfo(f"{other}:{alias}", other, alias)
+
+
+def test_a_providers_own_alias_is_priced_and_sends_thinking(registry: Registry) -> None:
+    info = registry.lookup("anthropic:claude-sonnet-4-5")
+    assert (info.id, info.wire_id) == ("anthropic:claude-sonnet-4-5-20250929", "claude-sonnet-4-5")
+    assert info.reasoning and info.supports_pdf
+    assert info.cost(Usage(1_000_000, 1_000_000)) == pytest.approx(3.0 + 15.0)
+    # The same name under OpenAI is OpenAI's business: nothing is known of it.
+    other = registry.lookup("openai:claude-sonnet-4-5")
+    assert (other.id, other.wire_id, other.reasoning) == (
+        "openai:claude-sonnet-4-5",
+        "claude-sonnet-4-5",
+        False,
+    )
+    assert other.cost(Usage(1, 1)) is None
+
+
 @pytest.mark.parametrize(
     ("name", "fragments"),
     [
@@ -129,6 +183,68 @@ def test_cost(usage: Usage, expected: float) -> None:
     cost = MINI.cost(usage)
     assert cost is not None
     assert cost == pytest.approx(expected)
+
+
+# Anthropic's published prices for Claude Sonnet 4.5: reads 0.1x the input price, five-minute
+# writes 1.25x, one-hour writes 2x.
+SONNET = ModelInfo(
+    id="anthropic:claude-sonnet-4-5-20250929",
+    provider="anthropic",
+    wire_id="claude-sonnet-4-5-20250929",
+    input_per_mtok=3.0,
+    cached_input_per_mtok=0.30,
+    cache_write_per_mtok=3.75,
+    cache_write_1h_per_mtok=6.0,
+    output_per_mtok=15.0,
+    batch_discount=0.5,
+)
+NO_CACHE_PRICES = ModelInfo("x:y", "x", "y", input_per_mtok=1.0, output_per_mtok=2.0)
+M = 1_000_000
+
+
+def tokens(inp: int, out: int = 0, read: int = 0, write: int = 0, write_1h: int = 0) -> Usage:
+    """Usage by its parts: `read`, `write` and `write_1h` (one of `write`) are in `inp`."""
+    return Usage(
+        inp, out, cached_input_tokens=read, cache_write_tokens=write, cache_write_1h_tokens=write_1h
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "usage", "batch", "expected"),
+    [
+        (SONNET, tokens(M), False, 3.0),
+        (SONNET, tokens(M, read=M), False, 0.30),
+        (SONNET, tokens(M, write=M), False, 3.75),
+        (SONNET, tokens(M, write=M, write_1h=M), False, 6.0),
+        # 4M in: 1M read, 2M written (0.5M of them for an hour), 1M plain; 1M out.
+        (SONNET, tokens(4 * M, M, M, 2 * M, M // 2), False, 3.0 + 0.30 + 5.625 + 3.0 + 15.0),
+        (SONNET, tokens(4 * M, M, M, 2 * M, M // 2), True, (3.0 + 0.30 + 5.625 + 3.0 + 15.0) / 2),
+        # Odd counts are clipped to the input: no token is billed twice.
+        (SONNET, tokens(M, read=600_000, write=600_000), False, 0.6 * 0.30 + 0.4 * 3.75),
+        (SONNET, tokens(M, write=200_000, write_1h=500_000), False, 0.8 * 3.0 + 0.2 * 6.0),
+        # OpenAI's GPT-4.1 mini: reads are cheaper, writes cost the input price.
+        (MINI, tokens(M, read=M // 2, write=M // 2), False, 0.05 + 0.20),
+        (MINI, tokens(M, write=M, write_1h=M // 2), False, 0.40),
+        # No cache prices at all: every input token at the input price.
+        (NO_CACHE_PRICES, tokens(M, M, M // 4, M // 4, 1), False, 3.0),
+    ],
+)
+def test_cost_of_prompt_cache_reads_and_writes(
+    model: ModelInfo, usage: Usage, batch: bool, expected: float
+) -> None:
+    assert model.cost(usage, batch=batch) == pytest.approx(expected)
+
+
+def test_one_hour_writes_without_their_own_price_cost_the_write_price() -> None:
+    model = dataclasses.replace(SONNET, cache_write_1h_per_mtok=None)
+    assert model.cost(tokens(M, write=M, write_1h=M)) == pytest.approx(3.75)
+
+
+def test_cost_of_cache_writes_from_the_registry(registry: Registry) -> None:
+    usage = tokens(3 * M, read=M, write=2 * M, write_1h=M)
+    assert registry.lookup("claude-sonnet-4.5").cost(usage) == pytest.approx(0.30 + 3.75 + 6.0)
+    # Bedrock keeps no one-hour cache for Claude Opus 4.1: its writes are all five-minute ones.
+    assert registry.lookup("claude-opus-4.1-bedrock").cost(usage) == pytest.approx(1.5 + 2 * 18.75)
 
 
 def test_cost_matches_the_registry_prices(registry: Registry) -> None:
@@ -259,6 +375,8 @@ def test_models_toml_is_consistent() -> None:
         assert all(v >= 0 for v in prices.values()), spec["id"]
         if "cached_input_per_mtok" in prices:
             assert prices["cached_input_per_mtok"] <= prices["input_per_mtok"], spec["id"]
+        if "cache_write_1h_per_mtok" in prices:
+            assert prices["cache_write_per_mtok"] <= prices["cache_write_1h_per_mtok"], spec["id"]
 
 
 def test_every_alias_and_id_resolves_to_its_entry(registry: Registry) -> None:

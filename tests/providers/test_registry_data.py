@@ -156,6 +156,44 @@ def test_aliases_of_a_model(registry: Registry) -> None:
     assert registry.aliases("mock:fast") == ()
 
 
+# --- the data file: prompt-cache prices --------------------------------------------------------
+
+# Anthropic models whose cache reads cost less than the usual 0.1x the input price.
+CHEAP_CACHE_READS = {
+    "anthropic:claude-fable-5-1": 0.025,
+    "anthropic:claude-opus-5-5": 0.05,
+    "anthropic:claude-sonnet-5-5": 0.05,
+}
+# Claude models on Bedrock that keep no prompt cache for an hour.
+NO_ONE_HOUR_CACHE = {
+    "bedrock:global.anthropic.claude-sonnet-4-20250514-v1:0",
+    "bedrock:us.anthropic.claude-opus-4-1-20250805-v1:0",
+}
+
+
+def test_every_claude_model_prices_cache_reads_and_both_writes(registry: Registry) -> None:
+    claude = [m for m in registry.iter_models() if m.provider in ("anthropic", "bedrock")]
+    assert len(claude) == 21
+    for model in claude:
+        full = model.input_per_mtok
+        assert full is not None, model.id
+        read = CHEAP_CACHE_READS.get(model.id, 0.1) * full
+        assert model.cached_input_per_mtok == pytest.approx(read), model.id
+        assert model.cache_write_per_mtok == pytest.approx(1.25 * full), model.id
+        one_hour = None if model.id in NO_ONE_HOUR_CACHE else pytest.approx(2 * full)
+        assert model.cache_write_1h_per_mtok == one_hour, model.id
+
+
+def test_openai_prices_cache_writes_from_gpt_6_on(registry: Registry) -> None:
+    for model in registry.iter_models("openai"):
+        assert model.cache_write_1h_per_mtok is None, model.id
+        if model.id.startswith("openai:gpt-6"):
+            assert model.input_per_mtok is not None, model.id
+            assert model.cache_write_per_mtok == pytest.approx(1.25 * model.input_per_mtok)
+        else:
+            assert model.cache_write_per_mtok is None, model.id
+
+
 # --- the data file: wire formats and thinking modes ------------------------------------------
 
 # OpenAI models with no Chat Completions endpoint, only the Responses API.

@@ -75,6 +75,22 @@ def data(*models: object, **provider: Any) -> dict[str, Any]:
             data(model(input_per_mtok=None, cached_input_per_mtok=0.1)),
             ["cached_input_per_mtok needs"],
         ),
+        (
+            data(model(cache_write_per_mtok=-1.25)),
+            ["model 'local:m'", "cache_write_per_mtok cannot be negative"],
+        ),
+        (
+            data(model(cache_write_1h_per_mtok="2")),
+            ["model 'local:m'", "cache_write_1h_per_mtok must be a number"],
+        ),
+        (
+            data(model(input_per_mtok=None, cache_write_per_mtok=1.25)),
+            ["cache_write_per_mtok needs an input_per_mtok"],
+        ),
+        (
+            data(model(input_per_mtok=None, cache_write_1h_per_mtok=2)),
+            ["cache_write_1h_per_mtok needs an input_per_mtok"],
+        ),
         (data(model(context_window=1.5)), ["model 'local:m'", "context_window must be an integer"]),
         (data(model(context_window=0)), ["model 'local:m'", "context_window must be positive"]),
         (data(model(reasoning="yes")), ["model 'local:m'", "reasoning must be true or false"]),
@@ -122,6 +138,8 @@ def test_parse_registry_reads_every_field() -> None:
         data(
             model(
                 cached_input_per_mtok=0.25,
+                cache_write_per_mtok=1.25,
+                cache_write_1h_per_mtok=2,
                 context_window=1000,
                 supports_json=True,
                 supports_json_schema=True,
@@ -141,6 +159,8 @@ def test_parse_registry_reads_every_field() -> None:
         wire_id="m",
         input_per_mtok=1.0,
         cached_input_per_mtok=0.25,
+        cache_write_per_mtok=1.25,
+        cache_write_1h_per_mtok=2.0,
         output_per_mtok=2.0,
         context_window=1000,
         supports_json=True,
@@ -194,6 +214,26 @@ def test_a_user_entry_replaces_a_built_in_one_and_keeps_its_aliases(registry: Re
     assert extended.lookup("openai:gpt-4.1").output_per_mtok == 4.0
     assert registry.lookup("gpt-4.1").input_per_mtok == 2.0
     assert [m.id for m in extended.iter_models()] == [m.id for m in registry.iter_models()]
+
+
+def test_a_user_entrys_alias_works_after_its_provider(registry: Registry) -> None:
+    extended = parse_user_models(
+        [
+            {"id": "openai:ft:gpt-4.1-mini:acme::abc123", "aliases": ["acme-mini"]},
+            {
+                "id": "anthropic:claude-sonnet-4-5-20250929",
+                "input_per_mtok": 2,
+                "output_per_mtok": 9,
+            },
+        ],
+        registry,
+    )
+    tuned = extended.lookup("openai:acme-mini")
+    assert (tuned.id, tuned.wire_id) == ("openai:ft:gpt-4.1-mini:acme::abc123", "acme-mini")
+    # A built-in alias leads to the entry that replaced its model, under the provider too.
+    sonnet = extended.lookup("anthropic:claude-sonnet-4-5")
+    assert (sonnet.wire_id, sonnet.input_per_mtok) == ("claude-sonnet-4-5", 2.0)
+    assert extended.lookup("anthropic:acme-mini").cost(Usage(1, 1)) is None
 
 
 def test_user_models_on_an_explicit_base() -> None:
