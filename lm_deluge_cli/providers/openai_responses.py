@@ -160,10 +160,10 @@ class OpenAIResponsesAdapter:
             status, error = data.get("status"), data.get("error")
             failed = status == "failed" or error is not None
             answer = None if failed else responses_answer(data)
-            usage = responses_usage(data.get("usage"))
+            usage = None if failed else responses_usage(data.get("usage"))
         except PARSE_ERRORS as exc:
             raise unreadable(endpoint, response, "Responses API response", exc) from exc
-        if answer is None:
+        if answer is None or usage is None:
             raise _failure(endpoint, response, error)
         if status not in (None, "completed", "incomplete"):
             # queued / in_progress / cancelled: only background requests are left so.
