@@ -1,4 +1,8 @@
-"""Cohere Chat API v2 (`POST {base_url}/v2/chat`)."""
+"""Cohere Chat API v2 (`POST {base_url}/v2/chat`).
+
+An answer's text is its ``text`` content blocks, after the ``tool_plan`` when the model wrote
+one beside its tool calls; ``thinking`` blocks are its reasoning.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +22,19 @@ from lm_deluge_cli.providers.parts import (
     header_int,
     image_url,
     text_of,
+    tool_call,
     unreadable,
     unsupported,
 )
 from lm_deluge_cli.types import (
+    Answer,
     Completion,
     HttpRequest,
     HttpResponse,
     Message,
     Prompt,
     RateLimitInfo,
+    Reasoning,
     SamplingParams,
     Usage,
 )
@@ -37,13 +44,19 @@ __all__ = ["CohereV2Adapter", "max_output_tokens"]
 # Cohere's documented range for p; OpenAI's top_p runs to 1.0, which Cohere rejects.
 P_MIN = 0.01
 P_MAX = 0.99
+# finish_reason (upper-cased: the SDKs spell it in lower case too) → ours. ERROR and
+# ERROR_LIMIT are retried instead. TIMEOUT cut the generation short, by time rather than
+# tokens: what it wrote is kept, as with MAX_TOKENS.
 _FINISH_REASONS: Mapping[str, str] = {
     "COMPLETE": "stop",
     "STOP_SEQUENCE": "stop",
     "MAX_TOKENS": "length",
     "TOOL_CALL": "tool_calls",
     "CONTENT_BLOCKED": "content_filter",
+    "TIMEOUT": "other",
 }
+# The plan and the text after it are paragraphs of their own; so are thinking blocks.
+_SEPARATOR = "\n\n"
 _TOOL_CHOICE: Mapping[str, str] = {"required": "REQUIRED", "none": "NONE"}
 
 
@@ -95,15 +108,11 @@ class CohereV2Adapter:
             raise self.status_error(endpoint, response)
         try:
             data = orjson.loads(response.body)
-            text = _text(data["message"].get("content"))
-            reason = data.get("finish_reason")
+            answer = _answer(data)
             usage = _usage(data.get("usage"))
-            logprobs = data.get("logprobs")
-            if logprobs is not None and not isinstance(logprobs, list):
-                raise TypeError("logprobs is not a list")
         except PARSE_ERRORS as exc:
             raise unreadable(endpoint, response, "Cohere chat response", exc) from exc
-        reason = reason.upper() if isinstance(reason, str) else None
+        reason = (answer.provider_finish_reason or "").upper()
         if reason in ("ERROR", "ERROR_LIMIT"):
             # "The generation failed due to an internal error": worth another attempt.
             raise InternalServerError(
@@ -111,12 +120,7 @@ class CohereV2Adapter:
                 status_code=response.status,
                 code=reason,
             )
-        return Completion.of(
-            text=text,
-            finish_reason=_FINISH_REASONS.get(reason, reason.lower()) if reason else None,
-            usage=usage,
-            logprobs=logprobs,
-        )
+        return Completion((answer,), usage)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """The per-minute call budget Cohere reports for trial keys (production keys: none)."""
@@ -215,26 +219,79 @@ def _extra_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(choice, str) and choice in _TOOL_CHOICE:
         fields["tool_choice"] = _TOOL_CHOICE[choice]
     elif choice not in (None, "auto"):
-        raise unsupported(f"Cohere cannot express tool_choice {choice!r}")
+        function = choice.get("function") if isinstance(choice, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            raise unsupported(
+                f"Cohere cannot force a call of one function (tool_choice names "
+                f"{function['name']!r}); use tool_choice 'required' to force some tool call"
+            )
+        raise unsupported(
+            f"Cohere cannot express tool_choice {choice!r}: it takes 'auto', 'required' or 'none'"
+        )
     for name in ("seed", "frequency_penalty", "presence_penalty"):
         if extra.get(name) is not None:
             fields[name] = extra[name]
     return fields
 
 
-def _text(content: Any) -> str | None:
+def _answer(data: Mapping[str, Any]) -> Answer:
+    """The response's message: text, tool calls, thinking, finish reason and logprobs.
+
+    The tool_plan ("I will look up the weather in Toronto.") is text: the model writes it to
+    whoever reads the answer, as OpenAI's and Anthropic's models write text beside their
+    tool calls, and an assistant message's text beside tool calls is sent back as Cohere's
+    tool_plan. Thinking, which reasoning models write for themselves, is the reasoning.
+    Citations point into the text blocks, which are joined as they are, nothing inserted.
+    """
+    message = data["message"]
+    texts, thoughts = _content(message.get("content"))
+    text = "".join(texts) if texts else None
+    plan = message.get("tool_plan")
+    if plan is not None and not isinstance(plan, str):
+        raise TypeError("message.tool_plan is not a string")
+    if plan:
+        text = plan + _SEPARATOR + text if text else plan
+    calls = tuple(
+        tool_call(call["id"], call["function"]["name"], call["function"].get("arguments"))
+        for call in message.get("tool_calls") or ()
+    )
+    logprobs = data.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, list):
+        raise TypeError("logprobs is not a list")
+    own = data.get("finish_reason")
+    if own is not None and not isinstance(own, str):
+        raise TypeError("finish_reason is not a string")
+    return Answer(
+        text=text,
+        tool_calls=calls,
+        reasoning=Reasoning(_SEPARATOR.join(thoughts)) if thoughts else None,
+        finish_reason=_FINISH_REASONS.get(own.upper(), "other") if own else None,
+        provider_finish_reason=own or None,
+        logprobs=logprobs,
+    )
+
+
+def _content(content: Any) -> tuple[list[str], list[str]]:
+    """(texts, thoughts) of the message's content blocks: reasoning models put "thinking"
+    blocks before the answer's "text" blocks."""
     if content is None:
-        return None
+        return [], []
     if not isinstance(content, list):
         raise TypeError("message.content is not a list")
-    # Reasoning models put "thinking" blocks before the answer's "text" blocks.
     texts: list[str] = []
+    thoughts: list[str] = []
     for block in content:
-        if isinstance(block, dict) and block.get("type") == "text":
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
             if not isinstance(block.get("text"), str):
                 raise TypeError("a text block's text is not a string")
             texts.append(block["text"])
-    return "".join(texts) if texts else None
+        elif kind == "thinking":
+            if not isinstance(block.get("thinking"), str):
+                raise TypeError("a thinking block's thinking is not a string")
+            if block["thinking"]:
+                thoughts.append(block["thinking"])
+    return texts, thoughts
 
 
 def _usage(raw: Any) -> Usage:

@@ -1,4 +1,8 @@
-"""Mistral chat completions (`POST {base_url}/v1/chat/completions`), OpenAI-like with own names."""
+"""Mistral chat completions (`POST {base_url}/v1/chat/completions`), OpenAI-like with own names.
+
+Every choice is an answer; reasoning models' ``thinking`` chunks are its reasoning, never its
+text, and a signed one is kept whole (a ``mistral`` reasoning part) to be sent back.
+"""
 
 from __future__ import annotations
 
@@ -13,27 +17,35 @@ from lm_deluge_cli.engine.retry import parse_retry_after
 from lm_deluge_cli.errors import APIStatusError, InternalServerError, status_error_class
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.capabilities import takes_reasoning_effort
+from lm_deluge_cli.providers.extensions import reasoning_parts, wire_message, wire_tools
 from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
     count,
+    finish_reason,
     header_int,
     schema_response_format,
+    tool_call,
     unreadable,
     unsupported,
 )
 from lm_deluge_cli.types import (
+    Answer,
     Completion,
     HttpRequest,
     HttpResponse,
     Message,
     Prompt,
     RateLimitInfo,
+    Reasoning,
     SamplingParams,
     Usage,
 )
 
-__all__ = ["MistralAdapter", "max_output_tokens", "mistral_tool_call_id"]
+__all__ = ["FORMAT", "MistralAdapter", "max_output_tokens", "mistral_tool_call_id"]
+
+# The tag of the reasoning parts this format reads and is sent back.
+FORMAT = "mistral"
 
 # Request fields of Mistral's chat completion that an OpenAI Batch API line may carry
 # under the same name. Anything else is left out: Mistral rejects unknown fields with a
@@ -48,6 +60,7 @@ _PASSTHROUGH = (
     "prediction",
     "safe_prompt",
     "prompt_mode",
+    "prompt_cache_key",
 )
 # Mistral documents two reasoning_effort values: "high" (think, and show it) and "none"
 # (think minimally). The lower two of ours round down, the upper two up.
@@ -60,7 +73,12 @@ _REASONING_EFFORT: Mapping[str, str] = {
 # Mistral accepts only tool call ids of exactly 9 letters and digits.
 _VALID_CALL_ID = re.compile(r"[A-Za-z0-9]{9}")
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# finish_reason → ours (stop, length and tool_calls are already ours; error is retried).
 _FINISH_REASONS: Mapping[str, str] = {"model_length": "length"}
+# tool_choice as Mistral takes it: any and required both force some tool call.
+_TOOL_CHOICES = frozenset({"auto", "none", "any", "required"})
+# Thinking chunks are paragraphs of their own.
+_THINKING_SEPARATOR = "\n\n"
 
 # Rate-limit headers as Mistral sends them (not in its API reference): the current
 # per-minute names first, then the older "ratelimitbysize" family.
@@ -95,6 +113,10 @@ class MistralAdapter:
         """
         extra = prompt.extra_body
         body: dict[str, Any] = {key: extra[key] for key in _PASSTHROUGH if key in extra}
+        if "tools" in body:
+            body["tools"] = wire_tools(body["tools"], keep_cache_control=False)
+        if "tool_choice" in body:
+            body["tool_choice"] = _tool_choice(body["tool_choice"])
         if extra.get("seed") is not None:
             body["random_seed"] = extra["seed"]  # Mistral's name for OpenAI's seed
         body["model"] = endpoint.model.wire_id
@@ -104,6 +126,8 @@ class MistralAdapter:
         body["top_p"] = sampling.top_p
         if sampling.stop:
             body["stop"] = list(sampling.stop)
+        if sampling.samples > 1:
+            body["n"] = sampling.samples  # input tokens are billed once for all of them
         # A json_schema is more specific than json_mode.
         if sampling.json_schema is not None:
             body["response_format"] = schema_response_format(sampling.json_schema)
@@ -122,22 +146,22 @@ class MistralAdapter:
             raise self.status_error(endpoint, response)
         try:
             data = orjson.loads(response.body)
-            choice = data["choices"][0]
-            text = _text(choice["message"].get("content"))
-            finish_reason = choice.get("finish_reason")
+            choices = data["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise TypeError("choices is not a list of at least one choice")
+            ordered = sorted(choices, key=lambda c: c.get("index") or 0)
+            answers = tuple(_answer(choice) for choice in ordered)
             usage = _usage(data.get("usage"))
         except PARSE_ERRORS as exc:
             raise unreadable(endpoint, response, "Mistral chat completion", exc) from exc
-        if finish_reason == "error":
+        if any(answer.provider_finish_reason == "error" for answer in answers):
             # The generation failed on Mistral's side; what text there is may be cut short.
             raise InternalServerError(
                 f"{response.status}: Mistral reported finish_reason 'error'",
                 status_code=response.status,
                 code="error",
             )
-        if isinstance(finish_reason, str):
-            finish_reason = _FINISH_REASONS.get(finish_reason, finish_reason)
-        return Completion.of(text=text, finish_reason=finish_reason, usage=usage)
+        return Completion(answers, usage)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """Mistral's per-minute token and request budget."""
@@ -187,17 +211,62 @@ def mistral_tool_call_id(call_id: str) -> str:
     return "".join(digits)
 
 
-def _message(message: Message) -> dict[str, Any]:
+def _message(message: Message) -> Message:
+    """The message as Mistral takes it (itself when nothing changes): cache_control and our
+    reasoning stripped (Mistral refuses unknown fields), a record's signed thinking chunks
+    back before the assistant's content, tool call ids in Mistral's form."""
     role = message.get("role")
     if role not in ("system", "developer", "user", "assistant", "tool"):
         raise unsupported(f"Mistral has no equivalent of the {role!r} role")
-    # Mistral has no developer role; OpenAI treats developer messages as system ones.
-    out: dict[str, Any] = {**message, "role": "system" if role == "developer" else role}
+    thinking = _thinking_chunks(message) if role == "assistant" else []
+    out = wire_message(message, keep_cache_control=False)
+    changes: dict[str, Any] = {}
+    if role == "developer":
+        # Mistral has no developer role; OpenAI treats developer messages as system ones.
+        changes["role"] = "system"
     if role == "assistant" and message.get("tool_calls"):
-        out["tool_calls"] = [_tool_call(call) for call in message["tool_calls"]]
+        changes["tool_calls"] = [_tool_call(call) for call in message["tool_calls"]]
     if role == "tool" and isinstance(message.get("tool_call_id"), str):
-        out["tool_call_id"] = mistral_tool_call_id(message["tool_call_id"])
-    return out
+        changes["tool_call_id"] = mistral_tool_call_id(message["tool_call_id"])
+    if thinking:
+        changes["content"] = thinking + _content_chunks(out.get("content"))
+    return {**out, **changes} if changes else out
+
+
+def _thinking_chunks(message: Message) -> list[dict[str, Any]]:
+    """The thinking chunks a record's assistant message carries as ``mistral`` parts."""
+    chunks: list[dict[str, Any]] = []
+    for part in reasoning_parts(message, FORMAT):
+        chunk = part.get("chunk")
+        if not isinstance(chunk, dict) or chunk.get("type") != "thinking":
+            raise unsupported(f"a reasoning part of format {FORMAT!r} needs its thinking chunk")
+        chunks.append(chunk)
+    return chunks
+
+
+def _content_chunks(content: Any) -> list[Any]:
+    """An assistant message's content as chunks, to follow its thinking chunks."""
+    if isinstance(content, list):
+        return content
+    if isinstance(content, str) and content:
+        return [{"type": "text", "text": content}]
+    return []
+
+
+def _tool_choice(choice: Any) -> Any:
+    if isinstance(choice, str) and choice in _TOOL_CHOICES:
+        return choice
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if (
+        isinstance(function, dict)
+        and isinstance(function.get("name"), str)
+        and choice.get("type", "function") == "function"
+    ):
+        return {"type": "function", "function": {"name": function["name"]}}
+    raise unsupported(
+        f"Mistral cannot express tool_choice {choice!r}: it takes 'auto', 'none', 'any', "
+        "'required' or one function as {'type': 'function', 'function': {'name': ...}}"
+    )
 
 
 def _tool_call(call: Any) -> Any:
@@ -206,27 +275,89 @@ def _tool_call(call: Any) -> Any:
     return call
 
 
-def _text(content: Any) -> str | None:
+def _answer(choice: Mapping[str, Any]) -> Answer:
+    """One choice: its text, its tool calls, and its thinking as reasoning."""
+    message = choice["message"]
+    text, thoughts, signed = _content(message.get("content"))
+    calls = tuple(
+        tool_call(
+            call.get("id") or f"call_{index}",
+            call["function"]["name"],
+            call["function"].get("arguments"),
+        )
+        for index, call in enumerate(message.get("tool_calls") or ())
+    )
+    reasoning = None
+    if thoughts or signed:
+        reasoning = Reasoning(_THINKING_SEPARATOR.join(thoughts) or None, tuple(signed))
+    ours, own = finish_reason(choice.get("finish_reason"), _FINISH_REASONS)
+    return Answer(
+        text=text,
+        tool_calls=calls,
+        reasoning=reasoning,
+        finish_reason=ours,
+        provider_finish_reason=own,
+    )
+
+
+def _content(content: Any) -> tuple[str | None, list[str], list[Mapping[str, Any]]]:
+    """(text, thinking texts, signed thinking chunks as parts) of a message's content.
+
+    Reasoning models answer with chunks: "thinking" ones, then the "text" answer. Only a
+    signed thinking chunk is kept whole: the signature lets Mistral replay it in a later
+    turn, and without one the chunk says nothing its text does not.
+    """
     if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        # Reasoning models answer with chunks: "thinking" ones, then the "text" answer.
-        texts: list[str] = []
-        for chunk in content:
-            if isinstance(chunk, dict) and chunk.get("type") == "text":
-                if not isinstance(chunk.get("text"), str):
-                    raise TypeError("a text chunk's text is not a string")
-                texts.append(chunk["text"])
-        return "".join(texts) if texts else None
-    raise TypeError("message.content is neither a string nor a list of chunks")
+        return content, [], []
+    if not isinstance(content, list):
+        raise TypeError("message.content is neither a string nor a list of chunks")
+    texts: list[str] = []
+    thoughts: list[str] = []
+    signed: list[Mapping[str, Any]] = []
+    for chunk in content:
+        kind = chunk.get("type") if isinstance(chunk, dict) else None
+        if kind == "text":
+            if not isinstance(chunk["text"], str):
+                raise TypeError("a text chunk's text is not a string")
+            texts.append(chunk["text"])
+        elif kind == "thinking":
+            thought = _thinking_text(chunk["thinking"])
+            if thought:
+                thoughts.append(thought)
+            if chunk.get("signature"):
+                signed.append({"format": FORMAT, "chunk": chunk})
+        # reference chunks (sources of a connector's answer) are not text.
+    return ("".join(texts) if texts else None), thoughts, signed
+
+
+def _thinking_text(thinking: Any) -> str:
+    """The text of a thinking chunk's ``thinking``: text chunks (references are ids)."""
+    if isinstance(thinking, str):
+        return thinking
+    if not isinstance(thinking, list):
+        raise TypeError("a thinking chunk's thinking is not a list")
+    texts: list[str] = []
+    for inner in thinking:
+        if isinstance(inner, dict) and inner.get("type") == "text":
+            if not isinstance(inner["text"], str):
+                raise TypeError("a thinking text chunk's text is not a string")
+            texts.append(inner["text"])
+    return "".join(texts)
 
 
 def _usage(raw: Any) -> Usage:
+    """prompt_tokens counts the cached ones (billed at a tenth), completion_tokens the
+    reasoning ones."""
     if raw is None:
         return Usage()
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    cached = prompt_details.get("cached_tokens")
     return Usage(
         input_tokens=count(raw.get("prompt_tokens")),
         output_tokens=count(raw.get("completion_tokens")),
+        cached_input_tokens=count(cached if cached is not None else raw.get("num_cached_tokens")),
+        reasoning_tokens=count(completion_details.get("reasoning_tokens")),
     )
 
 

@@ -13,6 +13,7 @@ from lm_deluge_cli.errors import (
     status_error_class,
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.providers.extensions import wire_messages, wire_tools
 from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
@@ -61,7 +62,12 @@ class OpenAIChatAdapter:
     ) -> HttpRequest:
         body: dict[str, Any] = dict(prompt.extra_body)
         body["model"] = endpoint.model.wire_id
-        body["messages"] = prompt.messages
+        # OpenAI refuses cache_control; OpenRouter and LiteLLM proxies read it. The reasoning
+        # a record's assistant message brings back is ours alone: no server takes it.
+        keep = endpoint.compatible
+        body["messages"] = wire_messages(prompt.messages, keep_cache_control=keep)
+        if "tools" in body:
+            body["tools"] = wire_tools(body["tools"], keep_cache_control=keep)
         # OpenAI itself wants max_completion_tokens (reasoning models reject max_tokens);
         # compatible servers (vLLM, llama.cpp, Ollama, …) all understand max_tokens.
         if endpoint.compatible:

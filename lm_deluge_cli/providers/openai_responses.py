@@ -3,8 +3,10 @@ Completions does not serve (o1-pro, o3-pro, gpt-5-pro, the codex models, …).
 
 Prompts arrive as Chat Completions messages: leading system and developer messages become
 `instructions`, everything else an `input` item (tool calls and their results as
-``function_call`` / ``function_call_output`` items). Errors and rate-limit headers are the
-same as Chat Completions', so they are read by `openai_chat`.
+``function_call`` / ``function_call_output`` items, and the reasoning items a record's
+assistant message brings back before its own). Answers are read by
+`openai_responses_output`. Errors and rate-limit headers are the same as Chat Completions',
+so they are read by `openai_chat`.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ from lm_deluge_cli.errors import (
     RateLimitError,
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.providers.extensions import reasoning_parts
 from lm_deluge_cli.providers.openai_chat import rate_limit_info, status_error
+from lm_deluge_cli.providers.openai_responses_output import (
+    FORMAT,
+    responses_answer,
+    responses_usage,
+)
 from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
-    count,
     image_url,
     parse_arguments,
     parse_data_url,
@@ -44,10 +51,10 @@ from lm_deluge_cli.types import (
     Prompt,
     RateLimitInfo,
     SamplingParams,
-    Usage,
 )
 
 __all__ = [
+    "ENCRYPTED_REASONING_INCLUDE",
     "LOGPROBS_INCLUDE",
     "MIN_OUTPUT_TOKENS",
     "OpenAIResponsesAdapter",
@@ -57,6 +64,9 @@ __all__ = [
 
 # What `include` must name for output_text parts to carry their tokens' logprobs.
 LOGPROBS_INCLUDE = "message.output_text.logprobs"
+# What `include` must name for reasoning items to carry their encrypted_content: requests are
+# never stored, so a later turn can only continue a model's reasoning from it.
+ENCRYPTED_REASONING_INCLUDE = "reasoning.encrypted_content"
 # The API refuses a smaller max_output_tokens (400 integer_below_min_value): a smaller
 # max_new_tokens is raised to it rather than failing every request.
 MIN_OUTPUT_TOKENS = 16
@@ -75,11 +85,9 @@ _PASSTHROUGH = (
 )
 _TOOL_CHOICES = frozenset({"auto", "none", "required"})
 _SYSTEM_ROLES = ("system", "developer")
-# incomplete_details.reason → the finish_reason our records use.
-_INCOMPLETE_REASONS: Mapping[str, str] = {
-    "max_output_tokens": "length",
-    "content_filter": "content_filter",
-}
+# The fields of a reasoning input item (the API's ResponseReasoningItemParam): `status`, which
+# only output items carry, is left out.
+_REASONING_INPUT = ("type", "id", "summary", "content", "encrypted_content")
 # error.code of a failed response → its error class. Codes not listed (invalid_prompt, the
 # image_* family) say the input itself is refused: sent again, it fails again.
 _FAILED_CLASSES: Mapping[str, type[APIStatusError]] = {
@@ -108,7 +116,9 @@ class OpenAIResponsesAdapter:
         extra = prompt.extra_body
         body: dict[str, Any] = {key: extra[key] for key in _PASSTHROUGH if key in extra}
         body.update(_tool_fields(extra))
-        instructions, items = responses_input(prompt.messages)
+        # Only reasoning models take reasoning items (others refuse them with a 400).
+        reasons = endpoint.model.reasoning
+        instructions, items = responses_input(prompt.messages, reasoning_items=reasons)
         body["model"] = endpoint.model.wire_id
         if instructions:
             body["instructions"] = instructions
@@ -116,20 +126,28 @@ class OpenAIResponsesAdapter:
         body["max_output_tokens"] = max_output_tokens(endpoint, sampling)
         # Stored responses are kept server-side for later retrieval; a batch never asks.
         body["store"] = False
-        if endpoint.model.reasoning:
-            # Reasoning models reject temperature/top_p other than their defaults.
+        if reasons:
+            # Reasoning models reject temperature/top_p other than their defaults. Without a
+            # summary the API returns no reasoning text at all.
             if sampling.reasoning_effort is not None:
-                body["reasoning"] = {"effort": sampling.reasoning_effort}
+                body["reasoning"] = {"effort": sampling.reasoning_effort, "summary": "auto"}
         else:
             body["temperature"] = sampling.temperature
             body["top_p"] = sampling.top_p
         text_format = _text_format(sampling)
         if text_format is not None:
             body["text"] = {"format": text_format}
+        include: list[str] = []
         if sampling.logprobs:
-            body["include"] = [LOGPROBS_INCLUDE]
+            include.append(LOGPROBS_INCLUDE)
             if sampling.top_logprobs is not None:
                 body["top_logprobs"] = sampling.top_logprobs
+        # A tool call's answer comes in a later request, which needs the reasoning behind the
+        # call. Models without reasoning refuse the include with a 400.
+        if reasons and body.get("tools"):
+            include.append(ENCRYPTED_REASONING_INCLUDE)
+        if include:
+            body["include"] = include
         return bearer_json_request(endpoint, "/responses", body, timeout)
 
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
@@ -141,10 +159,11 @@ class OpenAIResponsesAdapter:
             data = orjson.loads(response.body)
             status, error = data.get("status"), data.get("error")
             failed = status == "failed" or error is not None
-            read = None if failed else _read(data)
+            answer = None if failed else responses_answer(data)
+            usage = None if failed else responses_usage(data.get("usage"))
         except PARSE_ERRORS as exc:
             raise unreadable(endpoint, response, "Responses API response", exc) from exc
-        if read is None:
+        if answer is None or usage is None:
             raise _failure(endpoint, response, error)
         if status not in (None, "completed", "incomplete"):
             # queued / in_progress / cancelled: only background requests are left so.
@@ -152,23 +171,22 @@ class OpenAIResponsesAdapter:
                 f"{response.status}: the response is {status!r}, not finished",
                 status_code=response.status,
             )
-        return Completion.of(
-            text="".join(read.texts) if read.texts else None,
-            finish_reason=_finish_reason(status, read),
-            usage=read.usage,
-            logprobs=read.logprobs,
-        )
+        return Completion((answer,), usage)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         return rate_limit_info(headers)
 
 
-def responses_input(messages: list[Message]) -> tuple[str | None, list[dict[str, Any]]]:
+def responses_input(
+    messages: list[Message], *, reasoning_items: bool = True
+) -> tuple[str | None, list[dict[str, Any]]]:
     """(instructions, input items) for Chat Completions messages.
 
     The system and developer messages before the first other one make the instructions;
-    later ones stay where they are, as input messages of their own role. Raises (via
-    `unsupported`) for a message the API cannot take.
+    later ones stay where they are, as input messages of their own role. An assistant
+    message's reasoning parts of this format go before its own items when `reasoning_items`
+    (other formats' parts are left out). Raises (via `unsupported`) for a message the API
+    cannot take.
     """
     leading = 0
     while leading < len(messages) and messages[leading].get("role") in _SYSTEM_ROLES:
@@ -176,6 +194,8 @@ def responses_input(messages: list[Message]) -> tuple[str | None, list[dict[str,
     system = [text_of(m.get("content"), str(m["role"])) for m in messages[:leading]]
     items: list[dict[str, Any]] = []
     for message in messages[leading:]:
+        if reasoning_items and message.get("role") == "assistant":
+            items.extend(_reasoning_items(message))
         items.extend(_items(message))
     return "\n\n".join(system) or None, items
 
@@ -255,6 +275,25 @@ def _assistant_items(message: Message) -> list[dict[str, Any]]:
     return items
 
 
+def _reasoning_items(message: Message) -> list[dict[str, Any]]:
+    """The reasoning items a record's assistant message carries, as input items.
+
+    An item without encrypted_content is left out: requests are not stored, so the API would
+    look it up by id, find nothing, and refuse the request.
+    """
+    items: list[dict[str, Any]] = []
+    for part in reasoning_parts(message, FORMAT):
+        item = part.get("item")
+        if not isinstance(item, dict) or item.get("type") != "reasoning":
+            raise unsupported(f"a reasoning part of format {FORMAT!r} needs its reasoning item")
+        if not isinstance(item.get("id"), str) or not item.get("encrypted_content"):
+            continue
+        sent = {key: item[key] for key in _REASONING_INPUT if item.get(key) is not None}
+        sent.setdefault("summary", [])
+        items.append(sent)
+    return items
+
+
 def _tool_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
     """tools and tool_choice of a Batch API line, in the Responses API's flat shape."""
     fields: dict[str, Any] = {}
@@ -307,81 +346,6 @@ def _text_format(sampling: SamplingParams) -> dict[str, Any] | None:
     if sampling.json_mode:
         return {"type": "json_object"}
     return None
-
-
-class _Read:
-    """What a finished response says: the answer's texts and logprobs, how many function
-    calls and refusals came with it, why it is incomplete (if it is), and its usage."""
-
-    __slots__ = ("calls", "incomplete", "logprobs", "refused", "texts", "usage")
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        self.logprobs: list[Any] | None = None
-        self.calls = 0
-        self.refused = False
-        self.incomplete: Any = None
-        self.usage = Usage()
-
-
-def _read(data: Any) -> _Read:
-    output = data["output"]
-    if not isinstance(output, list):
-        raise TypeError("output is not a list")
-    read = _Read()
-    for item in output:
-        kind = item["type"]
-        if kind == "function_call":
-            read.calls += 1
-        elif kind == "message":
-            for part in item.get("content") or []:
-                _read_part(part, read)
-        # reasoning items (and built-in tool calls) are not the answer.
-    read.incomplete = (data.get("incomplete_details") or {}).get("reason")
-    read.usage = _usage(data.get("usage"))
-    return read
-
-
-def _read_part(part: Any, read: _Read) -> None:
-    kind = part["type"]
-    if kind == "refusal":
-        read.refused = True
-    elif kind == "output_text":
-        text = part["text"]
-        if not isinstance(text, str):
-            raise TypeError("an output_text part's text is not a string")
-        read.texts.append(text)
-        logprobs = part.get("logprobs")
-        # Already in the shape of Chat Completions' logprobs.content; [] when not asked for.
-        if logprobs:
-            if not isinstance(logprobs, list):
-                raise TypeError("an output_text part's logprobs is not a list")
-            read.logprobs = (read.logprobs or []) + logprobs
-
-
-def _finish_reason(status: Any, read: _Read) -> str:
-    if status == "incomplete":
-        reason = read.incomplete
-        return _INCOMPLETE_REASONS.get(reason, reason) if isinstance(reason, str) else "length"
-    if read.calls:
-        return "tool_calls"
-    if read.refused and not read.texts:
-        return "content_filter"
-    return "stop"
-
-
-def _usage(raw: Any) -> Usage:
-    if raw is None:
-        return Usage()
-    input_details = raw.get("input_tokens_details") or {}
-    output_details = raw.get("output_tokens_details") or {}
-    # output_tokens counts the reasoning tokens too, as completion_tokens does.
-    return Usage(
-        input_tokens=count(raw.get("input_tokens")),
-        output_tokens=count(raw.get("output_tokens")),
-        cached_input_tokens=count(input_details.get("cached_tokens")),
-        reasoning_tokens=count(output_details.get("reasoning_tokens")),
-    )
 
 
 def _failure(endpoint: Endpoint, response: HttpResponse, error: Any) -> APIError:

@@ -24,11 +24,13 @@ from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.cohere import CohereV2Adapter
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.types import (
+    Answer,
     Completion,
     HttpResponse,
     Prompt,
     RateLimitInfo,
     SamplingParams,
+    ToolCall,
     Usage,
 )
 
@@ -187,15 +189,21 @@ def test_tool_choice_auto_is_cohere_default() -> None:
 
 
 @pytest.mark.parametrize(
-    "extra",
+    ("extra", "says"),
     [
-        {"tool_choice": {"type": "function", "function": {"name": "f"}}},
-        {"tools": [{"type": "file_search"}]},
+        # Cohere forces some tool call or none, never one named function.
+        (
+            {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+            "'get_weather'",
+        ),
+        ({"tool_choice": "any"}, "'auto', 'required' or 'none'"),
+        ({"tools": [{"type": "file_search"}]}, "function tools"),
     ],
 )
-def test_what_cohere_cannot_express_is_refused(extra: dict[str, Any]) -> None:
-    with pytest.raises(APIError):
+def test_what_cohere_cannot_express_is_refused(extra: dict[str, Any], says: str) -> None:
+    with pytest.raises(APIError) as caught:
         build(extra=extra)
+    assert says in str(caught.value)
 
 
 def test_messages_translate_to_cohere_roles_and_blocks() -> None:
@@ -266,11 +274,11 @@ def test_messages_cohere_cannot_take(messages: list[dict[str, Any]]) -> None:
 
 def test_parse_the_documented_response() -> None:
     completion = ADAPTER.parse_response(endpoint(), ok(fixture_bytes("chat_response")))
-    assert completion == Completion.of(
-        text=fixture("chat_response")["message"]["content"][0]["text"],
-        finish_reason="stop",
+    text = fixture("chat_response")["message"]["content"][0]["text"]
+    assert completion == Completion(
+        (Answer(text, finish_reason="stop", provider_finish_reason="COMPLETE"),),
         # Billed units, not the 71 input tokens that include Cohere's own preamble.
-        usage=Usage(input_tokens=5, output_tokens=418),
+        Usage(input_tokens=5, output_tokens=418),
     )
 
 
@@ -280,9 +288,15 @@ def test_reasoning_answers_leave_the_thinking_out() -> None:
     assert completion.usage == Usage(input_tokens=38, output_tokens=112, cached_input_tokens=38)
 
 
-def test_a_tool_call_has_no_text() -> None:
+def test_a_tool_call_and_its_plan() -> None:
     completion = ADAPTER.parse_response(endpoint(), ok(fixture_bytes("chat_response_tool_call")))
-    assert (completion.text, completion.finish_reason) == (None, "tool_calls")
+    assert completion.answer == Answer(
+        # The plan is what the model wrote beside its call: the answer's text.
+        "I will look up the weather in Toronto.",
+        tool_calls=(ToolCall("get_weather_1byjy32y4hvq", "get_weather", {"location": "Toronto"}),),
+        finish_reason="tool_calls",
+        provider_finish_reason="TOOL_CALL",
+    )
 
 
 def test_logprobs_pass_through() -> None:
@@ -298,16 +312,19 @@ def test_logprobs_pass_through() -> None:
         ("STOP_SEQUENCE", "stop"),
         ("MAX_TOKENS", "length"),
         ("TOOL_CALL", "tool_calls"),
-        ("TIMEOUT", "timeout"),
+        # Cut short by time: what was written is kept, Cohere's reason beside it.
+        ("TIMEOUT", "other"),
         ("complete", "stop"),  # the SDK's spelling
         ("content_blocked", "content_filter"),
+        ("SOMETHING_NEW", "other"),
         (None, None),
     ],
 )
 def test_finish_reasons(reason: str | None, expected: str | None) -> None:
     body = fixture("chat_response")
     body["finish_reason"] = reason
-    assert ADAPTER.parse_response(endpoint(), ok(body)).finish_reason == expected
+    answer = ADAPTER.parse_response(endpoint(), ok(body)).answer
+    assert (answer.finish_reason, answer.provider_finish_reason) == (expected, reason)
 
 
 @pytest.mark.parametrize("reason", ["ERROR", "error_limit"])
@@ -354,6 +371,11 @@ def test_usage(usage: Any, expected: Usage) -> None:
         b'{"message": {"content": []}, "usage": {"tokens": {"input_tokens": "x"}}}',
         b'{"message": {"content": []}, "usage": []}',
         b'{"message": {"content": []}, "logprobs": {"text": "x"}}',
+        b'{"message": {"content": [{"type": "thinking", "thinking": 5}]}}',
+        b'{"message": {"tool_plan": 5}}',
+        b'{"message": {"tool_calls": [{"function": {"name": "f"}}]}}',
+        b'{"message": {"tool_calls": [{"id": "a", "function": null}]}}',
+        b'{"message": {"content": []}, "finish_reason": 5}',
         b'{"id": "x", "message": "invalid api token"}',
     ],
 )

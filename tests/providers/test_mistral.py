@@ -1,4 +1,5 @@
-"""The Mistral adapter against Mistral's documented chat completion payloads (fixtures/mistral/)."""
+"""The Mistral adapter's requests, errors and rate-limit headers against Mistral's documented
+payloads (fixtures/mistral/); its answers are read in test_mistral_answers.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 
 from lm_deluge_cli.errors import (
     APIError,
-    APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -26,12 +26,10 @@ from lm_deluge_cli.providers.capabilities import supported_sampling
 from lm_deluge_cli.providers.mistral import MistralAdapter, mistral_tool_call_id
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.types import (
-    Completion,
     HttpResponse,
     Prompt,
     RateLimitInfo,
     SamplingParams,
-    Usage,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mistral"
@@ -173,6 +171,98 @@ def test_batch_line_fields_pass_through_under_mistral_names() -> None:
     assert body["messages"] == [{"role": "user", "content": "hi"}]
 
 
+@pytest.mark.parametrize(("samples", "n"), [(1, None), (2, 2), (5, 5)])
+def test_several_samples_are_asked_for_with_n(samples: int, n: int | None) -> None:
+    assert build(sampling=SamplingParams(samples=samples)).get("n") == n
+
+
+def test_a_prompt_cache_key_passes_through() -> None:
+    assert build(prompt_cache_key="session-42")["prompt_cache_key"] == "session-42"
+
+
+@pytest.mark.parametrize(
+    ("choice", "sent"),
+    [
+        ("auto", "auto"),
+        ("none", "none"),
+        ("any", "any"),
+        ("required", "required"),
+        (
+            {"type": "function", "function": {"name": "f"}},
+            {"type": "function", "function": {"name": "f"}},
+        ),
+        ({"function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}),
+    ],
+)
+def test_tool_choice(choice: Any, sent: Any) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    assert build(tools=tools, tool_choice=choice)["tool_choice"] == sent
+
+
+@pytest.mark.parametrize(
+    "choice", ["always", {"type": "allowed_tools", "tools": []}, {"type": "function"}, 3]
+)
+def test_a_tool_choice_mistral_cannot_express_is_refused(choice: Any) -> None:
+    with pytest.raises(APIError, match="tool_choice"):
+        build(tool_choice=choice)
+
+
+def test_cache_control_and_reasoning_never_reach_mistral() -> None:
+    marker = {"type": "ephemeral"}
+    messages: list[dict[str, Any]] = [
+        {
+            "role": "system",
+            "content": [{"type": "text", "text": "Be brief.", "cache_control": marker}],
+        },
+        {"role": "user", "content": "2 + 2?", "cache_control": marker},
+        {"role": "assistant", "content": "4", "reasoning": {"text": "easy", "parts": []}},
+        {"role": "user", "content": "3 + 3?"},
+    ]
+    tools = [{"type": "function", "function": {"name": "f"}, "cache_control": marker}]
+    body = build(messages, tools=tools)
+    assert body["messages"] == [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": "2 + 2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "3 + 3?"},
+    ]
+    assert body["tools"] == [{"type": "function", "function": {"name": "f"}}]
+    assert messages[0]["content"][0]["cache_control"] == marker  # the line is unchanged
+
+
+def test_a_records_signed_thinking_goes_back_before_the_content() -> None:
+    chunk = {
+        "type": "thinking",
+        "thinking": [{"type": "text", "text": "Look it up."}],
+        "signature": "c2ln",
+    }
+    reasoning = {
+        "text": "Look it up.",
+        "parts": [
+            {"format": "anthropic_messages", "type": "thinking", "signature": "EqQB"},
+            {"format": "mistral", "chunk": chunk},
+        ],
+    }
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Status of T1001?"},
+        {"role": "assistant", "content": "Checking.", "reasoning": reasoning},
+        {"role": "user", "content": "Well?"},
+    ]
+    sent = build(messages)["messages"][1]
+    assert sent == {
+        "role": "assistant",
+        "content": [chunk, {"type": "text", "text": "Checking."}],
+    }
+    no_text = build([messages[0], {**messages[1], "content": None}])["messages"][1]
+    assert no_text["content"] == [chunk]
+
+
+def test_a_mistral_part_without_its_chunk_is_refused() -> None:
+    turn = {"role": "assistant", "content": "x", "reasoning": {"parts": [{"format": "mistral"}]}}
+    with pytest.raises(APIError, match="thinking chunk"):
+        build([{"role": "user", "content": "hi"}, turn])
+
+
 def test_developer_becomes_system_and_images_pass_through() -> None:
     image = [
         {"type": "text", "text": "What is in this image?"},
@@ -224,116 +314,6 @@ def test_mistral_tool_call_id_is_stable_and_valid(call_id: str) -> None:
 def test_unknown_roles_are_refused() -> None:
     with pytest.raises(APIError, match="critic"):
         build([{"role": "critic", "content": "hm"}])
-
-
-# --- parse_response --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        (
-            "chat_completion",
-            Completion.of(
-                text="Claude Monet is often considered one of the best French painters, "
-                "known for founding Impressionism.",
-                finish_reason="stop",
-                usage=Usage(input_tokens=16, output_tokens=34),
-            ),
-        ),
-        (
-            "chat_completion_length",
-            Completion.of(
-                text=fixture("chat_completion_length")["choices"][0]["message"]["content"],
-                finish_reason="length",
-                usage=Usage(input_tokens=34, output_tokens=100),
-            ),
-        ),
-        (
-            "chat_completion_thinking",
-            Completion.of(
-                text="Each of Alice's brothers has 3 sisters.",
-                finish_reason="stop",
-                usage=Usage(input_tokens=29, output_tokens=512),
-            ),
-        ),
-        (
-            "chat_completion_tool_calls",
-            Completion.of(text="", finish_reason="tool_calls", usage=Usage(167, 24)),
-        ),
-    ],
-)
-def test_parse_documented_responses(name: str, expected: Completion) -> None:
-    assert ADAPTER.parse_response(endpoint(), ok(fixture_bytes(name))) == expected
-
-
-@pytest.mark.parametrize(
-    ("reason", "expected"),
-    [
-        ("stop", "stop"),
-        ("length", "length"),
-        ("model_length", "length"),
-        ("tool_calls", "tool_calls"),
-        (None, None),
-    ],
-)
-def test_finish_reasons(reason: str | None, expected: str | None) -> None:
-    body = fixture("chat_completion")
-    body["choices"][0]["finish_reason"] = reason
-    assert ADAPTER.parse_response(endpoint(), ok(body)).finish_reason == expected
-
-
-def test_finish_reason_error_is_a_retryable_server_error() -> None:
-    body = fixture("chat_completion")
-    body["choices"][0]["finish_reason"] = "error"
-    with pytest.raises(InternalServerError) as info:
-        ADAPTER.parse_response(endpoint(), ok(body))
-    assert (info.value.retryable, info.value.fatal, info.value.status_code) == (True, False, 200)
-
-
-@pytest.mark.parametrize(
-    ("usage", "expected"),
-    [
-        ({"prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11}, Usage(5, 6)),
-        ({"prompt_tokens": 5}, Usage(5, 0)),
-        (None, Usage()),
-    ],
-)
-def test_usage(usage: Any, expected: Usage) -> None:
-    body = fixture("chat_completion")
-    body["usage"] = usage
-    assert ADAPTER.parse_response(endpoint(), ok(body)).usage == expected
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"",
-        b"not json",
-        b"null",
-        b"{}",
-        b'{"choices": []}',
-        b'{"choices": [{}]}',
-        b'{"choices": [{"message": null}]}',
-        b'{"choices": [{"message": {"content": 5}}]}',
-        b'{"choices": [{"message": {"content": [{"type": "text", "text": 5}]}}]}',
-        b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "abc"}}',
-        b'{"choices": [{"message": {"content": "x"}}], "usage": []}',
-        b'{"object": "error", "message": "inside a 200", "type": "api_error"}',
-    ],
-)
-def test_malformed_2xx_bodies_are_validation_errors(body: bytes) -> None:
-    with pytest.raises(APIResponseValidationError) as info:
-        ADAPTER.parse_response(endpoint(), ok(body))
-    assert info.value.status_code == 200
-    assert "unreadable Mistral chat completion" in str(info.value)
-
-
-def test_validation_error_never_quotes_the_key() -> None:
-    body = b'{"echo": "Bearer ' + KEY.encode() + b'"}'
-    with pytest.raises(APIResponseValidationError) as info:
-        ADAPTER.parse_response(endpoint(), ok(body))
-    assert KEY not in str(info.value)
 
 
 # --- Errors ----------------------------------------------------------------------------

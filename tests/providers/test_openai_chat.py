@@ -231,6 +231,52 @@ def test_json_schema_is_a_strict_response_format_and_beats_json_mode(
     assert body["response_format"] == {"type": "json_schema", "json_schema": spec}
 
 
+CACHE = {"type": "ephemeral"}
+MARKED_MESSAGES: list[dict[str, Any]] = [
+    {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": CACHE}]},
+    {"role": "user", "content": "What is 2 + 2?"},
+    {"role": "assistant", "content": "4", "reasoning": {"text": "2 + 2 = 4", "parts": []}},
+    {"role": "user", "content": [{"type": "text", "text": "And 3 + 3?", "cache_control": CACHE}]},
+]
+MARKED_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {"name": "add", "parameters": {"type": "object"}},
+    "cache_control": CACHE,
+}
+
+
+def _marked_body(target: Endpoint) -> dict[str, Any]:
+    source = Prompt(id=1, line=1, messages=MARKED_MESSAGES, extra_body={"tools": [MARKED_TOOL]})
+    return body_of(ADAPTER.build_request(target, source, SamplingParams(), 5.0).body)
+
+
+def test_openai_itself_gets_no_cache_control_and_no_reasoning(
+    endpoint: Callable[..., Endpoint],
+) -> None:
+    body = _marked_body(endpoint())
+    assert body["messages"] == [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": "What is 2 + 2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": [{"type": "text", "text": "And 3 + 3?"}]},
+    ]
+    assert body["tools"] == [{"type": "function", "function": MARKED_TOOL["function"]}]
+    # The line is left as it was.
+    assert MARKED_MESSAGES[0]["content"][0]["cache_control"] == CACHE
+
+
+def test_compatible_servers_keep_cache_control_but_never_get_reasoning(
+    endpoint: Callable[..., Endpoint],
+) -> None:
+    # OpenRouter and LiteLLM proxies pass cache_control on to Anthropic models.
+    target = endpoint(base_url="https://openrouter.ai/api/v1", compatible=True)
+    body = _marked_body(target)
+    assert body["messages"][0] == MARKED_MESSAGES[0]
+    assert body["messages"][2] == {"role": "assistant", "content": "4"}
+    assert body["messages"][3] == MARKED_MESSAGES[3]
+    assert body["tools"] == [MARKED_TOOL]
+
+
 # --- parse_response --------------------------------------------------------------------
 
 

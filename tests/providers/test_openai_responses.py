@@ -140,7 +140,12 @@ def test_without_system_messages_there_are_no_instructions() -> None:
 
 @pytest.mark.parametrize(
     ("effort", "reasoning"),
-    [(None, None), ("high", {"effort": "high"}), ("minimal", {"effort": "minimal"})],
+    [
+        (None, None),
+        # A summary is asked for: without one the API returns no reasoning text.
+        ("high", {"effort": "high", "summary": "auto"}),
+        ("minimal", {"effort": "minimal", "summary": "auto"}),
+    ],
 )
 def test_reasoning_models_get_effort_and_no_sampling_parameters(
     effort: str | None, reasoning: dict[str, str] | None

@@ -24,8 +24,17 @@ from lm_deluge_cli.errors import (
 )
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.openai_responses import OpenAIResponsesAdapter
+from lm_deluge_cli.providers.openai_responses_output import FORMAT
 from lm_deluge_cli.providers.registry import ModelInfo, load_registry
-from lm_deluge_cli.types import Completion, HttpResponse, RateLimitInfo, Usage
+from lm_deluge_cli.types import (
+    Answer,
+    Completion,
+    HttpResponse,
+    RateLimitInfo,
+    Reasoning,
+    ToolCall,
+    Usage,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
@@ -58,51 +67,129 @@ def documented_text() -> str:
 
 
 def test_the_documented_response() -> None:
-    assert parse(fixture("openai_responses/response_text")) == Completion.of(
-        text=documented_text(),
-        finish_reason="stop",
-        usage=Usage(input_tokens=36, output_tokens=87),
-        logprobs=None,
+    assert parse(fixture("openai_responses/response_text")) == Completion(
+        (Answer(documented_text(), finish_reason="stop", provider_finish_reason="completed"),),
+        Usage(input_tokens=36, output_tokens=87),
     )
 
 
-def test_reasoning_is_not_the_answer_but_its_tokens_are_counted() -> None:
+def test_a_reasoning_item_is_not_the_answer_but_is_kept_whole() -> None:
     documented = fixture("openai_responses/response_reasoning")
     completion = parse(documented)
     assert completion.text == documented["output"][1]["content"][0]["text"]
     assert completion.finish_reason == "stop"
+    # No summary asked for: no reasoning text, the item itself still kept.
+    item = documented["output"][0]
+    assert completion.answer.reasoning == Reasoning(None, ({"format": FORMAT, "item": item},))
     # logprobs: [] comes back when none were asked for; the record stays null.
     assert completion.logprobs is None
     assert completion.usage == Usage(input_tokens=9, output_tokens=606, reasoning_tokens=448)
 
 
-def test_a_function_call_ends_with_tool_calls() -> None:
+def test_a_function_call_is_a_tool_call_with_parsed_arguments() -> None:
     completion = parse(fixture("openai_responses/response_function_call"))
-    assert (completion.text, completion.finish_reason) == (None, "tool_calls")
+    assert completion.answers == (
+        Answer(
+            text=None,
+            # The call_id, which a function_call_output answers, not the item's own id.
+            tool_calls=(ToolCall("call_12345xyz", "get_weather", {"location": "Paris, France"}),),
+            finish_reason="tool_calls",
+            provider_finish_reason="completed",
+        ),
+    )
     assert completion.usage == Usage(input_tokens=291, output_tokens=23)
+
+
+def test_reasoning_summaries_and_several_function_calls() -> None:
+    documented = fixture("openai_responses/response_reasoning_function_calls")
+    answer = parse(documented).answer
+    assert answer.tool_calls == (
+        ToolCall("call_Xq9TzBv2kLmN8pR4sW6yA1cD", "get_weather", {"location": "Paris, France"}),
+        ToolCall("call_Fh3JkLpQ7rStU2vWx5yZ8aBc", "get_weather", {"location": "Bogotá, Colombia"}),
+    )
+    assert (answer.text, answer.finish_reason) == (None, "tool_calls")
+    summaries = [entry["text"] for entry in documented["output"][0]["summary"]]
+    assert answer.reasoning is not None
+    assert answer.reasoning.text == "\n\n".join(summaries)
+    # The item exactly as returned, encrypted_content included, to be sent back.
+    assert answer.reasoning.parts == ({"format": FORMAT, "item": documented["output"][0]},)
+    assert answer.reasoning.parts[0]["item"]["encrypted_content"].startswith("gAAAA")
+    assert answer.reasoning.parts[0]["format"] == "openai_responses"
+
+
+def test_each_reasoning_item_is_a_part_of_its_own() -> None:
+    documented = fixture("openai_responses/response_reasoning_function_calls")
+    first = documented["output"][0]
+    second = {**first, "id": "rs_2", "summary": [{"type": "summary_text", "text": "Then B."}]}
+    documented["output"] = [first, documented["output"][1], second, documented["output"][2]]
+    reasoning = parse(documented).answer.reasoning
+    assert reasoning is not None
+    assert [part["item"]["id"] for part in reasoning.parts] == [first["id"], "rs_2"]
+    assert reasoning.text is not None and reasoning.text.endswith("\n\nThen B.")
+
+
+def test_reasoning_text_without_a_summary_is_read() -> None:
+    # What open-weight models behind compatible servers return: the raw reasoning as content.
+    documented = fixture("openai_responses/response_reasoning")
+    documented["output"][0]["content"] = [{"type": "reasoning_text", "text": "Rust is..."}]
+    reasoning = parse(documented).answer.reasoning
+    assert reasoning is not None and reasoning.text == "Rust is..."
+
+
+@pytest.mark.parametrize("raw", ['{"location": "Par', "[1, 2]", "Paris"])
+def test_arguments_that_are_not_a_json_object_are_kept_raw(raw: str) -> None:
+    documented = fixture("openai_responses/response_function_call")
+    documented["output"][0]["arguments"] = raw
+    assert parse(documented).answer.tool_calls == (
+        ToolCall("call_12345xyz", "get_weather", None, raw),
+    )
+
+
+def test_empty_arguments_are_an_empty_object() -> None:
+    documented = fixture("openai_responses/response_function_call")
+    documented["output"][0]["arguments"] = ""
+    assert parse(documented).answer.tool_calls[0].arguments == {}
+
+
+def test_text_beside_a_function_call_is_kept() -> None:
+    documented = fixture("openai_responses/response_function_call")
+    message = fixture("openai_responses/response_text")["output"][0]
+    documented["output"].insert(0, message)
+    answer = parse(documented).answer
+    assert (answer.text, answer.finish_reason) == (documented_text(), "tool_calls")
+    assert len(answer.tool_calls) == 1
 
 
 def test_an_incomplete_response_was_cut_at_max_output_tokens() -> None:
     completion = parse(fixture("openai_responses/response_incomplete"))
     assert (completion.text, completion.finish_reason) == (None, "length")
+    assert completion.answer.provider_finish_reason == "max_output_tokens"
     assert completion.usage == Usage(input_tokens=21, output_tokens=400, reasoning_tokens=400)
 
 
 @pytest.mark.parametrize(
-    ("details", "finish"),
+    ("details", "finish", "own"),
     [
-        ({"reason": "content_filter"}, "content_filter"),
-        ({"reason": "max_output_tokens"}, "length"),
-        ({"reason": "something_new"}, "something_new"),
-        (None, "length"),
+        ({"reason": "content_filter"}, "content_filter", "content_filter"),
+        ({"reason": "max_output_tokens"}, "length", "max_output_tokens"),
+        ({"reason": "something_new"}, "other", "something_new"),
+        (None, "length", "incomplete"),
+        ({"reason": None}, "length", "incomplete"),
     ],
 )
-def test_incomplete_reasons(details: Any, finish: str) -> None:
+def test_incomplete_reasons(details: Any, finish: str, own: str) -> None:
     documented = fixture("openai_responses/response_text")
     documented.update(status="incomplete", incomplete_details=details)
-    completion = parse(documented)
-    assert completion.finish_reason == finish
-    assert completion.text == documented_text()  # the text so far is kept
+    answer = parse(documented).answer
+    assert (answer.finish_reason, answer.provider_finish_reason) == (finish, own)
+    assert answer.text == documented_text()  # the text so far is kept
+
+
+def test_no_status_is_a_natural_stop_without_a_provider_reason() -> None:
+    documented = fixture("openai_responses/response_text")
+    del documented["status"]
+    answer = parse(documented).answer
+    assert (answer.finish_reason, answer.provider_finish_reason) == ("stop", None)
 
 
 def test_logprobs_are_read_in_chat_completions_shape() -> None:
@@ -140,11 +227,25 @@ def test_cached_input_tokens() -> None:
     assert (usage.input_tokens, usage.cached_input_tokens) == (2006, 1920)
 
 
-def test_a_refusal_is_content_filter() -> None:
-    documented = fixture("openai_responses/response_text")
-    refusal = {"type": "refusal", "refusal": "I'm sorry, I can't help with that."}
-    documented["output"][0]["content"] = [refusal]
-    assert (parse(documented).text, parse(documented).finish_reason) == (None, "content_filter")
+def test_a_refusal_is_its_own_finish_reason() -> None:
+    answer = parse(fixture("openai_responses/response_refusal")).answer
+    assert answer == Answer(
+        refusal="I'm sorry, I cannot assist with that request.",
+        finish_reason="refusal",
+        provider_finish_reason="completed",
+    )
+    assert not answer.empty
+
+
+def test_a_refusal_beside_text_is_kept_and_the_answer_stops() -> None:
+    documented = fixture("openai_responses/response_refusal")
+    documented["output"][0]["content"].insert(0, {"type": "output_text", "text": "Partly: "})
+    answer = parse(documented).answer
+    assert (answer.text, answer.refusal) == (
+        "Partly: ",
+        "I'm sorry, I cannot assist with that request.",
+    )
+    assert answer.finish_reason == "stop"
 
 
 def test_no_usage_reads_as_zero() -> None:
@@ -230,6 +331,18 @@ def test_an_unfinished_response_is_retried(status: str) -> None:
             "output": [{"type": "message", "content": [{"type": "output_text", "text": 5}]}],
         },
         lambda d: {**d, "usage": {"input_tokens": "many"}},
+        lambda d: {**d, "output": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+        lambda d: {**d, "output": [{"type": "function_call", "call_id": "c", "name": 5}]},
+        lambda d: {
+            **d,
+            "output": [{"type": "message", "content": [{"type": "refusal", "refusal": None}]}],
+        },
+        lambda d: {
+            **d,
+            "output": [
+                {"type": "reasoning", "id": "rs", "summary": [{"type": "summary_text"}]},
+            ],
+        },
         lambda d: {**d, "usage": {"input_tokens": 1, "output_tokens": [1]}},
     ],
 )
