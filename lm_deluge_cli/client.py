@@ -25,7 +25,16 @@ from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.progress import make_view, watched
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
-from lm_deluge_cli.types import ErrorInfo, Prompt, Result, SamplingParams
+from lm_deluge_cli.tool_use.definitions import ToolDefinitionError, check_tool_choice
+from lm_deluge_cli.tool_use.tool import Tool, ToolLike, as_tool, tool_definitions
+from lm_deluge_cli.types import (
+    ErrorInfo,
+    Prompt,
+    PromptCache,
+    RequestDefaults,
+    Result,
+    SamplingParams,
+)
 
 __all__ = ["NOT_RUN", "LLMClient", "PromptInput", "Result", "not_run"]
 
@@ -58,6 +67,11 @@ class LLMClient:
         retry_other_model: bool = False,
         seed: int | None = None,
         cache: str | os.PathLike[str] | Cache | None = None,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: str | None = None,
+        prompt_cache: str | None = None,
+        prompt_cache_ttl: str = "5m",
+        dedupe: bool = True,
     ) -> None:
         names = [models] if isinstance(models, str) else list(models)
         if not names:
@@ -88,8 +102,13 @@ class LLMClient:
         self._seed = seed
         # A result cache (a directory, a .sqlite file, leveldb:…, redis://…, memory:), or
         # an open Cache object shared by every call; None: no cache. Identical prompts in
-        # one call share one request either way.
+        # one call share one request either way (unless dedupe is False).
         self.cache = _cache_config(cache)
+        # Tools (Tool objects, typed functions or definitions) for prompts without their own.
+        self.tools = tuple(as_tool(tool) for tool in tools or ())
+        self.defaults = _defaults(self.tools, tool_choice)
+        self.prompt_cache = _prompt_cache(prompt_cache, prompt_cache_ttl)
+        self.dedupe = dedupe
 
     @classmethod
     def basic(cls, model: str, **kwargs: Any) -> LLMClient:
@@ -102,10 +121,21 @@ class LLMClient:
         *,
         show_progress: bool = False,
         return_completions_only: bool = False,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: str | None = None,
     ) -> list[Any]:
-        """Results in the order of `prompts` (completions only: None for failures)."""
+        """Results in the order of `prompts` (completions only: None for failures).
+
+        `tools` and `tool_choice` replace the client's for this call; a prompt given as a
+        dict with its own ``tools`` keeps them. Each result's `tool_calls` are ToolCall
+        objects (``id``, ``name``, ``arguments``).
+        """
+        defaults = self.defaults
+        if tools is not None or tool_choice is not None:
+            chosen = tuple(as_tool(t) for t in tools) if tools is not None else self.tools
+            defaults = _defaults(chosen, tool_choice)
         results = await self._run_records(
-            _prompts(prompts), len(prompts), show_progress=show_progress
+            _prompts(prompts), len(prompts), show_progress=show_progress, defaults=defaults
         )
         final = [r if r is not None else not_run(i) for i, r in enumerate(results)]
         if return_completions_only:
@@ -119,6 +149,7 @@ class LLMClient:
         *,
         show_progress: bool = False,
         finish: Callable[[Result], Result] | None = None,
+        defaults: RequestDefaults | None = None,
     ) -> list[Result | None]:
         """Run `count` items (lines 1 to `count`) through the engine with this client's
         models, limits and cache; each line's result by position, None if it never ran.
@@ -144,6 +175,9 @@ class LLMClient:
                 stack=stack,
                 rng=random.Random(self._seed) if self._seed is not None else None,
                 reuse=reuse,
+                defaults=defaults if defaults is not None else self.defaults,
+                prompt_cache=self.prompt_cache,
+                dedupe=self.dedupe,
             )
             view = make_view(Console(stderr=True), quiet=not show_progress)
             await watched(
@@ -159,6 +193,8 @@ class LLMClient:
         *,
         show_progress: bool = False,
         return_completions_only: bool = False,
+        tools: Sequence[ToolLike] | None = None,
+        tool_choice: str | None = None,
     ) -> list[Any]:
         """`process_prompts_async` for code that is not async."""
 
@@ -167,6 +203,8 @@ class LLMClient:
                 prompts,
                 show_progress=show_progress,
                 return_completions_only=return_completions_only,
+                tools=tools,
+                tool_choice=tool_choice,
             )
 
         return anyio.run(go)
@@ -206,6 +244,28 @@ def _cache_config(cache: str | os.PathLike[str] | Cache | None) -> CacheConfig:
             f"{type(cache).__name__}"
         )
     return CacheConfig(backend=cache)
+
+
+def _defaults(tools: Sequence[Tool], tool_choice: str | None) -> RequestDefaults:
+    """The request fields for prompts without their own: these tools, this choice."""
+    definitions = tool_definitions(tools)
+    choice = None
+    if tool_choice is not None:
+        names = [d["function"]["name"] for d in definitions]
+        try:
+            choice = check_tool_choice(tool_choice, names, "tool_choice")
+        except ToolDefinitionError as exc:
+            raise ConfigError(str(exc)) from None
+    return RequestDefaults(definitions, choice)
+
+
+def _prompt_cache(placement: str | None, ttl: str) -> PromptCache | None:
+    if placement is None or placement == "none":
+        return None
+    try:
+        return PromptCache(placement, ttl)
+    except ValueError as exc:
+        raise ConfigError(f"prompt_cache {exc}") from None
 
 
 def _is_id(value: Any) -> bool:

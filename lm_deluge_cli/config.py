@@ -25,7 +25,6 @@ from lm_deluge_cli.tool_use.definitions import (
     tool_names,
 )
 from lm_deluge_cli.types import (
-    PROMPT_CACHE_PLACEMENTS,
     PROMPT_CACHE_TTLS,
     SAMPLING_FIELDS,
     PromptCache,
@@ -385,17 +384,17 @@ def _prompt_cache(
 ) -> PromptCache | None:
     """Where the job's prompt-cache breakpoints go, and their TTL (None: nowhere)."""
     placement = overrides.prompt_cache or data.get("prompt_cache")
-    label = "--prompt-cache" if overrides.prompt_cache else f"{where}: prompt_cache"
     ttl = overrides.prompt_cache_ttl or data.get("prompt_cache_ttl") or PROMPT_CACHE_TTLS[0]
-    ttl_label = "--prompt-cache-ttl" if overrides.prompt_cache_ttl else f"{where}: prompt_cache_ttl"
     if ttl not in PROMPT_CACHE_TTLS:
-        raise ConfigError(f"{ttl_label} must be one of {', '.join(PROMPT_CACHE_TTLS)}, got {ttl!r}")
+        label = "--prompt-cache-ttl" if overrides.prompt_cache_ttl else f"{where}: prompt_cache_ttl"
+        raise ConfigError(f"{label} must be one of {', '.join(PROMPT_CACHE_TTLS)}, got {ttl!r}")
     if placement is None or placement == "none":
         return None
-    if placement not in PROMPT_CACHE_PLACEMENTS:
-        choices = ", ".join((*PROMPT_CACHE_PLACEMENTS, "none"))
-        raise ConfigError(f"{label} must be one of {choices}, got {placement!r}")
-    return PromptCache(placement, ttl)
+    try:
+        return PromptCache(placement, ttl)
+    except ValueError as exc:
+        label = "--prompt-cache" if overrides.prompt_cache else f"{where}: prompt_cache"
+        raise ConfigError(f"{label} {exc}") from None
 
 
 def _cache(raw: Any, where: str, overrides: JobOverrides, base_dir: Path) -> CacheConfig:

@@ -259,6 +259,15 @@ class PromptCache:
     placement: str
     ttl: str = "5m"
 
+    def __post_init__(self) -> None:
+        if self.placement not in PROMPT_CACHE_PLACEMENTS:
+            raise ValueError(
+                f"must be one of {', '.join(PROMPT_CACHE_PLACEMENTS)} or none, "
+                f"got {self.placement!r}"
+            )
+        if self.ttl not in PROMPT_CACHE_TTLS:
+            raise ValueError(f"TTL must be one of {', '.join(PROMPT_CACHE_TTLS)}, got {self.ttl!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class RequestDefaults:
