@@ -36,6 +36,7 @@ __all__ = [
     "JSON_MODE_INSTRUCTION",
     "SCHEMA_TOOL",
     "THINKING_BUDGETS",
+    "WIRE_FORMAT",
     "AnthropicMessagesAdapter",
     "adaptive_thinking",
     "max_output_tokens",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
+# The wire format this adapter speaks: the tag of the thinking blocks it keeps and sends back.
+WIRE_FORMAT = "anthropic_messages"
 # reasoning_effort → extended thinking budget_tokens (1024 is the API's minimum), also the
 # room added to max_tokens for adaptive thinking. "minimal" sends no thinking at all.
 THINKING_BUDGETS = {"minimal": None, "low": 1024, "medium": 4096, "high": 16384}
@@ -110,7 +113,9 @@ class AnthropicMessagesAdapter:
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         if response.status >= 300:
             raise self._status_error(endpoint, response)
-        return parse_message(response, endpoint.api_key, "Anthropic message")
+        return parse_message(
+            response, endpoint.api_key, "Anthropic message", wire_format=WIRE_FORMAT
+        )
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         return rate_limit_info_at(headers, self._clock())
