@@ -19,7 +19,12 @@ from lm_deluge_cli.errors import (
     status_error_class,
 )
 from lm_deluge_cli.providers.anthropic_answer import SCHEMA_TOOL, parse_message
-from lm_deluge_cli.providers.anthropic_turns import translate_messages, unsendable
+from lm_deluge_cli.providers.anthropic_cache import add_breakpoints
+from lm_deluge_cli.providers.anthropic_turns import (
+    translate_messages,
+    unsendable,
+    with_cache_control,
+)
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.types import (
     Completion,
@@ -137,13 +142,22 @@ class AnthropicMessagesAdapter:
 
 
 def messages_body(
-    endpoint: Endpoint, prompt: Prompt, sampling: SamplingParams, *, url_images: bool = True
+    endpoint: Endpoint,
+    prompt: Prompt,
+    sampling: SamplingParams,
+    *,
+    url_images: bool = True,
+    wire_format: str = WIRE_FORMAT,
 ) -> dict[str, Any]:
     """The Messages body for a prompt, without `model` (which Bedrock puts in the URL).
 
-    Raises an `APIError` (not retryable) for a prompt the API cannot take.
+    `wire_format` says which thinking blocks an assistant message's reasoning gives back
+    (those read from that format); the endpoint's prompt_cache adds the job's cache
+    breakpoints. Raises an `APIError` (not retryable) for a prompt the API cannot take.
     """
-    system, messages = translate_messages(prompt.messages, url_images=url_images)
+    system, messages = translate_messages(
+        prompt.messages, url_images=url_images, wire_format=wire_format
+    )
     schema_via = _schema_via(endpoint, sampling)
     instruction: str | None = None
     if schema_via == "prompt":
@@ -151,7 +165,9 @@ def messages_body(
         instruction = SCHEMA_INSTRUCTION.format(schema=schema_text)
     elif sampling.json_mode and sampling.json_schema is None:
         instruction = JSON_MODE_INSTRUCTION
-    if instruction is not None:
+    if isinstance(system, list) and instruction is not None:
+        system = [*system, {"type": "text", "text": instruction}]
+    elif instruction is not None:
         system = f"{system}\n\n{instruction}" if system else instruction
     body: dict[str, Any] = {"max_tokens": sampling.max_new_tokens, "messages": messages}
     if system:
@@ -188,6 +204,7 @@ def messages_body(
         }
         body["tools"] = [*body.get("tools", []), tool]
         body["tool_choice"] = {"type": "tool", "name": SCHEMA_TOOL}
+    add_breakpoints(body, endpoint.prompt_cache)
     return body
 
 
@@ -250,28 +267,53 @@ def _thinking_budget(endpoint: Endpoint, sampling: SamplingParams) -> int | None
 
 
 def _tool_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """tools and tool_choice of a Batch API line; its other keys are OpenAI's alone, and dropped.
+    """tools, tool_choice and parallel_tool_calls of a Batch API line; its other keys are
+    OpenAI's alone, and dropped.
 
     The API refuses tool_use and tool_result blocks in a request that defines no tools.
     """
     fields: dict[str, Any] = {}
     if isinstance(extra.get("tools"), list):
-        fields["tools"] = [_tool_definition(tool) for tool in extra["tools"]]
-    choice = extra.get("tool_choice")
-    if isinstance(choice, str) and choice in _TOOL_CHOICES:
-        fields["tool_choice"] = {"type": _TOOL_CHOICES[choice]}
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        fields["tool_choice"] = {"type": "tool", "name": choice["function"].get("name")}
+        fields["tools"] = [
+            _tool_definition(tool, f"tools[{index}]") for index, tool in enumerate(extra["tools"])
+        ]
+    choice = _tool_choice(extra.get("tool_choice"))
+    # OpenAI's parallel_tool_calls false is a flag on the choice ("none" takes none).
+    serial = extra.get("parallel_tool_calls") is False and choice.get("type") != "none"
+    if serial and fields.get("tools"):
+        choice = {"type": "auto", **choice, "disable_parallel_tool_use": True}
+    if choice:
+        fields["tool_choice"] = choice
     return fields
 
 
-def _tool_definition(tool: Any) -> Message:
+def _tool_choice(choice: Any) -> dict[str, Any]:
+    """The Anthropic tool_choice for OpenAI's (empty for none given)."""
+    if choice is None:
+        return {}
+    if isinstance(choice, str) and choice in _TOOL_CHOICES:
+        return {"type": _TOOL_CHOICES[choice]}
+    named = isinstance(choice, dict) and choice.get("type", "function") == "function"
+    function = choice.get("function") if named else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if isinstance(name, str) and name:
+        return {"type": "tool", "name": name}
+    raise unsendable(
+        f'tool_choice {choice!r} is not supported; it takes "auto", "none", "required" '
+        'or one function: {"type": "function", "function": {"name": …}}'
+    )
+
+
+def _tool_definition(tool: Any, where: str) -> Message:
     function = tool.get("function") if isinstance(tool, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
         raise unsendable("tools: only function tools with a name can be sent")
     schema = function.get("parameters") or {"type": "object", "properties": {}}
     described = {"description": function["description"]} if function.get("description") else {}
-    return {"name": function["name"], **described, "input_schema": schema}
+    # A cache_control beside the tool's type and function is a breakpoint on its definition.
+    return with_cache_control(
+        {"name": function["name"], **described, "input_schema": schema}, tool, where
+    )
 
 
 def _detail_code(body: bytes) -> str | None:

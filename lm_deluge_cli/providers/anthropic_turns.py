@@ -10,10 +10,11 @@ from typing import Any
 import orjson
 
 from lm_deluge_cli.errors import APIError
+from lm_deluge_cli.providers.anthropic_answer import THINKING_BLOCKS
 from lm_deluge_cli.providers.parts import parse_data_url
 from lm_deluge_cli.types import Message
 
-__all__ = ["IMAGE_MEDIA_TYPES", "translate_messages", "unsendable"]
+__all__ = ["IMAGE_MEDIA_TYPES", "translate_messages", "unsendable", "with_cache_control"]
 
 # The only image types the API accepts in a base64 source.
 IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -24,8 +25,11 @@ TEXT_MEDIA_TYPE = "text/plain"
 
 
 def translate_messages(
-    messages: list[Message], *, url_images: bool = True
-) -> tuple[str | None, list[Message]]:
+    messages: list[Message],
+    *,
+    url_images: bool = True,
+    wire_format: str = "anthropic_messages",
+) -> tuple[str | list[Message] | None, list[Message]]:
     """(system prompt, Anthropic messages) for OpenAI chat messages.
 
     System and developer messages make the system prompt, tool messages user turns of
@@ -33,20 +37,27 @@ def translate_messages(
     alternate. A user's file parts become document blocks (PDFs and text files) or image
     blocks. `url_images=False` refuses http(s) image URLs (Bedrock takes none); file parts
     never become URL sources.
+
+    Prompt-cache breakpoints are kept where the messages put them: ``cache_control`` on a
+    text, image_url or file part, on a tool message (its tool_result block) or on a system
+    part (the system prompt is then a list of text blocks instead of one string). An
+    assistant message's ``reasoning`` (``{"text", "parts"}``, as a record holds it) gives the
+    turn its thinking blocks back, first and exactly as received: only parts of
+    `wire_format`; parts of other formats are dropped.
     """
-    system: list[str] = []
+    system: list[Message] = []
     turns: list[Message] = []
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         role = message.get("role")
         if role in ("system", "developer"):
-            blocks = _blocks(message.get("content"), where, url_images, media=False)
-            system.extend(block["text"] for block in blocks)
+            system += _blocks(message.get("content"), where, url_images, media=False)
             continue
         if role == "user":
             blocks = _blocks(message.get("content"), where, url_images, media=True)
         elif role == "assistant":
-            blocks = _blocks(message.get("content"), where, url_images, media=False)
+            blocks = _thinking_blocks(message.get("reasoning"), where, wire_format)
+            blocks += _blocks(message.get("content"), where, url_images, media=False)
             blocks += [_tool_use(call, where) for call in message.get("tool_calls") or []]
         elif role == "tool":
             role, blocks = "user", [_tool_result(message, where)]
@@ -60,9 +71,16 @@ def translate_messages(
             turns.append({"role": role, "content": blocks})
     for turn in turns:
         # A lone text block is sent as a plain string, as in the API's own examples.
-        if len(turn["content"]) == 1 and turn["content"][0]["type"] == "text":
+        if len(turn["content"]) == 1 and _plain_text(turn["content"][0]):
             turn["content"] = turn["content"][0]["text"]
-    return "\n\n".join(system) or None, turns
+    if all(map(_plain_text, system)):
+        return "\n\n".join(block["text"] for block in system) or None, turns
+    return system, turns
+
+
+def _plain_text(block: Message) -> bool:
+    """Whether a block is text and nothing else (no cache_control): sendable as a string."""
+    return block["type"] == "text" and block.keys() == {"type", "text"}
 
 
 def _blocks(content: Any, where: str, url_images: bool, *, media: bool) -> list[Message]:
@@ -76,15 +94,48 @@ def _blocks(content: Any, where: str, url_images: bool, *, media: bool) -> list[
     blocks: list[Message] = []
     for number, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
+        at = f"{where}.content[{number}]"
         if kind == "text" and isinstance(part.get("text"), str):
             if part["text"]:
-                blocks.append({"type": "text", "text": part["text"]})
+                blocks.append(with_cache_control({"type": "text", "text": part["text"]}, part, at))
         elif kind == "image_url" and media:
-            blocks.append(_image(part.get("image_url"), f"{where}.content[{number}]", url_images))
+            blocks.append(
+                with_cache_control(_image(part.get("image_url"), at, url_images), part, at)
+            )
         elif kind == "file" and media:
-            blocks.append(_file(part.get("file"), f"{where}.content[{number}]"))
+            blocks.append(with_cache_control(_file(part.get("file"), at), part, at))
         else:
-            raise unsendable(f"{where}.content[{number}] is a {kind!r} part, not supported here")
+            raise unsendable(f"{at} is a {kind!r} part, not supported here")
+    return blocks
+
+
+def with_cache_control(block: Message, source: Message, where: str) -> Message:
+    """`block` with the prompt-cache breakpoint `source` carries (``cache_control``), if any;
+    `where` names the source in the error for one that is not an object."""
+    control = source.get("cache_control")
+    if control is None:
+        return block
+    if not isinstance(control, dict):
+        raise unsendable(f'{where}.cache_control must be an object, e.g. {{"type": "ephemeral"}}')
+    return {**block, "cache_control": control}
+
+
+def _thinking_blocks(reasoning: Any, where: str, wire_format: str) -> list[Message]:
+    """The thinking and redacted_thinking blocks of an assistant message's reasoning that
+    came from `wire_format`, as received."""
+    if reasoning is None:
+        return []
+    parts = reasoning.get("parts") if isinstance(reasoning, dict) else None
+    if not isinstance(parts, list):
+        raise unsendable(f"{where}.reasoning must be an object with a list of 'parts'")
+    blocks: list[Message] = []
+    for part in parts:
+        block = part.get("block") if isinstance(part, dict) else None
+        if not isinstance(block, dict) or part.get("format") != wire_format:
+            continue
+        if block.get("type") not in THINKING_BLOCKS:
+            raise unsendable(f"{where}.reasoning holds a {block.get('type')!r} block")
+        blocks.append(block)
     return blocks
 
 
@@ -170,7 +221,8 @@ def _tool_result(message: Message, where: str) -> Message:
     content = _blocks(message.get("content"), where, True, media=False)
     if content:
         block["content"] = content
-    return block
+    # A breakpoint on the tool message is one on its tool_result block.
+    return with_cache_control(block, message, where)
 
 
 def unsendable(reason: str) -> APIError:

@@ -175,7 +175,7 @@ class BedrockAnthropicAdapter:
         base_url, region = resolve_region(endpoint.base_url, env, endpoint.region)
         # Bedrock takes no URL sources, only base64 ones: image URLs are refused, and file
         # parts only ever become base64 (PDF) or text document sources.
-        body = messages_body(endpoint, prompt, sampling, url_images=False)
+        body = messages_body(endpoint, prompt, sampling, url_images=False, wire_format=WIRE_FORMAT)
         body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
         raw = orjson.dumps(body)
         url = f"{base_url}/model/{quote(endpoint.model.wire_id, safe=_PATH_SAFE)}/invoke"
