@@ -210,7 +210,8 @@ def _tool_use(call: Any, where: str) -> Message:
         parsed = None
     if not isinstance(parsed, dict) or not isinstance(call.get("id"), str):
         raise unsendable(f"{where}.tool_calls needs an id and JSON object arguments in each call")
-    return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
+    block = {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
+    return with_cache_control(block, call, where)
 
 
 def _tool_result(message: Message, where: str) -> Message:
