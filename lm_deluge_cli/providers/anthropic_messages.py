@@ -193,6 +193,12 @@ def messages_body(
         else:
             body["temperature"] = sampling.temperature
     body.update(_tool_fields(prompt.extra_body))
+    if "thinking" in body and body.get("tool_choice", {}).get("type") in ("any", "tool"):
+        raise unsendable(
+            f"tool_choice {prompt.extra_body.get('tool_choice')!r} forces a tool call, which "
+            f"extended thinking (reasoning_effort {sampling.reasoning_effort!r}) does not allow; "
+            'use "auto" or "none", or no reasoning_effort'
+        )
     if schema_via == "native":
         output_format = {"type": "json_schema", "schema": sampling.json_schema}
         body["output_config"] = {**body.get("output_config", {}), "format": output_format}

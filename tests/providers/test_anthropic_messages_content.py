@@ -343,6 +343,27 @@ def test_parallel_tool_calls_false_asks_for_one_call(
     assert body(extra_body=extra)["tool_choice"] == expected
 
 
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "get_weather"}}]
+)
+def test_a_forced_tool_call_cannot_come_with_thinking(
+    endpoint: Callable[..., Endpoint], body: Callable[..., dict[str, Any]], choice: Any
+) -> None:
+    thinking = SamplingParams(reasoning_effort="low")
+    extra = {"tools": [WEATHER_TOOL], "tool_choice": choice}
+    with pytest.raises(APIError, match="forces a tool call, which extended thinking"):
+        body(sampling=thinking, target=endpoint(reasoning=True), extra_body=extra)
+    # auto and none go with thinking; without thinking, forcing is fine.
+    for allowed in ("auto", "none"):
+        sent = body(
+            sampling=thinking,
+            target=endpoint(reasoning=True),
+            extra_body={**extra, "tool_choice": allowed},
+        )
+        assert sent["thinking"]["type"] == "enabled"
+    assert body(sampling=thinking, target=endpoint(), extra_body=extra)["tool_choice"]
+
+
 def test_parallel_tool_calls_without_tools_or_true_changes_nothing(
     body: Callable[..., dict[str, Any]],
 ) -> None:
