@@ -88,7 +88,6 @@ _SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperti
 _NOT_SCHEMAS = frozenset(
     {"enum", "const", "required", "default", "examples", "title", "description", "format"}
 )
-
 # OpenAI tool_choice strings → Anthropic tool_choice types.
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
 # error.type values that no retry or wait will fix: the key, its rights, or the bill.

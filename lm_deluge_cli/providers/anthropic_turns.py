@@ -39,8 +39,9 @@ def translate_messages(
     never become URL sources.
 
     Prompt-cache breakpoints are kept where the messages put them: ``cache_control`` on a
-    text, image_url or file part, on a tool message (its tool_result block) or on a system
-    part (the system prompt is then a list of text blocks instead of one string). An
+    text, image_url or file part, on a tool call (its tool_use block), on a tool message (its
+    tool_result block) or on a system part (the system prompt is then a list of text blocks
+    instead of one string). An
     assistant message's ``reasoning`` (``{"text", "parts"}``, as a record holds it) gives the
     turn its thinking blocks back, first and exactly as received: only parts of
     `wire_format`; parts of other formats are dropped.
