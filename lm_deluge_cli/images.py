@@ -287,6 +287,8 @@ class Image:
     detail: str | None = None
     # Where the image came from, for messages: not part of its identity.
     name: str = field(default="<image>", compare=False)
+    # The prompt-cache breakpoint on the part (Anthropic's cache_control), carried to the wire.
+    cache_control: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @classmethod
     def load(
@@ -360,7 +362,10 @@ class Image:
         image_url: dict[str, Any] = {"url": self.fitted(limits).data_url}
         if self.detail is not None:
             image_url["detail"] = self.detail
-        return {"type": "image_url", "image_url": image_url}
+        part: dict[str, Any] = {"type": "image_url", "image_url": image_url}
+        if self.cache_control is not None:
+            part["cache_control"] = dict(self.cache_control)
+        return part
 
 
 def _encode(img: PILImage.Image, limits: ImageLimits) -> tuple[bytes, str]:

@@ -304,6 +304,118 @@ def test_from_openai_reads_every_part_kind(tmp_path: Path) -> None:
     assert user.parts[5] == File(PDF, "application/pdf", "b.pdf")
 
 
+# --------------------------------------------------------------------- prompt-cache breakpoints
+
+EPHEMERAL = {"type": "ephemeral"}
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+
+# Anthropic turns with a breakpoint in every place a block can carry one.
+CACHED_ANTHROPIC: list[dict[str, Any]] = [
+    {
+        "role": "user",
+        "content": [
+            {
+                "type": "document",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": b64(PDF)},
+                "title": "r.pdf",
+                "cache_control": HOUR,
+            },
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": b64(SMALL)},
+                "cache_control": EPHEMERAL,
+            },
+            {"type": "text", "text": "Summarize.", "cache_control": EPHEMERAL},
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "tool_use", "id": "t1", "name": "f", "input": {}, "cache_control": EPHEMERAL}
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {
+                "type": "tool_result",
+                "tool_use_id": "t1",
+                "content": [{"type": "text", "text": "42"}],
+                "cache_control": EPHEMERAL,
+            },
+            {"type": "text", "text": "Thanks"},
+        ],
+    },
+]
+CACHED_SYSTEM = [
+    {"type": "text", "text": "Rules."},
+    {"type": "text", "text": "Long context.", "cache_control": HOUR},
+]
+
+
+def test_anthropic_breakpoints_survive_the_round_trip() -> None:
+    conversation = Conversation.from_anthropic(CACHED_ANTHROPIC, CACHED_SYSTEM)
+    assert conversation.to_anthropic() == (CACHED_SYSTEM, CACHED_ANTHROPIC)
+
+
+def test_breakpoints_in_the_openai_messages() -> None:
+    wire = Conversation.from_anthropic(CACHED_ANTHROPIC, CACHED_SYSTEM).to_openai()
+    assert wire[0] == {
+        "role": "system",
+        "content": [
+            {"type": "text", "text": "Rules."},
+            {"type": "text", "text": "Long context.", "cache_control": HOUR},
+        ],
+    }
+    assert [part.get("cache_control") for part in wire[1]["content"]] == [
+        HOUR,
+        EPHEMERAL,
+        EPHEMERAL,
+    ]
+    assert wire[2]["tool_calls"][0]["cache_control"] == EPHEMERAL
+    assert wire[3] == {
+        "role": "tool",
+        "tool_call_id": "t1",
+        "content": "42",
+        "cache_control": EPHEMERAL,
+    }
+    # The OpenAI messages read back give the same messages.
+    assert Conversation.from_openai(wire).to_openai() == wire
+
+
+def test_a_lone_cached_text_part_is_not_flattened() -> None:
+    cached = [
+        {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": EPHEMERAL}]}
+    ]
+    assert Conversation.from_openai(cached).to_openai() == cached
+    assert Conversation.from_anthropic(cached).to_openai() == cached
+
+
+def test_a_system_prompt_without_breakpoints_is_still_one_text() -> None:
+    blocks = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    assert Conversation.from_anthropic([], blocks).messages == [Message.system("a\nb")]
+
+
+@pytest.mark.parametrize(
+    ("messages", "system", "match"),
+    [
+        ([{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": "1h"}]}],
+         None, r"messages\[0\]\.content\[0\]: 'cache_control' must be an object"),
+        ([], [{"type": "text", "text": "x", "cache_control": EPHEMERAL}, {"type": "image"}],
+         "system prompt can only hold text blocks"),
+    ],
+)  # fmt: skip
+def test_breakpoints_that_are_not_objects(messages: Any, system: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Conversation.from_anthropic(messages, system)
+
+
+def test_openai_breakpoints_that_are_not_objects() -> None:
+    tool = {"role": "tool", "tool_call_id": "t", "content": "x", "cache_control": True}
+    with pytest.raises(ConversionError, match=r"messages\[0\]: 'cache_control' must be an object"):
+        Conversation.from_openai([tool])
+
+
 def test_from_anthropic_reads_documents_and_drops_thinking(tmp_path: Path) -> None:
     (tmp_path / "cat.png").write_bytes(SMALL)
     conversation = Conversation.from_anthropic(
@@ -343,7 +455,8 @@ def test_from_anthropic_reads_documents_and_drops_thinking(tmp_path: Path) -> No
         base_dir=tmp_path,
     )
     system, user, assistant = conversation.messages
-    assert system == Message.system("sys")
+    # A cached system block keeps its breakpoint.
+    assert system == Message("system", [Text("sys", {"type": "ephemeral"})])
     assert user.parts == [
         File(PDF, "application/pdf", "r.pdf"),
         Text("plain doc"),

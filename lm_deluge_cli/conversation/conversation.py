@@ -109,8 +109,9 @@ class Conversation:
         """
         return [out for message in self.messages for out in message.to_openai(image_limits)]
 
-    def to_anthropic(self) -> tuple[str | None, list[dict[str, Any]]]:
-        """(system prompt, Messages API ``messages``), images fitted to Anthropic's limits.
+    def to_anthropic(self) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
+        """(system prompt, Messages API ``messages``), images fitted to Anthropic's limits; the
+        system prompt is a list of text blocks when one of them is a prompt-cache breakpoint.
 
         Raises `APIError` for what the Anthropic adapter cannot send.
         """

@@ -10,11 +10,15 @@ Local media parts (read relative to `base_dir`, else the working directory; a
 * ``{"type": "file", "path": "docs/report.pdf"}`` (optional ``"filename"``)
 * in Anthropic-style messages also ``{"type": "document", "path": …}`` and image or document
   ``source`` URLs that are ``file:`` URLs.
+
+A ``cache_control`` (a prompt-cache breakpoint) on a part, a block, a tool message or a system
+block stays on the part it marks, and `Message.to_openai` writes it back where it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -94,6 +98,9 @@ def resolve_local_media(
 
 def _resolved(part: dict[str, Any], base_dir: BaseDir, limits: ImageLimits) -> Any:
     media = openai_part(part, base_dir)
+    control = _cache_control(part)
+    if control is not None:
+        media = replace(media, cache_control=control)
     if isinstance(media, Image):
         return media.openai_part(limits)
     assert isinstance(media, File)  # what openai_part makes of a local part
@@ -113,7 +120,11 @@ def openai_messages(messages: Iterable[Any], base_dir: BaseDir = None) -> list[M
             if not isinstance(call_id, str):
                 raise ConversionError(at, "a tool message needs a string 'tool_call_id'")
             text = _text_content(raw.get("content"), at)
-            out.append(Message("tool", [ToolResult(call_id, text)]))
+            try:
+                control = _cache_control(raw)
+            except ValueError as exc:
+                raise ConversionError(at, str(exc)) from None
+            out.append(Message("tool", [ToolResult(call_id, text, control)]))
             continue
         if role not in ("system", "developer", "user", "assistant"):
             raise ConversionError(at, f"unknown role {role!r}")
@@ -167,7 +178,7 @@ def anthropic_messages(
     out: list[Message] = []
     if system is not None:
         try:
-            out.append(Message("system", [Text(_joined_text(system))]))
+            out.append(Message("system", _system_parts(system)))
         except ValueError:
             raise ValueError("an Anthropic system prompt can only hold text blocks") from None
     for i, raw in enumerate(messages):
@@ -228,6 +239,22 @@ def anthropic_part(block: dict[str, Any], base_dir: BaseDir) -> Part | None:
     raise ValueError(f"{kind}.source.type {source_type!r} is not supported")
 
 
+def _system_parts(system: str | list[Any]) -> list[Part]:
+    """An Anthropic system prompt as text: one part, or one per block when a block is a
+    prompt-cache breakpoint (which must stay where it is)."""
+    cached = isinstance(system, list) and any(
+        isinstance(block, dict) and "cache_control" in block for block in system
+    )
+    if not cached:
+        return [Text(_joined_text(system))]
+    parts: list[Part] = []
+    for block in system:
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise ValueError("not a text block")
+        parts.append(Text(_string(block, "text"), _cache_control(block)))
+    return parts
+
+
 def _parts(content: Any, at: str, base_dir: BaseDir, read: PartReader) -> list[Part]:
     if content is None:
         return []
@@ -243,9 +270,19 @@ def _read(read: PartReader, block: Any, base_dir: BaseDir, at: str) -> Part | No
     if not isinstance(block, dict):
         raise ConversionError(at, "a content part must be an object")
     try:
-        return read(block, base_dir)
+        part = read(block, base_dir)
+        control = _cache_control(block)
     except ValueError as exc:  # MediaError included: it names the file
         raise ConversionError(at, str(exc)) from None
+    # A prompt-cache breakpoint stays on the part it marks, to reach the Anthropic block.
+    return part if part is None or control is None else replace(part, cache_control=control)
+
+
+def _cache_control(obj: dict[str, Any]) -> dict[str, Any] | None:
+    control = obj.get("cache_control")
+    if control is not None and not isinstance(control, dict):
+        raise ValueError('\'cache_control\' must be an object, e.g. {"type": "ephemeral"}')
+    return control
 
 
 def _openai_call(call: Any, at: str) -> ToolCall:
@@ -259,7 +296,11 @@ def _openai_call(call: Any, at: str) -> ToolCall:
         arguments = None
     if not isinstance(arguments, dict) or not isinstance(function.get("name"), str):
         raise ConversionError(at, "a tool call needs function.name and JSON object arguments")
-    return ToolCall(call["id"], function["name"], arguments)
+    try:
+        control = _cache_control(call)
+    except ValueError as exc:
+        raise ConversionError(at, str(exc)) from None
+    return ToolCall(call["id"], function["name"], arguments, control)
 
 
 def _joined_text(content: Any) -> str:

@@ -139,7 +139,7 @@ class Message:
         content: list[dict[str, Any]] = []
         for part in self.parts:
             if isinstance(part, Text):
-                content.append({"type": "text", "text": part.text})
+                content.append(part.openai_part())
             elif isinstance(part, Image):
                 content.append(part.openai_part(image_limits))
             elif isinstance(part, File):
@@ -162,9 +162,10 @@ class Message:
 
 def _content(content: list[dict[str, Any]]) -> str | list[dict[str, Any]] | None:
     # None is what OpenAI expects beside tool_calls; a lone text part is sent as a plain
-    # string, as a {"prompt": …} line is, so the two give the same Prompt.
+    # string, as a {"prompt": …} line is, so the two give the same Prompt (unless it carries
+    # a prompt-cache breakpoint, which only a part can hold).
     if not content:
         return None
-    if len(content) == 1 and content[0]["type"] == "text":
+    if len(content) == 1 and content[0].keys() == {"type", "text"}:
         return str(content[0]["text"])
     return content

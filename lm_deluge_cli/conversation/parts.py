@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,21 @@ import orjson
 
 from lm_deluge_cli.images import Image, read_media, sniff_file_type
 
-__all__ = ["ConversionError", "File", "Image", "Part", "Text", "ToolCall", "ToolResult"]
+__all__ = [
+    "CacheControl",
+    "ConversionError",
+    "File",
+    "Image",
+    "Part",
+    "Text",
+    "ToolCall",
+    "ToolResult",
+    "with_cache_control",
+]
+
+# A prompt-cache breakpoint as Anthropic spells it ({"type": "ephemeral", "ttl"?: "5m" | "1h"}),
+# carried by a part to its OpenAI-shaped part and on to the Anthropic block it becomes.
+CacheControl = Mapping[str, Any]
 
 # The name of a PDF that came without one (OpenAI's file parts require a filename).
 DEFAULT_FILENAME = "document.pdf"
@@ -30,9 +45,14 @@ class ConversionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A text part."""
+    """A text part, with the prompt-cache breakpoint it carries, if any."""
 
     text: str
+    cache_control: CacheControl | None = field(default=None, hash=False)
+
+    def openai_part(self) -> dict[str, Any]:
+        """The OpenAI chat ``text`` content part."""
+        return with_cache_control({"type": "text", "text": self.text}, self.cache_control)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +63,7 @@ class File:
     media_type: str = "application/pdf"
     filename: str = DEFAULT_FILENAME
     file_id: str | None = None
+    cache_control: CacheControl | None = field(default=None, hash=False)
 
     @classmethod
     def load(
@@ -76,10 +97,12 @@ class File:
     def openai_part(self) -> dict[str, Any]:
         """The OpenAI chat ``file`` content part, its bytes as a base64 data URL."""
         if self.data is None:
-            return {"type": "file", "file": {"file_id": self.file_id}}
-        encoded = base64.b64encode(self.data).decode("ascii")
-        data_url = f"data:{self.media_type};base64,{encoded}"
-        return {"type": "file", "file": {"filename": self.filename, "file_data": data_url}}
+            spec = {"file_id": self.file_id}
+        else:
+            encoded = base64.b64encode(self.data).decode("ascii")
+            data_url = f"data:{self.media_type};base64,{encoded}"
+            spec = {"filename": self.filename, "file_data": data_url}
+        return with_cache_control({"type": "file", "file": spec}, self.cache_control)
 
 
 def _default_filename(media_type: str) -> str:
@@ -95,20 +118,23 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    cache_control: CacheControl | None = field(default=None, hash=False)
 
     def openai_call(self) -> dict[str, Any]:
         """The entry of an OpenAI assistant message's ``tool_calls``."""
         arguments = orjson.dumps(self.arguments).decode()
         function = {"name": self.name, "arguments": arguments}
-        return {"id": self.id, "type": "function", "function": function}
+        call = {"id": self.id, "type": "function", "function": function}
+        return with_cache_control(call, self.cache_control)
 
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """What a tool returned for one call, as text."""
+    """What a tool returned for one call, as text (and the prompt-cache breakpoint on it)."""
 
     tool_call_id: str
     content: str
+    cache_control: CacheControl | None = field(default=None, hash=False)
 
     @classmethod
     def of(cls, tool_call_id: str, result: Any) -> ToolResult:
@@ -118,7 +144,13 @@ class ToolResult:
 
     def openai_message(self) -> dict[str, Any]:
         """The OpenAI ``tool`` message carrying this result."""
-        return {"role": "tool", "tool_call_id": self.tool_call_id, "content": self.content}
+        message = {"role": "tool", "tool_call_id": self.tool_call_id, "content": self.content}
+        return with_cache_control(message, self.cache_control)
 
 
 Part = Text | Image | File | ToolCall | ToolResult
+
+
+def with_cache_control(part: dict[str, Any], control: CacheControl | None) -> dict[str, Any]:
+    """An OpenAI-shaped part (or tool message) with the breakpoint `control`, if there is one."""
+    return part if control is None else {**part, "cache_control": dict(control)}

@@ -6,7 +6,6 @@ same body (see `lm_deluge_cli.providers.bedrock`).
 
 from __future__ import annotations
 
-import base64
 import datetime
 import time
 from collections.abc import Callable, Mapping
@@ -16,13 +15,17 @@ import orjson
 
 from lm_deluge_cli.engine.retry import parse_retry_after
 from lm_deluge_cli.errors import (
-    APIError,
-    APIResponseValidationError,
     APIStatusError,
     status_error_class,
 )
-from lm_deluge_cli.providers.base import Endpoint, error_text, redact, response_snippet
-from lm_deluge_cli.providers.parts import parse_data_url
+from lm_deluge_cli.providers.anthropic_answer import SCHEMA_TOOL, parse_message
+from lm_deluge_cli.providers.anthropic_cache import add_breakpoints
+from lm_deluge_cli.providers.anthropic_turns import (
+    translate_messages,
+    unsendable,
+    with_cache_control,
+)
+from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.types import (
     Completion,
     HttpRequest,
@@ -31,7 +34,6 @@ from lm_deluge_cli.types import (
     Prompt,
     RateLimitInfo,
     SamplingParams,
-    Usage,
 )
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "JSON_MODE_INSTRUCTION",
     "SCHEMA_TOOL",
     "THINKING_BUDGETS",
+    "WIRE_FORMAT",
     "AnthropicMessagesAdapter",
     "adaptive_thinking",
     "max_output_tokens",
@@ -50,6 +53,8 @@ __all__ = [
 ]
 
 ANTHROPIC_VERSION = "2023-06-01"
+# The wire format this adapter speaks: the tag of the thinking blocks it keeps and sends back.
+WIRE_FORMAT = "anthropic_messages"
 # reasoning_effort → extended thinking budget_tokens (1024 is the API's minimum), also the
 # room added to max_tokens for adaptive thinking. "minimal" sends no thinking at all.
 THINKING_BUDGETS = {"minimal": None, "low": 1024, "medium": 4096, "high": 16384}
@@ -57,10 +62,9 @@ THINKING_BUDGETS = {"minimal": None, "low": 1024, "medium": 4096, "high": 16384}
 # json_mode is asked for in the system prompt instead.
 JSON_MODE_INSTRUCTION = "Answer with one valid JSON object and nothing else, without code fences."
 # A json_schema goes natively (output_config.format) to models with structured outputs when
-# the schema keeps to what they enforce; otherwise as this one tool, forced: its input is the
-# answer. Models that refuse a forced tool (adaptive thinking) get it in the system prompt.
-# Whichever way it went, every answer is validated against the schema.
-SCHEMA_TOOL = "respond"
+# the schema keeps to what they enforce; otherwise as the one tool SCHEMA_TOOL, forced: its
+# input is the answer. Models that refuse a forced tool (adaptive thinking) get it in the
+# system prompt. Whichever way it went, every answer is validated against the schema.
 SCHEMA_INSTRUCTION = (
     "Answer with one JSON value, and nothing else, that matches this JSON schema:\n{schema}"
 )
@@ -84,22 +88,6 @@ _SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperti
 _NOT_SCHEMAS = frozenset(
     {"enum", "const", "required", "default", "examples", "title", "description", "format"}
 )
-# The only image types the API accepts in a base64 source.
-IMAGE_MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-# A document block takes a PDF as a base64 source and text as a text source, whose only media
-# type is text/plain: other text files (.csv, .md, …) go as plain text, as the docs advise.
-PDF_MEDIA_TYPE = "application/pdf"
-TEXT_MEDIA_TYPE = "text/plain"
-
-# stop_reason → the OpenAI finish_reason our records use; others pass through as they are.
-_FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 # OpenAI tool_choice strings → Anthropic tool_choice types.
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
 # error.type values that no retry or wait will fix: the key, its rights, or the bill.
@@ -107,8 +95,6 @@ _FATAL_TYPES = frozenset({"authentication_error", "permission_error", "billing_e
 # error.details.error_code of a 429 that is the tier's monthly spend cap, not a rate limit:
 # it has no retry-after and every request fails until the month ends.
 _FATAL_CODES = frozenset({"enforced_spend_limit_reached"})
-# ValueError covers orjson.JSONDecodeError, and with OverflowError int() of "abc" or 1e400.
-_RESPONSE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError, OverflowError)
 
 
 class AnthropicMessagesAdapter:
@@ -131,7 +117,9 @@ class AnthropicMessagesAdapter:
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         if response.status >= 300:
             raise self._status_error(endpoint, response)
-        return parse_message(response, endpoint.api_key, "Anthropic message")
+        return parse_message(
+            response, endpoint.api_key, "Anthropic message", wire_format=WIRE_FORMAT
+        )
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         return rate_limit_info_at(headers, self._clock())
@@ -153,13 +141,22 @@ class AnthropicMessagesAdapter:
 
 
 def messages_body(
-    endpoint: Endpoint, prompt: Prompt, sampling: SamplingParams, *, url_images: bool = True
+    endpoint: Endpoint,
+    prompt: Prompt,
+    sampling: SamplingParams,
+    *,
+    url_images: bool = True,
+    wire_format: str = WIRE_FORMAT,
 ) -> dict[str, Any]:
     """The Messages body for a prompt, without `model` (which Bedrock puts in the URL).
 
-    Raises an `APIError` (not retryable) for a prompt the API cannot take.
+    `wire_format` says which thinking blocks an assistant message's reasoning gives back
+    (those read from that format); the endpoint's prompt_cache adds the job's cache
+    breakpoints. Raises an `APIError` (not retryable) for a prompt the API cannot take.
     """
-    system, messages = translate_messages(prompt.messages, url_images=url_images)
+    system, messages = translate_messages(
+        prompt.messages, url_images=url_images, wire_format=wire_format
+    )
     schema_via = _schema_via(endpoint, sampling)
     instruction: str | None = None
     if schema_via == "prompt":
@@ -167,7 +164,9 @@ def messages_body(
         instruction = SCHEMA_INSTRUCTION.format(schema=schema_text)
     elif sampling.json_mode and sampling.json_schema is None:
         instruction = JSON_MODE_INSTRUCTION
-    if instruction is not None:
+    if isinstance(system, list) and instruction is not None:
+        system = [*system, {"type": "text", "text": instruction}]
+    elif instruction is not None:
         system = f"{system}\n\n{instruction}" if system else instruction
     body: dict[str, Any] = {"max_tokens": sampling.max_new_tokens, "messages": messages}
     if system:
@@ -193,6 +192,12 @@ def messages_body(
         else:
             body["temperature"] = sampling.temperature
     body.update(_tool_fields(prompt.extra_body))
+    if "thinking" in body and body.get("tool_choice", {}).get("type") in ("any", "tool"):
+        raise unsendable(
+            f"tool_choice {prompt.extra_body.get('tool_choice')!r} forces a tool call, which "
+            f"extended thinking (reasoning_effort {sampling.reasoning_effort!r}) does not allow; "
+            'use "auto" or "none", or no reasoning_effort'
+        )
     if schema_via == "native":
         output_format = {"type": "json_schema", "schema": sampling.json_schema}
         body["output_config"] = {**body.get("output_config", {}), "format": output_format}
@@ -204,6 +209,7 @@ def messages_body(
         }
         body["tools"] = [*body.get("tools", []), tool]
         body["tool_choice"] = {"type": "tool", "name": SCHEMA_TOOL}
+    add_breakpoints(body, endpoint.prompt_cache)
     return body
 
 
@@ -265,233 +271,54 @@ def _thinking_budget(endpoint: Endpoint, sampling: SamplingParams) -> int | None
     return THINKING_BUDGETS.get(sampling.reasoning_effort)
 
 
-def translate_messages(
-    messages: list[Message], *, url_images: bool = True
-) -> tuple[str | None, list[Message]]:
-    """(system prompt, Anthropic messages) for OpenAI chat messages.
-
-    System and developer messages make the system prompt, tool messages user turns of
-    tool_result blocks, and turns of one role in a row are merged, as the API wants them to
-    alternate. A user's file parts become document blocks (PDFs and text files) or image
-    blocks. `url_images=False` refuses http(s) image URLs (Bedrock takes none); file parts
-    never become URL sources.
-    """
-    system: list[str] = []
-    turns: list[Message] = []
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        role = message.get("role")
-        if role in ("system", "developer"):
-            blocks = _blocks(message.get("content"), where, url_images, media=False)
-            system.extend(block["text"] for block in blocks)
-            continue
-        if role == "user":
-            blocks = _blocks(message.get("content"), where, url_images, media=True)
-        elif role == "assistant":
-            blocks = _blocks(message.get("content"), where, url_images, media=False)
-            blocks += [_tool_use(call, where) for call in message.get("tool_calls") or []]
-        elif role == "tool":
-            role, blocks = "user", [_tool_result(message, where)]
-        else:
-            raise _unsendable(f"{where} has role {role!r}")
-        if not blocks:
-            continue  # the API refuses empty turns
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    for turn in turns:
-        # A lone text block is sent as a plain string, as in the API's own examples.
-        if len(turn["content"]) == 1 and turn["content"][0]["type"] == "text":
-            turn["content"] = turn["content"][0]["text"]
-    return "\n\n".join(system) or None, turns
-
-
-def _blocks(content: Any, where: str, url_images: bool, *, media: bool) -> list[Message]:
-    # Empty text blocks are refused by the API, so they are dropped.
-    if not content:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise _unsendable(f"{where}.content is neither a string nor a list of parts")
-    blocks: list[Message] = []
-    for number, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text" and isinstance(part.get("text"), str):
-            if part["text"]:
-                blocks.append({"type": "text", "text": part["text"]})
-        elif kind == "image_url" and media:
-            blocks.append(_image(part.get("image_url"), f"{where}.content[{number}]", url_images))
-        elif kind == "file" and media:
-            blocks.append(_file(part.get("file"), f"{where}.content[{number}]"))
-        else:
-            raise _unsendable(f"{where}.content[{number}] is a {kind!r} part, not supported here")
-    return blocks
-
-
-def _image(image: Any, where: str, url_images: bool) -> Message:
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str):
-        raise _unsendable(f"{where} has no image_url.url")
-    if url.startswith("data:"):
-        header, comma, data = url[len("data:") :].partition(",")
-        params = header.split(";")
-        media_type = params[0].lower()
-        if media_type not in IMAGE_MEDIA_TYPES or not comma or params[-1] != "base64":
-            raise _unsendable(f"{where}: a data: URL must hold a base64 JPEG, PNG, GIF or WebP")
-        source = {"type": "base64", "media_type": media_type, "data": data}
-        return {"type": "image", "source": source}
-    if url.startswith(("https://", "http://")):
-        if not url_images:
-            raise _unsendable(f"{where}: this provider takes images only as base64 data: URLs")
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    raise _unsendable(f"{where}: an image URL must be http(s) or a base64 data: URL")
-
-
-def _file(file: Any, where: str) -> Message:
-    """An OpenAI file part's ``file`` as a document block (a PDF, or text as a text source)
-    or, for an image file, an image block; the filename is the document's title."""
-    if not isinstance(file, dict):
-        raise _unsendable(f"{where} is a file part without a 'file' object")
-    if isinstance(file.get("file_id"), str):
-        raise _unsendable(
-            f"{where} names an OpenAI upload (file_id {file['file_id']!r}), which Anthropic "
-            "cannot read; give the file itself (file_data, or a local path)"
-        )
-    raw = file.get("file_data")
-    try:
-        data_url = parse_data_url(raw) if isinstance(raw, str) else None
-    except APIError as exc:  # a data URL that is not base64
-        raise _unsendable(f"{where}: {exc}") from None
-    if data_url is None:
-        raise _unsendable(f"{where} needs file.file_data as a base64 data: URL, or a file_id")
-    media_type, data = data_url.media_type, data_url.data
-    title = file.get("filename")
-    titled: Message = {"title": title} if isinstance(title, str) and title else {}
-    if media_type == PDF_MEDIA_TYPE:
-        source = {"type": "base64", "media_type": PDF_MEDIA_TYPE, "data": data}
-        return {"type": "document", "source": source, **titled}
-    if media_type.startswith("text/"):
-        try:
-            text = base64.b64decode(data).decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise _unsendable(f"{where}: the {media_type} file is not UTF-8 text") from None
-        source = {"type": "text", "media_type": TEXT_MEDIA_TYPE, "data": text}
-        return {"type": "document", "source": source, **titled}
-    if media_type in IMAGE_MEDIA_TYPES:
-        return {
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }
-    raise _unsendable(
-        f"{where}: Anthropic cannot read {media_type} files; it reads PDFs, text files and "
-        "JPEG, PNG, GIF or WebP images"
-    )
-
-
-def _tool_use(call: Any, where: str) -> Message:
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise _unsendable(f"{where}.tool_calls has a call without function.name")
-    arguments = function.get("arguments") or "{}"
-    try:
-        parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not isinstance(call.get("id"), str):
-        raise _unsendable(f"{where}.tool_calls needs an id and JSON object arguments in each call")
-    return {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
-
-
-def _tool_result(message: Message, where: str) -> Message:
-    call_id = message.get("tool_call_id")
-    if not isinstance(call_id, str):
-        raise _unsendable(f"{where} is a tool message without tool_call_id")
-    block: Message = {"type": "tool_result", "tool_use_id": call_id}
-    content = _blocks(message.get("content"), where, True, media=False)
-    if content:
-        block["content"] = content
-    return block
-
-
 def _tool_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """tools and tool_choice of a Batch API line; its other keys are OpenAI's alone, and dropped.
+    """tools, tool_choice and parallel_tool_calls of a Batch API line; its other keys are
+    OpenAI's alone, and dropped.
 
     The API refuses tool_use and tool_result blocks in a request that defines no tools.
     """
     fields: dict[str, Any] = {}
     if isinstance(extra.get("tools"), list):
-        fields["tools"] = [_tool_definition(tool) for tool in extra["tools"]]
-    choice = extra.get("tool_choice")
-    if isinstance(choice, str) and choice in _TOOL_CHOICES:
-        fields["tool_choice"] = {"type": _TOOL_CHOICES[choice]}
-    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        fields["tool_choice"] = {"type": "tool", "name": choice["function"].get("name")}
+        fields["tools"] = [
+            _tool_definition(tool, f"tools[{index}]") for index, tool in enumerate(extra["tools"])
+        ]
+    choice = _tool_choice(extra.get("tool_choice"))
+    # OpenAI's parallel_tool_calls false is a flag on the choice ("none" takes none).
+    serial = extra.get("parallel_tool_calls") is False and choice.get("type") != "none"
+    if serial and fields.get("tools"):
+        choice = {"type": "auto", **choice, "disable_parallel_tool_use": True}
+    if choice:
+        fields["tool_choice"] = choice
     return fields
 
 
-def _tool_definition(tool: Any) -> Message:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-        raise _unsendable("tools: only function tools with a name can be sent")
-    schema = function.get("parameters") or {"type": "object", "properties": {}}
-    described = {"description": function["description"]} if function.get("description") else {}
-    return {"name": function["name"], **described, "input_schema": schema}
-
-
-def _unsendable(reason: str) -> APIError:
-    return APIError(f"cannot send this prompt to Anthropic: {reason}")
-
-
-def parse_message(response: HttpResponse, secret: str | None, what: str) -> Completion:
-    """The completion in a 2xx Message body; `what` names it in a validation error."""
-    try:
-        data = orjson.loads(response.body)
-        content = data["content"]
-        if not isinstance(content, list):
-            raise TypeError("content is not a list")
-        texts = [block["text"] for block in content if block["type"] == "text"]
-        if not all(isinstance(text, str) for text in texts):
-            raise TypeError("a text block's text is not a string")
-        answers = [
-            block["input"]
-            for block in content
-            if block["type"] == "tool_use" and block.get("name") == SCHEMA_TOOL
-        ]
-        usage = _usage(data.get("usage"))
-    except _RESPONSE_ERRORS as exc:
-        snippet = response_snippet(response.body, secret, 120)
-        message = f"unreadable {what} ({type(exc).__name__}: {exc}); body starts"
-        raise APIResponseValidationError(
-            f"{redact(message, secret)} {snippet!r}", status_code=response.status
-        ) from exc
-    if answers:
-        # The forced json_schema tool's input is the answer, as JSON text; an answer cut at
-        # max_tokens says so ("length"), or a half-written object would pass for a whole one.
-        cut = data.get("stop_reason") == "max_tokens"
-        return Completion.of(orjson.dumps(answers[0]).decode(), "length" if cut else "stop", usage)
-    return Completion.of(
-        # Thinking and tool_use blocks are not text; no text block at all reads as None.
-        text="".join(texts) if texts else None,
-        finish_reason=_finish_reason(data.get("stop_reason")),
-        usage=usage,
+def _tool_choice(choice: Any) -> dict[str, Any]:
+    """The Anthropic tool_choice for OpenAI's (empty for none given)."""
+    if choice is None:
+        return {}
+    if isinstance(choice, str) and choice in _TOOL_CHOICES:
+        return {"type": _TOOL_CHOICES[choice]}
+    named = isinstance(choice, dict) and choice.get("type", "function") == "function"
+    function = choice.get("function") if named else None
+    name = function.get("name") if isinstance(function, dict) else None
+    if isinstance(name, str) and name:
+        return {"type": "tool", "name": name}
+    raise unsendable(
+        f'tool_choice {choice!r} is not supported; it takes "auto", "none", "required" '
+        'or one function: {"type": "function", "function": {"name": …}}'
     )
 
 
-def _finish_reason(stop_reason: Any) -> str | None:
-    if not isinstance(stop_reason, str):
-        return None
-    return _FINISH_REASONS.get(stop_reason, stop_reason)
-
-
-def _usage(raw: Any) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    # input_tokens counts only what came after the last cache breakpoint.
-    read = int(raw.get("cache_read_input_tokens") or 0)
-    fresh = int(raw.get("input_tokens") or 0) + int(raw.get("cache_creation_input_tokens") or 0)
-    return Usage(fresh + read, int(raw.get("output_tokens") or 0), cached_input_tokens=read)
+def _tool_definition(tool: Any, where: str) -> Message:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise unsendable("tools: only function tools with a name can be sent")
+    schema = function.get("parameters") or {"type": "object", "properties": {}}
+    described = {"description": function["description"]} if function.get("description") else {}
+    # A cache_control beside the tool's type and function is a breakpoint on its definition.
+    return with_cache_control(
+        {"name": function["name"], **described, "input_schema": schema}, tool, where
+    )
 
 
 def _detail_code(body: bytes) -> str | None:

@@ -45,6 +45,7 @@ from lm_deluge_cli.types import (
 __all__ = [
     "BEDROCK_ANTHROPIC_VERSION",
     "DEFAULT_REGION",
+    "WIRE_FORMAT",
     "AwsCredentials",
     "BedrockAnthropicAdapter",
     "SignedRequest",
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# The wire format this adapter speaks: the tag of the thinking blocks it keeps and sends back.
+WIRE_FORMAT = "bedrock_anthropic"
 SERVICE = "bedrock"
 DEFAULT_REGION = "us-east-1"
 # A base URL may leave the region to the environment: https://bedrock-runtime.{region}.amazonaws.com
@@ -172,7 +175,7 @@ class BedrockAnthropicAdapter:
         base_url, region = resolve_region(endpoint.base_url, env, endpoint.region)
         # Bedrock takes no URL sources, only base64 ones: image URLs are refused, and file
         # parts only ever become base64 (PDF) or text document sources.
-        body = messages_body(endpoint, prompt, sampling, url_images=False)
+        body = messages_body(endpoint, prompt, sampling, url_images=False, wire_format=WIRE_FORMAT)
         body["anthropic_version"] = BEDROCK_ANTHROPIC_VERSION
         raw = orjson.dumps(body)
         url = f"{base_url}/model/{quote(endpoint.model.wire_id, safe=_PATH_SAFE)}/invoke"
@@ -193,7 +196,7 @@ class BedrockAnthropicAdapter:
         clean = HttpResponse(response.status, response.headers, body)
         if clean.status >= 300:
             raise _status_error(clean, secrets)
-        return parse_message(clean, None, "Bedrock response")
+        return parse_message(clean, None, "Bedrock response", wire_format=WIRE_FORMAT)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         # Bedrock sends no rate-limit headers; its quotas show only as throttling errors.

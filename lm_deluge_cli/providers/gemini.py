@@ -15,9 +15,9 @@ from lm_deluge_cli.errors import (
     status_error_class,
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.providers.gemini_answer import WIRE_FORMAT, candidate_answers, usage
 from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
-    count,
     function_tools,
     image_url,
     media_type_of_url,
@@ -35,23 +35,21 @@ from lm_deluge_cli.types import (
     Prompt,
     RateLimitInfo,
     SamplingParams,
-    Usage,
 )
 
-__all__ = ["THINKING_BUDGETS", "GeminiAdapter", "max_output_tokens", "status_error"]
+__all__ = [
+    "THINKING_BUDGETS",
+    "WIRE_FORMAT",
+    "GeminiAdapter",
+    "gemini_contents",
+    "max_output_tokens",
+    "status_error",
+]
 
 # reasoning_effort → thinkingBudget, as Google's OpenAI-compatibility guide maps it for the
 # 2.5 models ("low", "medium", "high" → 1K, 8K, 24K tokens; "minimal" → the low budget).
 THINKING_BUDGETS: Mapping[str, int] = {"minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 
-# Every way a candidate can be stopped by a content check reads as OpenAI's content_filter.
-_FILTERED = ("SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII")
-_FILTERED_IMAGE = ("IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION")
-_FINISH_REASONS: Mapping[str, str] = {
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    **dict.fromkeys(_FILTERED + _FILTERED_IMAGE, "content_filter"),
-}
 _TOOL_CHOICE: Mapping[str, str] = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 # The media types Gemini documents for a file's inlineData: PDFs (read with vision), the text
 # types of the document guide, and images. Other text/* files are sent as text/plain: Gemini
@@ -125,22 +123,11 @@ class GeminiAdapter:
             feedback = data.get("promptFeedback") or {}
             if feedback.get("blockReason"):
                 raise _blocked(feedback, response.status)
-            candidate = data["candidates"][0]
-            content = candidate.get("content") or {}
-            parts = content.get("parts") or []
-            texts = [_text(part) for part in parts]
-            has_call = any("functionCall" in part for part in parts)
-            usage = _usage(data.get("usageMetadata"))
-            logprobs = _logprobs(candidate.get("logprobsResult"))
+            answers = candidate_answers(data)
+            spent = usage(data.get("usageMetadata"))
         except PARSE_ERRORS as exc:
             raise unreadable(endpoint, response, "Gemini response", exc) from exc
-        kept = [t for t in texts if t is not None]
-        return Completion.of(
-            text="".join(kept) if kept else None,
-            finish_reason=_finish_reason(candidate.get("finishReason"), has_call),
-            usage=usage,
-            logprobs=logprobs,
-        )
+        return Completion(answers, spent)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """Gemini sends no rate-limit headers: its limits live in AI Studio, not on responses."""
@@ -153,11 +140,17 @@ def _model_path(wire_id: str) -> str:
 
 
 def gemini_contents(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(systemInstruction parts, contents) for OpenAI chat messages."""
+    """(systemInstruction parts, contents) for OpenAI chat messages.
+
+    An assistant message whose ``reasoning`` (as a record holds it) has a ``gemini`` part is
+    sent as the parts Gemini returned, thought signatures and all, rather than rebuilt from
+    its text and tool calls; reasoning parts of other formats are dropped.
+    """
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
-    call_names: dict[str, str] = {}  # tool_call_id → function name, for functionResponse
-    for message in messages:
+    # tool_call_id → the functionResponse fields naming the call it answers
+    calls: dict[str, dict[str, str]] = {}
+    for index, message in enumerate(messages):
         role = message.get("role")
         if role in ("system", "developer"):
             system.append({"text": text_of(message.get("content"), str(role))})
@@ -165,10 +158,10 @@ def gemini_contents(messages: list[Message]) -> tuple[list[dict[str, Any]], list
         if role == "user":
             wire_role, parts = "user", _user_parts(message.get("content"))
         elif role == "assistant":
-            wire_role, parts = "model", _model_parts(message, call_names)
+            wire_role, parts = "model", _model_parts(message, calls, f"messages[{index}]")
         elif role == "tool":
             # Function results go back in a user turn, matched to the call by name.
-            wire_role, parts = "user", [_function_response(message, call_names)]
+            wire_role, parts = "user", [_function_response(message, calls)]
         else:
             raise unsupported(f"Gemini has no equivalent of the {role!r} role")
         # Gemini wants turns to alternate; several tool results answer one model turn.
@@ -235,10 +228,13 @@ def _file_part(file: Any) -> dict[str, Any]:
     return {"inlineData": {"mimeType": media_type, "data": data_url.data}}
 
 
-def _model_parts(message: Message, call_names: dict[str, str]) -> list[dict[str, Any]]:
+def _model_parts(
+    message: Message, calls: dict[str, dict[str, str]], where: str
+) -> list[dict[str, Any]]:
+    replayed = _replayed_parts(message.get("reasoning"), where)
     parts: list[dict[str, Any]] = []
     content = message.get("content")
-    if content:
+    if content and replayed is None:
         parts.append({"text": text_of(content, "assistant")})
     for call in message.get("tool_calls") or []:
         function = call.get("function") if isinstance(call, dict) else None
@@ -246,16 +242,41 @@ def _model_parts(message: Message, call_names: dict[str, str]) -> list[dict[str,
             raise unsupported("an assistant tool call needs function.name")
         name = function["name"]
         if isinstance(call.get("id"), str):
-            call_names[call["id"]] = name
+            calls[call["id"]] = {"name": name}
         args = parse_arguments(function.get("arguments"), name)
         parts.append({"functionCall": {"name": name, "args": args}})
-    return parts or [{"text": ""}]
+    if replayed is None:
+        return parts or [{"text": ""}]
+    # An id Gemini gave a call goes back in the functionResponse that answers it.
+    for part in replayed:
+        call = part.get("functionCall")
+        if isinstance(call, dict) and isinstance(call.get("id"), str):
+            calls[call["id"]] = {"id": call["id"], "name": str(call.get("name"))}
+    return replayed
 
 
-def _function_response(message: Message, call_names: dict[str, str]) -> dict[str, Any]:
+def _replayed_parts(reasoning: Any, where: str) -> list[dict[str, Any]] | None:
+    """The parts of a ``gemini`` reasoning part (copied), or None when there is none."""
+    if reasoning is None:
+        return None
+    entries = reasoning.get("parts") if isinstance(reasoning, dict) else None
+    if not isinstance(entries, list):
+        raise unsupported(f"{where}.reasoning must be an object with a list of 'parts'")
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("format") == WIRE_FORMAT:
+            parts = entry.get("parts")
+            if not isinstance(parts, list) or not parts:
+                raise unsupported(f"{where}.reasoning has a gemini part without its 'parts'")
+            if not all(isinstance(part, dict) for part in parts):
+                raise unsupported(f"{where}.reasoning has a gemini part that is not an object")
+            return [dict(part) for part in parts]
+    return None
+
+
+def _function_response(message: Message, calls: dict[str, dict[str, str]]) -> dict[str, Any]:
     call_id = message.get("tool_call_id")
-    name = call_names.get(call_id) if isinstance(call_id, str) else None
-    name = name or message.get("name")
+    known = calls.get(call_id) if isinstance(call_id, str) else None
+    name = known["name"] if known else message.get("name")
     if not isinstance(name, str) or not name:
         raise unsupported(f"tool result {call_id!r} answers no earlier assistant tool call")
     text = text_of(message.get("content"), "tool")
@@ -265,7 +286,7 @@ def _function_response(message: Message, call_names: dict[str, str]) -> dict[str
         value = text
     # `response` must be a JSON object; anything else is wrapped, as Google's SDKs do.
     response = value if isinstance(value, dict) else {"result": value}
-    return {"functionResponse": {"name": name, "response": response}}
+    return {"functionResponse": {**(known or {"name": name}), "response": response}}
 
 
 def _generation_config(
@@ -287,7 +308,10 @@ def _generation_config(
             config["logprobs"] = sampling.top_logprobs
     budget = _thinking_budget(endpoint, sampling)
     if budget is not None:
-        config["thinkingConfig"] = {"thinkingBudget": budget}
+        # Thought summaries: without them a thinking model returns no reasoning to read.
+        config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True}
+    if sampling.samples > 1:
+        config["candidateCount"] = sampling.samples
     if sampling.stop:
         config["stopSequences"] = list(sampling.stop)
     for openai_name, gemini_name in (
@@ -328,57 +352,12 @@ def _calling_config(choice: Any) -> dict[str, Any]:
         return {"mode": _TOOL_CHOICE[choice]}
     function = choice.get("function") if isinstance(choice, dict) else None
     name = function.get("name") if isinstance(function, dict) else None
-    if isinstance(name, str):
+    if isinstance(name, str) and name:
         return {"mode": "ANY", "allowedFunctionNames": [name]}
-    raise unsupported(f"Gemini cannot express tool_choice {choice!r}")
-
-
-def _text(part: Any) -> str | None:
-    if not isinstance(part, dict):
-        raise TypeError("a content part is not an object")
-    text = part.get("text")
-    if text is not None and not isinstance(text, str):
-        raise TypeError("part.text is not a string")
-    # Thought summaries (thought: true) are not the answer.
-    return None if part.get("thought") else text
-
-
-def _finish_reason(reason: Any, has_call: bool) -> str | None:
-    if not isinstance(reason, str):
-        return None
-    if reason == "STOP" and has_call:
-        return "tool_calls"
-    return _FINISH_REASONS.get(reason, reason.lower())
-
-
-def _usage(raw: Any) -> Usage:
-    if raw is None:
-        return Usage()
-    thoughts = count(raw.get("thoughtsTokenCount"))
-    # Thinking is billed as output; OpenAI's completion_tokens counts it the same way.
-    return Usage(
-        input_tokens=count(raw.get("promptTokenCount")),
-        output_tokens=count(raw.get("candidatesTokenCount")) + thoughts,
-        cached_input_tokens=count(raw.get("cachedContentTokenCount")),
-        reasoning_tokens=thoughts,
+    raise unsupported(
+        f'Gemini cannot express tool_choice {choice!r}; it takes "auto", "none", '
+        '"required" or one function: {"type": "function", "function": {"name": …}}'
     )
-
-
-def _logprobs(raw: Any) -> list[dict[str, Any]] | None:
-    """LogprobsResult in the shape OpenAI's logprobs.content uses, so records look alike."""
-    if raw is None:
-        return None
-    top = raw.get("topCandidates") or []
-    tokens: list[dict[str, Any]] = []
-    for i, chosen in enumerate(raw.get("chosenCandidates") or []):
-        alternatives = (top[i].get("candidates") or []) if i < len(top) else []
-        tokens.append({**_token(chosen), "top_logprobs": [_token(a) for a in alternatives]})
-    return tokens
-
-
-def _token(candidate: Any) -> dict[str, Any]:
-    # proto3 JSON leaves out zero values: a missing logProbability is a certain token.
-    return {"token": candidate.get("token"), "logprob": candidate.get("logProbability", 0.0)}
 
 
 def _blocked(feedback: dict[str, Any], status: int) -> BadRequestError:

@@ -215,6 +215,49 @@ def test_anthropic_style_lines_are_converted(
     ]
 
 
+def test_prompt_cache_breakpoints_of_anthropic_lines_are_kept() -> None:
+    ephemeral = {"type": "ephemeral"}
+    p = _ok(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "A long document.", "cache_control": ephemeral},
+                        {"type": "text", "text": "Question?"},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": "42",
+                            "cache_control": ephemeral,
+                        }
+                    ],
+                },
+            ]
+        }
+    )
+    assert p.messages[0]["content"][0] == {
+        "type": "text",
+        "text": "A long document.",
+        "cache_control": ephemeral,
+    }
+    assert p.messages[2] == {
+        "role": "tool",
+        "tool_call_id": "t1",
+        "content": "42",
+        "cache_control": ephemeral,
+    }
+
+
 def test_openai_lines_without_local_media_are_left_alone(
     _png: Callable[..., bytes],
 ) -> None:

@@ -66,6 +66,20 @@ def test_local_images_are_read_relative_to_the_input_folder(
     assert p.messages[0] == {"role": "system", "content": "s"}
 
 
+def test_local_media_keep_their_prompt_cache_breakpoints(
+    _png: Callable[..., bytes], media: Path
+) -> None:
+    ephemeral = {"type": "ephemeral"}
+    parts = [
+        {"type": "image", "path": "imgs/cat.png", "cache_control": ephemeral},
+        {"type": "file", "path": "doc.pdf", "cache_control": ephemeral},
+    ]
+    p = _with_media({"messages": [{"role": "user", "content": parts}]}, media)
+    assert isinstance(p, Prompt), p
+    assert [part["type"] for part in p.messages[0]["content"]] == ["image_url", "file"]
+    assert [part["cache_control"] for part in p.messages[0]["content"]] == [ephemeral] * 2
+
+
 def test_without_a_base_dir_paths_are_relative_to_the_working_directory(
     _png: Callable[..., bytes], media: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

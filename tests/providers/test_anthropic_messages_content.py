@@ -291,7 +291,7 @@ def test_tool_calls_and_results_become_tool_use_and_tool_result_blocks(
         ("none", {"type": "none"}),
         ("required", {"type": "any"}),
         ({"type": "function", "function": {"name": "f"}}, {"type": "tool", "name": "f"}),
-        ("sometimes", None),
+        ({"function": {"name": "f"}}, {"type": "tool", "name": "f"}),
         (None, None),
     ],
 )
@@ -300,6 +300,76 @@ def test_tool_choice(
 ) -> None:
     sent = body(extra_body={"tools": [WEATHER_TOOL], "tool_choice": choice})
     assert sent.get("tool_choice") == expected
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        "sometimes",
+        "",
+        {"type": "function", "function": {}},
+        {"type": "function", "function": "f"},
+        {"type": "function"},
+        {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [WEATHER_TOOL]}},
+        {"type": "custom", "custom": {"name": "f"}},
+        5,
+    ],
+)
+def test_a_tool_choice_anthropic_cannot_express_is_refused(
+    body: Callable[..., dict[str, Any]], choice: Any
+) -> None:
+    with pytest.raises(APIError) as info:
+        body(extra_body={"tools": [WEATHER_TOOL], "tool_choice": choice})
+    assert f"tool_choice {choice!r} is not supported" in str(info.value)
+    assert '"auto", "none", "required" or one function' in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        (None, {"type": "auto", "disable_parallel_tool_use": True}),
+        ("required", {"type": "any", "disable_parallel_tool_use": True}),
+        (
+            {"type": "function", "function": {"name": "f"}},
+            {"type": "tool", "name": "f", "disable_parallel_tool_use": True},
+        ),
+        ("none", {"type": "none"}),
+    ],
+)
+def test_parallel_tool_calls_false_asks_for_one_call(
+    body: Callable[..., dict[str, Any]], choice: Any, expected: dict[str, Any]
+) -> None:
+    extra = {"tools": [WEATHER_TOOL], "tool_choice": choice, "parallel_tool_calls": False}
+    assert body(extra_body=extra)["tool_choice"] == expected
+
+
+@pytest.mark.parametrize(
+    "choice", ["required", {"type": "function", "function": {"name": "get_weather"}}]
+)
+def test_a_forced_tool_call_cannot_come_with_thinking(
+    endpoint: Callable[..., Endpoint], body: Callable[..., dict[str, Any]], choice: Any
+) -> None:
+    thinking = SamplingParams(reasoning_effort="low")
+    extra = {"tools": [WEATHER_TOOL], "tool_choice": choice}
+    with pytest.raises(APIError, match="forces a tool call, which extended thinking"):
+        body(sampling=thinking, target=endpoint(reasoning=True), extra_body=extra)
+    # auto and none go with thinking; without thinking, forcing is fine.
+    for allowed in ("auto", "none"):
+        sent = body(
+            sampling=thinking,
+            target=endpoint(reasoning=True),
+            extra_body={**extra, "tool_choice": allowed},
+        )
+        assert sent["thinking"]["type"] == "enabled"
+    assert body(sampling=thinking, target=endpoint(), extra_body=extra)["tool_choice"]
+
+
+def test_parallel_tool_calls_without_tools_or_true_changes_nothing(
+    body: Callable[..., dict[str, Any]],
+) -> None:
+    assert "tool_choice" not in body(extra_body={"parallel_tool_calls": False})
+    sent = body(extra_body={"tools": [WEATHER_TOOL], "parallel_tool_calls": True})
+    assert "tool_choice" not in sent
 
 
 def test_a_tool_without_parameters_gets_an_empty_schema_and_openai_keys_are_dropped(

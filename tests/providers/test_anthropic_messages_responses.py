@@ -1,7 +1,10 @@
 """The Messages API adapter against Anthropic's documented responses, errors and rate limits.
 
-Fixtures under fixtures/anthropic/ are the message object, tool use, extended thinking and
-prompt caching responses, error bodies in the documented shape for each documented error
+Fixtures under fixtures/anthropic/ are the message object, tool use (one call, and parallel
+calls beside text), extended thinking (signed and redacted blocks, and thinking before a tool
+call), prompt caching (a write, and the 1-hour breakdown of the prompt-caching page's usage
+example), a refusal (stop_details as the API reference describes it) and a paused turn,
+in the documented shapes; error bodies in the documented shape for each documented error
 type, and the rate-limit headers of the rate-limits page. Echoed keys never reach a message.
 """
 
@@ -26,13 +29,23 @@ from lm_deluge_cli.errors import (
     PermissionDeniedError,
     RateLimitError,
 )
+from lm_deluge_cli.providers.anthropic_answer import REFUSAL_TEXT
 from lm_deluge_cli.providers.anthropic_messages import (
     AnthropicMessagesAdapter,
+    parse_message,
     parse_reset,
     rate_limit_info_at,
 )
 from lm_deluge_cli.providers.base import Endpoint
-from lm_deluge_cli.types import Completion, HttpResponse, RateLimitInfo, Usage
+from lm_deluge_cli.types import (
+    Answer,
+    Completion,
+    HttpResponse,
+    RateLimitInfo,
+    Reasoning,
+    ToolCall,
+    Usage,
+)
 
 
 @pytest.fixture
@@ -68,36 +81,174 @@ def ok(raw: Any) -> HttpResponse:
 # --- parse_response --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("message", Completion.of("Hi! My name is Claude.", "stop", Usage(2095, 503))),
+def answer(text: str | None, finish: str, own: str, **parts: Any) -> Answer:
+    """An answer with our finish reason and the provider's."""
+    return Answer(text, finish_reason=finish, provider_finish_reason=own, **parts)
+
+
+def kept(block: dict[str, Any]) -> dict[str, Any]:
+    """A thinking block as Reasoning.parts keeps it."""
+    return {"format": "anthropic_messages", "block": block}
+
+
+def test_parse_the_documented_message(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("message")))
+    assert completion == Completion(
+        (answer("Hi! My name is Claude.", "stop", "end_turn"),), Usage(2095, 503)
+    )
+
+
+def test_a_tool_use_answer_keeps_its_text_and_call(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("message_tool_use")))
+    call = ToolCall(
+        "toolu_01A09q90qw90lq917835lq9",
+        "get_weather",
+        {"location": "San Francisco, CA", "unit": "celsius"},
+    )
+    text = "I'll check the current weather in San Francisco for you."
+    assert completion == Completion(
+        (answer(text, "tool_calls", "tool_use", tool_calls=(call,)),), Usage(384, 87)
+    )
+
+
+def test_several_tool_calls_in_order(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("message_parallel_tool_use")))
+    assert completion.answer.text == "I'll check the weather and the time in San Francisco."
+    assert completion.answer.tool_calls == (
+        ToolCall("toolu_01A09q90qw90lq917835lq9", "get_weather", {"location": "San Francisco, CA"}),
+        ToolCall("toolu_01B7e3kP2mR9vW4xY6zT8nQs", "get_time", {"timezone": "America/Los_Angeles"}),
+    )
+    assert completion.finish_reason == "tool_calls"
+
+
+def test_thinking_and_redacted_thinking_are_kept_whole(endpoint: Callable[..., Endpoint]) -> None:
+    raw = fixture("message_thinking")
+    thinking, redacted, _ = raw["content"]
+    completion = ADAPTER.parse_response(endpoint(), ok(raw))
+    # Thinking is not the text; output_tokens includes it.
+    assert completion == Completion(
         (
-            "message_tool_use",
-            Completion.of(
-                "I'll check the current weather in San Francisco for you.",
-                "tool_calls",
-                Usage(384, 87),
-            ),
-        ),
-        # Thinking blocks are not part of the text; output_tokens includes them.
-        ("message_thinking", Completion.of("Based on my analysis...", "stop", Usage(57, 2430))),
-        # input_tokens is only what follows the cache breakpoint: writes and reads add to it.
-        (
-            "message_prompt_caching",
-            Completion.of(
-                "The major themes in Pride and Prejudice are pride, prejudice, class and marriage.",
+            answer(
+                "Based on my analysis...",
                 "stop",
-                Usage(21 + 188086, 393),
+                "end_turn",
+                reasoning=Reasoning(
+                    "Let me analyze this step by step...", (kept(thinking), kept(redacted))
+                ),
             ),
         ),
+        Usage(57, 2430),
+    )
+    # The signature and the redacted data are there, byte for byte.
+    parts = completion.answer.reasoning.parts if completion.answer.reasoning else ()
+    assert parts[0]["block"]["signature"] == thinking["signature"]
+    assert parts[1]["block"] == {"type": "redacted_thinking", "data": redacted["data"]}
+
+
+def test_thinking_beside_a_tool_call(endpoint: Callable[..., Endpoint]) -> None:
+    raw = fixture("message_thinking_tool_use")
+    completion = ADAPTER.parse_response(endpoint(), ok(raw))
+    got = completion.answer
+    assert got.reasoning == Reasoning(raw["content"][0]["thinking"], (kept(raw["content"][0]),))
+    assert got.text == "Let me look that up."
+    assert [call.name for call in got.tool_calls] == ["get_weather"]
+    assert completion.usage == Usage(311, 144, reasoning_tokens=96)
+
+
+def test_thinking_blocks_are_tagged_with_the_wire_format_read() -> None:
+    raw = fixture("message_thinking")
+    response = HttpResponse(200, {}, orjson.dumps(raw))
+    completion = parse_message(response, None, "Bedrock response", wire_format="bedrock_anthropic")
+    reasoning = completion.answer.reasoning
+    assert reasoning is not None
+    assert [part["format"] for part in reasoning.parts] == ["bedrock_anthropic"] * 2
+
+
+@pytest.mark.parametrize(
+    ("thinking", "text"),
+    [
+        # Interleaved thinking: separate thoughts.
+        (["First.", "Second."], "First.\n\nSecond."),
+        # display "omitted": an empty thought, the signature still to send back.
+        ([""], None),
     ],
 )
-def test_parse_documented_messages(
-    endpoint: Callable[..., Endpoint], name: str, expected: Completion
+def test_reasoning_text(
+    endpoint: Callable[..., Endpoint], thinking: list[str], text: str | None
 ) -> None:
-    completion = ADAPTER.parse_response(endpoint(), ok(fixture(name)))
-    assert completion == expected
+    raw = fixture("message")
+    blocks = [{"type": "thinking", "thinking": t, "signature": "sig"} for t in thinking]
+    raw["content"] = [*blocks, *raw["content"]]
+    reasoning = ADAPTER.parse_response(endpoint(), ok(raw)).answer.reasoning
+    assert reasoning is not None
+    assert reasoning.text == text
+    assert [part["block"] for part in reasoning.parts] == blocks
+
+
+def test_a_refusal_without_text_is_an_answer(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("message_refusal")))
+    assert completion == Completion(
+        (
+            answer(
+                None,
+                "refusal",
+                "refusal",
+                refusal="This request could enable the development of malware. (category: cyber)",
+            ),
+        ),
+        Usage(87, 0),
+    )
+    assert not completion.answer.empty
+
+
+@pytest.mark.parametrize(
+    ("content", "details", "refusal"),
+    [
+        # Text written before the model stopped is the refusal (and stays the text).
+        ([{"type": "text", "text": "I can't help with that."}], None, "I can't help with that."),
+        ([], None, REFUSAL_TEXT),
+        ([], {"type": "refusal", "category": "bio"}, f"{REFUSAL_TEXT} (category: bio)"),
+        ([{"type": "text", "text": ""}], "junk", REFUSAL_TEXT),
+    ],
+)
+def test_what_a_refusal_says(
+    endpoint: Callable[..., Endpoint], content: list[Any], details: Any, refusal: str
+) -> None:
+    raw = {**fixture("message_refusal"), "content": content, "stop_details": details}
+    got = ADAPTER.parse_response(endpoint(), ok(raw)).answer
+    assert (got.refusal, got.finish_reason) == (refusal, "refusal")
+    assert got.text == ("".join(b["text"] for b in content) if content else None)
+
+
+def test_cache_writes_with_the_1h_breakdown(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("message_cache_1h")))
+    # input_tokens is only what follows the last breakpoint: writes and reads add to it.
+    assert completion.usage == Usage(
+        input_tokens=2048 + 248 + 1800,
+        output_tokens=503,
+        cached_input_tokens=1800,
+        cache_write_tokens=248,
+        cache_write_1h_tokens=100,
+    )
+    assert completion.usage.to_record() == {
+        "input_tokens": 4096,
+        "output_tokens": 503,
+        "cached_input_tokens": 1800,
+        "cache_write_tokens": 248,
+        "cache_write_1h_tokens": 100,
+    }
+
+
+def test_the_documented_prompt_caching_write(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("message_prompt_caching")))
+    assert completion.usage == Usage(21 + 188086, 393, cache_write_tokens=188086)
+
+
+def test_a_paused_turn(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("message_pause_turn")))
+    assert completion.answer == answer(
+        "I have looked through the first half of the sources so far.", "other", "pause_turn"
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,8 +265,17 @@ def test_parse_documented_messages(
         ),
         (
             {"input_tokens": 3, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 20},
-            Usage(33, 0, cached_input_tokens=20),
+            Usage(33, 0, cached_input_tokens=20, cache_write_tokens=10),
         ),
+        # Only the breakdown: its sum is what was written.
+        (
+            {
+                "input_tokens": 3,
+                "cache_creation": {"ephemeral_5m_input_tokens": 4, "ephemeral_1h_input_tokens": 6},
+            },
+            Usage(13, 0, cache_write_tokens=10, cache_write_1h_tokens=6),
+        ),
+        ({"input_tokens": 3, "cache_creation": None}, Usage(3, 0)),
         ({"input_tokens": 5, "cache_read_input_tokens": None}, Usage(5, 0)),
         (None, Usage()),
         ("nope", Usage()),
@@ -135,8 +295,9 @@ def test_usage(endpoint: Callable[..., Endpoint], usage: Any, expected: Usage) -
         ("max_tokens", "length"),
         ("model_context_window_exceeded", "length"),
         ("tool_use", "tool_calls"),
-        ("refusal", "content_filter"),
-        ("pause_turn", "pause_turn"),
+        ("refusal", "refusal"),
+        ("pause_turn", "other"),
+        ("some_new_reason", "other"),
         (None, None),
         (7, None),
     ],
@@ -146,7 +307,9 @@ def test_finish_reasons(
 ) -> None:
     raw = fixture("message")
     raw["stop_reason"] = stop_reason
-    assert ADAPTER.parse_response(endpoint(), ok(raw)).finish_reason == finish_reason
+    got = ADAPTER.parse_response(endpoint(), ok(raw)).answer
+    assert got.finish_reason == finish_reason
+    assert got.provider_finish_reason == (stop_reason if isinstance(stop_reason, str) else None)
 
 
 @pytest.mark.parametrize(
@@ -154,6 +317,7 @@ def test_finish_reasons(
     [
         ([], None),
         ([{"type": "tool_use", "id": "t", "name": "f", "input": {}}], None),
+        ([{"type": "thinking", "thinking": "hm", "signature": "s"}], None),
         ([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "ab"),
         ([{"type": "text", "text": ""}], ""),
     ],
@@ -182,6 +346,10 @@ def test_text_is_the_concatenated_text_blocks(
         b'{"content": [{"type": "text", "text": 5}]}',
         b'{"content": [], "usage": {"input_tokens": "abc"}}',
         b'{"content": [], "usage": {"output_tokens": 1e400}}',
+        b'{"content": [], "usage": {"cache_creation": {"ephemeral_1h_input_tokens": "x"}}}',
+        b'{"content": [{"type": "tool_use", "name": "f", "input": {}}]}',
+        b'{"content": [{"type": "tool_use", "id": "t", "input": {}}]}',
+        b'{"content": [{"type": "tool_use", "id": 5, "name": "f", "input": {}}]}',
         b'{"type": "error", "error": {"type": "api_error", "message": "inside a 200"}}',
     ],
 )

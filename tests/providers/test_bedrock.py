@@ -42,10 +42,12 @@ from lm_deluge_cli.providers.bedrock import (
 )
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.types import (
+    Answer,
     Completion,
     HttpResponse,
     Prompt,
     RateLimitInfo,
+    Reasoning,
     SamplingParams,
     Usage,
 )
@@ -407,8 +409,25 @@ def test_resolve_region(base_url: str, env: dict[str, str], expected: tuple[str,
 
 def test_parse_the_documented_response() -> None:
     response = HttpResponse(200, {}, orjson.dumps(fixture("invoke_response")))
-    assert adapter().parse_response(endpoint(), response) == Completion.of(
-        "Hello! How can I assist you today?", "stop", Usage(9, 12)
+    answer = Answer(
+        "Hello! How can I assist you today?",
+        finish_reason="stop",
+        provider_finish_reason="end_turn",
+    )
+    assert adapter().parse_response(endpoint(), response) == Completion((answer,), Usage(9, 12))
+
+
+def test_thinking_blocks_are_tagged_as_bedrocks() -> None:
+    raw = {
+        **fixture("invoke_response"),
+        "content": [
+            {"type": "thinking", "thinking": "Hm.", "signature": "EqQBCgIYAhIM"},
+            {"type": "text", "text": "Hi."},
+        ],
+    }
+    answer = adapter().parse_response(endpoint(), HttpResponse(200, {}, orjson.dumps(raw))).answer
+    assert answer.reasoning == Reasoning(
+        "Hm.", ({"format": "bedrock_anthropic", "block": raw["content"][0]},)
     )
 
 

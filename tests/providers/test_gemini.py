@@ -143,7 +143,8 @@ def test_the_key_never_goes_into_the_url_or_body(
             (
                 SamplingParams(reasoning_effort=effort),
                 True,
-                {"thinkingConfig": {"thinkingBudget": budget}},
+                # Thought summaries are asked for, or no reasoning comes back to read.
+                {"thinkingConfig": {"thinkingBudget": budget, "includeThoughts": True}},
                 [],
             )
             for effort, budget in THINKING_BUDGETS.items()
@@ -167,6 +168,14 @@ def test_sampling_maps_onto_generation_config(
     assert config["temperature"] == sampling.temperature
     assert config["topP"] == sampling.top_p
     assert config["maxOutputTokens"] == sampling.max_new_tokens
+
+
+@pytest.mark.parametrize(("samples", "count"), [(1, None), (2, 2), (8, 8)])
+def test_several_samples_are_candidates_of_one_request(
+    build: Callable[..., dict[str, Any]], samples: int, count: int | None
+) -> None:
+    config = build(sampling=SamplingParams(samples=samples))["generationConfig"]
+    assert config.get("candidateCount") == count
 
 
 def test_the_documented_effort_budgets() -> None:
@@ -257,6 +266,26 @@ def test_what_gemini_cannot_express_is_refused(
         build(**extra)
     assert not info.value.retryable
     assert not info.value.fatal
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        "sometimes",
+        "",
+        {"type": "function", "function": "x"},
+        {"type": "function", "function": {"name": ""}},
+        {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}},
+        {"type": "custom", "custom": {"name": "f"}},
+    ],
+)
+def test_a_refused_tool_choice_says_what_gemini_takes(
+    build: Callable[..., dict[str, Any]], choice: Any
+) -> None:
+    with pytest.raises(APIError) as info:
+        build(tool_choice=choice)
+    assert f"Gemini cannot express tool_choice {choice!r}" in str(info.value)
+    assert '"auto", "none", "required" or one function' in str(info.value)
 
 
 def test_roles_become_user_and_model_turns_and_system_instruction(

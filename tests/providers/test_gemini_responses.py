@@ -1,4 +1,5 @@
-"""The Gemini adapter's responses, errors and rate-limit headers (fixtures/gemini/)."""
+"""The Gemini adapter's responses, errors and rate-limit headers (fixtures/gemini/, whose
+README says where each payload comes from)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ from lm_deluge_cli.errors import (
 )
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.gemini import GeminiAdapter
-from lm_deluge_cli.types import Completion, HttpResponse, RateLimitInfo, Usage
+from lm_deluge_cli.types import (
+    Answer,
+    Completion,
+    HttpResponse,
+    RateLimitInfo,
+    Reasoning,
+    ToolCall,
+    Usage,
+)
 
 
 @pytest.fixture
@@ -58,22 +67,83 @@ def test_parse_the_documented_response(
     endpoint: Callable[..., Endpoint],
 ) -> None:
     completion = ADAPTER.parse_response(endpoint(), ok(fixture_bytes("response_text")))
-    assert completion == Completion.of(
-        text=fixture("response_text")["candidates"][0]["content"]["parts"][0]["text"],
-        finish_reason="stop",
+    text = fixture("response_text")["candidates"][0]["content"]["parts"][0]["text"]
+    assert completion == Completion(
+        (Answer(text, finish_reason="stop", provider_finish_reason="STOP"),),
         # Thinking tokens are billed as output, so they count into output_tokens.
-        usage=Usage(input_tokens=12, output_tokens=87 + 156, reasoning_tokens=156),
-        logprobs=None,
+        Usage(input_tokens=12, output_tokens=87 + 156, reasoning_tokens=156),
     )
 
 
-def test_a_function_call_has_no_text(
+def test_a_function_call_is_a_tool_call(
     endpoint: Callable[..., Endpoint],
 ) -> None:
     completion = ADAPTER.parse_response(endpoint(), ok(fixture_bytes("response_function_call")))
-    assert completion.text is None
-    assert completion.finish_reason == "tool_calls"
-    assert completion.usage == Usage(input_tokens=94, output_tokens=24)
+    # Without an id from Gemini, the call's id is its place in the candidate.
+    call = ToolCall("call_0", "set_light_values", {"brightness": 25, "color_temp": "warm"})
+    assert completion == Completion(
+        (Answer(tool_calls=(call,), finish_reason="tool_calls", provider_finish_reason="STOP"),),
+        Usage(input_tokens=94, output_tokens=24),
+    )
+
+
+def test_parallel_calls_and_their_thought_signature(
+    endpoint: Callable[..., Endpoint],
+) -> None:
+    raw = fixture("response_function_calls_signed")
+    got = ADAPTER.parse_response(endpoint(), ok(raw)).answer
+    assert got.tool_calls == (
+        ToolCall("call_0", "get_current_temperature", {"location": "Paris"}),
+        ToolCall("call_1", "get_current_temperature", {"location": "London"}),
+    )
+    assert got.text is None
+    # The signature rides on the first call: every part is kept, as it came, to go back.
+    parts = raw["candidates"][0]["content"]["parts"]
+    assert got.reasoning == Reasoning(None, ({"format": "gemini", "parts": parts},))
+
+
+def test_call_ids_gemini_gives_are_kept(endpoint: Callable[..., Endpoint]) -> None:
+    got = ADAPTER.parse_response(endpoint(), ok(fixture("response_function_call_ids"))).answer
+    assert [(call.id, call.arguments) for call in got.tool_calls] == [
+        ("2c4kq9vu", {"city": "Tokyo"}),
+        ("7pfb3x0r", {"city": "Osaka"}),
+    ]
+    assert got.finish_reason == "tool_calls"
+
+
+def test_thought_summaries_are_the_reasoning(endpoint: Callable[..., Endpoint]) -> None:
+    raw = fixture("response_thoughts")
+    completion = ADAPTER.parse_response(endpoint(), ok(raw))
+    parts = raw["candidates"][0]["content"]["parts"]
+    assert completion.answer == Answer(
+        "17 + 25 = 42.",
+        reasoning=Reasoning(parts[0]["text"], ({"format": "gemini", "parts": parts},)),
+        finish_reason="stop",
+        provider_finish_reason="STOP",
+    )
+    assert completion.usage == Usage(11, 9 + 267, reasoning_tokens=267)
+
+
+def test_thoughts_without_a_signature_keep_no_parts(endpoint: Callable[..., Endpoint]) -> None:
+    body = fixture("response_text")
+    body["candidates"][0]["content"]["parts"] = [
+        {"text": "Hm", "thought": True},
+        {"text": "m.", "thought": True},
+        {"text": "Yes."},
+    ]
+    got = ADAPTER.parse_response(endpoint(), ok(body)).answer
+    assert (got.text, got.reasoning) == ("Yes.", Reasoning("Hmm."))
+
+
+def test_one_answer_per_candidate_in_index_order(endpoint: Callable[..., Endpoint]) -> None:
+    completion = ADAPTER.parse_response(endpoint(), ok(fixture("response_candidates")))
+    # proto3 JSON leaves index 0 out.
+    assert [(a.text, a.finish_reason) for a in completion.answers] == [
+        ("A robot learns to paint the sea.", "stop"),
+        ("A lighthouse keeper befriends a storm.", "stop"),
+        ("A clockmaker builds a minute that", "length"),
+    ]
+    assert completion.usage == Usage(9, 27)
 
 
 def test_logprobs_in_openai_shape(
@@ -115,14 +185,22 @@ def test_a_candidate_stopped_for_safety(
         ("MAX_TOKENS", "length"),
         ("SAFETY", "content_filter"),
         ("RECITATION", "content_filter"),
-        ("LANGUAGE", "content_filter"),
         ("BLOCKLIST", "content_filter"),
         ("PROHIBITED_CONTENT", "content_filter"),
         ("SPII", "content_filter"),
         ("IMAGE_SAFETY", "content_filter"),
-        ("MALFORMED_FUNCTION_CALL", "malformed_function_call"),
+        ("IMAGE_PROHIBITED_CONTENT", "content_filter"),
+        ("IMAGE_RECITATION", "content_filter"),
+        # An unsupported language is no verdict on the content.
+        ("LANGUAGE", "other"),
+        ("MALFORMED_FUNCTION_CALL", "other"),
+        ("UNEXPECTED_TOOL_CALL", "other"),
+        ("TOO_MANY_TOOL_CALLS", "other"),
+        ("NO_IMAGE", "other"),
+        ("IMAGE_OTHER", "other"),
         ("OTHER", "other"),
-        ("FINISH_REASON_UNSPECIFIED", "finish_reason_unspecified"),
+        ("FINISH_REASON_UNSPECIFIED", "other"),
+        ("SOMETHING_NEW", "other"),
         (None, None),
     ],
 )
@@ -131,7 +209,21 @@ def test_finish_reasons(
 ) -> None:
     body = fixture("response_text")
     body["candidates"][0]["finishReason"] = reason
-    assert ADAPTER.parse_response(endpoint(), ok(body)).finish_reason == expected
+    got = ADAPTER.parse_response(endpoint(), ok(body)).answer
+    assert (got.finish_reason, got.provider_finish_reason) == (expected, reason)
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [("STOP", "tool_calls"), ("MAX_TOKENS", "length"), ("MALFORMED_FUNCTION_CALL", "other")],
+)
+def test_a_candidate_with_calls_stopped_naturally_waits_for_their_results(
+    endpoint: Callable[..., Endpoint], reason: str, expected: str
+) -> None:
+    body = fixture("response_function_call")
+    body["candidates"][0]["finishReason"] = reason
+    got = ADAPTER.parse_response(endpoint(), ok(body)).answer
+    assert (got.finish_reason, got.provider_finish_reason) == (expected, reason)
 
 
 @pytest.mark.parametrize(
@@ -156,6 +248,12 @@ def test_usage(endpoint: Callable[..., Endpoint], usage: Any, expected: Usage) -
     body = fixture("response_text")
     body["usageMetadata"] = usage
     assert ADAPTER.parse_response(endpoint(), ok(body)).usage == expected
+
+
+def test_tool_use_prompt_tokens_are_input(endpoint: Callable[..., Endpoint]) -> None:
+    body = fixture("response_text")
+    body["usageMetadata"] = {"promptTokenCount": 10, "toolUsePromptTokenCount": 5}
+    assert ADAPTER.parse_response(endpoint(), ok(body)).usage == Usage(15, 0)
 
 
 def test_text_parts_join_and_thought_summaries_are_left_out(
@@ -199,6 +297,9 @@ def test_a_blocked_prompt_is_a_final_error(
         b'{"candidates": [{"content": {"parts": [{"text": "x"}]}}], "usageMetadata": []}',
         b'{"candidates": [{"content": {"parts": []}}], "usageMetadata": {"promptTokenCount": "a"}}',
         b'{"candidates": [{"logprobsResult": {"chosenCandidates": ["x"]}}]}',
+        b'{"candidates": [{"content": {"parts": [{"functionCall": {"args": {}}}]}}]}',
+        b'{"candidates": [{"content": {"parts": [{"functionCall": {"id": 5, "name": "f"}}]}}]}',
+        b'{"candidates": [{"index": 0}, "x"]}',
         b'{"promptFeedback": "blocked"}',
         b'{"error": {"code": 500, "message": "an error inside a 200", "status": "INTERNAL"}}',
         b"<html><body>Bad gateway</body></html>",
