@@ -138,7 +138,12 @@ class Order(pydantic.BaseModel):
 
 def test_a_pydantic_model_gives_the_parameters_and_validates_the_call() -> None:
     seen: list[Order] = []
-    tool = Tool.from_pydantic(Order, function=lambda order: seen.append(order) or "placed")
+
+    def place(order: Order) -> str:
+        seen.append(order)
+        return "placed"
+
+    tool = Tool.from_pydantic(Order, function=place)
     assert tool.name == "order"
     assert tool.description == "Place an order."
     assert tool.parameters["required"] == ["item"]
