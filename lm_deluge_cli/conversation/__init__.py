@@ -17,6 +17,7 @@ from lm_deluge_cli.conversation.parts import (
     Image,
     Part,
     Text,
+    Thinking,
     ToolCall,
     ToolResult,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "Part",
     "Role",
     "Text",
+    "Thinking",
     "ToolCall",
     "ToolResult",
 ]

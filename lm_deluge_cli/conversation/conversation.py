@@ -12,10 +12,12 @@ import orjson
 from lm_deluge_cli.conversation.convert import anthropic_messages, openai_messages
 from lm_deluge_cli.conversation.local_files import BaseDir
 from lm_deluge_cli.conversation.message import Message
+from lm_deluge_cli.conversation.parts import Thinking
 from lm_deluge_cli.images import PROVIDER_LIMITS, WIRE_LIMITS, ImageLimits, provider_family
 from lm_deluge_cli.providers.anthropic_messages import translate_messages
 from lm_deluge_cli.providers.gemini import gemini_contents
 from lm_deluge_cli.tokens import estimate_message_tokens
+from lm_deluge_cli.types import Answer, Result
 
 __all__ = ["Conversation"]
 
@@ -88,6 +90,29 @@ class Conversation:
     @_builder
     def with_message(self, message: Message) -> Conversation:
         """Append a message (the original library's name for `add`)."""
+        self.messages.append(message)
+        return self
+
+    @_builder
+    def with_response(self, response: Result | Answer) -> Conversation:
+        """Append the assistant turn a result (or one of its answers) holds: its text (a
+        refusal's message when it has no text), its tool calls, and the reasoning parts its
+        provider needs to continue; answer its tool calls with `with_tool_result`.
+
+        Raises ValueError for a result that failed (there is no answer to append).
+        """
+        answer = response.answer if isinstance(response, Result) else response
+        if answer is None:
+            raise ValueError("the result is an error: it holds no answer to continue from")
+        message = Message("assistant")
+        text = answer.text or (answer.refusal if not answer.tool_calls else None)
+        if text:
+            message.add_text(text)
+        for call in answer.tool_calls:
+            # Arguments that were not JSON go back as none: the tool's result says why.
+            message.add_tool_call(call.id, call.name, call.arguments or {})
+        if answer.reasoning is not None and (answer.reasoning.parts or answer.reasoning.text):
+            message.parts.append(Thinking(answer.reasoning.text, answer.reasoning.parts))
         self.messages.append(message)
         return self
 

@@ -25,7 +25,16 @@ import orjson
 
 from lm_deluge_cli.conversation.local_files import BaseDir, base_folder, local_source
 from lm_deluge_cli.conversation.message import Message
-from lm_deluge_cli.conversation.parts import ConversionError, File, Part, Text, ToolCall, ToolResult
+from lm_deluge_cli.conversation.parts import (
+    ConversionError,
+    File,
+    MarkablePart,
+    Part,
+    Text,
+    Thinking,
+    ToolCall,
+    ToolResult,
+)
 from lm_deluge_cli.images import WIRE_LIMITS, Image, ImageLimits
 
 __all__ = [
@@ -42,7 +51,7 @@ _ANTHROPIC_BLOCKS = frozenset(
 )
 _URL_SCHEMES = ("https://", "http://", "data:", "file:")
 
-PartReader = Callable[[dict[str, Any], BaseDir], Part | None]
+PartReader = Callable[[dict[str, Any], BaseDir], MarkablePart | None]
 
 
 def is_anthropic_style(messages: Iterable[Any]) -> bool:
@@ -134,11 +143,14 @@ def openai_messages(messages: Iterable[Any], base_dir: BaseDir = None) -> list[M
             raise ConversionError(f"{at}.tool_calls", "must be a list")
         for j, call in enumerate(calls):
             parts.append(_openai_call(call, f"{at}.tool_calls[{j}]"))
+        reasoning = raw.get("reasoning")
+        if role == "assistant" and reasoning is not None:
+            parts.append(_thinking(reasoning, f"{at}.reasoning"))
         out.append(Message("system" if role == "developer" else role, parts))
     return out
 
 
-def openai_part(part: dict[str, Any], base_dir: BaseDir) -> Part:
+def openai_part(part: dict[str, Any], base_dir: BaseDir) -> MarkablePart:
     """One OpenAI content part (text, image_url, file, or a local media part) as a Part."""
     kind = part.get("type")
     if kind == "text":
@@ -192,7 +204,7 @@ def anthropic_messages(
     return out
 
 
-def anthropic_part(block: dict[str, Any], base_dir: BaseDir) -> Part | None:
+def anthropic_part(block: dict[str, Any], base_dir: BaseDir) -> MarkablePart | None:
     """One Anthropic content block as a Part; None for a thinking block, which is dropped
     (OpenAI's format has no place for it, and it only matters to continue a Claude turn)."""
     kind = block.get("type")
@@ -266,7 +278,7 @@ def _parts(content: Any, at: str, base_dir: BaseDir, read: PartReader) -> list[P
     return [part for part in parts if part is not None]
 
 
-def _read(read: PartReader, block: Any, base_dir: BaseDir, at: str) -> Part | None:
+def _read(read: PartReader, block: Any, base_dir: BaseDir, at: str) -> MarkablePart | None:
     if not isinstance(block, dict):
         raise ConversionError(at, "a content part must be an object")
     try:
@@ -283,6 +295,17 @@ def _cache_control(obj: dict[str, Any]) -> dict[str, Any] | None:
     if control is not None and not isinstance(control, dict):
         raise ValueError('\'cache_control\' must be an object, e.g. {"type": "ephemeral"}')
     return control
+
+
+def _thinking(value: Any, at: str) -> Thinking:
+    """An assistant message's ``reasoning`` (as records hold it) as a Thinking part."""
+    text = value.get("text") if isinstance(value, dict) else None
+    parts = value.get("parts", []) if isinstance(value, dict) else None
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise ConversionError(at, 'must be {"text": ..., "parts": [...]}, as records hold it')
+    if text is not None and not isinstance(text, str):
+        raise ConversionError(at, "text must be a string or null")
+    return Thinking(text, tuple(parts))
 
 
 def _openai_call(call: Any, at: str) -> ToolCall:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lm_deluge_cli.conversation.parts import File, Part, Text, ToolCall, ToolResult
+from lm_deluge_cli.conversation.parts import File, Part, Text, Thinking, ToolCall, ToolResult
 from lm_deluge_cli.images import WIRE_LIMITS, Image, ImageLimits
 
 __all__ = ["Message", "Role"]
@@ -145,18 +145,24 @@ class Message:
             elif isinstance(part, File):
                 content.append(part.openai_part())
         calls = [call.openai_call() for call in self.tool_calls]
+        thinking = [part for part in self.parts if isinstance(part, Thinking)]
         if self.role == "tool":
             if len(results) != len(self.parts):
                 raise ValueError("a tool message can only hold tool results")
             return results
-        if calls and self.role != "assistant":
-            raise ValueError(f"a {self.role} message cannot hold tool calls")
-        if not content and not calls:
+        if (calls or thinking) and self.role != "assistant":
+            kind = "tool calls" if calls else "reasoning"
+            raise ValueError(f"a {self.role} message cannot hold {kind}")
+        if not content and not calls and not thinking:
             # A turn of tool results alone; an empty turn still says something (its role).
             return results or [{"role": self.role, "content": ""}]
         message: dict[str, Any] = {"role": self.role, "content": _content(content)}
+        if message["content"] is None and not calls:
+            message["content"] = ""  # a turn of reasoning alone
         if calls:
             message["tool_calls"] = calls
+        if thinking:
+            message["reasoning"] = thinking[-1].openai_field()
         return [*results, message]
 
 

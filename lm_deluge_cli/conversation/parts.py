@@ -19,8 +19,10 @@ __all__ = [
     "ConversionError",
     "File",
     "Image",
+    "MarkablePart",
     "Part",
     "Text",
+    "Thinking",
     "ToolCall",
     "ToolResult",
     "with_cache_control",
@@ -148,7 +150,23 @@ class ToolResult:
         return with_cache_control(message, self.cache_control)
 
 
-Part = Text | Image | File | ToolCall | ToolResult
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """What the model said while thinking, on an assistant turn: its text and the opaque
+    parts its provider needs back to continue (`types.Reasoning`), sent to that provider's
+    format only."""
+
+    text: str | None
+    parts: tuple[Mapping[str, Any], ...] = ()
+
+    def openai_field(self) -> dict[str, Any]:
+        """The ``reasoning`` field of an OpenAI-shaped assistant message."""
+        return {"text": self.text, "parts": [dict(part) for part in self.parts]}
+
+
+# The parts that can carry a prompt-cache breakpoint, and every part.
+MarkablePart = Text | Image | File | ToolCall | ToolResult
+Part = MarkablePart | Thinking
 
 
 def with_cache_control(part: dict[str, Any], control: CacheControl | None) -> dict[str, Any]:
