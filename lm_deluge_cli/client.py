@@ -6,6 +6,7 @@ import os
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -16,7 +17,8 @@ from lm_deluge_cli import config
 from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.config import CacheConfig, Limits, ModelEntry
 from lm_deluge_cli.conversation import Conversation
-from lm_deluge_cli.engine.pipeline import run_pipeline
+from lm_deluge_cli.engine.agent_loop import DEFAULT_MAX_ROUNDS, run_agent_loops
+from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
@@ -36,7 +38,7 @@ from lm_deluge_cli.types import (
     SamplingParams,
 )
 
-__all__ = ["NOT_RUN", "LLMClient", "PromptInput", "Result", "not_run"]
+__all__ = ["NOT_RUN", "AgentResult", "LLMClient", "PromptInput", "Result", "not_run"]
 
 # The error type of a prompt the run stopped before sending.
 NOT_RUN = "not_run"
@@ -44,6 +46,39 @@ NOT_RUN = "not_run"
 # A prompt is a string, a Conversation, a list of OpenAI chat messages, or a dict shaped like
 # an input line (whose "messages" may also be a Conversation).
 PromptInput = str | Conversation | list[dict[str, Any]] | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentResult:
+    """One conversation's agent loop: `result` is its final answer (usage and cost summed
+    over every round, ``fields["rounds"]`` and ``fields["transcript"]`` as in the record)."""
+
+    result: Result
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The whole conversation as OpenAI chat messages, tool results and the final
+        answer included."""
+        return list(self.result.fields.get("transcript") or [])
+
+    @property
+    def conversation(self) -> Conversation:
+        """The whole conversation, to read or to continue."""
+        return Conversation.from_openai(self.messages)
+
+    @property
+    def rounds(self) -> list[dict[str, Any]]:
+        """Each round's model, finish reason, tool calls, usage, cost and cache use."""
+        return list(self.result.fields.get("rounds") or [])
+
+    @property
+    def completion(self) -> str | None:
+        """The final answer's text."""
+        return self.result.completion
+
+    @property
+    def status(self) -> str:
+        return self.result.status
 
 
 class LLMClient:
@@ -150,10 +185,13 @@ class LLMClient:
         show_progress: bool = False,
         finish: Callable[[Result], Result] | None = None,
         defaults: RequestDefaults | None = None,
+        agent: tuple[Sequence[Tool], int] | None = None,
     ) -> list[Result | None]:
         """Run `count` items (lines 1 to `count`) through the engine with this client's
         models, limits and cache; each line's result by position, None if it never ran.
-        Shared with the toolkit (`lm_deluge_cli.llm_tools`), whose `finish` completes each."""
+        Shared with the toolkit (`lm_deluge_cli.llm_tools`), whose `finish` completes each.
+        With `agent` (tools and the most rounds) each item is a conversation run as an agent
+        loop (`engine.agent_loop`)."""
         endpoints = resolve_endpoints(self.models)
         stats = RunStats(total=count, total_is_estimate=False)
         records: list[Result | None] = [None] * count
@@ -180,12 +218,76 @@ class LLMClient:
                 dedupe=self.dedupe,
             )
             view = make_view(Console(stderr=True), quiet=not show_progress)
-            await watched(
-                view,
-                stats.snapshot,
-                lambda: run_pipeline(source, sink, requester, stats, finish=finish),
-            )
+
+            async def run() -> RunOutcome:
+                if agent is None:
+                    return await run_pipeline(source, sink, requester, stats, finish=finish)
+                tools, rounds = agent
+                prompts = _without_answered(source)
+                return await run_agent_loops(
+                    prompts, sink, requester, stats, tools, max_rounds=rounds
+                )
+
+            await watched(view, stats.snapshot, run)
         return records
+
+    async def run_agent_loops_async(
+        self,
+        conversations: Sequence[PromptInput],
+        *,
+        tools: Sequence[ToolLike] | None = None,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        tool_choice: str | None = None,
+        show_progress: bool = False,
+    ) -> list[AgentResult]:
+        """Run each conversation as an agent loop: its tool calls are answered with the given
+        tools' Python functions (sync or async; a function that raises answers with the
+        error) and the next round is sent, every conversation concurrently under this
+        client's one limiter, until the model stops calling tools or `max_rounds` rounds
+        were sent. Results in input order; each has the final answer, the whole
+        conversation and every round's usage and cost (`AgentResult`).
+
+        With a cache (``LLMClient(cache=…)``) every round's answer is stored, so a run
+        started again after a crash pays only for rounds it had not been answered.
+        """
+        if max_rounds < 1:
+            raise ConfigError(f"max_rounds must be at least 1, got {max_rounds}")
+        chosen = tuple(as_tool(t) for t in tools) if tools is not None else self.tools
+        if not chosen:
+            raise ConfigError(
+                "run_agent_loops needs tools: give tools=[...] or LLMClient(tools=...)"
+            )
+        defaults = _defaults(chosen, tool_choice)
+        results = await self._run_records(
+            _prompts(conversations),
+            len(conversations),
+            show_progress=show_progress,
+            defaults=defaults,
+            agent=(chosen, max_rounds),
+        )
+        return [AgentResult(r if r is not None else not_run(i)) for i, r in enumerate(results)]
+
+    def run_agent_loops(
+        self,
+        conversations: Sequence[PromptInput],
+        *,
+        tools: Sequence[ToolLike] | None = None,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        tool_choice: str | None = None,
+        show_progress: bool = False,
+    ) -> list[AgentResult]:
+        """`run_agent_loops_async` for code that is not async."""
+
+        async def go() -> list[AgentResult]:
+            return await self.run_agent_loops_async(
+                conversations,
+                tools=tools,
+                max_rounds=max_rounds,
+                tool_choice=tool_choice,
+                show_progress=show_progress,
+            )
+
+        return anyio.run(go)
 
     def process_prompts_sync(
         self,
@@ -244,6 +346,14 @@ def _cache_config(cache: str | os.PathLike[str] | Cache | None) -> CacheConfig:
             f"{type(cache).__name__}"
         )
     return CacheConfig(backend=cache)
+
+
+async def _without_answered(
+    items: AsyncIterable[Prompt | BadLine | Answered],
+) -> AsyncIterator[Prompt | BadLine]:
+    async for item in items:
+        if not isinstance(item, Answered):  # the client's own prompts never are
+            yield item
 
 
 def _defaults(tools: Sequence[Tool], tool_choice: str | None) -> RequestDefaults:

@@ -25,7 +25,7 @@ from lm_deluge_cli.io.records import api_error_result, bad_line_result
 from lm_deluge_cli.providers.base import redact
 from lm_deluge_cli.types import ErrorInfo, Prompt, Result
 
-__all__ = ["DEFAULT_GRACE_S", "RunOutcome", "run_pipeline"]
+__all__ = ["DEFAULT_GRACE_S", "RunOutcome", "count_record", "run_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,16 @@ class RunOutcome:
     cost_cap_reached: bool = False
 
 
+def count_record(stats: RunStats, record: Result) -> None:
+    """Count a line's final record: ok, or failed by its error type."""
+    if record.status == "ok":
+        stats.ok += 1
+    else:
+        stats.failed += 1
+        kind = record.error.type if record.error is not None else "error"
+        stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
+
+
 async def run_pipeline(
     source: AsyncIterable[Prompt | BadLine | Answered],
     sink: Callable[[Result], None],
@@ -55,11 +65,13 @@ async def run_pipeline(
     stop: anyio.Event | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     finish: Callable[[Result], Result] | None = None,
+    counted: bool = True,
 ) -> RunOutcome:
     """Process every prompt of `source`, handing each final record to `sink` as it arrives.
 
     Bad lines and records answered without a request (`Answered`) go straight to `sink`.
-    `finish` (a tool's) completes each record before it is written and counted.
+    `finish` (a tool's) completes each record before it is written and counted. With
+    `counted` False the caller counts what it writes (an agent loop's rounds are not lines).
     """
     stop = stop or anyio.Event()
     workers = requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR
@@ -122,12 +134,8 @@ async def run_pipeline(
                 if finish is not None:
                     record = finish(record)
                 sink(record)
-                if record.status == "ok":
-                    stats.ok += 1
-                else:
-                    stats.failed += 1
-                    kind = record.error.type if record.error is not None else "error"
-                    stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
+                if counted:
+                    count_record(stats, record)
 
     async with anyio.create_task_group() as outer:
         outer.start_soon(write)
