@@ -15,9 +15,9 @@ from rich.console import Console
 
 from lm_deluge_cli import config
 from lm_deluge_cli.cache.base import Cache
-from lm_deluge_cli.config import CacheConfig, Limits, ModelEntry
+from lm_deluge_cli.config import DEFAULT_MAX_ROUNDS, CacheConfig, Limits, ModelEntry
 from lm_deluge_cli.conversation import Conversation
-from lm_deluge_cli.engine.agent_loop import DEFAULT_MAX_ROUNDS, run_agent_loops
+from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
@@ -223,9 +223,8 @@ class LLMClient:
                 if agent is None:
                     return await run_pipeline(source, sink, requester, stats, finish=finish)
                 tools, rounds = agent
-                prompts = _without_answered(source)
                 return await run_agent_loops(
-                    prompts, sink, requester, stats, tools, max_rounds=rounds
+                    source, sink, requester, stats, tools, max_rounds=rounds
                 )
 
             await watched(view, stats.snapshot, run)
@@ -346,14 +345,6 @@ def _cache_config(cache: str | os.PathLike[str] | Cache | None) -> CacheConfig:
             f"{type(cache).__name__}"
         )
     return CacheConfig(backend=cache)
-
-
-async def _without_answered(
-    items: AsyncIterable[Prompt | BadLine | Answered],
-) -> AsyncIterator[Prompt | BadLine]:
-    async for item in items:
-        if not isinstance(item, Answered):  # the client's own prompts never are
-            yield item
 
 
 def _defaults(tools: Sequence[Tool], tool_choice: str | None) -> RequestDefaults:

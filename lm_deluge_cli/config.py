@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_CONCURRENT_REQUESTS",
     "DEFAULT_MAX_REQUESTS_PER_MINUTE",
+    "DEFAULT_MAX_ROUNDS",
     "DEFAULT_MAX_TOKENS_PER_MINUTE",
     "DEFAULT_REQUEST_TIMEOUT_S",
     "FSYNC_POLICIES",
@@ -64,6 +65,9 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 DEFAULT_FSYNC = "end"
 DEFAULT_LIMITER_KEY = "default"
+# Rounds an agent loop may take when the job says nothing: enough for most tool chains,
+# few enough that a model calling tools for ever costs little.
+DEFAULT_MAX_ROUNDS = 10
 FSYNC_POLICIES = ("none", "end", "always")
 # "unlimited" in a job file (or 0 on the command line) switches a rate limit off.
 UNLIMITED = "unlimited"
@@ -166,6 +170,10 @@ class Job:
     # Identical lines share one request; False sends each line as its own (and caches it
     # under its id), for users who repeat lines on purpose.
     dedupe: bool = True
+    # A Python file whose functions answer tool calls: each line runs as an agent loop of
+    # at most `max_rounds` rounds (None: lines are single requests).
+    tools_module: str | None = None
+    max_rounds: int = DEFAULT_MAX_ROUNDS
 
     def model_registry(self) -> Registry:
         """The built-in registry plus this job's own entries."""
@@ -213,6 +221,8 @@ class JobOverrides:
     prompt_cache_ttl: str | None = None
     # --no-dedupe
     no_dedupe: bool | None = None
+    tools_module: str | None = None
+    max_rounds: int | None = None
 
 
 _TOP_KEYS = (
@@ -233,6 +243,8 @@ _TOP_KEYS = (
     "prompt_cache_ttl",
     "prompt_cache_key",
     "dedupe",
+    "tools_module",
+    "max_rounds",
 )
 _CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
@@ -328,6 +340,7 @@ def load_job(
         requests=_request_defaults(data, where, overrides.tool_choice, base_dir),
         prompt_cache=_prompt_cache(data, where, overrides),
         dedupe=_dedupe(data, where, overrides),
+        **_agent(data, where, overrides, base_dir),
     )
     # Checked now, so a bad entry is a usage error before anything else happens.
     job.model_registry()
@@ -368,6 +381,37 @@ def _tool_parameters_file(tool: Any, base_dir: Path, where: str) -> Any:
         **tool,
         "parameters": _read_schema(base_dir / tool["parameters"], f"{where}.parameters"),
     }
+
+
+def _agent(
+    data: Mapping[str, Any], where: str, overrides: JobOverrides, base_dir: Path
+) -> dict[str, Any]:
+    """tools_module (a Python file: from the cwd as a flag, beside the job in the file) and
+    max_rounds; max_rounds alone has nothing to run its rounds with."""
+    module = overrides.tools_module
+    label = "--tools-module"
+    if module is None and data.get("tools_module") is not None:
+        module, label = data["tools_module"], f"{where}: tools_module"
+        if not isinstance(module, str) or not module:
+            raise ConfigError(f"{label} must be the path of a Python file")
+        module = str(base_dir / module)
+    rounds = overrides.max_rounds
+    rounds_label = "--max-rounds"
+    if rounds is None and "max_rounds" in data:
+        rounds, rounds_label = data["max_rounds"], f"{where}: max_rounds"
+    if rounds is not None:
+        rounds = _positive_int(rounds, rounds_label)
+        if module is None:
+            raise ConfigError(
+                f"{rounds_label} needs tools to run: give tools_module (a Python file whose "
+                "functions answer the tool calls)"
+            )
+    if module is not None:
+        path = Path(module).expanduser().absolute()
+        if path.suffix != ".py" or not path.is_file():
+            raise ConfigError(f"{label} {path} is not a Python file")
+        module = str(path)
+    return {"tools_module": module, "max_rounds": rounds or DEFAULT_MAX_ROUNDS}
 
 
 def _dedupe(data: Mapping[str, Any], where: str, overrides: JobOverrides) -> bool:

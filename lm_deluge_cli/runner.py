@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 import anyio
 
 from lm_deluge_cli.config import STDIO, Job
+from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
@@ -34,7 +36,9 @@ from lm_deluge_cli.io.writer import ResultWriter
 from lm_deluge_cli.progress import ProgressView, watched
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.tokens import estimate_text_tokens
-from lm_deluge_cli.types import Prompt
+from lm_deluge_cli.tool_use.modules import load_tools
+from lm_deluge_cli.tool_use.tool import Tool, tool_definitions
+from lm_deluge_cli.types import Prompt, RequestDefaults
 
 __all__ = [
     "JobReport",
@@ -124,6 +128,13 @@ async def run_job(
     manifest = manifest or {}
     endpoints = resolve_endpoints(job.models, registry=job.model_registry())
     check_paths(job)
+    tools: list[Tool] = []
+    defaults = job.requests
+    if job.tools_module is not None:
+        if task is not None:
+            raise UsageError("tools_module runs agent loops, which the toolkit commands do not")
+        tools = load_tools(job.tools_module)
+        defaults = with_tools(defaults, tools)
     stats = RunStats()
     # Load the tokenizer off the event loop: its first load may wait on the network.
     await anyio.to_thread.run_sync(estimate_text_tokens, "")
@@ -141,7 +152,7 @@ async def run_job(
             reuse=reuse,
             shared_limiter=job.limits.limiter,
             shared_limiter_key=job.limits.limiter_key,
-            defaults=job.requests,
+            defaults=defaults,
             prompt_cache=job.prompt_cache,
             dedupe=job.dedupe,
         )
@@ -164,11 +175,23 @@ async def run_job(
             )
             source = _prepared(skip_done(items, state, stats, job.shard), task)
         finish = task.finish if task is not None else None
-        outcome = await watched(
-            view,
-            stats.snapshot,
-            lambda: run_pipeline(source, writer.write, requester, stats, stop=stop, finish=finish),
-        )
+
+        async def run() -> RunOutcome:
+            if job.tools_module is not None:
+                return await run_agent_loops(
+                    source,
+                    writer.write,
+                    requester,
+                    stats,
+                    tools,
+                    max_rounds=job.max_rounds,
+                    stop=stop,
+                )
+            return await run_pipeline(
+                source, writer.write, requester, stats, stop=stop, finish=finish
+            )
+
+        outcome = await watched(view, stats.snapshot, run)
         report = JobReport(
             outcome=outcome,
             output=job.output,
@@ -273,6 +296,16 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and a.samefile(b)
     except OSError:
         return False
+
+
+def with_tools(defaults: RequestDefaults, tools: Sequence[Tool]) -> RequestDefaults:
+    """The job's request defaults with a tools module's tools after its [[tools]]."""
+    definitions = (*defaults.tools, *tool_definitions(tools))
+    names = [d["function"]["name"] for d in definitions]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(f"the tool {twice[0]!r} is both in [[tools]] and in tools_module")
+    return dataclasses.replace(defaults, tools=definitions)
 
 
 async def _prepared(

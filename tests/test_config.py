@@ -297,6 +297,8 @@ OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("prompt_cache", "last_user", "prompt_cache.placement", "last_user"),
     ("prompt_cache_ttl", "1h", "prompt_cache.ttl", "1h"),
     ("no_dedupe", True, "dedupe", False),
+    # Any Python file does for the job; the tools are loaded when the run starts.
+    ("tools_module", __file__, "tools_module", __file__),
 ]
 
 
@@ -319,8 +321,15 @@ def test_each_flag_overrides_the_job_file(
     assert _get(before, where) != expected
 
 
+def test_max_rounds_flag_overrides_the_job_file(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text("def f() -> None: ...\n")
+    job_file = write(tmp_path, 'tools_module = "tools.py"\nmax_rounds = 4\n' + FULL)
+    assert load_job(job_file).max_rounds == 4
+    assert load_job(job_file, JobOverrides(max_rounds=2)).max_rounds == 2
+
+
 def test_every_override_field_is_covered() -> None:
-    covered = {field for field, *_ in OVERRIDES}
+    covered = {field for field, *_ in OVERRIDES} | {"max_rounds"}
     assert covered == {f.name for f in fields(JobOverrides)}
 
 

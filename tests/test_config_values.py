@@ -241,3 +241,19 @@ def test_flags_for_tool_choice_and_prompt_cache_are_checked() -> None:
     )
     assert "--samples must be an integer from 1 to 128" in config_error(None, flags(samples=0))
     assert load_job(None, flags(prompt_cache="none")).prompt_cache is None
+
+
+def test_tools_module_is_found_beside_the_job_and_max_rounds_needs_it(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text("def f() -> None: ...\n")
+    job = load_job(write(tmp_path, 'tools_module = "tools.py"\nmax_rounds = 3\n' + MINIMAL))
+    assert (job.tools_module, job.max_rounds) == (str(tmp_path / "tools.py"), 3)
+    assert load_job(write(tmp_path, 'tools_module = "tools.py"\n' + MINIMAL)).max_rounds == 10
+    assert "max_rounds needs tools to run" in config_error(
+        write(tmp_path, "max_rounds = 3\n" + MINIMAL)
+    )
+    assert "is not a Python file" in config_error(
+        write(tmp_path, 'tools_module = "missing.py"\n' + MINIMAL)
+    )
+    assert "--max-rounds must be a positive integer" in config_error(
+        None, flags(tools_module=str(tmp_path / "tools.py"), max_rounds=0)
+    )

@@ -35,6 +35,7 @@ __all__ = [
     "MaxCost",
     "MaxNewTokens",
     "MaxRequestsPerMinute",
+    "MaxRounds",
     "MaxTokensPerMinute",
     "Model",
     "NoCache",
@@ -52,6 +53,7 @@ __all__ = [
     "Shard",
     "Temperature",
     "ToolChoice",
+    "ToolsModule",
     "TopLogprobs",
     "TopP",
     "Verbose",
@@ -190,6 +192,17 @@ Fsync = Annotated[
     str | None, typer.Option(help="none | end (default) | always: when results are fsynced.")
 ]
 Fresh = Annotated[bool, typer.Option(help="Start over: move the old output aside (never deleted).")]
+ToolsModule = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE.py",
+        help="Run each line as an agent loop: the file's functions answer the tool calls.",
+    ),
+]
+MaxRounds = Annotated[
+    int | None,
+    typer.Option(help="The most rounds an agent loop sends per line (default 10)."),
+]
 NoDedupe = Annotated[
     bool | None,
     typer.Option(

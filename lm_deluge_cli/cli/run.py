@@ -44,6 +44,8 @@ def run(
     fsync: options.Fsync = None,
     fresh: options.Fresh = False,
     no_dedupe: options.NoDedupe = None,
+    tools_module: options.ToolsModule = None,
+    max_rounds: options.MaxRounds = None,
     shard: options.Shard = None,
     files_root: options.FilesRoot = None,
     cache: options.Cache = None,

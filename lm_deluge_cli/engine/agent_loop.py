@@ -19,19 +19,18 @@ from dataclasses import dataclass, field
 
 import anyio
 
+from lm_deluge_cli.config import DEFAULT_MAX_ROUNDS
 from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.pipeline import RunOutcome, count_record, run_pipeline
 from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.tool_use.tool import Tool
 from lm_deluge_cli.types import Message, Prompt, Result, ToolCall, Usage
 
-__all__ = ["DEFAULT_MAX_ROUNDS", "Loop", "loop_result", "run_agent_loops"]
+__all__ = ["Loop", "loop_result", "run_agent_loops"]
 
-# Rounds a conversation may take when the caller says nothing: enough for most tool chains,
-# few enough that a model calling tools for ever costs little.
-DEFAULT_MAX_ROUNDS = 10
 # Conversations under way at once, per request the run may have in flight: bounds memory
 # on any input while keeping every request slot busy.
 CONVERSATIONS_PER_SLOT = 2
@@ -48,7 +47,7 @@ class Loop:
 
 
 async def run_agent_loops(
-    items: AsyncIterable[Prompt | BadLine],
+    items: AsyncIterable[Prompt | BadLine | Answered],
     sink: Callable[[Result], None],
     requester: Requester,
     stats: RunStats,
@@ -79,6 +78,10 @@ async def run_agent_loops(
         async for item in items:
             if isinstance(item, BadLine):
                 await prompts_send.send(item)
+                continue
+            if isinstance(item, Answered):
+                stats.passed_through += 1
+                finished(None, item.record)
                 continue
             await room.acquire()
             loops[item.line] = Loop(item)
