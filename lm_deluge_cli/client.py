@@ -15,7 +15,13 @@ from rich.console import Console
 
 from lm_deluge_cli import config
 from lm_deluge_cli.cache.base import Cache
-from lm_deluge_cli.config import DEFAULT_MAX_ROUNDS, CacheConfig, Limits, ModelEntry
+from lm_deluge_cli.config import (
+    DEFAULT_MAX_ROUNDS,
+    DEFAULT_PROMPT_CACHE_WARMUP_S,
+    CacheConfig,
+    Limits,
+    ModelEntry,
+)
 from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
@@ -106,6 +112,7 @@ class LLMClient:
         tool_choice: str | None = None,
         prompt_cache: str | None = None,
         prompt_cache_ttl: str = "5m",
+        prompt_cache_warmup: float | None = None,
         dedupe: bool = True,
     ) -> None:
         names = [models] if isinstance(models, str) else list(models)
@@ -143,6 +150,12 @@ class LLMClient:
         self.tools = tuple(as_tool(tool) for tool in tools or ())
         self.defaults = _defaults(self.tools, tool_choice)
         self.prompt_cache = _prompt_cache(prompt_cache, prompt_cache_ttl)
+        # Seconds a request waits for the first one sharing its cached prefix (0: none).
+        if prompt_cache_warmup is None:
+            prompt_cache_warmup = DEFAULT_PROMPT_CACHE_WARMUP_S if self.prompt_cache else 0.0
+        if not prompt_cache_warmup >= 0:
+            raise ConfigError(f"prompt_cache_warmup must be >= 0, got {prompt_cache_warmup!r}")
+        self.prompt_cache_warmup = prompt_cache_warmup
         self.dedupe = dedupe
 
     @classmethod
@@ -216,6 +229,7 @@ class LLMClient:
                 defaults=defaults if defaults is not None else self.defaults,
                 prompt_cache=self.prompt_cache,
                 dedupe=self.dedupe,
+                warmup_s=self.prompt_cache_warmup,
             )
             view = make_view(Console(stderr=True), quiet=not show_progress)
 

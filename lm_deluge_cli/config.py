@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_REQUESTS_PER_MINUTE",
     "DEFAULT_MAX_ROUNDS",
     "DEFAULT_MAX_TOKENS_PER_MINUTE",
+    "DEFAULT_PROMPT_CACHE_WARMUP_S",
     "DEFAULT_REQUEST_TIMEOUT_S",
     "FSYNC_POLICIES",
     "REASONING_EFFORTS",
@@ -65,6 +66,9 @@ DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_REQUEST_TIMEOUT_S = 60.0
 DEFAULT_FSYNC = "end"
 DEFAULT_LIMITER_KEY = "default"
+# How long a request waits for the first one sharing its cached prefix, when the job uses
+# prompt caching (see engine/warmup.py).
+DEFAULT_PROMPT_CACHE_WARMUP_S = 30.0
 # Rounds an agent loop may take when the job says nothing: enough for most tool chains,
 # few enough that a model calling tools for ever costs little.
 DEFAULT_MAX_ROUNDS = 10
@@ -170,6 +174,9 @@ class Job:
     # Identical lines share one request; False sends each line as its own (and caches it
     # under its id), for users who repeat lines on purpose.
     dedupe: bool = True
+    # Seconds a request waits for the first one with its cached prefix (prompt-cache
+    # warm-up); 0: no warm-up. Default: DEFAULT_PROMPT_CACHE_WARMUP_S with prompt_cache.
+    prompt_cache_warmup_s: float = 0.0
     # A Python file whose functions answer tool calls: each line runs as an agent loop of
     # at most `max_rounds` rounds (None: lines are single requests).
     tools_module: str | None = None
@@ -223,6 +230,7 @@ class JobOverrides:
     no_dedupe: bool | None = None
     tools_module: str | None = None
     max_rounds: int | None = None
+    prompt_cache_warmup: float | None = None
 
 
 _TOP_KEYS = (
@@ -245,6 +253,7 @@ _TOP_KEYS = (
     "dedupe",
     "tools_module",
     "max_rounds",
+    "prompt_cache_warmup",
 )
 _CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
@@ -323,6 +332,7 @@ def load_job(
         isinstance(e, dict) for e in registry_entries
     ):
         raise ConfigError(f"{where}: registry must be a list of [[registry]] tables")
+    prompt_cache = _prompt_cache(data, where, overrides)
     job = Job(
         input=input_path,
         output=output_path,
@@ -338,7 +348,8 @@ def load_job(
         files_root=_files_root(overrides.files_root, data.get("files_root"), where, base_dir),
         sampling_set=frozenset(sampling_overrides),
         requests=_request_defaults(data, where, overrides.tool_choice, base_dir),
-        prompt_cache=_prompt_cache(data, where, overrides),
+        prompt_cache=prompt_cache,
+        prompt_cache_warmup_s=_warmup(data, where, overrides, prompt_cache),
         dedupe=_dedupe(data, where, overrides),
         **_agent(data, where, overrides, base_dir),
     )
@@ -412,6 +423,22 @@ def _agent(
             raise ConfigError(f"{label} {path} is not a Python file")
         module = str(path)
     return {"tools_module": module, "max_rounds": rounds or DEFAULT_MAX_ROUNDS}
+
+
+def _warmup(
+    data: Mapping[str, Any], where: str, overrides: JobOverrides, prompt_cache: PromptCache | None
+) -> float:
+    value: Any = overrides.prompt_cache_warmup
+    label = "--prompt-cache-warmup"
+    if value is None:
+        value, label = data.get("prompt_cache_warmup"), f"{where}: prompt_cache_warmup"
+    if value is None:
+        return DEFAULT_PROMPT_CACHE_WARMUP_S if prompt_cache is not None else 0.0
+    if not _is_number(value) or not 0 <= value < math.inf:
+        raise ConfigError(
+            f"{label} must be a number of seconds (0: no warm-up), got {describe_value(value)}"
+        )
+    return float(value)
 
 
 def _dedupe(data: Mapping[str, Any], where: str, overrides: JobOverrides) -> bool:

@@ -155,6 +155,7 @@ async def run_job(
             defaults=defaults,
             prompt_cache=job.prompt_cache,
             dedupe=job.dedupe,
+            warmup_s=job.prompt_cache_warmup_s,
         )
         out = await open_output(job, stack, fresh=fresh, manifest=manifest)
         writer, state = out.writer, out.state

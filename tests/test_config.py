@@ -299,6 +299,7 @@ OVERRIDES: list[tuple[str, Any, str, Any]] = [
     ("no_dedupe", True, "dedupe", False),
     # Any Python file does for the job; the tools are loaded when the run starts.
     ("tools_module", __file__, "tools_module", __file__),
+    ("prompt_cache_warmup", 5.0, "prompt_cache_warmup_s", 5.0),
 ]
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "Output",
     "PromptCache",
     "PromptCacheTtl",
+    "PromptCacheWarmup",
     "Quiet",
     "ReasoningEffort",
     "RefreshCache",
@@ -172,6 +173,16 @@ PromptCache = Annotated[
         rich_help_panel=SAMPLING_PANEL,
         help="system | tools | system_and_tools | last_user | none: where Anthropic and "
         "Bedrock prompt-cache breakpoints go.",
+    ),
+]
+PromptCacheWarmup = Annotated[
+    float | None,
+    typer.Option(
+        rich_help_panel=SAMPLING_PANEL,
+        metavar="SECONDS",
+        help="Requests sharing a cached prefix wait up to this long for the first one to "
+        "answer, so they read the prompt cache instead of each writing it (0: off; "
+        "default 30 with --prompt-cache).",
     ),
 ]
 PromptCacheTtl = Annotated[

@@ -40,6 +40,7 @@ def run(
     tool_choice: options.ToolChoice = None,
     prompt_cache: options.PromptCache = None,
     prompt_cache_ttl: options.PromptCacheTtl = None,
+    prompt_cache_warmup: options.PromptCacheWarmup = None,
     retry_other_model: options.RetryOtherModel = None,
     fsync: options.Fsync = None,
     fresh: options.Fresh = False,

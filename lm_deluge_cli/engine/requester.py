@@ -29,6 +29,7 @@ from lm_deluge_cli.engine.reuse import (
     shared_record,
 )
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.engine.warmup import Admission, PrefixGate, cache_prefix
 from lm_deluge_cli.errors import (
     APIError,
     EmptyAnswerError,
@@ -118,6 +119,7 @@ class Requester:
         reuse: Reuse | None = None,
         defaults: RequestDefaults | None = None,
         dedupe: bool = True,
+        warmup: PrefixGate | None = None,
     ) -> None:
         self.slots = list(slots)
         self.concurrency = anyio.CapacityLimiter(max_concurrent_requests)
@@ -139,6 +141,8 @@ class Requester:
         self.defaults = defaults if defaults is not None and not defaults.empty else None
         # Identical lines share one request; without, each line is its own (and cached so).
         self.dedupe = dedupe
+        # Prompt-cache warm-up: the first request per cached prefix goes alone (None: off).
+        self.warmup = warmup
 
     def halt(self) -> None:
         """Send nothing more; requests already sent still complete."""
@@ -352,9 +356,10 @@ class Requester:
             probe: AbstractAsyncContextManager[None] = (
                 slot.learner.probe() if slot.learner is not None else nullcontext()
             )
-            async with probe:
+            async with probe, self._warm(slot, prompt) as admission:
                 tokens = estimate + output
                 response, tickets, sent = await self._send(slot, request, tokens)
+                admission.warmed = response.status < 300
                 info = slot.adapter.rate_limit_info(response.headers)
                 if slot.learner is not None:
                     slot.learner.learn(info, response.status)
@@ -386,6 +391,19 @@ class Requester:
                         status_code=response.status,
                     )
         return completion, time.monotonic() - sent, cost
+
+    def _warm(self, slot: ModelSlot, prompt: Prompt) -> AbstractAsyncContextManager[Admission]:
+        """Held around a request: waits for the leader of its cached prefix, if it has one
+        and warm-up is on (see engine/warmup.py)."""
+        if self.warmup is None:
+            return nullcontext(Admission())
+        endpoint = slot.endpoint
+        prefix = cache_prefix(
+            endpoint.provider.name, endpoint.model.wire_id, prompt, endpoint.prompt_cache
+        )
+        if prefix is None:
+            return nullcontext(Admission())
+        return self.warmup.admit(*prefix)
 
     async def _send(
         self, slot: ModelSlot, request: HttpRequest, tokens: int

@@ -17,6 +17,7 @@ from lm_deluge_cli.engine.limiter_chain import Limiter, LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.engine.warmup import PrefixGate
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers import Endpoint, adapter_for
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
@@ -123,6 +124,7 @@ async def build_requester(
     defaults: RequestDefaults | None = None,
     prompt_cache: PromptCache | None = None,
     dedupe: bool = True,
+    warmup_s: float = 0.0,
 ) -> Requester:
     """Everything the run sends through; transports close when `stack` does.
 
@@ -133,7 +135,8 @@ async def build_requester(
     every process given the same URL and `shared_limiter_key` (see shared_limiter.py).
     `defaults` (tools, tool choice, prompt cache key) go to lines without their own,
     `prompt_cache` places every model's prompt-cache breakpoints, and `dedupe` False sends
-    identical lines as requests of their own.
+    identical lines as requests of their own. `warmup_s` > 0 lets the first request for
+    each cached prefix go alone, the others waiting up to that long (engine/warmup.py).
     """
     budget: SpendCap | None = None
     if limits.max_cost is not None:
@@ -181,4 +184,5 @@ async def build_requester(
         reuse=reuse,
         defaults=defaults,
         dedupe=dedupe,
+        warmup=PrefixGate(warmup_s) if warmup_s > 0 else None,
     )
