@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -10,7 +12,7 @@ from lm_deluge_cli.types import Prompt, PromptCache
 
 pytestmark = pytest.mark.anyio
 
-SYSTEM = {"role": "system", "content": "You are a careful assistant. " * 100}
+SYSTEM: dict[str, Any] = {"role": "system", "content": "You are a careful assistant. " * 100}
 
 
 @pytest.fixture
@@ -18,7 +20,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def prompt(question: str, *, system: dict[str, object] = SYSTEM) -> Prompt:
+def prompt(question: str, *, system: dict[str, Any] = SYSTEM) -> Prompt:
     return Prompt(id=question, line=1, messages=[system, {"role": "user", "content": question}])
 
 
@@ -32,9 +34,8 @@ def test_lines_sharing_a_system_prompt_share_its_prefix() -> None:
     )
     assert other is not None and other[0] != a[0]
     assert cache_prefix("anthropic", "other-model", prompt("a"), cache) != a
-    assert (
-        cache_prefix("anthropic", "claude", prompt("a"), PromptCache("system", "1h"))[1] == 3600.0
-    )  # type: ignore[index]
+    hour = cache_prefix("anthropic", "claude", prompt("a"), PromptCache("system", "1h"))
+    assert hour is not None and hour[1] == 3600.0
 
 
 def test_no_breakpoint_no_prefix() -> None:
