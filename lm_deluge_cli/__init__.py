@@ -1,6 +1,6 @@
 """Run very large batches of prompts through LLM APIs within their rate limits, resumably."""
 
-from lm_deluge_cli.client import LLMClient, PromptInput, Result
+from lm_deluge_cli.client import AgentResult, LLMClient, PromptInput, Result
 from lm_deluge_cli.config import Job, JobOverrides, Limits, ModelEntry, load_job
 from lm_deluge_cli.conversation import Conversation, Message
 from lm_deluge_cli.errors import (
@@ -18,14 +18,27 @@ from lm_deluge_cli.retrieval.api import (
     rerank_parallel_async,
     stack_results,
 )
-from lm_deluge_cli.types import Completion, Prompt, SamplingParams, Usage
+from lm_deluge_cli.tool_use.tool import Tool
+from lm_deluge_cli.types import (
+    Answer,
+    Completion,
+    ErrorInfo,
+    Prompt,
+    Reasoning,
+    SamplingParams,
+    ToolCall,
+    Usage,
+)
 
 __all__ = [
     "APIError",
+    "AgentResult",
+    "Answer",
     "Completion",
     "ConfigError",
     "Conversation",
     "EmbeddingResult",
+    "ErrorInfo",
     "FatalProviderError",
     "Job",
     "JobOverrides",
@@ -36,9 +49,12 @@ __all__ = [
     "ModelEntry",
     "Prompt",
     "PromptInput",
+    "Reasoning",
     "RerankResult",
     "Result",
     "SamplingParams",
+    "Tool",
+    "ToolCall",
     "Usage",
     "UsageError",
     "embed_parallel_async",

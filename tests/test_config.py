@@ -195,6 +195,16 @@ def test_openai_compatible_example_loads() -> None:
     assert job.models[1].weight == 2.0
 
 
+def test_tools_example_loads_with_its_tools() -> None:
+    job = load_job(REPO / "configs" / "tools.example.toml", JobOverrides(input="-", output="-"))
+    assert [t["function"]["name"] for t in job.requests.tools] == [
+        "get_weather",
+        "convert_currency",
+    ]
+    assert job.requests.tool_choice == "auto"
+    assert job.models[0].base_url == "http://127.0.0.1:8000/v1"
+
+
 def test_embed_example_loads_and_names_a_real_input() -> None:
     job = load_job(REPO / "configs" / "embed.example.toml")
     assert [m.name for m in job.models] == ["openai:text-embedding-3-small"]
