@@ -22,9 +22,21 @@ __all__ = ["SpendCap", "check_priced", "estimate_cost"]
 _EPS = 1e-12
 
 
-def estimate_cost(model: ModelInfo, input_tokens: int, max_output_tokens: int) -> float | None:
-    """The most one request may cost: every input token uncached, every output token used."""
-    return model.cost(Usage(input_tokens=input_tokens, output_tokens=max_output_tokens))
+def estimate_cost(
+    model: ModelInfo, input_tokens: int, max_output_tokens: int, cache_write_ttl: str | None = None
+) -> float | None:
+    """The most one request may cost: every output token used, and every input token
+    uncached, or written to the prompt cache (with `cache_write_ttl`, "5m" or "1h"),
+    which costs more."""
+    writes = input_tokens if cache_write_ttl is not None else 0
+    return model.cost(
+        Usage(
+            input_tokens=input_tokens,
+            output_tokens=max_output_tokens,
+            cache_write_tokens=writes,
+            cache_write_1h_tokens=writes if cache_write_ttl == "1h" else 0,
+        )
+    )
 
 
 def check_priced(endpoints: Sequence[Endpoint]) -> None:

@@ -15,6 +15,7 @@ import orjson
 from lm_deluge_cli.cache.key import content_digest
 from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.engine.budget import estimate_cost
+from lm_deluge_cli.providers.capabilities import NATIVE_SAMPLES
 from lm_deluge_cli.engine.choice import content_draw, weighted_index
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.reader import BadLine, InputReader
@@ -196,15 +197,18 @@ def _tally(
         else:
             # The run's own rule: the model follows from the content, in proportion to weight.
             plan = report.models[weighted_index(weights, content_draw(content))]
-        sampling = orjson.dumps(item.sampling, option=orjson.OPT_SORT_KEYS).decode()
-        if not seen.add(f"{plan.name}\n{content}\n{sampling}"):
+        asked = orjson.dumps(item.sampling, option=orjson.OPT_SORT_KEYS).decode()
+        if not seen.add(f"{plan.name}\n{content}\n{asked}"):
             report.identical += 1
             continue
-        plan.requests += 1
-        plan.input_tokens += estimate_message_tokens(
+        sampling = plan.sampling.merged(item.sampling)
+        # Several samples: one request where the API returns them all, else one each.
+        requests = 1 if plan.wire_format in NATIVE_SAMPLES else sampling.samples
+        plan.requests += requests
+        plan.input_tokens += requests * estimate_message_tokens(
             item.messages, provider=plan.wire_format or "openai"
         )
-        plan.max_output_tokens += plan.output_tokens(plan.sampling.merged(item.sampling))
+        plan.max_output_tokens += sampling.samples * plan.output_tokens(sampling)
 
 
 def _bad(report: DryRunReport, reason: str) -> None:

@@ -347,7 +347,10 @@ class Requester:
         # does every sample asked of one request.
         output = max_output_tokens(slot.endpoint, sampling) * sampling.samples
         if self.budget is not None:
-            reserved = estimate_cost(slot.endpoint.model, estimate, output) or 0.0
+            # With prompt caching on, the input may be written to the cache, which costs more.
+            prompt_cache = slot.endpoint.prompt_cache
+            ttl = prompt_cache.ttl if prompt_cache is not None else None
+            reserved = estimate_cost(slot.endpoint.model, estimate, output, ttl) or 0.0
             if not await self.budget.reserve(reserved):
                 self.stats.cost_cap_reached = True
                 raise _Halted  # the cap is reached: left for a run with a higher cap

@@ -113,3 +113,11 @@ def test_a_providers_own_model_name_is_priced() -> None:
     assert endpoint.model.wire_id == "claude-sonnet-4-5"
     check_priced([endpoint])
     assert estimate_cost(endpoint.model, 1_000_000, 1_000_000) == pytest.approx(3.0 + 15.0)
+
+
+def test_with_prompt_caching_the_estimate_prices_input_as_cache_writes() -> None:
+    model = load_registry().lookup("anthropic:claude-sonnet-4-5-20250929")
+    plain = estimate_cost(model, 1_000_000, 0)
+    five = estimate_cost(model, 1_000_000, 0, "5m")
+    hour = estimate_cost(model, 1_000_000, 0, "1h")
+    assert (plain, five, hour) == (3.0, 3.75, 6.0)

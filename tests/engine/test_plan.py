@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lm_deluge_cli.cache.key import content_digest
-from lm_deluge_cli.config import Job, Limits, ModelEntry
+from lm_deluge_cli.config import Job, JobOverrides, Limits, ModelEntry, load_job
 from lm_deluge_cli.conversation import Message
 from lm_deluge_cli.engine.choice import content_draw, weighted_index
 from lm_deluge_cli.engine.plan import plan_job
@@ -173,3 +173,16 @@ def test_pdfs_are_counted_by_the_rule_of_the_model_s_provider() -> None:
         assert report.input_tokens == estimate_message_tokens(messages, provider=wire)
         totals[name] = report.input_tokens
     assert len(set(totals.values())) == 2  # three pages: 560 each for Gemini, more for Claude
+
+
+def test_samples_count_their_requests_and_output(tmp_path: Path) -> None:
+    lines = [{"id": "a", "prompt": "Name a colour.", "samples": 3}]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for model, requests in (("openai:gpt-4.1-mini", 1), ("anthropic:claude-sonnet-4-5", 3)):
+        job = load_job(
+            None, JobOverrides(input=str(source), output="", models=[model]), need_output=False
+        )
+        (plan,) = plan_job(job).models
+        assert plan.requests == requests
+        assert plan.max_output_tokens == 3 * job.sampling.max_new_tokens
