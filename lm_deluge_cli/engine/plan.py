@@ -15,12 +15,12 @@ import orjson
 from lm_deluge_cli.cache.key import content_digest
 from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.engine.budget import estimate_cost
-from lm_deluge_cli.providers.capabilities import NATIVE_SAMPLES
 from lm_deluge_cli.engine.choice import content_draw, weighted_index
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.reader import BadLine, InputReader
 from lm_deluge_cli.io.resume import ResumeState, scan_output
 from lm_deluge_cli.providers import Endpoint, max_output_tokens
+from lm_deluge_cli.providers.capabilities import NATIVE_SAMPLES
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.tokens import estimate_message_tokens
 from lm_deluge_cli.types import Prompt, SamplingParams
