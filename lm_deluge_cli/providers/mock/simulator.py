@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from lm_deluge_cli.providers.mock import faults, structured
+from lm_deluge_cli.providers.mock import answers, faults, structured
 from lm_deluge_cli.providers.mock.formats import OPENAI, Route
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
@@ -33,15 +33,14 @@ from lm_deluge_cli.providers.mock.formats.base import (
     WireFormat,
     html_page,
 )
+from lm_deluge_cli.providers.mock.formats.chat import tool_tokens
 from lm_deluge_cli.providers.mock.retrieval import retrieval_answer, retrieval_tokens
 from lm_deluge_cli.providers.mock.settings import MockSettings
 from lm_deluge_cli.providers.mock.wire import (
     DEFAULT_MAX_TOKENS,
     count_prompt_tokens,
-    count_text_tokens,
     format_duration,
     mock_completion,
-    reply_text,
 )
 
 __all__ = [
@@ -59,6 +58,8 @@ _EPSILON = 1e-9  # float slack, so a bucket refilled to 0.9999999999 can still p
 Action = Literal["respond", "drop", "hang", "reset"]
 # A valid request of any kind: chat, embeddings or rerank.
 _Request = ChatRequest | EmbedRequest | RerankRequest
+# Faults answered with a well-formed answer that is wrong.
+_WRONG_ANSWERS = ("schema_violation", "empty_answer", "invalid_tool_arguments")
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +208,7 @@ class Simulator:
             return _respond(request)
 
         if isinstance(request, ChatRequest):
-            prompt_tokens = count_prompt_tokens(request.messages)
+            prompt_tokens = count_prompt_tokens(request.messages) + tool_tokens(request.tools)
             cost = prompt_tokens + (request.max_tokens or DEFAULT_MAX_TOKENS)
         else:
             # Embeddings and rerank produce no tokens: their input is the whole cost.
@@ -234,47 +235,42 @@ class Simulator:
         fmt: WireFormat,
         request: ChatRequest,
         prompt_tokens: int,
-        pad_to: int = 0,
+        ready_in: float,
+        bent: answers.Faults,
         delivered: bool = True,
-        violate: bool = False,
-    ) -> Answer:
-        """The completion in the format, its text padded to `pad_to` bytes if that is longer;
-        its tokens are counted when it will be `delivered` whole. A request that asks for
-        JSON gets JSON (`structured`), one that breaks its schema when `violate`."""
-        json_text = structured.json_reply(request, violate=violate)
-        text, completion_tokens, truncated = reply_text(
-            request.messages, request.model, request.max_tokens, json_text
+    ) -> tuple[Answer, Reply]:
+        """The completion in the format (`answers.compose`, bent by a fault's `bent`), for an
+        answer sent `ready_in` seconds from now; its tokens are counted when it will be
+        `delivered` whole."""
+        response_id = f"{self._nonce}{self._serial:013x}"
+        choices = answers.compose(
+            request,
+            response_id,
+            tool_rounds=self.settings.tool_rounds,
+            states_plan=fmt.states_tool_plan,
+            faults=bent,
         )
-        if pad_to:
-            # JSON is padded with spaces, which leave it the same JSON.
-            text = faults.pad_text(text, pad_to, spaces=json_text is not None)
-            completion_tokens = count_text_tokens(text)
-        reply = Reply(
-            text=text,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            truncated=truncated,
-            response_id=f"{self._nonce}{self._serial:013x}",
-        )
+        reply = Reply(choices, prompt_tokens, response_id)
         if delivered:
             self._counts["tokens_in"] += prompt_tokens
-            self._counts["tokens_out"] += completion_tokens
-        return fmt.completion(request, reply)
+            self._counts["tokens_out"] += reply.completion_tokens
+        return fmt.completion(request, reply), reply
 
     def _product(
         self,
         fmt: AnyFormat,
         request: _Request,
         prompt_tokens: int,
+        ready_in: float,
         pad_to: int = 0,
         delivered: bool = True,
-        violate: bool = False,
     ) -> Answer:
-        """The successful answer to a request of any kind (see `_answer` for chat); an
-        embeddings or rerank body is padded to `pad_to` bytes with spaces, which JSON
-        ignores, and counted when it will be `delivered` whole."""
+        """The successful answer to a request of any kind (see `_answer` for chat, whose text
+        is padded to `pad_to` bytes); an embeddings or rerank body is padded to `pad_to`
+        bytes with spaces, which JSON ignores, and counted when it will be `delivered`."""
         if isinstance(request, ChatRequest) and isinstance(fmt, WireFormat):
-            return self._answer(fmt, request, prompt_tokens, pad_to, delivered, violate)
+            bent = answers.Faults(pad_to=pad_to)
+            return self._answer(fmt, request, prompt_tokens, ready_in, bent, delivered)[0]
         assert not isinstance(request, ChatRequest)
         answer = retrieval_answer(fmt, request, f"{self._nonce}{self._serial:013x}")
         if delivered:
@@ -296,7 +292,7 @@ class Simulator:
         delay: float,
     ) -> SimResponse:
         self._counts["ok"] += 1
-        return _respond(self._product(fmt, request, prompt_tokens), limits, delay)
+        return _respond(self._product(fmt, request, prompt_tokens, delay), limits, delay)
 
     def _failure(
         self,
@@ -365,26 +361,48 @@ class Simulator:
             # Correct answers, delivered the hard way.
             counts["ok"] += 1
             pad = settings.huge_body_bytes if name == "huge_body" else 0
-            answer = self._product(fmt, request, prompt_tokens, pad_to=pad)
             body_s = settings.slow_body_s if name == "slow_body" else 0.0
+            answer = self._product(fmt, request, prompt_tokens, delay + body_s, pad_to=pad)
             response = _respond(answer, limits, delay)
             return dataclasses.replace(response, body_s=body_s)
-        if name == "schema_violation":
-            # A well-formed answer whose JSON breaks the schema; no schema: a normal answer.
-            broken = isinstance(request, ChatRequest) and structured.asks_for_json(request)
-            counts["malformed" if broken else "ok"] += 1
-            answer = self._product(fmt, request, prompt_tokens, violate=broken)
-            return _respond(answer, limits, delay)
+        if name in _WRONG_ANSWERS:
+            return self._wrong_answer(name, fmt, request, prompt_tokens, limits, delay)
         counts["malformed"] += 1
         if name == "html":
             page = html_page(200, "Just a moment...")
             return _respond(page, limits, delay)
-        answer = self._product(fmt, request, prompt_tokens, delivered=False)
+        answer = self._product(fmt, request, prompt_tokens, delay, delivered=False)
         if name == "reset_mid_body":
             return dataclasses.replace(_respond(answer, limits, delay), action="reset")
         if name == "truncated_json":
             return _respond(faults.truncated(answer), limits, delay)
         return _respond(faults.strip_fields(answer, fmt.answer_fields), limits, delay)
+
+    def _wrong_answer(
+        self,
+        name: str,
+        fmt: AnyFormat,
+        request: _Request,
+        prompt_tokens: int,
+        limits: dict[str, str],
+        delay: float,
+    ) -> SimResponse:
+        """A well-formed answer that is wrong (a fault of `_WRONG_ANSWERS`), counted as
+        malformed; a request it cannot break (see `faults`) is answered normally."""
+        if not isinstance(request, ChatRequest) or not isinstance(fmt, WireFormat):
+            self._counts["ok"] += 1
+            return _respond(self._product(fmt, request, prompt_tokens, delay), limits, delay)
+        bent = answers.Faults(
+            violate=name == "schema_violation" and structured.asks_for_json(request),
+            empty=name == "empty_answer",
+            break_arguments=name == "invalid_tool_arguments" and fmt.string_arguments,
+        )
+        answer, reply = self._answer(fmt, request, prompt_tokens, delay, bent)
+        broken = bent.violate or bent.empty
+        if bent.break_arguments:
+            broken = any(choice.tool_calls for choice in reply.choices)
+        self._counts["malformed" if broken else "ok"] += 1
+        return _respond(answer, limits, delay)
 
     def _admit(self, cost: int, model: str) -> Refusal | None:
         """Pay for a request from both buckets, or say why it is refused."""

@@ -1,12 +1,21 @@
 """Anthropic's Messages API (`POST /v1/messages`) as the mock speaks it.
 
 `read_messages_body` is shared with Bedrock, whose InvokeModel takes the same body.
+
+Tools are ``{"name", "description", "input_schema"}`` (server tools, which have a ``type``,
+are left out); ``tool_choice`` is ``{"type": "auto" | "any" | "tool" | "none"}`` with
+``disable_parallel_tool_use``. Calls are ``tool_use`` blocks (``toolu_01…`` ids, ``input``
+an object) after a short text block saying what the model will do, with ``stop_reason``
+"tool_use". ``thinking`` (``enabled`` or ``adaptive``) puts a ``thinking`` block with an
+opaque ``signature`` first (its text empty when ``display`` is "omitted"); its tokens are
+part of ``output_tokens`` and ``output_tokens_details.thinking_tokens``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,18 +26,24 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
     ChatRequest,
+    Choice,
     FailureKind,
     LimitState,
     Refusal,
     Reply,
+    ToolChoice,
+    ToolSpec,
     WireFormat,
     gateway_page,
     json_answer,
     keys_match,
     load_json_object,
+    opaque_signature,
     reason_phrase,
     rfc3339,
+    short_id,
 )
+from lm_deluge_cli.providers.mock.formats.chat import conversation_state
 
 __all__ = ["AnthropicFormat", "message_body", "read_messages_body", "structured_request"]
 
@@ -147,41 +162,102 @@ def chat_messages(system: str | None, messages: list[Any]) -> list[dict[str, Any
 def structured_request(
     model: str, messages: list[dict[str, Any]], max_tokens: int, request: Mapping[str, Any]
 ) -> ChatRequest:
-    """A Messages body in neutral terms, with the schema it asks for: structured outputs'
-    ``output_config.format`` (``{"type": "json_schema", "schema": …}``), or a tool forced
-    by ``tool_choice`` ``{"type": "tool", "name": …}``, whose ``input_schema`` it is."""
+    """A Messages body in neutral terms: its tools, thinking, and the schema it asks for:
+    structured outputs' ``output_config.format`` (``{"type": "json_schema", "schema": …}``),
+    or a tool forced by ``tool_choice`` ``{"type": "tool", "name": …}``, whose
+    ``input_schema`` it is."""
+    tool_turns, tool_result = conversation_state(messages)
+    thinking = request.get("thinking")
+    plain = ChatRequest(
+        model,
+        messages,
+        max_tokens,
+        request,
+        tools=_tools(request.get("tools")),
+        tool_choice=_tool_choice(request.get("tool_choice")),
+        tool_turns=tool_turns,
+        tool_result=tool_result,
+        reasoning=isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"),
+    )
     config = request.get("output_config")
     spec = config.get("format") if isinstance(config, dict) else None
     if isinstance(spec, dict) and spec.get("type") == "json_schema":
         schema = spec.get("schema")
         if isinstance(schema, dict):
-            return ChatRequest(model, messages, max_tokens, request, schema=schema)
+            return dataclasses.replace(plain, schema=schema)
     choice = request.get("tool_choice")
-    tools = request.get("tools")
-    if isinstance(choice, dict) and choice.get("type") == "tool" and isinstance(tools, list):
-        for tool in tools:
-            if isinstance(tool, dict) and tool.get("name") == choice.get("name"):
-                schema = tool.get("input_schema")
-                if isinstance(schema, dict):
-                    name = str(tool["name"])
-                    return ChatRequest(
-                        model, messages, max_tokens, request, schema=schema, schema_tool=name
-                    )
-    return ChatRequest(model, messages, max_tokens, request)
+    if isinstance(choice, dict) and choice.get("type") == "tool":
+        for tool in plain.tools:
+            if tool.name == choice.get("name") and tool.parameters:
+                return dataclasses.replace(
+                    plain, schema=dict(tool.parameters), schema_tool=tool.name
+                )
+    return plain
+
+
+def _tools(tools: Any) -> tuple[ToolSpec, ...]:
+    """The client tools: ``{"name", "description", "input_schema"}`` (a server tool, such as
+    web search, has a ``type`` of its own and is left out)."""
+    specs: list[ToolSpec] = []
+    for tool in tools if isinstance(tools, list) else ():
+        if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
+            continue
+        name, schema = tool.get("name"), tool.get("input_schema")
+        description = tool.get("description")
+        if isinstance(name, str) and name:
+            specs.append(
+                ToolSpec(
+                    name,
+                    schema if isinstance(schema, dict) else {},
+                    description if isinstance(description, str) else "",
+                )
+            )
+    return tuple(specs)
+
+
+def _tool_choice(choice: Any) -> ToolChoice:
+    """``{"type": "auto" | "any" | "tool" | "none", "name", "disable_parallel_tool_use"}``."""
+    if not isinstance(choice, dict):
+        return ToolChoice()
+    parallel = choice.get("disable_parallel_tool_use") is not True
+    kind = choice.get("type")
+    if kind == "tool" and isinstance(choice.get("name"), str):
+        return ToolChoice("required", (choice["name"],), parallel)
+    if kind == "any":
+        return ToolChoice("required", (), parallel)
+    if kind == "none":
+        return ToolChoice("none", (), parallel)
+    return ToolChoice("auto", (), parallel)
 
 
 def message_body(request: ChatRequest, reply: Reply, message_id: str) -> dict[str, Any]:
-    """A Message object answering ``request``: a forced tool's answer is a tool_use block
-    whose input is the JSON (empty when the answer was cut at max_tokens)."""
-    content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
-    stop_reason = "max_tokens" if reply.truncated else "end_turn"
-    if request.schema_tool is not None:
-        arguments = {} if reply.truncated else orjson.loads(reply.text)
-        tool_id = f"toolu_{reply.response_id}"
-        content = [
-            {"type": "tool_use", "id": tool_id, "name": request.schema_tool, "input": arguments}
-        ]
-        stop_reason = "max_tokens" if reply.truncated else "tool_use"
+    """A Message object answering ``request``: thinking first when asked; a forced tool's
+    answer is a tool_use block whose input is the JSON (empty when the answer was cut at
+    max_tokens). ``input_tokens`` counts only the prompt after the last cache breakpoint."""
+    choice = reply.choices[0]
+    content: list[dict[str, Any]] = []
+    if choice.reasoning is not None:
+        content.append(_thinking_block(request, choice.reasoning))
+    answer = _answer_blocks(request, choice, reply.response_id)
+    content += answer
+    stop_reason = "end_turn"
+    if choice.truncated:
+        stop_reason = "max_tokens"
+    elif any(block["type"] == "tool_use" for block in answer):
+        stop_reason = "tool_use"
+    cache = reply.cache
+    usage: dict[str, Any] = {
+        "input_tokens": reply.prompt_tokens - cache.read - cache.written,
+        "cache_creation_input_tokens": cache.written,
+        "cache_read_input_tokens": cache.read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache.written_5m,
+            "ephemeral_1h_input_tokens": cache.written_1h,
+        },
+        "output_tokens": reply.completion_tokens,
+    }
+    if choice.reasoning is not None:
+        usage["output_tokens_details"] = {"thinking_tokens": choice.reasoning_tokens}
     return {
         "id": message_id,
         "type": "message",
@@ -190,13 +266,37 @@ def message_body(request: ChatRequest, reply: Reply, message_id: str) -> dict[st
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": reply.prompt_tokens,
-            "output_tokens": reply.completion_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
+        "usage": usage,
     }
+
+
+def _thinking_block(request: ChatRequest, reasoning: str) -> dict[str, Any]:
+    """A ``thinking`` block; with ``display: "omitted"`` only its signature is sent."""
+    thinking = request.raw.get("thinking")
+    omitted = isinstance(thinking, dict) and thinking.get("display") == "omitted"
+    signature = opaque_signature(reasoning, 240)
+    return {"type": "thinking", "thinking": "" if omitted else reasoning, "signature": signature}
+
+
+def _answer_blocks(request: ChatRequest, choice: Choice, response_id: str) -> list[dict[str, Any]]:
+    """The text block (none when the answer is empty) and the tool_use blocks."""
+    if request.schema_tool is not None and (choice.text or choice.truncated):
+        arguments = {} if choice.truncated else orjson.loads(choice.text)
+        tool_id = f"toolu_01{short_id(response_id, 22)}"
+        return [
+            {"type": "tool_use", "id": tool_id, "name": request.schema_tool, "input": arguments}
+        ]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": choice.text}] if choice.text else []
+    for call in choice.tool_calls:
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": f"toolu_01{short_id(call.call_id, 22)}",
+                "name": call.name,
+                "input": call.parsed(),
+            }
+        )
+    return blocks
 
 
 def _error(
@@ -227,6 +327,7 @@ class AnthropicFormat(WireFormat):
 
     name = "anthropic"
     answer_fields = ("content",)
+    states_tool_plan = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None:

@@ -77,6 +77,7 @@ class BedrockFormat(WireFormat):
 
     name = "bedrock"
     answer_fields = ("content",)
+    states_tool_plan = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         authorization = call.headers.get("authorization")
