@@ -56,6 +56,8 @@ class MockSettings:
       conversation calls tools in up to this many assistant turns (its own number, from 1
       to this, drawn from its first user message) and then answers in text; 0: never on
       auto. See `lm_deluge_cli.providers.mock.tools`.
+    - ``prompt_cache_min_tokens``: the shortest prompt prefix Anthropic's prompt cache
+      (Messages and Bedrock) keeps; 1024, the API's minimum for most models.
     - ``api_key``: if set, a request without this key in the provider's header gets the
       provider's authentication error (for Bedrock: the access key id of the signature).
     - ``seed``: seeds latency jitter and failure draws, so a run can be replayed.
@@ -79,6 +81,7 @@ class MockSettings:
     slow_body_s: float = 5.0
     huge_body_bytes: int = 20_000_000
     tool_rounds: int = 1
+    prompt_cache_min_tokens: int = 1024
     api_key: str | None = None
     seed: int = 0
 
@@ -88,7 +91,7 @@ class MockSettings:
                 raise ConfigError(f"mock.{name} must be >= 0")
         if not 0 <= self.slow_body_s < math.inf:
             raise ConfigError("mock.slow_body_s must be a number of seconds >= 0")
-        for name in ("fault_first_n", "huge_body_bytes", "tool_rounds"):
+        for name in ("fault_first_n", "huge_body_bytes", "tool_rounds", "prompt_cache_min_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 0):
                 raise ConfigError(f"mock.{name} must be a whole number >= 0")
@@ -139,6 +142,7 @@ _FIELD_KINDS: dict[str, tuple[type, bool]] = {
     "slow_body_s": (float, False),
     "huge_body_bytes": (int, False),
     "tool_rounds": (int, False),
+    "prompt_cache_min_tokens": (int, False),
     "api_key": (str, True),
     "seed": (int, False),
 }

@@ -21,6 +21,7 @@ from lm_deluge_cli.providers.mock.formats import OPENAI, Route
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     AnyFormat,
+    CacheUsage,
     Call,
     ChatRequest,
     Dialect,
@@ -34,6 +35,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     html_page,
 )
 from lm_deluge_cli.providers.mock.formats.chat import tool_tokens
+from lm_deluge_cli.providers.mock.prompt_cache import PromptCache
 from lm_deluge_cli.providers.mock.retrieval import retrieval_answer, retrieval_tokens
 from lm_deluge_cli.providers.mock.settings import MockSettings
 from lm_deluge_cli.providers.mock.wire import (
@@ -94,6 +96,12 @@ class MockStats:
     # Texts in delivered embeddings answers; documents in delivered rerank answers.
     inputs_embedded: int = 0
     documents_ranked: int = 0
+    # Prompt tokens read from and written to the prompt cache (Anthropic, Bedrock), in
+    # delivered answers; the writes also by TTL.
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
 
 class _Bucket:
@@ -169,6 +177,7 @@ class Simulator:
         # Ids only need to be unique, and drawing them from `rng` would shift the failure draws.
         self._nonce = secrets.token_hex(8)
         self._counts = dict.fromkeys(MockStats.__dataclass_fields__, 0)
+        self._prompt_cache = PromptCache()
 
     def statistics(self) -> MockStats:
         """A frozen snapshot of the counters."""
@@ -239,9 +248,9 @@ class Simulator:
         bent: answers.Faults,
         delivered: bool = True,
     ) -> tuple[Answer, Reply]:
-        """The completion in the format (`answers.compose`, bent by a fault's `bent`), for an
-        answer sent `ready_in` seconds from now; its tokens are counted when it will be
-        `delivered` whole."""
+        """The completion in the format (`answers.compose`, bent by a fault's `bent`), after
+        the prompt cache has been read and written for an answer sent `ready_in` seconds from
+        now; its tokens are counted when it will be `delivered` whole."""
         response_id = f"{self._nonce}{self._serial:013x}"
         choices = answers.compose(
             request,
@@ -250,10 +259,22 @@ class Simulator:
             states_plan=fmt.states_tool_plan,
             faults=bent,
         )
-        reply = Reply(choices, prompt_tokens, response_id)
+        cache = CacheUsage()
+        if request.cache_breakpoints:
+            now = self._clock()
+            min_tokens = self.settings.prompt_cache_min_tokens
+            cache = self._prompt_cache.use(
+                request.cache_breakpoints, now, now + ready_in, min_tokens
+            )
+        reply = Reply(choices, prompt_tokens, response_id, cache)
         if delivered:
-            self._counts["tokens_in"] += prompt_tokens
-            self._counts["tokens_out"] += reply.completion_tokens
+            counts = self._counts
+            counts["tokens_in"] += prompt_tokens
+            counts["tokens_out"] += reply.completion_tokens
+            counts["cache_read_tokens"] += cache.read
+            counts["cache_write_tokens"] += cache.written
+            counts["cache_write_5m_tokens"] += cache.written_5m
+            counts["cache_write_1h_tokens"] += cache.written_1h
         return fmt.completion(request, reply), reply
 
     def _product(

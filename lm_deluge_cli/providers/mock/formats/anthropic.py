@@ -8,7 +8,9 @@ are left out); ``tool_choice`` is ``{"type": "auto" | "any" | "tool" | "none"}``
 an object) after a short text block saying what the model will do, with ``stop_reason``
 "tool_use". ``thinking`` (``enabled`` or ``adaptive``) puts a ``thinking`` block with an
 opaque ``signature`` first (its text empty when ``display`` is "omitted"); its tokens are
-part of ``output_tokens`` and ``output_tokens_details.thinking_tokens``.
+part of ``output_tokens`` and ``output_tokens_details.thinking_tokens``. ``cache_control``
+breakpoints are honoured by the simulator's prompt cache (`formats.anthropic_prompt`,
+`prompt_cache`): ``input_tokens`` counts only what follows the last breakpoint.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from typing import Any
 
 import orjson
 
+from lm_deluge_cli.providers.mock.formats.anthropic_prompt import client_tool, read_breakpoints
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
+    Breakpoint,
     Call,
     ChatRequest,
     Choice,
@@ -160,12 +164,16 @@ def chat_messages(system: str | None, messages: list[Any]) -> list[dict[str, Any
 
 
 def structured_request(
-    model: str, messages: list[dict[str, Any]], max_tokens: int, request: Mapping[str, Any]
+    model: str,
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    request: Mapping[str, Any],
+    breakpoints: tuple[Breakpoint, ...] = (),
 ) -> ChatRequest:
-    """A Messages body in neutral terms: its tools, thinking, and the schema it asks for:
-    structured outputs' ``output_config.format`` (``{"type": "json_schema", "schema": …}``),
-    or a tool forced by ``tool_choice`` ``{"type": "tool", "name": …}``, whose
-    ``input_schema`` it is."""
+    """A Messages body in neutral terms: its tools, thinking, cache breakpoints, and the
+    schema it asks for: structured outputs' ``output_config.format`` (``{"type":
+    "json_schema", "schema": …}``), or a tool forced by ``tool_choice`` ``{"type": "tool",
+    "name": …}``, whose ``input_schema`` it is."""
     tool_turns, tool_result = conversation_state(messages)
     thinking = request.get("thinking")
     plain = ChatRequest(
@@ -178,6 +186,7 @@ def structured_request(
         tool_turns=tool_turns,
         tool_result=tool_result,
         reasoning=isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"),
+        cache_breakpoints=breakpoints,
     )
     config = request.get("output_config")
     spec = config.get("format") if isinstance(config, dict) else None
@@ -196,23 +205,9 @@ def structured_request(
 
 
 def _tools(tools: Any) -> tuple[ToolSpec, ...]:
-    """The client tools: ``{"name", "description", "input_schema"}`` (a server tool, such as
-    web search, has a ``type`` of its own and is left out)."""
-    specs: list[ToolSpec] = []
-    for tool in tools if isinstance(tools, list) else ():
-        if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
-            continue
-        name, schema = tool.get("name"), tool.get("input_schema")
-        description = tool.get("description")
-        if isinstance(name, str) and name:
-            specs.append(
-                ToolSpec(
-                    name,
-                    schema if isinstance(schema, dict) else {},
-                    description if isinstance(description, str) else "",
-                )
-            )
-    return tuple(specs)
+    """The client tools (`anthropic_prompt.client_tool`); server tools are left out."""
+    listed = tools if isinstance(tools, list) else []
+    return tuple(spec for tool in listed if (spec := client_tool(tool)) is not None)
 
 
 def _tool_choice(choice: Any) -> ToolChoice:
@@ -352,7 +347,11 @@ class AnthropicFormat(WireFormat):
         if isinstance(read, str):
             return _error(400, "invalid_request_error", read)
         system, max_tokens, messages = read
-        return structured_request(model, chat_messages(system, messages), max_tokens, request)
+        breakpoints = read_breakpoints(request, self.name, model)
+        if isinstance(breakpoints, str):
+            return _error(400, "invalid_request_error", breakpoints)
+        chat = chat_messages(system, messages)
+        return structured_request(model, chat, max_tokens, request, breakpoints)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         return json_answer(200, message_body(request, reply, f"msg_{reply.response_id}"))
