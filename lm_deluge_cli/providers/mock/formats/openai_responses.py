@@ -344,7 +344,7 @@ class OpenAIResponsesFormat(OpenAIFormat):
             "truncation": raw.get("truncation") or "disabled",
             "usage": {
                 "input_tokens": reply.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": reply.completion_tokens,
                 "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
                 "total_tokens": reply.prompt_tokens + reply.completion_tokens,
