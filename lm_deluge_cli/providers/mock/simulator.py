@@ -8,7 +8,6 @@ loopback socket; tests drive it directly with a fake clock.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 import secrets
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lm_deluge_cli.providers.mock import answers, faults, structured
+from lm_deluge_cli.providers.mock.buckets import EPSILON, Bucket
 from lm_deluge_cli.providers.mock.formats import OPENAI, Route
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
@@ -26,8 +26,6 @@ from lm_deluge_cli.providers.mock.formats.base import (
     ChatRequest,
     Dialect,
     EmbedRequest,
-    LimitKind,
-    LimitState,
     Refusal,
     Reply,
     RerankRequest,
@@ -53,9 +51,6 @@ __all__ = [
     "format_duration",
     "mock_completion",
 ]
-
-_EPSILON = 1e-9  # float slack, so a bucket refilled to 0.9999999999 can still pay 1
-
 
 Action = Literal["respond", "drop", "hang", "reset"]
 # A valid request of any kind: chat, embeddings or rerank.
@@ -104,42 +99,6 @@ class MockStats:
     cache_write_1h_tokens: int = 0
 
 
-class _Bucket:
-    """One limit: holds ``burst_s`` seconds of its per-minute rate, refilled continuously."""
-
-    __slots__ = ("capacity", "kind", "level", "per_minute", "per_second", "updated")
-
-    def __init__(self, kind: LimitKind, per_minute: float, burst_s: float, now: float) -> None:
-        self.kind: LimitKind = kind
-        self.per_minute = per_minute
-        self.per_second = per_minute / 60.0
-        self.capacity = self.per_second * burst_s
-        self.level = self.capacity
-        self.updated = now
-
-    def refill(self, now: float) -> None:
-        if now > self.updated:
-            elapsed = now - self.updated
-            self.level = min(self.capacity, self.level + elapsed * self.per_second)
-            self.updated = now
-
-    def wait_s(self, cost: float) -> float:
-        # A cost bigger than the bucket is admitted when the bucket is full (it then goes
-        # negative), so the long-run rate still holds without refusing it forever.
-        return max(0.0, (min(cost, self.capacity) - self.level) / self.per_second)
-
-    def charge(self, cost: float) -> None:
-        self.level = max(self.level - cost, -self.per_minute)
-
-    def state(self) -> LimitState:
-        return LimitState(
-            kind=self.kind,
-            per_minute=self.per_minute,
-            remaining=max(0, math.floor(self.level + _EPSILON)),
-            reset_s=(self.capacity - self.level) / self.per_second,
-        )
-
-
 class Simulator:
     """Answers chat, embeddings and rerank requests in any wire format as the configured
     provider would.
@@ -163,8 +122,8 @@ class Simulator:
         now = clock()
         burst = settings.burst_s
         rpm, tpm = settings.requests_per_minute, settings.tokens_per_minute
-        self._requests = _Bucket("requests", rpm, burst, now) if rpm is not None else None
-        self._tokens = _Bucket("tokens", tpm, burst, now) if tpm is not None else None
+        self._requests = Bucket("requests", rpm, burst, now) if rpm is not None else None
+        self._tokens = Bucket("tokens", tpm, burst, now) if tpm is not None else None
         self._chaos = (
             settings.drop_rate
             + settings.hang_rate
@@ -442,10 +401,10 @@ class Simulator:
             return Refusal("tokens", model, limit, 0.0, cost, None, advertise)
         wait_requests = requests.wait_s(1) if requests is not None else 0.0
         wait_tokens = tokens.wait_s(cost) if tokens is not None else 0.0
-        if wait_requests <= _EPSILON and wait_tokens <= _EPSILON:
+        if wait_requests <= EPSILON and wait_tokens <= EPSILON:
             self._charge(cost)
             return None
-        if wait_requests > _EPSILON and requests is not None:
+        if wait_requests > EPSILON and requests is not None:
             bucket, requested = requests, 1
         else:
             assert tokens is not None
