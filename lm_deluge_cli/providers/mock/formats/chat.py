@@ -1,5 +1,7 @@
 """What a chat request asks and what the simulator answers, in neutral terms: the vocabulary
-between the simulator and the chat wire formats (re-exported by `formats.base`).
+between the simulator and the chat wire formats (re-exported by `formats.base`), and what
+every format reads the same way once its request is in these terms: the prompt tokens of
+tool definitions, and what a conversation has done with tools so far.
 """
 
 from __future__ import annotations
