@@ -215,7 +215,7 @@ class Simulator:
             request,
             response_id,
             tool_rounds=self.settings.tool_rounds,
-            states_plan=fmt.states_tool_plan,
+            states_plan=fmt.states_tool_plan(request),
             faults=bent,
         )
         cache = CacheUsage()

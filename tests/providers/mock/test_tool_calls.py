@@ -92,6 +92,18 @@ def test_anthropic_calls_are_tool_use_blocks_after_a_plan(provider: str) -> None
     assert data["usage"]["output_tokens"] == plan_and_calls
 
 
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+@pytest.mark.parametrize("forced", [{"mode": "required"}, {"name": "get_time"}])
+def test_a_forced_anthropic_call_has_no_text_before_it(
+    provider: str, forced: dict[str, Any]
+) -> None:
+    # The API prefills the turn for "any" and a named tool: no text is generated.
+    body = request(provider, "What is the weather in Paris?", tools=TOOLS, **forced)
+    data = answer(make(), provider, body)
+    assert data["content"] and {block["type"] for block in data["content"]} == {"tool_use"}
+    assert data["stop_reason"] == "tool_use"
+
+
 def test_gemini_calls_are_function_call_parts() -> None:
     _, data = first_call("gemini")
     candidate = data["candidates"][0]

@@ -5,10 +5,11 @@
 Tools are ``{"name", "description", "input_schema"}`` (server tools, which have a ``type``,
 are left out); ``tool_choice`` is ``{"type": "auto" | "any" | "tool" | "none"}`` with
 ``disable_parallel_tool_use``. Calls are ``tool_use`` blocks (``toolu_01…`` ids, ``input``
-an object) after a short text block saying what the model will do, with ``stop_reason``
-"tool_use". ``thinking`` (``enabled`` or ``adaptive``) puts a ``thinking`` block with an
-opaque ``signature`` first (its text empty when ``display`` is "omitted"); its tokens are
-part of ``output_tokens`` and ``output_tokens_details.thinking_tokens``. ``cache_control``
+an object), after a short text block saying what the model will do on auto (none with
+"any" or a named tool, which the API prefills), with ``stop_reason`` "tool_use".
+``thinking`` (``enabled`` or ``adaptive``) puts a ``thinking`` block with an opaque
+``signature`` first (its text empty when ``display`` is "omitted"); its tokens are part of
+``output_tokens`` and ``output_tokens_details.thinking_tokens``. ``cache_control``
 breakpoints are honoured by the simulator's prompt cache (`formats.anthropic_prompt`,
 `prompt_cache`): ``input_tokens`` counts only what follows the last breakpoint.
 """
@@ -49,7 +50,13 @@ from lm_deluge_cli.providers.mock.formats.base import (
 )
 from lm_deluge_cli.providers.mock.formats.chat import conversation_state
 
-__all__ = ["AnthropicFormat", "message_body", "read_messages_body", "structured_request"]
+__all__ = [
+    "AnthropicFormat",
+    "message_body",
+    "read_messages_body",
+    "structured_request",
+    "tool_plan_before_calls",
+]
 
 _LIMITS_DOC = "For details, refer to: https://docs.claude.com/en/api/rate-limits."
 _ROLES = ("user", "assistant")
@@ -210,6 +217,12 @@ def _tools(tools: Any) -> tuple[ToolSpec, ...]:
     return tuple(spec for tool in listed if (spec := client_tool(tool)) is not None)
 
 
+def tool_plan_before_calls(request: ChatRequest) -> bool:
+    """A short text block comes before tool_use blocks on auto only: with ``any`` or a named
+    tool the API prefills the turn, so no text is generated before the calls."""
+    return request.tool_choice.mode == "auto"
+
+
 def _tool_choice(choice: Any) -> ToolChoice:
     """``{"type": "auto" | "any" | "tool" | "none", "name", "disable_parallel_tool_use"}``."""
     if not isinstance(choice, dict):
@@ -322,7 +335,6 @@ class AnthropicFormat(WireFormat):
 
     name = "anthropic"
     answer_fields = ("content",)
-    states_tool_plan = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None:
@@ -355,6 +367,9 @@ class AnthropicFormat(WireFormat):
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         return json_answer(200, message_body(request, reply, f"msg_{reply.response_id}"))
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        return tool_plan_before_calls(request)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         headers: dict[str, str] = {}

@@ -139,9 +139,6 @@ class WireFormat(ABC):
     answer_fields: ClassVar[tuple[str, ...]]
     # Tool-call arguments travel as a JSON string (which can be broken), not as an object.
     string_arguments: ClassVar[bool] = False
-    # A tool-calling answer first says what it is about to do (Anthropic's text block,
-    # Cohere's tool_plan); the plan counts as output.
-    states_tool_plan: ClassVar[bool] = False
 
     @abstractmethod
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
@@ -170,6 +167,11 @@ class WireFormat(ABC):
     def status_failure(self, status: int) -> Answer:
         """An injected error with this HTTP status (400 to 599 but 429), in the provider's
         own error format, or the page its gateway sends for that status."""
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        """Whether an answer that calls tools first says what it is about to do (Anthropic's
+        text block, Cohere's tool_plan; the plan counts as output). No, by default."""
+        return False
 
     def limit_headers(
         self, limits: Sequence[LimitState], now: float, refused: bool

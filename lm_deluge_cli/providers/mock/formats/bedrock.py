@@ -17,6 +17,7 @@ from lm_deluge_cli.providers.mock.formats.anthropic import (
     message_body,
     read_messages_body,
     structured_request,
+    tool_plan_before_calls,
 )
 from lm_deluge_cli.providers.mock.formats.anthropic_prompt import read_breakpoints
 from lm_deluge_cli.providers.mock.formats.base import (
@@ -81,7 +82,6 @@ class BedrockFormat(WireFormat):
 
     name = "bedrock"
     answer_fields = ("content",)
-    states_tool_plan = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         authorization = call.headers.get("authorization")
@@ -135,6 +135,9 @@ class BedrockFormat(WireFormat):
             headers["x-amzn-bedrock-cache-read-input-token-count"] = str(read)
             headers["x-amzn-bedrock-cache-write-input-token-count"] = str(written)
         return json_answer(200, payload, headers)
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        return tool_plan_before_calls(request)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         # Bedrock sends no retry-after and no limit headers: the SDKs back off on their own.

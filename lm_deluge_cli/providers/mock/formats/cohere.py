@@ -124,7 +124,6 @@ class CohereFormat(WireFormat):
     name = "cohere"
     answer_fields = ("message",)
     string_arguments = True
-    states_tool_plan = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -184,6 +183,9 @@ class CohereFormat(WireFormat):
                 for step in token_logprobs(request.messages, reply.text)
             ]
         return json_answer(200, payload)
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        return True
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         # Cohere sends no retry-after; the message is all a client gets.
