@@ -80,8 +80,9 @@ def mock_server(
                 "Inject a fault into this fraction of requests; repeat for several. NAME is an "
                 "HTTP status from 400 to 599 (the provider's own error for it) or one of "
                 f"{', '.join(WIRE_FAULTS + BODY_FAULTS)} (schema_violation: JSON that breaks "
-                "the schema the request asks for). Example: --fault 502=0.3 "
-                "--fault reset_mid_body=0.1"
+                "the schema the request asks for; empty_answer: no text and no tool call; "
+                "invalid_tool_arguments: tool-call arguments that are not JSON). Example: "
+                "--fault 502=0.3 --fault reset_mid_body=0.1"
             ),
         ),
     ] = None,
@@ -105,6 +106,27 @@ def mock_server(
         int,
         typer.Option("--huge-body-bytes", min=0, help="The completion size of a huge_body fault."),
     ] = 20_000_000,
+    tool_rounds: Annotated[
+        int,
+        typer.Option(
+            "--tool-rounds",
+            metavar="N",
+            min=0,
+            help=(
+                "With tools on auto, a conversation calls tools in up to N turns (its own "
+                "number, 1 to N, from its first message), then answers in text; 0: never."
+            ),
+        ),
+    ] = 1,
+    prompt_cache_min_tokens: Annotated[
+        int,
+        typer.Option(
+            "--prompt-cache-min-tokens",
+            metavar="N",
+            min=0,
+            help="The shortest prompt prefix Anthropic's prompt cache keeps (Messages, Bedrock).",
+        ),
+    ] = 1024,
     api_key_env: Annotated[
         str | None,
         typer.Option(
@@ -121,7 +143,8 @@ def mock_server(
     """Serve mock provider APIs with rate limits and injected failures.
 
     One server speaks OpenAI, Anthropic, Gemini, Mistral, Cohere and Bedrock (and their
-    embeddings and rerank APIs, with Voyage's and Jina's), each under its own path prefix.
+    embeddings and rerank APIs, with Voyage's and Jina's), each under its own path prefix:
+    tool calls, reasoning, several answers and Anthropic's prompt cache included.
     Prints one line, ``listening on URL`` (the OpenAI base URL), on stdout once ready, and
     each provider's base URL on stderr. Stop it with Ctrl-C.
     """
@@ -153,6 +176,8 @@ def mock_server(
             fault_first_n=fault_first_n,
             slow_body_s=slow_body_seconds,
             huge_body_bytes=huge_body_bytes,
+            tool_rounds=tool_rounds,
+            prompt_cache_min_tokens=prompt_cache_min_tokens,
             api_key=api_key,
             seed=seed,
         )
@@ -181,6 +206,12 @@ def mock_server(
         f"{stats.malformed} malformed",
         err=True,
     )
+    if stats.cache_read_tokens or stats.cache_write_tokens:
+        typer.echo(
+            f"prompt cache: {stats.cache_read_tokens} tokens read, "
+            f"{stats.cache_write_tokens} written",
+            err=True,
+        )
 
 
 def _parse_faults(values: list[str]) -> dict[str, float]:

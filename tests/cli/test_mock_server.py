@@ -111,6 +111,32 @@ def test_faults_from_the_command_line(processes: list[subprocess.Popen[str]]) ->
     assert "served 2 requests: 1 ok, 0 rate limited, 1 errors, 0 dropped, 0 hung" in stderr
 
 
+def test_tool_rounds_and_the_cache_minimum_from_the_command_line(
+    processes: list[subprocess.Popen[str]],
+) -> None:
+    process = launch("--tool-rounds", "0", "--prompt-cache-min-tokens", "10")
+    processes.append(process)
+    url = ready_url(process)
+    root = url.removesuffix("/v1")
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
+    system = [{"type": "text", "text": "Be brief. " * 8, "cache_control": {"type": "ephemeral"}}]
+    message = {
+        "model": "claude-sonnet-4-20250514",
+        "max_tokens": 64,
+        "system": system,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with httpx.Client() as client:
+        answer = client.post(f"{url}/chat/completions", json={**CHAT, "tools": tools}).json()
+        headers = {"anthropic-version": "2023-06-01"}
+        for _ in range(2):
+            client.post(f"{root}/anthropic/v1/messages", json=message, headers=headers)
+    assert answer["choices"][0]["finish_reason"] == "stop"  # tools on auto, never called
+    code, _, stderr = stop(process)
+    assert code == 0
+    assert "prompt cache: 24 tokens read, 24 written" in stderr
+
+
 def test_the_key_comes_from_the_named_variable(processes: list[subprocess.Popen[str]]) -> None:
     key = "sk-mock-server-test-key"
     process = launch("--api-key-env", "MOCK_EXPECTED_KEY", env={"MOCK_EXPECTED_KEY": key})
@@ -147,6 +173,8 @@ def cli() -> typer.Typer:
         (["--fault", "502=0.6", "--error-rate", "0.6"], "must not exceed 1"),
         (["--fault", "302=0.5"], "status 302 is not an error status"),
         (["--fault-first-n", "-1"], "--fault-first-n"),
+        (["--tool-rounds", "-1"], "--tool-rounds"),
+        (["--prompt-cache-min-tokens", "-5"], "--prompt-cache-min-tokens"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:

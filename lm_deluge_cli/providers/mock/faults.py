@@ -17,6 +17,17 @@ A fault is either an HTTP status, answered with the provider's own error for it 
                       asks for (a required property missing, or a value of the wrong type;
                       see `structured.violating_instance`); a request that asks for no JSON
                       is answered normally
+``empty_answer``      a 200 in the right format whose answer holds nothing: no text and no
+                      tool call (Chat Completions and Mistral ``content: ""``, Anthropic and
+                      Bedrock ``content: []``, Gemini a candidate without parts, Responses
+                      no message item, Cohere ``content: []``); reasoning, when asked, is
+                      still there. Embeddings and rerank requests are answered normally
+``invalid_tool_arguments``
+                      a tool call whose arguments are not valid JSON (an object never
+                      closed), in the formats that send arguments as a JSON string: Chat
+                      Completions, Responses, Mistral and Cohere. An answer without tool
+                      calls, and the formats whose arguments are objects (Anthropic,
+                      Bedrock, Gemini), are answered normally
 ====================  =======================================================================
 """
 
@@ -46,7 +57,15 @@ __all__ = [
 # Faults acted out on the connection rather than in the body.
 WIRE_FAULTS = ("drop", "hang", "reset_mid_body", "slow_body")
 # Faults that send a 200 whose body is wrong or unusual.
-BODY_FAULTS = ("truncated_json", "html", "missing_fields", "huge_body", "schema_violation")
+BODY_FAULTS = (
+    "truncated_json",
+    "html",
+    "missing_fields",
+    "huge_body",
+    "schema_violation",
+    "empty_answer",
+    "invalid_tool_arguments",
+)
 # How long an injected 429 asks the client to wait (when retry_after is on).
 FAULT_RETRY_AFTER_S = 0.5
 

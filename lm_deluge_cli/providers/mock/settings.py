@@ -44,12 +44,20 @@ class MockSettings:
     - ``faults``: any other failure, as ``{fault: fraction}``: an HTTP status from 400 to 599
       (``"502"``, ``"408"``, ``"429"`` …) is answered with the provider's own error for it;
       ``drop``, ``hang``, ``reset_mid_body``, ``truncated_json``, ``html``,
-      ``missing_fields``, ``slow_body`` and ``huge_body`` break the answer on the wire (see
-      `lm_deluge_cli.providers.mock.faults`). With the rates above they add up to at most 1.
+      ``missing_fields``, ``slow_body`` and ``huge_body`` break the answer on the wire;
+      ``schema_violation``, ``empty_answer`` and ``invalid_tool_arguments`` send a well-formed
+      answer that is wrong (see `lm_deluge_cli.providers.mock.faults`). With the rates above
+      they add up to at most 1.
     - ``fault_first_n``: only the first N admitted requests can fail (every injected failure,
       the rates above included); later ones are answered normally. None: any request.
     - ``slow_body_s``: how long a ``slow_body`` answer takes to dribble its body out.
     - ``huge_body_bytes``: the size a ``huge_body`` answer's completion is padded to.
+    - ``tool_rounds``: when a request offers tools and lets the model choose (``auto``), a
+      conversation calls tools in up to this many assistant turns (its own number, from 1
+      to this, drawn from its first user message) and then answers in text; 0: never on
+      auto. See `lm_deluge_cli.providers.mock.tools`.
+    - ``prompt_cache_min_tokens``: the shortest prompt prefix Anthropic's prompt cache
+      (Messages and Bedrock) keeps; 1024, the API's minimum for most models.
     - ``api_key``: if set, a request without this key in the provider's header gets the
       provider's authentication error (for Bedrock: the access key id of the signature).
     - ``seed``: seeds latency jitter and failure draws, so a run can be replayed.
@@ -72,6 +80,8 @@ class MockSettings:
     fault_first_n: int | None = None
     slow_body_s: float = 5.0
     huge_body_bytes: int = 20_000_000
+    tool_rounds: int = 1
+    prompt_cache_min_tokens: int = 1024
     api_key: str | None = None
     seed: int = 0
 
@@ -81,7 +91,7 @@ class MockSettings:
                 raise ConfigError(f"mock.{name} must be >= 0")
         if not 0 <= self.slow_body_s < math.inf:
             raise ConfigError("mock.slow_body_s must be a number of seconds >= 0")
-        for name in ("fault_first_n", "huge_body_bytes"):
+        for name in ("fault_first_n", "huge_body_bytes", "tool_rounds", "prompt_cache_min_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 0):
                 raise ConfigError(f"mock.{name} must be a whole number >= 0")
@@ -131,6 +141,8 @@ _FIELD_KINDS: dict[str, tuple[type, bool]] = {
     "fault_first_n": (int, True),
     "slow_body_s": (float, False),
     "huge_body_bytes": (int, False),
+    "tool_rounds": (int, False),
+    "prompt_cache_min_tokens": (int, False),
     "api_key": (str, True),
     "seed": (int, False),
 }

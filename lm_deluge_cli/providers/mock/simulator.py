@@ -8,7 +8,6 @@ loopback socket; tests drive it directly with a fake clock.
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 import secrets
 import time
@@ -16,32 +15,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from lm_deluge_cli.providers.mock import faults, structured
+from lm_deluge_cli.providers.mock import answers, faults, structured
+from lm_deluge_cli.providers.mock.buckets import EPSILON, Bucket
 from lm_deluge_cli.providers.mock.formats import OPENAI, Route
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     AnyFormat,
+    CacheUsage,
     Call,
     ChatRequest,
     Dialect,
     EmbedRequest,
-    LimitKind,
-    LimitState,
     Refusal,
     Reply,
     RerankRequest,
     WireFormat,
     html_page,
 )
+from lm_deluge_cli.providers.mock.formats.chat import tool_tokens
+from lm_deluge_cli.providers.mock.prompt_cache import PromptCache
 from lm_deluge_cli.providers.mock.retrieval import retrieval_answer, retrieval_tokens
 from lm_deluge_cli.providers.mock.settings import MockSettings
 from lm_deluge_cli.providers.mock.wire import (
     DEFAULT_MAX_TOKENS,
     count_prompt_tokens,
-    count_text_tokens,
     format_duration,
     mock_completion,
-    reply_text,
 )
 
 __all__ = [
@@ -53,12 +52,11 @@ __all__ = [
     "mock_completion",
 ]
 
-_EPSILON = 1e-9  # float slack, so a bucket refilled to 0.9999999999 can still pay 1
-
-
 Action = Literal["respond", "drop", "hang", "reset"]
 # A valid request of any kind: chat, embeddings or rerank.
 _Request = ChatRequest | EmbedRequest | RerankRequest
+# Faults answered with a well-formed answer that is wrong.
+_WRONG_ANSWERS = ("schema_violation", "empty_answer", "invalid_tool_arguments")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,42 +91,12 @@ class MockStats:
     # Texts in delivered embeddings answers; documents in delivered rerank answers.
     inputs_embedded: int = 0
     documents_ranked: int = 0
-
-
-class _Bucket:
-    """One limit: holds ``burst_s`` seconds of its per-minute rate, refilled continuously."""
-
-    __slots__ = ("capacity", "kind", "level", "per_minute", "per_second", "updated")
-
-    def __init__(self, kind: LimitKind, per_minute: float, burst_s: float, now: float) -> None:
-        self.kind: LimitKind = kind
-        self.per_minute = per_minute
-        self.per_second = per_minute / 60.0
-        self.capacity = self.per_second * burst_s
-        self.level = self.capacity
-        self.updated = now
-
-    def refill(self, now: float) -> None:
-        if now > self.updated:
-            elapsed = now - self.updated
-            self.level = min(self.capacity, self.level + elapsed * self.per_second)
-            self.updated = now
-
-    def wait_s(self, cost: float) -> float:
-        # A cost bigger than the bucket is admitted when the bucket is full (it then goes
-        # negative), so the long-run rate still holds without refusing it forever.
-        return max(0.0, (min(cost, self.capacity) - self.level) / self.per_second)
-
-    def charge(self, cost: float) -> None:
-        self.level = max(self.level - cost, -self.per_minute)
-
-    def state(self) -> LimitState:
-        return LimitState(
-            kind=self.kind,
-            per_minute=self.per_minute,
-            remaining=max(0, math.floor(self.level + _EPSILON)),
-            reset_s=(self.capacity - self.level) / self.per_second,
-        )
+    # Prompt tokens read from and written to the prompt cache (Anthropic, Bedrock), in
+    # delivered answers; the writes also by TTL.
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
 
 class Simulator:
@@ -154,8 +122,8 @@ class Simulator:
         now = clock()
         burst = settings.burst_s
         rpm, tpm = settings.requests_per_minute, settings.tokens_per_minute
-        self._requests = _Bucket("requests", rpm, burst, now) if rpm is not None else None
-        self._tokens = _Bucket("tokens", tpm, burst, now) if tpm is not None else None
+        self._requests = Bucket("requests", rpm, burst, now) if rpm is not None else None
+        self._tokens = Bucket("tokens", tpm, burst, now) if tpm is not None else None
         self._chaos = (
             settings.drop_rate
             + settings.hang_rate
@@ -168,6 +136,7 @@ class Simulator:
         # Ids only need to be unique, and drawing them from `rng` would shift the failure draws.
         self._nonce = secrets.token_hex(8)
         self._counts = dict.fromkeys(MockStats.__dataclass_fields__, 0)
+        self._prompt_cache = PromptCache()
 
     def statistics(self) -> MockStats:
         """A frozen snapshot of the counters."""
@@ -207,7 +176,7 @@ class Simulator:
             return _respond(request)
 
         if isinstance(request, ChatRequest):
-            prompt_tokens = count_prompt_tokens(request.messages)
+            prompt_tokens = count_prompt_tokens(request.messages) + tool_tokens(request.tools)
             cost = prompt_tokens + (request.max_tokens or DEFAULT_MAX_TOKENS)
         else:
             # Embeddings and rerank produce no tokens: their input is the whole cost.
@@ -234,47 +203,54 @@ class Simulator:
         fmt: WireFormat,
         request: ChatRequest,
         prompt_tokens: int,
-        pad_to: int = 0,
+        ready_in: float,
+        bent: answers.Faults,
         delivered: bool = True,
-        violate: bool = False,
-    ) -> Answer:
-        """The completion in the format, its text padded to `pad_to` bytes if that is longer;
-        its tokens are counted when it will be `delivered` whole. A request that asks for
-        JSON gets JSON (`structured`), one that breaks its schema when `violate`."""
-        json_text = structured.json_reply(request, violate=violate)
-        text, completion_tokens, truncated = reply_text(
-            request.messages, request.model, request.max_tokens, json_text
+    ) -> tuple[Answer, Reply]:
+        """The completion in the format (`answers.compose`, bent by a fault's `bent`), after
+        the prompt cache has been read and written for an answer sent `ready_in` seconds from
+        now; its tokens are counted when it will be `delivered` whole."""
+        response_id = f"{self._nonce}{self._serial:013x}"
+        choices = answers.compose(
+            request,
+            response_id,
+            tool_rounds=self.settings.tool_rounds,
+            states_plan=fmt.states_tool_plan(request),
+            faults=bent,
         )
-        if pad_to:
-            # JSON is padded with spaces, which leave it the same JSON.
-            text = faults.pad_text(text, pad_to, spaces=json_text is not None)
-            completion_tokens = count_text_tokens(text)
-        reply = Reply(
-            text=text,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            truncated=truncated,
-            response_id=f"{self._nonce}{self._serial:013x}",
-        )
+        cache = CacheUsage()
+        if request.cache_breakpoints:
+            now = self._clock()
+            min_tokens = self.settings.prompt_cache_min_tokens
+            cache = self._prompt_cache.use(
+                request.cache_breakpoints, now, now + ready_in, min_tokens
+            )
+        reply = Reply(choices, prompt_tokens, response_id, cache)
         if delivered:
-            self._counts["tokens_in"] += prompt_tokens
-            self._counts["tokens_out"] += completion_tokens
-        return fmt.completion(request, reply)
+            counts = self._counts
+            counts["tokens_in"] += prompt_tokens
+            counts["tokens_out"] += reply.completion_tokens
+            counts["cache_read_tokens"] += cache.read
+            counts["cache_write_tokens"] += cache.written
+            counts["cache_write_5m_tokens"] += cache.written_5m
+            counts["cache_write_1h_tokens"] += cache.written_1h
+        return fmt.completion(request, reply), reply
 
     def _product(
         self,
         fmt: AnyFormat,
         request: _Request,
         prompt_tokens: int,
+        ready_in: float,
         pad_to: int = 0,
         delivered: bool = True,
-        violate: bool = False,
     ) -> Answer:
-        """The successful answer to a request of any kind (see `_answer` for chat); an
-        embeddings or rerank body is padded to `pad_to` bytes with spaces, which JSON
-        ignores, and counted when it will be `delivered` whole."""
+        """The successful answer to a request of any kind (see `_answer` for chat, whose text
+        is padded to `pad_to` bytes); an embeddings or rerank body is padded to `pad_to`
+        bytes with spaces, which JSON ignores, and counted when it will be `delivered`."""
         if isinstance(request, ChatRequest) and isinstance(fmt, WireFormat):
-            return self._answer(fmt, request, prompt_tokens, pad_to, delivered, violate)
+            bent = answers.Faults(pad_to=pad_to)
+            return self._answer(fmt, request, prompt_tokens, ready_in, bent, delivered)[0]
         assert not isinstance(request, ChatRequest)
         answer = retrieval_answer(fmt, request, f"{self._nonce}{self._serial:013x}")
         if delivered:
@@ -296,7 +272,7 @@ class Simulator:
         delay: float,
     ) -> SimResponse:
         self._counts["ok"] += 1
-        return _respond(self._product(fmt, request, prompt_tokens), limits, delay)
+        return _respond(self._product(fmt, request, prompt_tokens, delay), limits, delay)
 
     def _failure(
         self,
@@ -365,26 +341,48 @@ class Simulator:
             # Correct answers, delivered the hard way.
             counts["ok"] += 1
             pad = settings.huge_body_bytes if name == "huge_body" else 0
-            answer = self._product(fmt, request, prompt_tokens, pad_to=pad)
             body_s = settings.slow_body_s if name == "slow_body" else 0.0
+            answer = self._product(fmt, request, prompt_tokens, delay + body_s, pad_to=pad)
             response = _respond(answer, limits, delay)
             return dataclasses.replace(response, body_s=body_s)
-        if name == "schema_violation":
-            # A well-formed answer whose JSON breaks the schema; no schema: a normal answer.
-            broken = isinstance(request, ChatRequest) and structured.asks_for_json(request)
-            counts["malformed" if broken else "ok"] += 1
-            answer = self._product(fmt, request, prompt_tokens, violate=broken)
-            return _respond(answer, limits, delay)
+        if name in _WRONG_ANSWERS:
+            return self._wrong_answer(name, fmt, request, prompt_tokens, limits, delay)
         counts["malformed"] += 1
         if name == "html":
             page = html_page(200, "Just a moment...")
             return _respond(page, limits, delay)
-        answer = self._product(fmt, request, prompt_tokens, delivered=False)
+        answer = self._product(fmt, request, prompt_tokens, delay, delivered=False)
         if name == "reset_mid_body":
             return dataclasses.replace(_respond(answer, limits, delay), action="reset")
         if name == "truncated_json":
             return _respond(faults.truncated(answer), limits, delay)
         return _respond(faults.strip_fields(answer, fmt.answer_fields), limits, delay)
+
+    def _wrong_answer(
+        self,
+        name: str,
+        fmt: AnyFormat,
+        request: _Request,
+        prompt_tokens: int,
+        limits: dict[str, str],
+        delay: float,
+    ) -> SimResponse:
+        """A well-formed answer that is wrong (a fault of `_WRONG_ANSWERS`), counted as
+        malformed; a request it cannot break (see `faults`) is answered normally."""
+        if not isinstance(request, ChatRequest) or not isinstance(fmt, WireFormat):
+            self._counts["ok"] += 1
+            return _respond(self._product(fmt, request, prompt_tokens, delay), limits, delay)
+        bent = answers.Faults(
+            violate=name == "schema_violation" and structured.asks_for_json(request),
+            empty=name == "empty_answer",
+            break_arguments=name == "invalid_tool_arguments" and fmt.string_arguments,
+        )
+        answer, reply = self._answer(fmt, request, prompt_tokens, delay, bent)
+        broken = bent.violate or bent.empty
+        if bent.break_arguments:
+            broken = any(choice.tool_calls for choice in reply.choices)
+        self._counts["malformed" if broken else "ok"] += 1
+        return _respond(answer, limits, delay)
 
     def _admit(self, cost: int, model: str) -> Refusal | None:
         """Pay for a request from both buckets, or say why it is refused."""
@@ -403,10 +401,10 @@ class Simulator:
             return Refusal("tokens", model, limit, 0.0, cost, None, advertise)
         wait_requests = requests.wait_s(1) if requests is not None else 0.0
         wait_tokens = tokens.wait_s(cost) if tokens is not None else 0.0
-        if wait_requests <= _EPSILON and wait_tokens <= _EPSILON:
+        if wait_requests <= EPSILON and wait_tokens <= EPSILON:
             self._charge(cost)
             return None
-        if wait_requests > _EPSILON and requests is not None:
+        if wait_requests > EPSILON and requests is not None:
             bucket, requested = requests, 1
         else:
             assert tokens is not None

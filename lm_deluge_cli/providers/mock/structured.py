@@ -134,14 +134,17 @@ def asks_for_json(request: ChatRequest) -> bool:
     return requested_schema(request) is not None
 
 
-def json_reply(request: ChatRequest, *, violate: bool = False) -> str | None:
+def json_reply(request: ChatRequest, *, violate: bool = False, variant: int = 0) -> str | None:
     """The JSON text that answers `request` (one that breaks its schema when `violate`),
-    or None when it asks for no JSON. Values come from the user's words."""
+    or None when it asks for no JSON. Values come from the user's words; each `variant`
+    above 0 is another answer (several samples of one prompt)."""
     asked = requested_schema(request)
     if asked is None:
         return None
     fill, breaking = asked
     prompt = prompt_text(request.messages, ("user",))
+    if variant:
+        prompt += f"\x00sample {variant}"
     value = violating_instance(breaking, prompt) if violate else instance(fill, prompt)
     return orjson.dumps(value).decode()
 

@@ -33,8 +33,10 @@ __all__ = [
     "MESSAGE_OVERHEAD_TOKENS",
     "WORDS",
     "TokenLogprob",
+    "content_text",
     "count_prompt_tokens",
     "count_text_tokens",
+    "cut_text",
     "embedding_vector",
     "format_duration",
     "mock_completion",
@@ -66,7 +68,8 @@ WORDS: tuple[str, ...] = tuple(_WORD_LIST.split())
 
 
 def _message_text(content: Any) -> tuple[str, int]:
-    """A message's text, and the tokens of the images and files it carries."""
+    """A message's text, and the tokens of the images and files it carries. A tool call
+    block (``tool_use``) reads as its name and JSON input, a tool result as its content."""
     if isinstance(content, str):
         return content, 0
     texts: list[str] = []
@@ -82,7 +85,27 @@ def _message_text(content: Any) -> tuple[str, int]:
                 media += IMAGE_TOKENS
             elif kind in ("document", "file"):
                 media += _file_tokens(part)
+            elif kind == "tool_use":
+                texts.append(f"{part.get('name')}{_json_text(part.get('input'))}")
+            elif kind == "tool_result":
+                text, inner = _message_text(part.get("content"))
+                texts.append(text)
+                media += inner
     return "\n".join(texts), media
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+
+
+def _calls_text(calls: Any) -> str:
+    """The text of an OpenAI message's ``tool_calls``: each function's name and arguments."""
+    texts: list[str] = []
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            texts.append(f"{function.get('name')}{_json_text(function.get('arguments'))}")
+    return "\n".join(texts)
 
 
 def _file_tokens(part: dict[str, Any]) -> int:
@@ -119,30 +142,47 @@ def count_text_tokens(text: str) -> int:
 
 
 def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    """Prompt tokens as the mock counts them: text tokens, 85 per image, a text file's text or
-    258 per other file, plus 4 per message."""
+    """Prompt tokens as the mock counts them: text tokens (tool calls and results too), 85
+    per image, a text file's text or 258 per other file, plus 4 per message."""
     total = 0
     for message in messages:
         text, media = _message_text(message.get("content"))
+        if message.get("tool_calls"):
+            text += _calls_text(message["tool_calls"])
         total += count_text_tokens(text) + media + MESSAGE_OVERHEAD_TOKENS
     return total
 
 
-def mock_completion(messages: list[dict[str, Any]], model: str) -> str:
-    """The deterministic reply to these messages from this model (same input, same text)."""
-    canonical = orjson.dumps(
-        {"messages": messages, "model": model}, option=orjson.OPT_SORT_KEYS, default=str
-    )
+def mock_completion(messages: list[dict[str, Any]], model: str, variant: int = 0) -> str:
+    """The deterministic reply to these messages from this model (same input, same text);
+    each `variant` above 0 is another answer to them (several samples of one prompt)."""
+    asked: dict[str, Any] = {"messages": messages, "model": model}
+    if variant:
+        asked["variant"] = variant
+    canonical = orjson.dumps(asked, option=orjson.OPT_SORT_KEYS, default=str)
     digest = hashlib.blake2b(canonical, digest_size=8).digest()
     words = " ".join(WORDS[b % len(WORDS)] for b in digest[:6])
     reply = f"Mock reply {digest.hex()[:8]} from {model}: {words.capitalize()}."
     for message in reversed(messages):
-        if message.get("role") == "user":
+        # Tool results travel in user turns in some formats; the user's own words are echoed.
+        if message.get("role") == "user" and not _holds_tool_results(message.get("content")):
             echo = " ".join(_message_text(message.get("content"))[0].split())[:40]
             if echo:
                 reply += f' You said: "{echo}"'
             break
     return reply
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or its parts' texts one per line (tool
+    calls and results included, as the token count reads them)."""
+    return _message_text(content)[0]
+
+
+def _holds_tool_results(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "tool_result" for part in content
+    )
 
 
 def prompt_text(messages: list[dict[str, Any]], roles: tuple[str, ...]) -> str:
@@ -181,8 +221,13 @@ def yes_probability(messages: list[dict[str, Any]]) -> float | None:
     return 0.5001 if p_yes == 0.5 else p_yes
 
 
-def _yes_or_no(p_yes: float) -> str:
-    return "Yes" if p_yes > 0.5 else "No"
+def _yes_or_no(p_yes: float, variant: int = 0) -> str:
+    """The likelier answer; another sample (`variant` above 0) says Yes with probability
+    p(yes), as a model sampled several times would."""
+    if not variant:
+        return "Yes" if p_yes > 0.5 else "No"
+    digest = hashlib.blake2b(f"yes-or-no-sample\x00{variant}".encode(), digest_size=8).digest()
+    return "Yes" if int.from_bytes(digest, "big") / 2**64 < p_yes else "No"
 
 
 def token_logprobs(messages: list[dict[str, Any]], text: str) -> list[TokenLogprob]:
@@ -190,13 +235,13 @@ def token_logprobs(messages: list[dict[str, Any]], text: str) -> list[TokenLogpr
     with `_MAX_TOP` alternatives for a format to cut to what the request asks. The answer to
     a yes/no question gets the alternatives the module docstring describes."""
     p_yes = yes_probability(messages)
-    if p_yes is not None and text == _yes_or_no(p_yes):
+    if p_yes is not None and text in ("Yes", "No"):
         answers = [("Yes", p_yes), ("No", 1.0 - p_yes)]
         ranked = [(token, math.log(p * (1 - _OTHER_SHARE))) for token, p in answers]
         ranked.sort(key=lambda pair: -pair[1])
         for rank, other in enumerate(_OTHER_ANSWERS, 1):
             ranked.append((other, math.log(_OTHER_SHARE / 2**rank)))
-        return [TokenLogprob(text, ranked[0][1], tuple(ranked))]
+        return [TokenLogprob(text, dict(ranked)[text], tuple(ranked))]
     steps: list[TokenLogprob] = []
     for i, token in enumerate(re.findall(r"\s*\S+", text)):
         seed = hashlib.blake2b(f"{i}:{token}".encode(), digest_size=4).digest()
@@ -223,15 +268,27 @@ def format_duration(seconds: float) -> str:
 
 
 def reply_text(
-    messages: list[dict[str, Any]], model: str, max_tokens: int | None, text: str | None = None
+    messages: list[dict[str, Any]],
+    model: str,
+    max_tokens: int | None,
+    text: str | None = None,
+    variant: int = 0,
 ) -> tuple[str, int, bool]:
     """(text, completion tokens, cut short): the reply, cut at ``max_tokens`` if it is longer.
 
     ``text`` is the reply when the caller has one (a JSON answer); else it is ``Yes`` or
-    ``No`` for a yes/no question, else the mock's sentence."""
+    ``No`` for a yes/no question, else the mock's sentence (`variant` as `mock_completion`)."""
     if text is None:
         p_yes = yes_probability(messages)
-        text = mock_completion(messages, model) if p_yes is None else _yes_or_no(p_yes)
+        if p_yes is None:
+            text = mock_completion(messages, model, variant)
+        else:
+            text = _yes_or_no(p_yes, variant)
+    return cut_text(text, max_tokens)
+
+
+def cut_text(text: str, max_tokens: int | None) -> tuple[str, int, bool]:
+    """(text, its tokens, cut short): `text` cut at ``max_tokens`` if it is longer."""
     tokens = count_text_tokens(text)
     if max_tokens is not None and tokens > max_tokens:
         # Four bytes a token, as counted; a character split in two is dropped whole.

@@ -265,6 +265,10 @@ async def test_health_stats_and_reset(server: MockServer) -> None:
             "tokens_out",
             "inputs_embedded",
             "documents_ranked",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
             "in_flight",
         }
         assert stats["in_flight"] == 0

@@ -1,36 +1,62 @@
 """Anthropic's Messages API (`POST /v1/messages`) as the mock speaks it.
 
 `read_messages_body` is shared with Bedrock, whose InvokeModel takes the same body.
+
+Tools are ``{"name", "description", "input_schema"}`` (server tools, which have a ``type``,
+are left out); ``tool_choice`` is ``{"type": "auto" | "any" | "tool" | "none"}`` with
+``disable_parallel_tool_use``. Calls are ``tool_use`` blocks (``toolu_01…`` ids, ``input``
+an object), after a short text block saying what the model will do on auto (none with
+"any" or a named tool, which the API prefills), with ``stop_reason`` "tool_use".
+``thinking`` (``enabled`` or ``adaptive``) puts a ``thinking`` block with an opaque
+``signature`` first (its text empty when ``display`` is "omitted"); its tokens are part of
+``output_tokens`` and ``output_tokens_details.thinking_tokens``. ``cache_control``
+breakpoints are honoured by the simulator's prompt cache (`formats.anthropic_prompt`,
+`prompt_cache`): ``input_tokens`` counts only what follows the last breakpoint.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from lm_deluge_cli.providers.mock.formats.anthropic_prompt import client_tool, read_breakpoints
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
+    Breakpoint,
     Call,
     ChatRequest,
+    Choice,
     FailureKind,
     LimitState,
     Refusal,
     Reply,
+    ToolChoice,
+    ToolSpec,
     WireFormat,
     gateway_page,
     json_answer,
     keys_match,
     load_json_object,
+    opaque_signature,
     reason_phrase,
     rfc3339,
+    short_id,
 )
+from lm_deluge_cli.providers.mock.formats.chat import conversation_state
 
-__all__ = ["AnthropicFormat", "message_body", "read_messages_body", "structured_request"]
+__all__ = [
+    "AnthropicFormat",
+    "message_body",
+    "read_messages_body",
+    "structured_request",
+    "tool_plan_before_calls",
+]
 
 _LIMITS_DOC = "For details, refer to: https://docs.claude.com/en/api/rate-limits."
 _ROLES = ("user", "assistant")
@@ -145,43 +171,101 @@ def chat_messages(system: str | None, messages: list[Any]) -> list[dict[str, Any
 
 
 def structured_request(
-    model: str, messages: list[dict[str, Any]], max_tokens: int, request: Mapping[str, Any]
+    model: str,
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    request: Mapping[str, Any],
+    breakpoints: tuple[Breakpoint, ...] = (),
 ) -> ChatRequest:
-    """A Messages body in neutral terms, with the schema it asks for: structured outputs'
-    ``output_config.format`` (``{"type": "json_schema", "schema": …}``), or a tool forced
-    by ``tool_choice`` ``{"type": "tool", "name": …}``, whose ``input_schema`` it is."""
+    """A Messages body in neutral terms: its tools, thinking, cache breakpoints, and the
+    schema it asks for: structured outputs' ``output_config.format`` (``{"type":
+    "json_schema", "schema": …}``), or a tool forced by ``tool_choice`` ``{"type": "tool",
+    "name": …}``, whose ``input_schema`` it is."""
+    tool_turns, tool_result = conversation_state(messages)
+    thinking = request.get("thinking")
+    plain = ChatRequest(
+        model,
+        messages,
+        max_tokens,
+        request,
+        tools=_tools(request.get("tools")),
+        tool_choice=_tool_choice(request.get("tool_choice")),
+        tool_turns=tool_turns,
+        tool_result=tool_result,
+        reasoning=isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"),
+        cache_breakpoints=breakpoints,
+    )
     config = request.get("output_config")
     spec = config.get("format") if isinstance(config, dict) else None
     if isinstance(spec, dict) and spec.get("type") == "json_schema":
         schema = spec.get("schema")
         if isinstance(schema, dict):
-            return ChatRequest(model, messages, max_tokens, request, schema=schema)
+            return dataclasses.replace(plain, schema=schema)
     choice = request.get("tool_choice")
-    tools = request.get("tools")
-    if isinstance(choice, dict) and choice.get("type") == "tool" and isinstance(tools, list):
-        for tool in tools:
-            if isinstance(tool, dict) and tool.get("name") == choice.get("name"):
-                schema = tool.get("input_schema")
-                if isinstance(schema, dict):
-                    name = str(tool["name"])
-                    return ChatRequest(
-                        model, messages, max_tokens, request, schema=schema, schema_tool=name
-                    )
-    return ChatRequest(model, messages, max_tokens, request)
+    if isinstance(choice, dict) and choice.get("type") == "tool":
+        for tool in plain.tools:
+            if tool.name == choice.get("name") and tool.parameters:
+                return dataclasses.replace(
+                    plain, schema=dict(tool.parameters), schema_tool=tool.name
+                )
+    return plain
+
+
+def _tools(tools: Any) -> tuple[ToolSpec, ...]:
+    """The client tools (`anthropic_prompt.client_tool`); server tools are left out."""
+    listed = tools if isinstance(tools, list) else []
+    return tuple(spec for tool in listed if (spec := client_tool(tool)) is not None)
+
+
+def tool_plan_before_calls(request: ChatRequest) -> bool:
+    """A short text block comes before tool_use blocks on auto only: with ``any`` or a named
+    tool the API prefills the turn, so no text is generated before the calls."""
+    return request.tool_choice.mode == "auto"
+
+
+def _tool_choice(choice: Any) -> ToolChoice:
+    """``{"type": "auto" | "any" | "tool" | "none", "name", "disable_parallel_tool_use"}``."""
+    if not isinstance(choice, dict):
+        return ToolChoice()
+    parallel = choice.get("disable_parallel_tool_use") is not True
+    kind = choice.get("type")
+    if kind == "tool" and isinstance(choice.get("name"), str):
+        return ToolChoice("required", (choice["name"],), parallel)
+    if kind == "any":
+        return ToolChoice("required", (), parallel)
+    if kind == "none":
+        return ToolChoice("none", (), parallel)
+    return ToolChoice("auto", (), parallel)
 
 
 def message_body(request: ChatRequest, reply: Reply, message_id: str) -> dict[str, Any]:
-    """A Message object answering ``request``: a forced tool's answer is a tool_use block
-    whose input is the JSON (empty when the answer was cut at max_tokens)."""
-    content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
-    stop_reason = "max_tokens" if reply.truncated else "end_turn"
-    if request.schema_tool is not None:
-        arguments = {} if reply.truncated else orjson.loads(reply.text)
-        tool_id = f"toolu_{reply.response_id}"
-        content = [
-            {"type": "tool_use", "id": tool_id, "name": request.schema_tool, "input": arguments}
-        ]
-        stop_reason = "max_tokens" if reply.truncated else "tool_use"
+    """A Message object answering ``request``: thinking first when asked; a forced tool's
+    answer is a tool_use block whose input is the JSON (empty when the answer was cut at
+    max_tokens). ``input_tokens`` counts only the prompt after the last cache breakpoint."""
+    choice = reply.choices[0]
+    content: list[dict[str, Any]] = []
+    if choice.reasoning is not None:
+        content.append(_thinking_block(request, choice.reasoning))
+    answer = _answer_blocks(request, choice, reply.response_id)
+    content += answer
+    stop_reason = "end_turn"
+    if choice.truncated:
+        stop_reason = "max_tokens"
+    elif any(block["type"] == "tool_use" for block in answer):
+        stop_reason = "tool_use"
+    cache = reply.cache
+    usage: dict[str, Any] = {
+        "input_tokens": reply.prompt_tokens - cache.read - cache.written,
+        "cache_creation_input_tokens": cache.written,
+        "cache_read_input_tokens": cache.read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache.written_5m,
+            "ephemeral_1h_input_tokens": cache.written_1h,
+        },
+        "output_tokens": reply.completion_tokens,
+    }
+    if choice.reasoning is not None:
+        usage["output_tokens_details"] = {"thinking_tokens": choice.reasoning_tokens}
     return {
         "id": message_id,
         "type": "message",
@@ -190,13 +274,37 @@ def message_body(request: ChatRequest, reply: Reply, message_id: str) -> dict[st
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": reply.prompt_tokens,
-            "output_tokens": reply.completion_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
+        "usage": usage,
     }
+
+
+def _thinking_block(request: ChatRequest, reasoning: str) -> dict[str, Any]:
+    """A ``thinking`` block; with ``display: "omitted"`` only its signature is sent."""
+    thinking = request.raw.get("thinking")
+    omitted = isinstance(thinking, dict) and thinking.get("display") == "omitted"
+    signature = opaque_signature(reasoning, 240)
+    return {"type": "thinking", "thinking": "" if omitted else reasoning, "signature": signature}
+
+
+def _answer_blocks(request: ChatRequest, choice: Choice, response_id: str) -> list[dict[str, Any]]:
+    """The text block (none when the answer is empty) and the tool_use blocks."""
+    if request.schema_tool is not None and (choice.text or choice.truncated):
+        arguments = {} if choice.truncated else orjson.loads(choice.text)
+        tool_id = f"toolu_01{short_id(response_id, 22)}"
+        return [
+            {"type": "tool_use", "id": tool_id, "name": request.schema_tool, "input": arguments}
+        ]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": choice.text}] if choice.text else []
+    for call in choice.tool_calls:
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": f"toolu_01{short_id(call.call_id, 22)}",
+                "name": call.name,
+                "input": call.parsed(),
+            }
+        )
+    return blocks
 
 
 def _error(
@@ -251,10 +359,17 @@ class AnthropicFormat(WireFormat):
         if isinstance(read, str):
             return _error(400, "invalid_request_error", read)
         system, max_tokens, messages = read
-        return structured_request(model, chat_messages(system, messages), max_tokens, request)
+        breakpoints = read_breakpoints(request, self.name, model)
+        if isinstance(breakpoints, str):
+            return _error(400, "invalid_request_error", breakpoints)
+        chat = chat_messages(system, messages)
+        return structured_request(model, chat, max_tokens, request, breakpoints)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         return json_answer(200, message_body(request, reply, f"msg_{reply.response_id}"))
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        return tool_plan_before_calls(request)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         headers: dict[str, str] = {}

@@ -1,10 +1,13 @@
 """The contract between the simulator and one wire format: what a request asks, in neutral
-terms, and how each outcome the simulator decides on is written back in the format's own way.
+terms (`formats.chat` for chat, below for embeddings and rerank), and how each outcome the
+simulator decides on is written back in the format's own way.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import hmac
 import math
 from abc import ABC, abstractmethod
@@ -15,12 +18,27 @@ from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
 import orjson
 
+from lm_deluge_cli.providers.mock.formats.chat import (
+    Breakpoint,
+    CacheUsage,
+    ChatRequest,
+    Choice,
+    Reply,
+    ToolChoice,
+    ToolMode,
+    ToolSpec,
+    ToolUse,
+)
+
 __all__ = [
     "JSON",
     "Answer",
     "AnyFormat",
+    "Breakpoint",
+    "CacheUsage",
     "Call",
     "ChatRequest",
+    "Choice",
     "Dialect",
     "EmbedFormat",
     "EmbedRequest",
@@ -33,6 +51,10 @@ __all__ = [
     "Reply",
     "RerankFormat",
     "RerankRequest",
+    "ToolChoice",
+    "ToolMode",
+    "ToolSpec",
+    "ToolUse",
     "WireFormat",
     "as_uuid",
     "bearer_matches",
@@ -42,14 +64,18 @@ __all__ = [
     "keys_match",
     "load_json_object",
     "number_text",
+    "opaque_signature",
     "reason_phrase",
     "rfc3339",
+    "short_id",
 ]
 
 JSON: Mapping[str, str] = {"content-type": "application/json"}
 
 LimitKind = Literal["requests", "tokens"]
 FailureKind = Literal["server_error", "overloaded"]
+# Letters and digits, for the ids providers write in base 62.
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 class Answer(NamedTuple):
@@ -69,39 +95,6 @@ class Call:
     body: bytes
     path_model: str | None = None
     query: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """What a valid request asks for, in the simulator's neutral terms.
-
-    ``messages`` are OpenAI-shaped chat messages (a system prompt becomes a system message),
-    so the reply text and the token count are the same whichever format carried them.
-    ``raw`` is the parsed body, for what only one format has (OpenAI's logprobs).
-    ``schema`` is the JSON Schema the answer must match, as the format's structured-output
-    field carries it; ``json_object`` asks for some JSON object (JSON mode, no schema);
-    ``schema_tool`` names the tool a request forces to get its schema's answer (Anthropic's):
-    the answer is that tool's input, not text.
-    """
-
-    model: str
-    messages: list[dict[str, Any]]
-    max_tokens: int | None
-    raw: Mapping[str, Any] = field(default_factory=dict)
-    schema: dict[str, Any] | None = None
-    json_object: bool = False
-    schema_tool: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """The simulator's answer to an admitted request, before a format writes it down."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    truncated: bool  # cut at the request's maximum output tokens
-    response_id: str  # unique hex, for the format's own id scheme
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +137,8 @@ class WireFormat(ABC):
     # The top-level fields of a completion that carry the answer: a ``missing_fields``
     # fault leaves them out.
     answer_fields: ClassVar[tuple[str, ...]]
+    # Tool-call arguments travel as a JSON string (which can be broken), not as an object.
+    string_arguments: ClassVar[bool] = False
 
     @abstractmethod
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
@@ -172,6 +167,11 @@ class WireFormat(ABC):
     def status_failure(self, status: int) -> Answer:
         """An injected error with this HTTP status (400 to 599 but 429), in the provider's
         own error format, or the page its gateway sends for that status."""
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        """Whether an answer that calls tools first says what it is about to do (Anthropic's
+        text block, Cohere's tool_plan; the plan counts as output). No, by default."""
+        return False
 
     def limit_headers(
         self, limits: Sequence[LimitState], now: float, refused: bool
@@ -226,6 +226,24 @@ def as_uuid(hex_id: str) -> str:
     """32 hex digits (padded or cut) in the 8-4-4-4-12 form some providers use for ids."""
     digits = hex_id[-32:].rjust(32, "0")
     return "-".join((digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]))
+
+
+def opaque_signature(text: str, length: int = 96) -> str:
+    """An opaque base64 string of `length` bytes derived from `text`: the signature providers
+    attach to reasoning so it can be sent back (the same thinking, the same signature)."""
+    digest = hashlib.shake_256(b"signature\x00" + text.encode()).digest(length)
+    return base64.b64encode(digest).decode()
+
+
+def short_id(hex_id: str, length: int) -> str:
+    """`length` letters and digits from a hex id (its low digits), as providers write ids in
+    base 62 (``toolu_01…``, Mistral's 9-character tool call ids)."""
+    number = int(hex_id, 16) if hex_id else 0
+    digits = []
+    for _ in range(length):
+        number, rest = divmod(number, 62)
+        digits.append(_BASE62[rest])
+    return "".join(reversed(digits))
 
 
 def reason_phrase(status: int) -> str:

@@ -2,7 +2,10 @@
 mock speaks it: the Messages body without `model`, and AWS's error headers.
 
 The SigV4 signature is not checked, only that one is there: the mock holds no secret key.
-Document blocks with url or file sources are refused: Bedrock takes neither.
+Document blocks with url or file sources are refused: Bedrock takes neither. Prompt caching
+is Anthropic's; a request with breakpoints also gets the ``x-amzn-bedrock-cache-read-`` and
+``-cache-write-input-token-count`` headers, and ``x-amzn-bedrock-input-token-count`` counts
+the prompt after the last breakpoint, as ``usage.input_tokens`` does.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from lm_deluge_cli.providers.mock.formats.anthropic import (
     message_body,
     read_messages_body,
     structured_request,
+    tool_plan_before_calls,
 )
+from lm_deluge_cli.providers.mock.formats.anthropic_prompt import read_breakpoints
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
@@ -110,15 +115,29 @@ class BedrockFormat(WireFormat):
             return _malformed(_schema_problem(read))
         system, max_tokens, messages = read
         model = call.path_model or ""
-        return structured_request(model, chat_messages(system, messages), max_tokens, request)
+        breakpoints = read_breakpoints(request, self.name, model)
+        if isinstance(breakpoints, str):
+            # Checked by the model behind Bedrock, whose errors Bedrock passes on.
+            message = f"The model returned the following errors: {breakpoints}"
+            return _exception(400, "ValidationException", message)
+        chat = chat_messages(system, messages)
+        return structured_request(model, chat, max_tokens, request, breakpoints)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         payload: dict[str, Any] = message_body(request, reply, f"msg_bdrk_{reply.response_id}")
+        usage = payload["usage"]
         headers = {
-            "x-amzn-bedrock-input-token-count": str(reply.prompt_tokens),
+            "x-amzn-bedrock-input-token-count": str(usage["input_tokens"]),
             "x-amzn-bedrock-output-token-count": str(reply.completion_tokens),
         }
+        if request.cache_breakpoints:
+            read, written = reply.cache.read, reply.cache.written
+            headers["x-amzn-bedrock-cache-read-input-token-count"] = str(read)
+            headers["x-amzn-bedrock-cache-write-input-token-count"] = str(written)
         return json_answer(200, payload, headers)
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        return tool_plan_before_calls(request)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         # Bedrock sends no retry-after and no limit headers: the SDKs back off on their own.

@@ -1,5 +1,11 @@
 """Cohere's Chat API v2 (`POST /v2/chat`) as the mock speaks it: `{"id", "message"}` error
-bodies and a trial key's per-minute call headers."""
+bodies and a trial key's per-minute call headers.
+
+Tools are OpenAI's function tools; ``tool_choice`` is "REQUIRED" or "NONE" (absent: the
+model decides). Calls come as ``message.tool_calls`` (``<name>_<12 characters>`` ids,
+JSON-string arguments) with the model's ``tool_plan``, and ``finish_reason`` "TOOL_CALL".
+``thinking: {"type": "enabled"}`` puts a ``thinking`` content item before the text.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,12 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
     ChatRequest,
+    Choice,
     FailureKind,
     LimitState,
     Refusal,
     Reply,
+    ToolChoice,
     WireFormat,
     as_uuid,
     bearer_matches,
@@ -23,7 +31,10 @@ from lm_deluge_cli.providers.mock.formats.base import (
     load_json_object,
     number_text,
     reason_phrase,
+    short_id,
 )
+from lm_deluge_cli.providers.mock.formats.chat import conversation_state
+from lm_deluge_cli.providers.mock.formats.openai import function_tools
 from lm_deluge_cli.providers.mock.wire import token_logprobs
 
 __all__ = ["CohereFormat"]
@@ -54,8 +65,14 @@ def _read(request: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], int | 
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
     ):
         return "invalid request: max_tokens must be a positive integer"
-    # Cohere's messages are OpenAI's already; only role and content make the reply.
-    chat = [{"role": m["role"], "content": m.get("content")} for m in messages]
+    # Cohere's messages are OpenAI's already; role and content make the reply, and tool
+    # calls are counted.
+    chat: list[dict[str, Any]] = []
+    for message in messages:
+        kept = {"role": message["role"], "content": message.get("content")}
+        if message.get("tool_calls"):
+            kept["tool_calls"] = message["tool_calls"]
+        chat.append(kept)
     return model, chat, max_tokens
 
 
@@ -68,12 +85,45 @@ def _response_format(spec: Any) -> tuple[dict[str, Any] | None, bool]:
     return (schema, False) if isinstance(schema, dict) else (None, True)
 
 
+def _tool_choice(choice: Any) -> ToolChoice:
+    """ "REQUIRED" always calls a tool, "NONE" never; absent, the model decides."""
+    if choice == "REQUIRED":
+        return ToolChoice("required")
+    if choice == "NONE":
+        return ToolChoice("none")
+    return ToolChoice()
+
+
+def _message(choice: Choice) -> dict[str, Any]:
+    """The assistant message: thinking and text content items, or the tool plan and calls."""
+    content: list[dict[str, Any]] = []
+    if choice.reasoning is not None:
+        content.append({"type": "thinking", "thinking": choice.reasoning})
+    message: dict[str, Any] = {"role": "assistant"}
+    if choice.tool_calls:
+        message["tool_plan"] = choice.text
+        message["tool_calls"] = [
+            {
+                "id": f"{call.name}_{short_id(call.call_id, 12).lower()}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in choice.tool_calls
+        ]
+    elif choice.text:
+        content.append({"type": "text", "text": choice.text})
+    if content or not choice.tool_calls:
+        message["content"] = content
+    return message
+
+
 class CohereFormat(WireFormat):
     """Bearer keys; ``x-trial-endpoint-call-*`` headers for a requests limit (not on 429s,
     as a trial key's); 429 with the trial-key message; 503 for overload."""
 
     name = "cohere"
     answer_fields = ("message",)
+    string_arguments = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -91,17 +141,35 @@ class CohereFormat(WireFormat):
             return _error(400, read)
         model, messages, max_tokens = read
         schema, json_object = _response_format(request.get("response_format"))
+        tool_turns, tool_result = conversation_state(messages)
+        thinking = request.get("thinking")
         return ChatRequest(
-            model, messages, max_tokens, request, schema=schema, json_object=json_object
+            model,
+            messages,
+            max_tokens,
+            request,
+            schema=schema,
+            json_object=json_object,
+            tools=function_tools(request.get("tools")),
+            tool_choice=_tool_choice(request.get("tool_choice")),
+            tool_turns=tool_turns,
+            tool_result=tool_result,
+            reasoning=isinstance(thinking, dict) and thinking.get("type") == "enabled",
         )
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         # Billed units and processed tokens are the same here: the mock adds no preamble.
         tokens = {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens}
+        choice = reply.choices[0]
+        finish = "COMPLETE"
+        if choice.truncated:
+            finish = "MAX_TOKENS"
+        elif choice.tool_calls:
+            finish = "TOOL_CALL"
         payload: dict[str, Any] = {
             "id": as_uuid(reply.response_id),
-            "finish_reason": "MAX_TOKENS" if reply.truncated else "COMPLETE",
-            "message": {"role": "assistant", "content": [{"type": "text", "text": reply.text}]},
+            "finish_reason": finish,
+            "message": _message(choice),
             "usage": {"billed_units": dict(tokens), "tokens": tokens},
         }
         if request.raw.get("logprobs"):
@@ -115,6 +183,9 @@ class CohereFormat(WireFormat):
                 for step in token_logprobs(request.messages, reply.text)
             ]
         return json_answer(200, payload)
+
+    def states_tool_plan(self, request: ChatRequest) -> bool:
+        return True
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         # Cohere sends no retry-after; the message is all a client gets.

@@ -1,5 +1,15 @@
 """Google AI Studio's Gemini API (`POST /v1beta/models/{model}:generateContent`) as the mock
-speaks it: no rate-limit headers, `google.rpc.Status` error bodies."""
+speaks it: no rate-limit headers, `google.rpc.Status` error bodies.
+
+Tools are ``functionDeclarations`` (``parameters`` or ``parametersJsonSchema``) and
+``toolConfig.functionCallingConfig`` (``mode`` AUTO, ANY, NONE or VALIDATED, with
+``allowedFunctionNames``); calls are ``functionCall`` parts (``args`` an object, no id).
+``generationConfig.thinkingConfig`` asks the model to think (unless its ``thinkingBudget``
+is 0): the thoughts are counted in ``thoughtsTokenCount`` and, with ``includeThoughts``,
+sent as a ``thought: true`` part; a ``thoughtSignature`` rides on the first functionCall
+part (else on the last part), as Gemini 2.5 and 3 send it. ``candidateCount`` asks for
+several candidates (1 to 8).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +20,28 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
     ChatRequest,
+    Choice,
     FailureKind,
     Refusal,
     Reply,
+    ToolChoice,
+    ToolSpec,
     WireFormat,
     html_page,
     json_answer,
     keys_match,
     load_json_object,
     number_text,
+    opaque_signature,
     reason_phrase,
 )
+from lm_deluge_cli.providers.mock.formats.chat import conversation_state
 from lm_deluge_cli.providers.mock.wire import token_logprobs
 
 __all__ = ["GeminiFormat"]
@@ -40,6 +57,8 @@ _UNREGISTERED = (
     "Please use API Key or other form of API consumer identity to call this API."
 )
 _BAD_KEY = "API key not valid. Please pass a valid API key."
+# The most candidates one request may ask for.
+MAX_CANDIDATES = 8
 # limit kind → (quotaMetric, quotaId) of the per-minute quota a refusal names.
 _QUOTAS: Mapping[str, tuple[str, str]] = {
     "requests": (
@@ -92,10 +111,20 @@ def _content(parts: list[Any]) -> Any:
     content: list[dict[str, Any]] = []
     for part in parts:
         blob = _field(part, "inlineData", "inline_data") or _field(part, "fileData", "file_data")
+        call = _field(part, "functionCall", "function_call")
+        result = _field(part, "functionResponse", "function_response")
         if isinstance(part.get("text"), str):
             content.append({"type": "text", "text": part["text"]})
         elif isinstance(blob, dict):
             content.append(_media(blob))
+        elif isinstance(call, dict):
+            # Read as the tool_use blocks the token count and the tool rounds know.
+            content.append(
+                {"type": "tool_use", "name": call.get("name"), "input": call.get("args")}
+            )
+        elif isinstance(result, dict):
+            response = orjson.dumps(result.get("response"), default=str).decode()
+            content.append({"type": "tool_result", "content": response})
         else:
             content.append({"type": next(iter(part), "unknown")})
     return content
@@ -172,6 +201,14 @@ def _read(request: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int | None]
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
     ):
         return "* GenerateContentRequest.generation_config.max_output_tokens: must be positive"
+    count = _field(config, "candidateCount", "candidate_count")
+    if count is not None and (
+        isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_CANDIDATES
+    ):
+        return (
+            "* GenerateContentRequest.generation_config.candidate_count: must be between 1 "
+            f"and {MAX_CANDIDATES}"
+        )
     return messages, max_tokens
 
 
@@ -217,6 +254,81 @@ def _logprobs(request: ChatRequest, text: str, top: int) -> dict[str, Any]:
     return {"logprobsResult": result, "avgLogprobs": total / len(steps) if steps else 0.0}
 
 
+def _tools(tools: Any) -> tuple[ToolSpec, ...]:
+    """The ``functionDeclarations`` of every tool (built-in tools such as googleSearch are
+    left out); a declaration's schema is ``parametersJsonSchema`` or ``parameters``."""
+    specs: list[ToolSpec] = []
+    for tool in tools if isinstance(tools, list) else ():
+        if not isinstance(tool, dict):
+            continue
+        declarations = _field(tool, "functionDeclarations", "function_declarations")
+        for declaration in declarations if isinstance(declarations, list) else ():
+            name = declaration.get("name") if isinstance(declaration, dict) else None
+            if not isinstance(name, str) or not name:
+                continue
+            schema = _field(declaration, "parametersJsonSchema", "parameters_json_schema")
+            if not isinstance(schema, dict):
+                schema = declaration.get("parameters")
+            description = declaration.get("description")
+            specs.append(
+                ToolSpec(
+                    name,
+                    schema if isinstance(schema, dict) else {},
+                    description if isinstance(description, str) else "",
+                )
+            )
+    return tuple(specs)
+
+
+def _tool_choice(config: Any) -> ToolChoice:
+    """``functionCallingConfig``: ANY always calls (one of ``allowedFunctionNames``, if
+    given), NONE never, AUTO and VALIDATED as the model sees fit."""
+    if not isinstance(config, dict):
+        return ToolChoice()
+    calling = _field(config, "functionCallingConfig", "function_calling_config")
+    if not isinstance(calling, dict):
+        return ToolChoice()
+    names = _field(calling, "allowedFunctionNames", "allowed_function_names")
+    allowed = tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+    mode = str(calling.get("mode") or "AUTO").upper()
+    if mode == "ANY":
+        return ToolChoice("required", allowed)
+    if mode == "NONE":
+        return ToolChoice("none")
+    return ToolChoice("auto", allowed)
+
+
+def _thinks(config: Mapping[str, Any]) -> bool:
+    """Whether a ``thinkingConfig`` asks to think: any but a ``thinkingBudget`` of 0."""
+    thinking = _field(config, "thinkingConfig", "thinking_config")
+    if not isinstance(thinking, dict) or not thinking:
+        return False
+    return bool(_field(thinking, "thinkingBudget", "thinking_budget") != 0)
+
+
+def _candidate(choice: Choice, index: int, shown: bool) -> dict[str, Any]:
+    """One candidate: the thought part (when `shown`), the text, the functionCall parts; a
+    candidate with no parts at all (an empty answer) has a content without ``parts``."""
+    parts: list[dict[str, Any]] = []
+    if choice.reasoning is not None and shown:
+        parts.append({"text": choice.reasoning, "thought": True})
+    if choice.text:
+        parts.append({"text": choice.text})
+    calls: list[dict[str, Any]] = [
+        {"functionCall": {"name": c.name, "args": c.parsed()}} for c in choice.tool_calls
+    ]
+    parts += calls
+    if choice.reasoning is not None and parts:
+        signed = calls[0] if calls else parts[-1]
+        signed["thoughtSignature"] = opaque_signature(choice.reasoning, 120)
+    content: dict[str, Any] = {"parts": parts, "role": "model"} if parts else {"role": "model"}
+    return {
+        "content": content,
+        "finishReason": "MAX_TOKENS" if choice.truncated else "STOP",
+        "index": index,
+    }
+
+
 class GeminiFormat(WireFormat):
     """``x-goog-api-key`` (or ``?key=``) auth; 429 ``RESOURCE_EXHAUSTED`` with a
     ``RetryInfo.retryDelay``, 503 ``UNAVAILABLE`` for overload, no rate-limit headers."""
@@ -253,6 +365,9 @@ class GeminiFormat(WireFormat):
             )
         messages, max_tokens = read
         schema, json_object = _response_schema(request)
+        tool_turns, tool_result = conversation_state(messages)
+        config = _config(request)
+        count = _field(config, "candidateCount", "candidate_count")
         return ChatRequest(
             call.path_model or "",
             messages,
@@ -260,27 +375,42 @@ class GeminiFormat(WireFormat):
             request,
             schema=schema,
             json_object=json_object,
+            tools=_tools(request.get("tools")),
+            tool_choice=_tool_choice(_field(request, "toolConfig", "tool_config")),
+            tool_turns=tool_turns,
+            tool_result=tool_result,
+            reasoning=_thinks(config),
+            choices=count if isinstance(count, int) else 1,
         )
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
-        prompt, output = reply.prompt_tokens, reply.completion_tokens
-        candidate: dict[str, Any] = {
-            "content": {"parts": [{"text": reply.text}], "role": "model"},
-            "finishReason": "MAX_TOKENS" if reply.truncated else "STOP",
-            "index": 0,
-        }
+        prompt = reply.prompt_tokens
+        thoughts = reply.reasoning_tokens
+        output = reply.completion_tokens - thoughts
         config = _config(request.raw)
-        if _field(config, "responseLogprobs", "response_logprobs"):
-            top = _field(config, "logprobs", "logprobs")
-            candidate.update(_logprobs(request, reply.text, top if isinstance(top, int) else 0))
+        thinking = _field(config, "thinkingConfig", "thinking_config")
+        shown = isinstance(thinking, dict) and bool(
+            _field(thinking, "includeThoughts", "include_thoughts")
+        )
+        candidates = []
+        for index, choice in enumerate(reply.choices):
+            candidate = _candidate(choice, index, shown)
+            if _field(config, "responseLogprobs", "response_logprobs"):
+                top = _field(config, "logprobs", "logprobs")
+                top = top if isinstance(top, int) else 0
+                candidate.update(_logprobs(request, choice.text, top))
+            candidates.append(candidate)
+        usage: dict[str, Any] = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": output,
+            "totalTokenCount": prompt + output + thoughts,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        }
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
         payload = {
-            "candidates": [candidate],
-            "usageMetadata": {
-                "promptTokenCount": prompt,
-                "candidatesTokenCount": output,
-                "totalTokenCount": prompt + output,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
-            },
+            "candidates": candidates,
+            "usageMetadata": usage,
             "modelVersion": request.model,
             "responseId": reply.response_id,
         }

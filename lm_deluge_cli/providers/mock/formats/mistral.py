@@ -1,5 +1,12 @@
 """Mistral's chat completions (`POST /v1/chat/completions`, served under `/mistral`) as the
-mock speaks it: OpenAI's request body, Mistral's own errors and rate-limit headers."""
+mock speaks it: OpenAI's request body, Mistral's own errors and rate-limit headers.
+
+Tool calls carry 9-character ids and an ``index``, beside ``content: ""``; ``n`` asks for
+several choices. Reasoning (``reasoning_effort`` other than "none", or ``prompt_mode``
+"reasoning") answers with ``content`` as chunks, a ``thinking`` chunk (a list of text
+chunks) then the ``text`` chunk, as Mistral's reasoning models do; its tokens are part of
+``completion_tokens`` (Mistral's usage has no separate count).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
     ChatRequest,
+    Choice,
     FailureKind,
     LimitState,
     Refusal,
@@ -23,8 +31,13 @@ from lm_deluge_cli.providers.mock.formats.base import (
     gateway_page,
     json_answer,
     reason_phrase,
+    short_id,
 )
-from lm_deluge_cli.providers.mock.formats.openai import chat_request, validate_request
+from lm_deluge_cli.providers.mock.formats.openai import (
+    chat_request,
+    finish_reason,
+    validate_request,
+)
 
 __all__ = ["MistralFormat"]
 
@@ -52,12 +65,31 @@ def _location(param: str | None) -> list[Any]:
     return ["body", name, int(index.rstrip("]"))] if index else ["body", name]
 
 
+def _message(choice: Choice) -> dict[str, Any]:
+    content: Any = choice.text
+    if choice.reasoning is not None:
+        thinking = {"type": "thinking", "thinking": [{"type": "text", "text": choice.reasoning}]}
+        text = [{"type": "text", "text": choice.text}] if choice.text else []
+        content = [thinking, *text]
+    calls = [
+        {
+            "id": short_id(call.call_id, 9),
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+            "index": index,
+        }
+        for index, call in enumerate(choice.tool_calls)
+    ]
+    return {"content": content, "tool_calls": calls or None, "prefix": False, "role": "assistant"}
+
+
 class MistralFormat(WireFormat):
     """Bearer keys; 422 validation errors; ``x-ratelimit-*-minute`` headers; the 429
     ``rate_limited`` body; overload as the 429 "Service tier capacity exceeded"."""
 
     name = "mistral"
     answer_fields = ("choices",)
+    string_arguments = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -76,15 +108,11 @@ class MistralFormat(WireFormat):
             if len(loc) == 2 and isinstance(request, dict) and loc[1] not in request:
                 return _invalid(loc, "field required", "value_error.missing")
             return _invalid(loc, message, "value_error")
-        return chat_request(request)
+        effort = request.get("reasoning_effort")
+        thinks = effort not in (None, "none") or request.get("prompt_mode") == "reasoning"
+        return chat_request(request, reasoning=thinks)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
-        message = {
-            "content": reply.text,
-            "tool_calls": None,
-            "prefix": False,
-            "role": "assistant",
-        }
         prompt, output = reply.prompt_tokens, reply.completion_tokens
         payload = {
             "id": f"cmpl-{reply.response_id}",
@@ -98,10 +126,11 @@ class MistralFormat(WireFormat):
             "created": int(time.time()),
             "choices": [
                 {
-                    "index": 0,
-                    "message": message,
-                    "finish_reason": "length" if reply.truncated else "stop",
+                    "index": index,
+                    "message": _message(choice),
+                    "finish_reason": finish_reason(choice),
                 }
+                for index, choice in enumerate(reply.choices)
             ],
         }
         return json_answer(200, payload)

@@ -1,6 +1,10 @@
 """OpenAI Chat Completions (`POST /v1/chat/completions`) as the mock speaks it.
 
 Mistral's API is this one with other error bodies and headers (`formats/mistral.py`).
+Tools, ``tool_choice`` and ``parallel_tool_calls`` are read as the API reference has them;
+``n`` asks for several choices; ``reasoning_effort`` (other than "none") is answered with
+``reasoning_content`` on the message, as compatible servers (vLLM, DeepSeek) send it, and
+counted in ``completion_tokens_details.reasoning_tokens``.
 """
 
 from __future__ import annotations
@@ -17,28 +21,39 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
     ChatRequest,
+    Choice,
     FailureKind,
     LimitState,
     Refusal,
     Reply,
+    ToolChoice,
+    ToolSpec,
+    ToolUse,
     WireFormat,
     bearer_matches,
     gateway_page,
     json_answer,
     number_text,
     reason_phrase,
+    short_id,
 )
+from lm_deluge_cli.providers.mock.formats.chat import conversation_state
 from lm_deluge_cli.providers.mock.wire import format_duration, token_logprobs
 
 __all__ = [
     "OpenAIFormat",
     "chat_request",
     "error_body",
+    "function_tools",
     "logprobs_content",
     "max_output_tokens",
     "response_format",
+    "tool_choice",
     "validate_request",
 ]
+
+# The most choices one request may ask for (``n``), as the API refuses more.
+MAX_CHOICES = 128
 
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means "
@@ -75,6 +90,7 @@ def validate_request(request: Any) -> tuple[str, str | None] | None:
         ("max_completion_tokens", 1, None),
         ("max_tokens", 1, None),
         ("top_logprobs", 0, 20),
+        ("n", 1, MAX_CHOICES),
     ):
         value = request.get(name)
         if value is None:
@@ -106,17 +122,68 @@ def response_format(spec: Any) -> tuple[dict[str, Any] | None, bool]:
     return None, False
 
 
-def chat_request(request: dict[str, Any]) -> ChatRequest:
-    """A validated chat completions body in neutral terms; its messages are already OpenAI's."""
+def chat_request(request: dict[str, Any], *, reasoning: bool | None = None) -> ChatRequest:
+    """A validated chat completions body in neutral terms; its messages are already OpenAI's.
+    `reasoning` says whether it asks for reasoning (default: a ``reasoning_effort`` other
+    than "none")."""
     schema, json_object = response_format(request.get("response_format"))
+    messages = request["messages"]
+    tool_turns, tool_result = conversation_state(messages)
+    if reasoning is None:
+        reasoning = request.get("reasoning_effort") not in (None, "none")
+    choices = request.get("n")
     return ChatRequest(
         request["model"],
-        request["messages"],
+        messages,
         max_output_tokens(request),
         request,
         schema=schema,
         json_object=json_object,
+        tools=function_tools(request.get("tools")),
+        tool_choice=tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls")),
+        tool_turns=tool_turns,
+        tool_result=tool_result,
+        reasoning=reasoning,
+        choices=choices if isinstance(choices, int) else 1,
     )
+
+
+def function_tools(tools: Any) -> tuple[ToolSpec, ...]:
+    """The function tools of a ``tools`` list: ``{"type": "function", "function": {"name",
+    "description", "parameters"}}`` (Chat Completions, Mistral and Cohere alike); other
+    kinds of tool are left out."""
+    specs: list[ToolSpec] = []
+    for tool in tools if isinstance(tools, list) else ():
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if tool.get("type", "function") != "function" or not isinstance(function, dict):
+            continue
+        name, parameters = function.get("name"), function.get("parameters")
+        if isinstance(name, str) and name:
+            description = function.get("description")
+            specs.append(
+                ToolSpec(
+                    name,
+                    parameters if isinstance(parameters, dict) else {},
+                    description if isinstance(description, str) else "",
+                )
+            )
+    return tuple(specs)
+
+
+def tool_choice(choice: Any, parallel: Any = None) -> ToolChoice:
+    """A ``tool_choice``: "none", "auto", "required" (Mistral's "any" too), or a named
+    function ``{"type": "function", "function": {"name"}}``; ``parallel_tool_calls``."""
+    allowed = parallel is not False
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str):
+            return ToolChoice("required", (name,), allowed)
+    if choice == "none":
+        return ToolChoice("none", (), allowed)
+    if choice in ("required", "any"):
+        return ToolChoice("required", (), allowed)
+    return ToolChoice("auto", (), allowed)
 
 
 class OpenAIFormat(WireFormat):
@@ -124,6 +191,7 @@ class OpenAIFormat(WireFormat):
 
     name = "openai"
     answer_fields = ("choices",)
+    string_arguments = True
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -155,32 +223,28 @@ class OpenAIFormat(WireFormat):
         return chat_request(request)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
-        logprobs = None
-        if request.raw.get("logprobs"):
-            content = logprobs_content(request, reply.text, request.raw.get("top_logprobs") or 0)
-            logprobs = {"content": content, "refusal": None}
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": reply.text,
-            "refusal": None,
-            "annotations": [],
-        }
-        finish = "length" if reply.truncated else "stop"
+        choices = [
+            {
+                "index": index,
+                "message": _message(choice),
+                "logprobs": _logprobs(request, choice),
+                "finish_reason": finish_reason(choice),
+            }
+            for index, choice in enumerate(reply.choices)
+        ]
         payload = {
             "id": f"chatcmpl-{reply.response_id}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.model,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}
-            ],
+            "choices": choices,
             "usage": {
                 "prompt_tokens": reply.prompt_tokens,
                 "completion_tokens": reply.completion_tokens,
                 "total_tokens": reply.prompt_tokens + reply.completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                 "completion_tokens_details": {
-                    "reasoning_tokens": 0,
+                    "reasoning_tokens": reply.reasoning_tokens,
                     "audio_tokens": 0,
                     "accepted_prediction_tokens": 0,
                     "rejected_prediction_tokens": 0,
@@ -252,6 +316,49 @@ class OpenAIFormat(WireFormat):
 
     def request_headers(self, request_id: str) -> dict[str, str]:
         return {"x-request-id": f"req_{request_id}"}
+
+
+def _message(choice: Choice) -> dict[str, Any]:
+    """A choice's message: ``content`` null beside tool calls (whose arguments are a JSON
+    string), ``reasoning_content`` when reasoning was asked."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": choice.text or (None if choice.tool_calls else ""),
+        "refusal": None,
+        "annotations": [],
+    }
+    if choice.tool_calls:
+        message["tool_calls"] = tool_calls(choice.tool_calls, "call_{}")
+    if choice.reasoning is not None:
+        message["reasoning_content"] = choice.reasoning
+    return message
+
+
+def tool_calls(calls: tuple[ToolUse, ...], id_format: str) -> list[dict[str, Any]]:
+    """``tool_calls`` of a Chat Completions message: ids are `id_format` around 24 letters
+    and digits (``call_…``)."""
+    return [
+        {
+            "id": id_format.format(short_id(call.call_id, 24)),
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for call in calls
+    ]
+
+
+def finish_reason(choice: Choice) -> str:
+    """``length`` when cut short, ``tool_calls`` when it calls tools, else ``stop``."""
+    if choice.truncated:
+        return "length"
+    return "tool_calls" if choice.tool_calls else "stop"
+
+
+def _logprobs(request: ChatRequest, choice: Choice) -> dict[str, Any] | None:
+    if not request.raw.get("logprobs") or not choice.text:
+        return None
+    content = logprobs_content(request, choice.text, request.raw.get("top_logprobs") or 0)
+    return {"content": content, "refusal": None}
 
 
 def logprobs_content(request: ChatRequest, text: str, top: int) -> list[dict[str, Any]]:

@@ -3,6 +3,14 @@ keys, errors and rate-limit headers (`formats/openai.py`), its own request and r
 
 `instructions` becomes a system message and every `input` item an OpenAI chat message, so a
 prompt gets the same reply and usage here as over Chat Completions.
+
+Function tools are flat (``{"type": "function", "name", "parameters"}``) and a named
+``tool_choice`` is ``{"type": "function", "name"}``; calls are ``function_call`` output
+items (``fc_…`` ids, ``call_…`` call ids, JSON-string arguments). A ``reasoning`` object
+with an effort other than "none" (or a summary) puts a ``reasoning`` item first: its
+``summary`` holds a ``summary_text`` part when one is asked, and it carries
+``encrypted_content`` when ``include`` names ``reasoning.encrypted_content``; its tokens are
+``output_tokens_details.reasoning_tokens``.
 """
 
 from __future__ import annotations
@@ -18,9 +26,15 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Answer,
     Call,
     ChatRequest,
+    Choice,
     Reply,
+    ToolChoice,
+    ToolSpec,
     json_answer,
+    opaque_signature,
+    short_id,
 )
+from lm_deluge_cli.providers.mock.formats.chat import conversation_state
 from lm_deluge_cli.providers.mock.formats.openai import (
     OpenAIFormat,
     error_body,
@@ -28,7 +42,7 @@ from lm_deluge_cli.providers.mock.formats.openai import (
     response_format,
 )
 
-__all__ = ["MIN_OUTPUT_TOKENS", "OpenAIResponsesFormat"]
+__all__ = ["ENCRYPTED_REASONING", "MIN_OUTPUT_TOKENS", "OpenAIResponsesFormat"]
 
 # The API refuses a smaller max_output_tokens (integer_below_min_value).
 MIN_OUTPUT_TOKENS = 16
@@ -44,6 +58,9 @@ _CHAT_ONLY = (
     "logprobs",
 )
 _MOVED = {"response_format": "text.format"}
+# What ``include`` names to get a reasoning item's encrypted_content.
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+_SUMMARIES = ("auto", "concise", "detailed")
 _REFERENCE = "https://platform.openai.com/docs/api-reference/responses/create"
 
 
@@ -98,7 +115,57 @@ def _read_request(request: Any) -> ChatRequest:
         )
     messages.extend(_input_messages(request.get("input")))
     schema, json_object = _text_format(request.get("text"))
-    return ChatRequest(model, messages, max_tokens, request, schema=schema, json_object=json_object)
+    tool_turns, tool_result = conversation_state(messages)
+    return ChatRequest(
+        model,
+        messages,
+        max_tokens,
+        request,
+        schema=schema,
+        json_object=json_object,
+        tools=_tools(request.get("tools")),
+        tool_choice=_tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls")),
+        tool_turns=tool_turns,
+        tool_result=tool_result,
+        reasoning=_asks_reasoning(request.get("reasoning")),
+    )
+
+
+def _tools(tools: Any) -> tuple[ToolSpec, ...]:
+    """The function tools, in the Responses API's flat shape; built-in tools are left out."""
+    specs: list[ToolSpec] = []
+    for tool in tools if isinstance(tools, list) else ():
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            continue
+        name, parameters = tool.get("name"), tool.get("parameters")
+        description = tool.get("description")
+        if isinstance(name, str) and name:
+            specs.append(
+                ToolSpec(
+                    name,
+                    parameters if isinstance(parameters, dict) else {},
+                    description if isinstance(description, str) else "",
+                )
+            )
+    return tuple(specs)
+
+
+def _tool_choice(choice: Any, parallel: Any) -> ToolChoice:
+    """ "none", "auto", "required", or ``{"type": "function", "name"}``."""
+    allowed = parallel is not False
+    if isinstance(choice, dict) and isinstance(choice.get("name"), str):
+        return ToolChoice("required", (choice["name"],), allowed)
+    if choice in ("none", "required"):
+        return ToolChoice(choice, (), allowed)
+    return ToolChoice("auto", (), allowed)
+
+
+def _asks_reasoning(reasoning: Any) -> bool:
+    """Whether a ``reasoning`` object asks to reason: an effort other than "none", or a
+    summary with no effort (the model's default effort)."""
+    if not isinstance(reasoning, dict) or reasoning.get("effort") == "none":
+        return False
+    return reasoning.get("effort") is not None or reasoning.get("summary") is not None
 
 
 def _text_format(text: Any) -> tuple[dict[str, Any] | None, bool]:
@@ -248,34 +315,26 @@ class OpenAIResponsesFormat(OpenAIFormat):
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         raw = request.raw
-        part: dict[str, Any] = {"type": "output_text", "text": reply.text, "annotations": []}
-        include = raw.get("include")
-        if isinstance(include, list) and "message.output_text.logprobs" in include:
-            part["logprobs"] = logprobs_content(request, reply.text, raw.get("top_logprobs") or 0)
-        status = "incomplete" if reply.truncated else "completed"
-        message = {
-            "type": "message",
-            "id": f"msg_{reply.response_id}",
-            "status": status,
-            "role": "assistant",
-            "content": [part],
-        }
+        choice = reply.choices[0]
+        status = "incomplete" if choice.truncated else "completed"
         reasoning = raw.get("reasoning")
         effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+        summary = reasoning.get("summary") if isinstance(reasoning, dict) else None
+        output = _output(request, choice, reply.response_id, status)
         payload = {
             "id": f"resp_{reply.response_id}",
             "object": "response",
             "created_at": int(time.time()),
             "status": status,
             "error": None,
-            "incomplete_details": {"reason": "max_output_tokens"} if reply.truncated else None,
+            "incomplete_details": {"reason": "max_output_tokens"} if choice.truncated else None,
             "instructions": raw.get("instructions"),
             "max_output_tokens": raw.get("max_output_tokens"),
             "model": request.model,
-            "output": [message],
+            "output": output,
             "parallel_tool_calls": raw.get("parallel_tool_calls", True),
             "previous_response_id": None,
-            "reasoning": {"effort": effort, "summary": None},
+            "reasoning": {"effort": effort, "summary": summary},
             "store": raw.get("store", True),
             "temperature": raw.get("temperature", 1.0),
             "text": raw.get("text") or {"format": {"type": "text"}},
@@ -285,12 +344,63 @@ class OpenAIResponsesFormat(OpenAIFormat):
             "truncation": raw.get("truncation") or "disabled",
             "usage": {
                 "input_tokens": reply.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                 "output_tokens": reply.completion_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
                 "total_tokens": reply.prompt_tokens + reply.completion_tokens,
             },
             "user": raw.get("user"),
             "metadata": raw.get("metadata") or {},
         }
         return json_answer(200, payload)
+
+
+def _output(request: ChatRequest, choice: Choice, response_id: str, status: str) -> list[Any]:
+    """The output items: the reasoning item, then function calls or the message (none when
+    the answer is empty)."""
+    raw = request.raw
+    output: list[Any] = []
+    if choice.reasoning is not None:
+        output.append(_reasoning_item(raw, choice.reasoning, response_id))
+    for call in choice.tool_calls:
+        output.append(
+            {
+                "type": "function_call",
+                "id": f"fc_{call.call_id}",
+                "call_id": f"call_{short_id(call.call_id, 24)}",
+                "name": call.name,
+                "arguments": call.arguments,
+                "status": "completed",
+            }
+        )
+    if choice.tool_calls or not choice.text:
+        return output
+    part: dict[str, Any] = {"type": "output_text", "text": choice.text, "annotations": []}
+    include = raw.get("include")
+    if isinstance(include, list) and "message.output_text.logprobs" in include:
+        part["logprobs"] = logprobs_content(request, choice.text, raw.get("top_logprobs") or 0)
+    message = {
+        "type": "message",
+        "id": f"msg_{response_id}",
+        "status": status,
+        "role": "assistant",
+        "content": [part],
+    }
+    return [*output, message]
+
+
+def _reasoning_item(raw: Mapping[str, Any], text: str, response_id: str) -> dict[str, Any]:
+    """A ``reasoning`` item: a summary when one is asked, the encrypted reasoning when
+    ``include`` names it."""
+    reasoning = raw.get("reasoning")
+    summary = reasoning.get("summary") if isinstance(reasoning, dict) else None
+    parts = [{"type": "summary_text", "text": f"**Thinking it through**\n\n{text}"}]
+    item: dict[str, Any] = {
+        "id": f"rs_{response_id}",
+        "type": "reasoning",
+        "summary": parts if summary in _SUMMARIES else [],
+    }
+    include = raw.get("include")
+    if isinstance(include, list) and ENCRYPTED_REASONING in include:
+        item["encrypted_content"] = "gAAAAAB" + opaque_signature(text, 180)
+    return item
