@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench_cache.py",
     "bench_shards.py",
     "bench_embed.py",
+    "bench_prompt_cache.py",
 ]
 
 
