@@ -23,9 +23,9 @@ from lm_deluge_cli.providers.parts import (
     bearer_json_request,
     count,
     finish_reason,
+    function_calls,
     header_int,
     schema_response_format,
-    tool_call,
     unreadable,
     unsupported,
 )
@@ -279,14 +279,7 @@ def _answer(choice: Mapping[str, Any]) -> Answer:
     """One choice: its text, its tool calls, and its thinking as reasoning."""
     message = choice["message"]
     text, thoughts, signed = _content(message.get("content"))
-    calls = tuple(
-        tool_call(
-            call.get("id") or f"call_{index}",
-            call["function"]["name"],
-            call["function"].get("arguments"),
-        )
-        for index, call in enumerate(message.get("tool_calls") or ())
-    )
+    calls = function_calls(message.get("tool_calls"))
     reasoning = None
     if thoughts or signed:
         reasoning = Reasoning(_THINKING_SEPARATOR.join(thoughts) or None, tuple(signed))

@@ -18,9 +18,9 @@ from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
     finish_reason,
+    function_calls,
     header_int,
     schema_response_format,
-    tool_call,
     unreadable,
 )
 from lm_deluge_cli.types import (
@@ -123,15 +123,7 @@ def chat_answer(choice: Mapping[str, Any]) -> Answer:
     text = message.get("content")
     if text is not None and not isinstance(text, str):
         raise TypeError("message.content is not a string")
-    calls = tuple(
-        tool_call(
-            call.get("id") or f"call_{index}",
-            call["function"]["name"],
-            call["function"].get("arguments"),
-        )
-        for index, call in enumerate(message.get("tool_calls") or ())
-        if call.get("type", "function") == "function"
-    )
+    calls = function_calls(message.get("tool_calls"))
     refusal = message.get("refusal")
     if refusal is not None and not isinstance(refusal, str):
         raise TypeError("message.refusal is not a string")
@@ -204,6 +196,7 @@ def _usage(raw: Any) -> Usage:
         output_tokens=int(raw.get("completion_tokens") or 0),
         cached_input_tokens=int(prompt_details.get("cached_tokens") or 0),
         reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        cache_write_tokens=int(prompt_details.get("cache_write_tokens") or 0),
     )
 
 

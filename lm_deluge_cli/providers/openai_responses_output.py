@@ -78,6 +78,7 @@ def responses_usage(raw: Any) -> Usage:
         output_tokens=count(raw.get("output_tokens")),
         cached_input_tokens=count(input_details.get("cached_tokens")),
         reasoning_tokens=count(output_details.get("reasoning_tokens")),
+        cache_write_tokens=count(input_details.get("cache_write_tokens")),
     )
 
 

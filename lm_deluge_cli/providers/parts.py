@@ -28,6 +28,7 @@ __all__ = [
     "DataUrl",
     "count",
     "finish_reason",
+    "function_calls",
     "function_tools",
     "header_int",
     "image_url",
@@ -172,6 +173,21 @@ def tool_call(call_id: Any, name: Any, raw: Any) -> ToolCall:
     if isinstance(parsed, dict):
         return ToolCall(call_id, name, parsed)
     return ToolCall(call_id, name, None, text)
+
+
+def function_calls(calls: Any) -> tuple[ToolCall, ...]:
+    """The function calls of an OpenAI-shaped message's ``tool_calls`` (Chat Completions,
+    Mistral and compatible servers): an id (``call_N`` when a server sends none), a name and
+    JSON-string arguments. Entries of other types (a custom tool's) are not functions."""
+    return tuple(
+        tool_call(
+            call.get("id") or f"call_{index}",
+            call["function"]["name"],
+            call["function"].get("arguments"),
+        )
+        for index, call in enumerate(calls or ())
+        if call.get("type", "function") == "function"
+    )
 
 
 def finish_reason(

@@ -339,6 +339,15 @@ _MISSING = object()
             },
             Usage(2006, 300, cached_input_tokens=1920),
         ),
+        # Newer models bill what they write to the cache (prompt_tokens_details).
+        (
+            {
+                "prompt_tokens": 3000,
+                "completion_tokens": 10,
+                "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 2900},
+            },
+            Usage(3000, 10, cache_write_tokens=2900),
+        ),
         (
             {
                 "prompt_tokens": 81,

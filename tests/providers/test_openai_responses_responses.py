@@ -248,6 +248,20 @@ def test_a_refusal_beside_text_is_kept_and_the_answer_stops() -> None:
     assert answer.finish_reason == "stop"
 
 
+def test_cache_reads_and_writes_are_in_usage() -> None:
+    documented = fixture("openai_responses/response_text")
+    documented["usage"] = {
+        "input_tokens": 3000,
+        "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 1900},
+        "output_tokens": 12,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 3012,
+    }
+    assert parse(documented).usage == Usage(
+        3000, 12, cached_input_tokens=1024, cache_write_tokens=1900
+    )
+
+
 def test_no_usage_reads_as_zero() -> None:
     documented = fixture("openai_responses/response_text")
     documented["usage"] = None
