@@ -84,6 +84,8 @@ class JobReport:
             "passed_through": s.passed_through,
             "input_tokens": s.input_tokens,
             "output_tokens": s.output_tokens,
+            "cache_read_tokens": s.cache_read_tokens,
+            "cache_write_tokens": s.cache_write_tokens,
             "cost_usd": round(s.cost_usd, 6) if s.cost_known else None,
             "wall_time_s": round(s.elapsed_s, 3),
             "interrupted": self.outcome.interrupted,

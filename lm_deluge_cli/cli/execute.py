@@ -157,6 +157,15 @@ def _cache_where(report: JobReport) -> str:
     return f" (cache: {cache['backend']} at {cache['location']})"
 
 
+def _prompt_cache(s: RunStatistics) -> str:
+    if not s.cache_read_tokens and not s.cache_write_tokens:
+        return ""
+    return (
+        f" (prompt cache: {s.cache_read_tokens:,} of the input tokens read, "
+        f"{s.cache_write_tokens:,} written)"
+    )
+
+
 def _print_summary(console: Console, report: JobReport, tool_lines: list[str]) -> None:
     s = report.outcome.statistics
     lines = [
@@ -167,7 +176,8 @@ def _print_summary(console: Console, report: JobReport, tool_lines: list[str]) -
         f"requests: {s.requests} ({s.retries} retries, {s.rate_limited} answered 429)",
         f"reused: {s.cached} from the cache, {s.deduplicated} shared with identical lines"
         + _cache_where(report),
-        f"tokens: {s.input_tokens:,} in, {s.output_tokens:,} out; cost {format_cost(s)}",
+        f"tokens: {s.input_tokens:,} in, {s.output_tokens:,} out; cost {format_cost(s)}"
+        + _prompt_cache(s),
         f"wall time: {format_duration(s.elapsed_s)} ({s.elapsed_s:.1f}s)",
     ]
     for model, learned in s.learned_limits.items():

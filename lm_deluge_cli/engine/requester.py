@@ -320,8 +320,11 @@ class Requester:
                 if self.retry_other_model and prompt.model is None:
                     slot = self._pick(prompt, exclude=slot)
                 continue
-            self.stats.input_tokens += completion.usage.input_tokens
-            self.stats.output_tokens += completion.usage.output_tokens
+            usage = completion.usage
+            self.stats.input_tokens += usage.input_tokens
+            self.stats.output_tokens += usage.output_tokens
+            self.stats.cache_read_tokens += usage.cached_input_tokens
+            self.stats.cache_write_tokens += usage.cache_write_tokens
             if cost is None:
                 self.stats.cost_known = False
             else:

@@ -44,6 +44,9 @@ class RunStatistics:
     max_cost_usd: float | None = None
     earlier_cost_usd: float = 0.0
     cost_cap_reached: bool = False
+    # Of input_tokens: read from the provider's prompt cache, and written to it.
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def cost_toward_cap_usd(self) -> float:
@@ -80,6 +83,8 @@ class RunStats:
     passed_through: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_usd: float = 0.0
     cost_known: bool = True
     dead_models: list[str] = field(default_factory=list)
@@ -106,6 +111,8 @@ class RunStats:
             passed_through=self.passed_through,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
             cost_usd=self.cost_usd,
             cost_known=self.cost_known,
             elapsed_s=time.monotonic() - self.started,
