@@ -73,9 +73,9 @@ class AgentResult:
         return Conversation.from_openai(self.messages)
 
     @property
-    def rounds(self) -> list[dict[str, Any]]:
-        """Each round's model, finish reason, tool calls, usage, cost and cache use."""
-        return list(self.result.fields.get("rounds") or [])
+    def rounds(self) -> tuple[Result, ...]:
+        """Each round's own result: its answer (tool calls included), usage, cost, cache use."""
+        return tuple(self.result.fields.get("rounds") or ())
 
     @property
     def completion(self) -> str | None:

@@ -158,26 +158,14 @@ async def run_agent_loops(
 
 def loop_result(loop: Loop) -> Result:
     """A finished conversation's record: its last round's answer, every round's usage and
-    cost summed, and its rounds and transcript."""
+    cost summed, and its rounds (their Results; `io.records` writes what each one says)
+    and transcript."""
     last = loop.rounds[-1]
     usage = sum((r.usage or Usage() for r in loop.rounds), Usage())
     costs = [r.cost_usd for r in loop.rounds]
     transcript = list(loop.prompt.messages)
     if last.ok:
         transcript += _assistant_turn(last)
-    rounds = [
-        {
-            "model": r.model,
-            "status": r.status,
-            "finish_reason": r.finish_reason,
-            "tool_calls": len(r.tool_calls),
-            "usage": r.usage.to_record() if r.usage is not None else None,
-            "cost_usd": r.cost_usd,
-            "cached": r.cached,
-            "attempts": r.attempts,
-        }
-        for r in loop.rounds
-    ]
     return last.replace(
         id=loop.prompt.id,
         line=loop.prompt.line,
@@ -188,7 +176,7 @@ def loop_result(loop: Loop) -> Result:
         cached=all(r.cached for r in loop.rounds),
         deduplicated=False,
         metadata=loop.prompt.metadata,
-        fields={**last.fields, "rounds": rounds, "transcript": transcript},
+        fields={**last.fields, "rounds": tuple(loop.rounds), "transcript": transcript},
     )
 
 

@@ -14,7 +14,9 @@ that order; an ok record also carries, where there are some, the answer's parts:
 * ``completions`` and ``samples``: with several samples, every sample's text, and every
   sample's answer as an object of the fields above (the top-level ones are the first's).
 
-Absent means none. A tool's own fields (extract's ``data`` …) follow ``metadata``.
+Absent means none. A tool's own fields (extract's ``data`` …) follow ``metadata``; so do an
+agent loop's ``rounds`` (what each round's result says: model, status, finish reason, how
+many tools it called, usage, cost, cache use, attempts) and ``transcript``.
 """
 
 from __future__ import annotations
@@ -218,7 +220,24 @@ def to_json(result: Result) -> Record:
     )
     if result.fields:
         record.update(result.fields)
+        rounds = result.fields.get("rounds")
+        if rounds and isinstance(rounds[0], Result):
+            record["rounds"] = [_round_json(round_) for round_ in rounds]
     return record
+
+
+def _round_json(result: Result) -> Record:
+    """What an agent loop's record says of one round."""
+    return {
+        "model": result.model,
+        "status": result.status,
+        "finish_reason": result.finish_reason,
+        "tool_calls": len(result.tool_calls),
+        "usage": result.usage.to_record() if result.usage is not None else None,
+        "cost_usd": result.cost_usd,
+        "cached": result.cached,
+        "attempts": result.attempts,
+    }
 
 
 def answer_json(answer: Answer) -> Record:

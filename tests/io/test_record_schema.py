@@ -12,8 +12,9 @@ import jsonschema
 import pytest
 
 from lm_deluge_cli.config import JobOverrides, load_job
+from lm_deluge_cli.engine.agent_loop import Loop, loop_result
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import bad_line_result, error_result, ok_result, to_json
+from lm_deluge_cli.io.records import bad_line_result, error_result, from_json, ok_result, to_json
 from lm_deluge_cli.runner import run_job
 from lm_deluge_cli.types import Answer, Completion, Prompt, Reasoning, ToolCall, Usage
 
@@ -30,6 +31,14 @@ def problems(record: dict[str, Any]) -> list[str]:
 def ok(*answers: Answer, usage: Usage | None = None) -> dict[str, Any]:
     completion = Completion(answers, usage or Usage(10, 5))
     return to_json(ok_result(PROMPT, completion, model="m", attempts=1, latency_s=0.2))
+
+
+def agent_record() -> dict[str, Any]:
+    call = ok(Answer(None, (ToolCall("c1", "add", {"a": 1}),), finish_reason="tool_calls"))
+    final = ok(Answer("2", finish_reason="stop"))
+    loop = Loop(Prompt(id="a", line=1, messages=[{"role": "user", "content": "1+1?"}]))
+    loop.rounds = [from_json(call), from_json(final)]
+    return to_json(loop_result(loop))
 
 
 def test_the_schema_is_a_valid_schema() -> None:
@@ -57,6 +66,7 @@ def test_the_schema_is_a_valid_schema() -> None:
             )
         ),
         to_json(bad_line_result(BadLine(4, "line 4: not valid JSON"))),
+        agent_record(),
     ],
 )
 def test_every_kind_of_record_validates(record: dict[str, Any]) -> None:
