@@ -222,7 +222,7 @@ class Requester:
         keys = [sample_key(key, index) for index in range(count)] if key is not None else []
         stored: list[StoredAnswer | None] = [None] * count
         if reuse is not None:
-            stored = [await reuse.lookup(k) for k in keys]
+            stored = await reuse.lookup(keys)
         earlier = [found for found in stored if found is not None]
         if len(earlier) == count:
             self.stats.cached += 1

@@ -94,11 +94,6 @@ class StoredAnswer:
         completion = Completion(answers, Usage.from_record(usage))
         return cls(str(value.get("model")), completion, value.get("cost_usd"))
 
-    @classmethod
-    def from_result(cls, result: Result) -> StoredAnswer:
-        completion = Completion(result.answers, result.usage or Usage())
-        return cls(result.model or "", completion, result.cost_usd)
-
 
 @dataclass(slots=True)
 class Pending:
@@ -153,20 +148,16 @@ class Reuse:
         while len(self._recent) > self._recent_max:
             self._recent.popitem(last=False)
 
-    async def lookup(self, key: str) -> StoredAnswer | None:
-        """The stored answer to `key`; one that says nothing (kept by an earlier version)
-        is a miss."""
+    async def lookup(self, keys: Sequence[str]) -> list[StoredAnswer | None]:
+        """The stored answer to each key (one read for several, where the backend can);
+        one that says nothing (kept by an earlier version) is a miss."""
         if self.cache is None or not self.policy.read:
-            return None
-        found = await self.cache.get_decoded(key, StoredAnswer.decode)
-        return None if found is None or found.empty else found
-
-    async def store(self, key: str, record: Result) -> None:
-        """Keep an ok record's answers under `key` (failures are never stored)."""
-        if self.cache is None or not self.policy.write or record.status != "ok":
-            return
-        answer = StoredAnswer.from_result(record)
-        await self.cache.set(key, answer.encode(), self.policy.ttl_s)
+            return [None] * len(keys)
+        if len(keys) == 1:
+            found = [await self.cache.get_decoded(keys[0], StoredAnswer.decode)]
+        else:
+            found = await self.cache.get_many_decoded(keys, StoredAnswer.decode)
+        return [None if answer is None or answer.empty else answer for answer in found]
 
     async def store_answer(
         self, key: str, model: str, answer: Answer, usage: Usage, cost_usd: float | None

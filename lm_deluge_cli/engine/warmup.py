@@ -24,10 +24,7 @@ import orjson
 
 from lm_deluge_cli.types import Message, Prompt, PromptCache
 
-__all__ = ["DEFAULT_WARMUP_WAIT_S", "Admission", "PrefixGate", "cache_prefix"]
-
-# How long a request waits for the leader of its prefix before it goes anyway.
-DEFAULT_WARMUP_WAIT_S = 30.0
+__all__ = ["Admission", "PrefixGate", "cache_prefix"]
 # Prefixes remembered at once (least recently used go first): bounded on any input.
 MAX_PREFIXES = 10_000
 _TTL_S = {"5m": 300.0, "1h": 3600.0}
@@ -108,9 +105,7 @@ class _Prefix:
 class PrefixGate:
     """Lets the first request for each prefix go alone; the others wait for its answer."""
 
-    def __init__(
-        self, wait_s: float = DEFAULT_WARMUP_WAIT_S, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, wait_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.wait_s = wait_s
         self._clock = clock
         self._prefixes: OrderedDict[str, _Prefix] = OrderedDict()
@@ -160,10 +155,6 @@ class PrefixGate:
                 # Failed or cancelled: the prefix is not warm; the next request leads.
                 del self._prefixes[key]
             prefix.done.set()
-
-    def statistics(self) -> dict[str, int]:
-        """Requests that waited for a leader, and those whose wait ran out."""
-        return {"waited": self.waited, "timed_out": self.timed_out}
 
     def _remember(self, key: str, prefix: _Prefix) -> None:
         self._prefixes[key] = prefix
