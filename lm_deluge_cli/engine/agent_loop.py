@@ -13,6 +13,7 @@ OpenAI chat messages, tool results and the final answer included).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,7 +121,8 @@ async def run_agent_loops(
             {"role": "tool", "tool_call_id": call.id, "content": output}
             for call, output in zip(calls, outputs, strict=True)
         ]
-        loop.prompt = _next(loop.prompt, messages)
+        # The same line (id, model, sampling, tools), the longer conversation.
+        loop.prompt = dataclasses.replace(loop.prompt, messages=messages)
         if stop.is_set():
             return  # the run is stopping: this conversation is left for the rerun
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -185,16 +187,3 @@ def _assistant_turn(result: Result) -> list[Message]:
     if answer is None:
         return []
     return Conversation().with_response(answer).to_openai()
-
-
-def _next(prompt: Prompt, messages: list[Message]) -> Prompt:
-    """The prompt of a conversation's next round: the same line, the longer conversation."""
-    return Prompt(
-        id=prompt.id,
-        line=prompt.line,
-        messages=messages,
-        model=prompt.model,
-        metadata=prompt.metadata,
-        sampling=prompt.sampling,
-        extra_body=prompt.extra_body,
-    )
