@@ -318,7 +318,6 @@ def from_json(record: Mapping[str, Any]) -> Result:
             answers = (answer_from_json(record),)
     usage = record.get("usage")
     error = record.get("error")
-    known = _KNOWN_KEYS
     return Result(
         id=record.get("id"),
         line=int(record.get("line") or 0),
@@ -337,7 +336,7 @@ def from_json(record: Mapping[str, Any]) -> Result:
             else None
         ),
         metadata=record.get("metadata"),
-        fields={key: value for key, value in record.items() if key not in known},
+        fields={key: value for key, value in record.items() if key not in _KNOWN_KEYS},
     )
 
 
