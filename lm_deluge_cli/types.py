@@ -118,30 +118,39 @@ class Usage:
     def to_record(self) -> dict[str, int]:
         """Input and output tokens, and each of the other counts the provider reported."""
         record = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
-        for name in _USAGE_DETAILS:
-            value = getattr(self, name)
-            if value:
-                record[name] = value
+        # Written out, not looped over: this runs for every record.
+        if self.cached_input_tokens:
+            record["cached_input_tokens"] = self.cached_input_tokens
+        if self.reasoning_tokens:
+            record["reasoning_tokens"] = self.reasoning_tokens
+        if self.cache_write_tokens:
+            record["cache_write_tokens"] = self.cache_write_tokens
+        if self.cache_write_1h_tokens:
+            record["cache_write_1h_tokens"] = self.cache_write_1h_tokens
         return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Usage:
         """The inverse of `to_record` (missing counts are 0)."""
+        get = record.get
         return cls(
-            int(record.get("input_tokens") or 0),
-            int(record.get("output_tokens") or 0),
-            *(int(record.get(name) or 0) for name in _USAGE_DETAILS),
+            int(get("input_tokens") or 0),
+            int(get("output_tokens") or 0),
+            int(get("cached_input_tokens") or 0),
+            int(get("reasoning_tokens") or 0),
+            int(get("cache_write_tokens") or 0),
+            int(get("cache_write_1h_tokens") or 0),
         )
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            *(getattr(self, f) + getattr(other, f) for f in _USAGE_FIELDS),
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
-
-
-_USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(Usage))
-# The counts a record shows only when the provider reported some.
-_USAGE_DETAILS = _USAGE_FIELDS[2:]
 
 
 @dataclass(frozen=True, slots=True)

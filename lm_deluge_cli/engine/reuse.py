@@ -195,10 +195,13 @@ async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:
 
 def cached_record(prompt: Prompt, model: str, answers: Sequence[StoredAnswer]) -> Result:
     """A cache hit's record: the stored answers (one per sample), at no cost."""
-    completion = Completion(
-        tuple(a for stored in answers for a in stored.completion.answers),
-        sum((stored.completion.usage for stored in answers), Usage()),
-    )
+    if len(answers) == 1:
+        completion = answers[0].completion  # the usual case: nothing to gather
+    else:
+        completion = Completion(
+            tuple(a for stored in answers for a in stored.completion.answers),
+            sum((stored.completion.usage for stored in answers), Usage()),
+        )
     return records.ok_result(
         prompt,
         completion,

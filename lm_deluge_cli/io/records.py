@@ -275,22 +275,21 @@ def answer_from_json(record: Mapping[str, Any]) -> Answer:
     text = record.get("completion")
     if text is not None and not isinstance(text, str):
         raise ValueError("completion is not a string")
+    calls = record.get("tool_calls")
     reasoning = record.get("reasoning")
     refusal = record.get("refusal")
     if refusal is not None and not isinstance(refusal, str):
         raise ValueError("refusal is not a string")
     return Answer(
-        text=text,
-        tool_calls=tuple(_tool_call_from_json(call) for call in record.get("tool_calls") or ()),
-        reasoning=(
-            None
-            if reasoning is None
-            else Reasoning(reasoning.get("text"), tuple(reasoning.get("parts") or ()))
-        ),
-        refusal=refusal,
-        finish_reason=record.get("finish_reason"),
-        provider_finish_reason=record.get("provider_finish_reason"),
-        logprobs=record.get("logprobs"),
+        text,
+        tuple(_tool_call_from_json(call) for call in calls) if calls else (),
+        None
+        if reasoning is None
+        else Reasoning(reasoning.get("text"), tuple(reasoning.get("parts") or ())),
+        refusal,
+        record.get("finish_reason"),
+        record.get("provider_finish_reason"),
+        record.get("logprobs"),
     )
 
 
