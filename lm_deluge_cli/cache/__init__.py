@@ -23,10 +23,12 @@ from lm_deluge_cli.cache.spec import (
     CACHE_DIR_ENV,
     CacheSpec,
     default_cache_dir,
+    default_cache_file,
     open_cache,
     parse_spec,
 )
 from lm_deluge_cli.cache.sqlite import SqliteCache
+from lm_deluge_cli.cache.write_behind import WriteBehind
 
 if TYPE_CHECKING:
     from lm_deluge_cli.cache.leveldb import LevelDBCache as LevelDBCache
@@ -45,7 +47,9 @@ __all__ = [
     "MemoryCache",
     "ResilientCache",
     "SqliteCache",
+    "WriteBehind",
     "default_cache_dir",
+    "default_cache_file",
     "effective_ttl",
     "open_cache",
     "open_resilient",

@@ -6,18 +6,25 @@ import contextlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 
+import anyio
+import orjson
+
 from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_TABLE", "SqliteCache"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_TABLE", "PAGE_CACHE_KIB", "SqliteCache"]
 
 logger = logging.getLogger(__name__)
 
-# Statements run on the event loop thread, so another process's write lock may stall
-# the loop for at most this long; then the one entry misses or is not written.
+# How long a statement waits for another process's write lock before it gives up (the
+# entries miss or are not written). Statements run in worker threads, so a wait slows
+# only the cache, never the requests.
 DEFAULT_BUSY_TIMEOUT_S = 1.0
+# Each connection's page cache: the file may grow to gigabytes, memory must not.
+PAGE_CACHE_KIB = 2048
 DEFAULT_TABLE = "cache_entries"
 
 # Expired rows are deleted this many at a time, at the first write, then every
@@ -26,14 +33,25 @@ _PURGE_BATCH = 1000
 _PURGE_EVERY = 1000
 # Keys per SELECT … IN (…) of get_many: well under SQLite's limit on parameters.
 _MANY_PER_QUERY = 500
+# Rows per INSERT of set_many (four parameters each).
+_ROWS_PER_INSERT = 200
+
+# Why statements here return one row and insert many rows at once: sqlite3 lets go of the
+# GIL for every step of a statement (each row read, each executemany row) and must take
+# it back after. In a worker thread beside a busy event loop, taking it back waits for
+# the loop's thread to yield it (up to the interpreter's switch interval, 5 ms), so 500
+# rows written with executemany took seconds where one statement takes milliseconds.
 
 
 class SqliteCache:
     """Entries in table `table` of the SQLite file at `path` (created, with its directory).
 
-    Expiry times are wall-clock seconds from `clock` (shared by every process on the
-    machine). A statement that cannot get the write lock within `busy_timeout_s` is
-    given up: a read misses, a write is skipped, and `lock_timeouts` counts it.
+    Every statement runs in a worker thread, never on the event loop: reads on one
+    connection, writes on another, so that in WAL mode a read never waits for a write
+    (ours or another process's). Expiry times are wall-clock seconds from `clock`
+    (shared by every process on the machine). A statement that cannot get the write
+    lock within `busy_timeout_s` is given up: a read misses, a write is skipped, and
+    `lock_timeouts` counts it.
     """
 
     backend = "sqlite"
@@ -56,19 +74,30 @@ class SqliteCache:
         self._writes = 0
         self._purge_due = True
         os.makedirs(os.path.dirname(self.location), exist_ok=True)
-        # Autocommit: every statement is its own short transaction, so no lock is held
-        # between calls. The connection stays on the thread running the event loop.
-        self._conn = sqlite3.connect(
-            self.location, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+        # Autocommit: every statement is its own short transaction unless set_many opens
+        # one, so no lock is held between calls. Each connection is used by one thread
+        # at a time (its lock), whichever worker thread that is.
+        self._writer = self._connect(busy_timeout_s)
+        self._write_lock = threading.Lock()
         try:
             self._setup()
+            self._reader = self._connect(busy_timeout_s)
         except BaseException:
-            self._conn.close()
+            self._writer.close()
             raise
+        self._read_lock = threading.Lock()
+
+    def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.location, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        # Memory stays flat however big the file grows: a small page cache, no mapping.
+        conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+        conn.execute("PRAGMA mmap_size = 0")
+        return conn
 
     def _setup(self) -> None:
-        c = self._conn
+        c = self._writer
         # Set before the first table exists; lets `clear` hand the space back.
         c.execute("PRAGMA auto_vacuum = INCREMENTAL")
         # WAL: readers never wait for a writer, and a writer only for another writer.
@@ -94,146 +123,155 @@ class SqliteCache:
     @property
     def journal_mode(self) -> str:
         """The connection's journal mode (``wal`` unless the file system refused it)."""
-        return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0])
+        with self._read_lock:
+            return str(self._reader.execute("PRAGMA journal_mode").fetchone()[0])
 
     async def get(self, key: str) -> bytes | None:
-        try:
-            row = self._conn.execute(
-                f"SELECT value, expires_at FROM {self._t} WHERE key = ?", (key,)
-            ).fetchone()
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                self._timed_out("read", key)
-                return None
-            raise
-        if row is None:
-            return None
-        value, expires_at = row
-        if expires_at is not None and expires_at <= self._clock():
-            self._purge_due = True
-            return None
-        if not isinstance(value, bytes):
-            raise CorruptEntryError(f"entry is stored as {type(value).__name__}, not a blob")
+        found = await anyio.to_thread.run_sync(self._get_many, (key,))
+        value = found[0]
+        if isinstance(value, CorruptEntryError):
+            raise value
         return value
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | CorruptEntryError | None]:
         """Every key's entry in a few queries (up to _MANY_PER_QUERY keys each)."""
-        rows: dict[str, tuple[object, float | None]] = {}
+        return await anyio.to_thread.run_sync(self._get_many, keys)
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        await anyio.to_thread.run_sync(self._set_many, ((key, value),), ttl_s)
+
+    async def set_many(
+        self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
+    ) -> None:
+        """Every entry in one transaction: one commit (one fsync), not one per entry."""
+        await anyio.to_thread.run_sync(self._set_many, entries, ttl_s)
+
+    async def delete(self, key: str) -> bool:
+        return await anyio.to_thread.run_sync(self._delete, key)
+
+    async def stats(self) -> CacheStats:
+        return await anyio.to_thread.run_sync(self._stats)
+
+    async def clear(self) -> int:
+        return await anyio.to_thread.run_sync(self._clear)
+
+    async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self._close)
+
+    # -- in a worker thread ----------------------------------------------------------
+
+    def _get_many(self, keys: Sequence[str]) -> list[bytes | CorruptEntryError | None]:
+        rows: dict[str, tuple[bytes | None, float | None]] = {}
         try:
-            for start in range(0, len(keys), _MANY_PER_QUERY):
-                chunk = keys[start : start + _MANY_PER_QUERY]
-                marks = ", ".join("?" * len(chunk))
-                for key, value, expires_at in self._conn.execute(
-                    f"SELECT key, value, expires_at FROM {self._t} WHERE key IN ({marks})",
-                    tuple(chunk),
-                ):
-                    rows[key] = (value, expires_at)
+            with self._read_lock:
+                for start in range(0, len(keys), _MANY_PER_QUERY):
+                    chunk = keys[start : start + _MANY_PER_QUERY]
+                    marks = ", ".join("?" * len(chunk))
+                    # One row holding them all: each row stepped through would let go of
+                    # the GIL and wait to get it back from a busy event loop (see above).
+                    (found,) = self._reader.execute(
+                        "SELECT json_group_array(json_array(key, hex(value), typeof(value),"
+                        f" expires_at)) FROM {self._t} WHERE key IN ({marks})",
+                        tuple(chunk),
+                    ).fetchone()
+                    for key, value, kind, expires_at in orjson.loads(found):
+                        rows[key] = (bytes.fromhex(value) if kind == "blob" else None, expires_at)
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 self._timed_out("read", f"{len(keys)} entries")
                 return [None] * len(keys)
             raise
         now = self._clock()
-        found: list[bytes | CorruptEntryError | None] = []
+        answers: list[bytes | CorruptEntryError | None] = []
         for key in keys:
             row = rows.get(key)
             if row is None:
-                found.append(None)
+                answers.append(None)
                 continue
             value, expires_at = row
             if expires_at is not None and expires_at <= now:
                 self._purge_due = True
-                found.append(None)
-            elif isinstance(value, bytes):
-                found.append(value)
+                answers.append(None)
+            elif value is not None:
+                answers.append(value)
             else:
-                found.append(
-                    CorruptEntryError(f"entry is stored as {type(value).__name__}, not a blob")
-                )
-        return found
+                answers.append(CorruptEntryError("entry is not stored as a blob"))
+        return answers
 
-    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+    def _set_many(self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None) -> None:
         ttl = effective_ttl(ttl_s)
         now = self._clock()
+        conn = self._writer
         try:
-            if ttl == 0.0:
-                self._conn.execute(f"DELETE FROM {self._t} WHERE key = ?", (key,))
-            else:
-                expires_at = None if ttl is None else now + ttl
-                self._conn.execute(
-                    f"INSERT OR REPLACE INTO {self._t} (key, value, expires_at, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (key, bytes(value), expires_at, now),
-                )
-            self._writes += 1
-            if self._purge_due or self._writes % _PURGE_EVERY == 0:
-                self._purge()
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                self._timed_out("write", key)
-                return
-            raise
-
-    async def set_many(
-        self, entries: Sequence[tuple[str, bytes]], ttl_s: float | None = None
-    ) -> None:
-        """Every entry in one transaction: one commit (one fsync), not one per entry."""
-        ttl = effective_ttl(ttl_s)
-        now = self._clock()
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                if ttl == 0.0:
-                    self._conn.executemany(
-                        f"DELETE FROM {self._t} WHERE key = ?", [(key,) for key, _ in entries]
-                    )
-                else:
-                    expires_at = None if ttl is None else now + ttl
-                    self._conn.executemany(
-                        f"INSERT OR REPLACE INTO {self._t} (key, value, expires_at, created_at)"
-                        " VALUES (?, ?, ?, ?)",
-                        [(key, bytes(value), expires_at, now) for key, value in entries],
-                    )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._writes += len(entries)
-            if self._purge_due or self._writes % _PURGE_EVERY < len(entries):
-                self._purge()
+            with self._write_lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if ttl == 0.0:
+                        keys = [key for key, _ in entries]
+                        for start in range(0, len(keys), _MANY_PER_QUERY):
+                            doomed = keys[start : start + _MANY_PER_QUERY]
+                            marks = ", ".join("?" * len(doomed))
+                            conn.execute(f"DELETE FROM {self._t} WHERE key IN ({marks})", doomed)
+                    else:
+                        expires_at = None if ttl is None else now + ttl
+                        # In key order: neighbouring inserts touch neighbouring pages.
+                        rows = sorted((key, bytes(value)) for key, value in entries)
+                        for start in range(0, len(rows), _ROWS_PER_INSERT):
+                            chunk = rows[start : start + _ROWS_PER_INSERT]
+                            # One statement of many rows rather than executemany: one
+                            # step, so the GIL is let go and taken back once (see above).
+                            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                            conn.execute(
+                                f"INSERT OR REPLACE INTO {self._t}"
+                                f" (key, value, expires_at, created_at) VALUES {values}",
+                                [v for key, value in chunk for v in (key, value, expires_at, now)],
+                            )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                self._writes += len(entries)
+                if self._purge_due or self._writes % _PURGE_EVERY < len(entries):
+                    self._purge()
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 self._timed_out("write", f"{len(entries)} entries")
                 return
             raise
 
-    async def delete(self, key: str) -> bool:
-        cursor = self._conn.execute(f"DELETE FROM {self._t} WHERE key = ?", (key,))
+    def _delete(self, key: str) -> bool:
+        with self._write_lock:
+            cursor = self._writer.execute(f"DELETE FROM {self._t} WHERE key = ?", (key,))
         return cursor.rowcount > 0
 
-    async def stats(self) -> CacheStats:
-        (entries,) = self._conn.execute(
-            f"SELECT count(*) FROM {self._t} WHERE expires_at IS NULL OR expires_at > ?",
-            (self._clock(),),
-        ).fetchone()
+    def _stats(self) -> CacheStats:
+        with self._read_lock:
+            (entries,) = self._reader.execute(
+                f"SELECT count(*) FROM {self._t} WHERE expires_at IS NULL OR expires_at > ?",
+                (self._clock(),),
+            ).fetchone()
         size = 0
         for path in (self.location, self.location + "-wal"):
             with contextlib.suppress(FileNotFoundError):
                 size += os.path.getsize(path)
         return CacheStats(self.backend, self.location, int(entries), size)
 
-    async def clear(self) -> int:
-        removed = self._conn.execute(f"DELETE FROM {self._t}").rowcount
-        self._conn.execute("PRAGMA incremental_vacuum")
+    def _clear(self) -> int:
+        with self._write_lock:
+            removed = self._writer.execute(f"DELETE FROM {self._t}").rowcount
+            self._writer.execute("PRAGMA incremental_vacuum")
         return int(removed)
 
-    async def aclose(self) -> None:
-        self._conn.close()
+    def _close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
+        with self._write_lock:
+            self._writer.close()
 
     def _purge(self) -> None:
-        """Delete up to one batch of expired rows."""
+        """Delete up to one batch of expired rows (the write lock is held)."""
         self._purge_due = False
-        self._conn.execute(
+        self._writer.execute(
             f"DELETE FROM {self._t} WHERE rowid IN (SELECT rowid FROM {self._t}"
             " WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)",
             (self._clock(), _PURGE_BATCH),
