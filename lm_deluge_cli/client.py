@@ -209,10 +209,11 @@ class LLMClient:
         stats = RunStats(total=count, total_is_estimate=False)
         records: list[Result | None] = [None] * count
 
-        def sink(record: Result) -> None:
-            index = record.line - 1
-            if 0 <= index < count:
-                records[index] = record
+        def sink(batch: list[Result]) -> None:
+            for record in batch:
+                index = record.line - 1
+                if 0 <= index < count:
+                    records[index] = record
 
         async with AsyncExitStack() as stack:
             reuse = await open_reuse(self.cache, stack)
@@ -238,7 +239,12 @@ class LLMClient:
                     return await run_pipeline(source, sink, requester, stats, finish=finish)
                 tools, rounds = agent
                 return await run_agent_loops(
-                    source, sink, requester, stats, tools, max_rounds=rounds
+                    source,
+                    lambda record: sink([record]),
+                    requester,
+                    stats,
+                    tools,
+                    max_rounds=rounds,
                 )
 
             await watched(view, stats.snapshot, run)

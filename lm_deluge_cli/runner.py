@@ -191,10 +191,12 @@ async def run_job(
                     stop=stop,
                 )
             return await run_pipeline(
-                source, writer.write, requester, stats, stop=stop, finish=finish
+                source, writer.write_many, requester, stats, stop=stop, finish=finish
             )
 
         outcome = await watched(view, stats.snapshot, run)
+        # The cache entries still queued are stored before the summary counts them.
+        await reuse.finish()
         report = JobReport(
             outcome=outcome,
             output=job.output,

@@ -123,6 +123,10 @@ async def run_agent_loops(
         ]
         # The same line (id, model, sampling, tools), the longer conversation.
         loop.prompt = dataclasses.replace(loop.prompt, messages=messages)
+        if requester.reuse is not None:
+            # This round lives only in the cache: stored before the next is asked, so a
+            # killed run pays for no round twice.
+            await requester.reuse.synced()
         if stop.is_set():
             return  # the run is stopping: this conversation is left for the rerun
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -146,9 +150,12 @@ async def run_agent_loops(
         group.start_soon(read)
         async with anyio.create_task_group() as advancing:
             advancing.start_soon(advance)
-            outcome = await run_pipeline(
-                source(), rounds_send.send_nowait, requester, stats, stop=stop, counted=False
-            )
+
+            def take(rounds: list[Result]) -> None:
+                for result in rounds:
+                    rounds_send.send_nowait(result)
+
+            outcome = await run_pipeline(source(), take, requester, stats, stop=stop, counted=False)
             # Every round the pipeline answered is taken in (a conversation it ends gets
             # its record); tools still running for a stopped run are left for the rerun.
             rounds_send.close()

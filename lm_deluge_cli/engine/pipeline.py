@@ -1,4 +1,7 @@
-"""The run's structure: reader → stream → workers → stream → writer, in one task group.
+"""The run's structure: reader → look-up → workers → writer, joined by streams, in one task group.
+
+The look-up stage plans prompts in batches and reads their cache entries in one go: a hit
+goes straight to the writer without touching a worker or a limiter.
 
 Memory stays flat: at most a few buffers' worth of prompts and records exist at once,
 however long the input. Stopping (Ctrl-C, SIGTERM, a dead provider) closes the
@@ -12,11 +15,12 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from lm_deluge_cli.engine.requester import Requester
+from lm_deluge_cli.engine.requester import Plan, Requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import FatalProviderError
@@ -33,6 +37,12 @@ log = logging.getLogger(__name__)
 DEFAULT_GRACE_S = 10.0
 # Workers beyond the concurrency limit keep slots busy while others sleep in backoff.
 EXTRA_WORKER_FACTOR = 2
+# Prompts planned and looked up in the cache together (one read for all of them).
+LOOKUP_BATCH = 256
+# The most records handed to the sink at once (those that are ready; none waits).
+WRITE_BATCH = 256
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +54,42 @@ class RunOutcome:
     fatal: FatalProviderError | None
     # The spending cap stopped dispatching; what was not sent is left for the resume.
     cost_cap_reached: bool = False
+
+
+async def _receive(stream: MemoryObjectReceiveStream[T]) -> T | None:
+    """The next item, without a scheduling round trip when one is waiting; None at the end."""
+    try:
+        return stream.receive_nowait()
+    except anyio.WouldBlock:
+        try:
+            return await stream.receive()
+        except anyio.EndOfStream:
+            return None
+    except anyio.EndOfStream:
+        return None
+
+
+async def _send(stream: MemoryObjectSendStream[T], item: T) -> None:
+    """Send without a scheduling round trip when the stream has room."""
+    try:
+        stream.send_nowait(item)
+    except anyio.WouldBlock:
+        await stream.send(item)
+
+
+def _internal_error(prompt: Prompt, exc: Exception) -> Result:
+    """A bug must not cost the run: this prompt alone gets an error record."""
+    record = api_error_result(prompt, exc, model=prompt.model, attempts=0)
+    # The exception's text may quote a request: never let a key through.
+    error = record.error or ErrorInfo("internal_error", "")
+    error = dataclasses.replace(error, message=redact(error.message))
+    log.error(
+        "internal error on line %d: %s",
+        prompt.line,
+        error.message,
+        exc_info=log.isEnabledFor(logging.DEBUG),
+    )
+    return record.replace(error=error)
 
 
 def count_record(stats: RunStats, record: Result) -> None:
@@ -58,7 +104,7 @@ def count_record(stats: RunStats, record: Result) -> None:
 
 async def run_pipeline(
     source: AsyncIterable[Prompt | BadLine | Answered],
-    sink: Callable[[Result], None],
+    sink: Callable[[list[Result]], None],
     requester: Requester,
     stats: RunStats,
     *,
@@ -67,7 +113,8 @@ async def run_pipeline(
     finish: Callable[[Result], Result] | None = None,
     counted: bool = True,
 ) -> RunOutcome:
-    """Process every prompt of `source`, handing each final record to `sink` as it arrives.
+    """Process every prompt of `source`, handing final records to `sink` as they arrive
+    (those that arrive together in one list, so the output takes them in one write).
 
     Bad lines and records answered without a request (`Answered`) go straight to `sink`.
     `finish` (a tool's) completes each record before it is written and counted. With
@@ -75,7 +122,8 @@ async def run_pipeline(
     """
     stop = stop or anyio.Event()
     workers = requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR
-    work_send, work_recv = anyio.create_memory_object_stream[Prompt](int(workers))
+    prompt_send, prompt_recv = anyio.create_memory_object_stream[Prompt](LOOKUP_BATCH)
+    work_send, work_recv = anyio.create_memory_object_stream[Plan](int(workers))
     result_send, result_recv = anyio.create_memory_object_stream[Result](int(workers))
     interrupted = False
 
@@ -98,44 +146,79 @@ async def run_pipeline(
                     except anyio.WouldBlock:
                         await send.send(item)
 
+    async def look_up(
+        recv: MemoryObjectReceiveStream[Prompt],
+        send: MemoryObjectSendStream[Plan],
+        direct_send: MemoryObjectSendStream[Result],
+    ) -> None:
+        """Plan the prompts waiting (up to LOOKUP_BATCH at a time), read their cache
+        entries in one go, and send hits straight to the writer, the rest to the workers."""
+        async with recv, send, direct_send:
+            while (first := await _receive(recv)) is not None:
+                batch = [first]
+                while len(batch) < LOOKUP_BATCH:
+                    try:
+                        batch.append(recv.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                plans: list[Plan] = []
+                for prompt in batch:
+                    try:
+                        planned = requester.plan(prompt)
+                    except Exception as exc:
+                        planned = _internal_error(prompt, exc)
+                    if isinstance(planned, Result):
+                        await direct_send.send(planned)
+                    else:
+                        plans.append(planned)
+                await requester.look_up(plans)
+                for plan in plans:
+                    if stop.is_set():
+                        break  # left for the resume (the reader stops too)
+                    record = requester.hit(plan)
+                    if record is not None:
+                        await _send(direct_send, record)
+                    else:
+                        await _send(send, plan)
+
     async def work(
-        recv: MemoryObjectReceiveStream[Prompt], send: MemoryObjectSendStream[Result]
+        recv: MemoryObjectReceiveStream[Plan], send: MemoryObjectSendStream[Result]
     ) -> None:
         async with recv, send:
-            async for prompt in recv:
+            while (plan := await _receive(recv)) is not None:
                 if stop.is_set():
                     continue  # left for the resume
                 try:
-                    record = await requester.process(prompt)
+                    record = await requester.run(plan)
                 except Exception as exc:
-                    # A bug must not cost the run: this prompt alone gets an error record.
-                    record = api_error_result(prompt, exc, model=prompt.model, attempts=0)
-                    # The exception's text may quote a request: never let a key through.
-                    error = record.error or ErrorInfo("internal_error", "")
-                    error = dataclasses.replace(error, message=redact(error.message))
-                    record = record.replace(error=error)
-                    log.error(
-                        "internal error on line %d: %s",
-                        prompt.line,
-                        error.message,
-                        exc_info=log.isEnabledFor(logging.DEBUG),
-                    )
+                    record = _internal_error(plan.prompt, exc)
                 if record is not None:
-                    # A finished result is paid for: a stop must not drop it on the way out.
-                    with anyio.CancelScope(shield=True):
-                        await send.send(record)
+                    try:
+                        send.send_nowait(record)
+                    except anyio.WouldBlock:
+                        # A finished result is paid for: a stop must not drop it on the way.
+                        with anyio.CancelScope(shield=True):
+                            await send.send(record)
                 # (A None record was halted before it was sent: left for the resume.)
                 if requester.should_stop:
                     stop.set()
 
     async def write() -> None:
         async with result_recv:
-            async for record in result_recv:
+            while (first := await _receive(result_recv)) is not None:
+                # The records that arrived together go out together: one write for all.
+                batch = [first]
+                while len(batch) < WRITE_BATCH:
+                    try:
+                        batch.append(result_recv.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
                 if finish is not None:
-                    record = finish(record)
-                sink(record)
+                    batch = [finish(record) for record in batch]
+                sink(batch)
                 if counted:
-                    count_record(stats, record)
+                    for record in batch:
+                        count_record(stats, record)
 
     async with anyio.create_task_group() as outer:
         outer.start_soon(write)
@@ -169,7 +252,11 @@ async def run_pipeline(
 
             async def run_producer() -> None:
                 with producer_scope:
-                    await produce(work_send, direct_send)
+                    async with anyio.create_task_group() as stages:
+                        stages.start_soon(produce, prompt_send, direct_send.clone())
+                        stages.start_soon(look_up, prompt_recv, work_send, direct_send.clone())
+                await prompt_send.aclose()
+                await prompt_recv.aclose()
                 await work_send.aclose()
                 await direct_send.aclose()
 

@@ -28,6 +28,7 @@ from lm_deluge_cli.engine.reuse import (
     combine_samples,
     shared_record,
 )
+from lm_deluge_cli.engine.slots import Slots
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission, PrefixGate, cache_prefix
 from lm_deluge_cli.errors import (
@@ -60,7 +61,7 @@ from lm_deluge_cli.types import (
     Usage,
 )
 
-__all__ = ["ModelSlot", "Requester"]
+__all__ = ["ModelSlot", "Plan", "Requester"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,31 @@ class AllModelsDeadError(FatalProviderError):
         self.model = model
 
 
+@dataclass(slots=True)
+class Plan:
+    """A prompt ready to run: its model, how many answers it wants, and its cache keys.
+
+    `key` is None when nothing is reused (no cache and no sharing); `shared` False keeps
+    identical lines apart (each line its own request). `stored` holds the answers the
+    cache had for each sample, once looked up.
+    """
+
+    prompt: Prompt
+    slot: ModelSlot
+    samples: int
+    key: str | None = None
+    shared: bool = True
+    stored: list[StoredAnswer | None] | None = None
+
+    def sample_keys(self) -> list[str]:
+        """Each sample's own key (the first is the request's), or none without a key."""
+        if self.key is None:
+            return []
+        if self.samples == 1:
+            return [self.key]
+        return [sample_key(self.key, index) for index in range(self.samples)]
+
+
 class _Halted(Exception):
     """The run is stopping: this prompt is left unsent for the resume."""
 
@@ -122,7 +148,7 @@ class Requester:
         warmup: PrefixGate | None = None,
     ) -> None:
         self.slots = list(slots)
-        self.concurrency = anyio.CapacityLimiter(max_concurrent_requests)
+        self.concurrency = Slots(max_concurrent_requests)
         self.max_attempts = max_attempts
         self.request_timeout = request_timeout
         self.retry_other_model = retry_other_model
@@ -161,14 +187,18 @@ class Requester:
     async def process(self, prompt: Prompt) -> Result | None:
         """Run one prompt to its final record (ok or error), or None if the run halted first.
 
-        Never raises an APIError.
+        Never raises an APIError. (A run's pipeline plans, looks up and runs its prompts
+        in separate steps, so that lookups go to the cache in batches.)
         """
-        try:
-            return await self._process(prompt)
-        except _Halted:
-            return None
+        planned = self.plan(prompt)
+        if isinstance(planned, Result):
+            return planned
+        await self.look_up((planned,))
+        return self.hit(planned) or await self.run(planned)
 
-    async def _process(self, prompt: Prompt) -> Result:
+    def plan(self, prompt: Prompt) -> Plan | Result:
+        """Where the prompt goes and under which cache keys; an error record when it names
+        no usable model. Does no I/O."""
         if self.defaults is not None:
             prompt = dataclasses.replace(prompt, extra_body=self.defaults.apply(prompt.extra_body))
         content = content_digest(prompt.messages, prompt.extra_body)
@@ -181,17 +211,56 @@ class Requester:
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
             )
         sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
-        reuse = self.reuse
-        if reuse is None:
-            return await self._samples(prompt, slot, sampling.samples, None)
+        if self.reuse is None:
+            return Plan(prompt, slot, sampling.samples)
         model = slot.endpoint.model
         key = cache_key(slot.endpoint.provider.name, model.wire_id, content, sampling)
         if not self.dedupe:
             # The line is its own request: cached under its id, shared with no other line.
-            return await self._samples(prompt, slot, sampling.samples, line_key(key, prompt.key))
+            return Plan(prompt, slot, sampling.samples, line_key(key, prompt.key), shared=False)
+        return Plan(prompt, slot, sampling.samples, key)
+
+    async def look_up(self, plans: Sequence[Plan]) -> None:
+        """Read the stored answers of every plan's samples, in one read where the cache
+        can (nothing when the run reads no cache)."""
+        reuse = self.reuse
+        if reuse is None or not reuse.reads:
+            return
+        # A line whose twin is in flight or just answered shares that answer instead.
+        wanted = [plan for plan in plans if plan.key is not None and not reuse.shares(plan)]
+        keys = [key for plan in wanted for key in plan.sample_keys()]
+        if not keys:
+            return
+        found = iter(await reuse.lookup(keys))
+        for plan in wanted:
+            plan.stored = [next(found) for _ in range(plan.samples)]
+
+    def hit(self, plan: Plan) -> Result | None:
+        """The plan's record when the cache holds every sample's answer: no request."""
+        if plan.stored is None or any(found is None for found in plan.stored):
+            return None
+        self.stats.cached += 1
+        earlier = [found for found in plan.stored if found is not None]
+        return cached_record(plan.prompt, plan.slot.endpoint.name, earlier)
+
+    async def run(self, plan: Plan) -> Result | None:
+        """The plan's record: shared with an identical line's, else asked of the provider
+        (answers the cache holds are used). None if the run halted first."""
+        try:
+            return await self._run(plan)
+        except _Halted:
+            return None
+        finally:
+            if self.reuse is not None:
+                await self.reuse.settle()
+
+    async def _run(self, plan: Plan) -> Result:
+        reuse, key, prompt = self.reuse, plan.key, plan.prompt
+        if reuse is None or key is None or not plan.shared:
+            return await self._samples(plan)
         pending = reuse.in_flight.get(key)
         if pending is not None:
-            await pending.done.wait()
+            await pending.wait()
             if pending.record is None:
                 raise _Halted  # the run stopped before the shared request finished
             self.stats.deduplicated += 1
@@ -202,31 +271,30 @@ class Requester:
             return shared_record(prompt, earlier)
         pending = reuse.in_flight[key] = Pending()
         try:
-            record = await self._samples(prompt, slot, sampling.samples, key)
+            record = await self._samples(plan)
             pending.record = record
             reuse.remember(key, record)
             return record
         finally:
             del reuse.in_flight[key]
-            pending.done.set()
+            pending.finish()
 
-    async def _samples(
-        self, prompt: Prompt, slot: ModelSlot, count: int, key: str | None
-    ) -> Result:
-        """The line's `count` answers: each from the cache under its own key where stored,
-        the others asked of the provider (the provider's own n where it has one), stored.
+    async def _samples(self, plan: Plan) -> Result:
+        """The line's answers: each from the cache under its own key where stored, the
+        others asked of the provider (the provider's own n where it has one), stored.
 
         The first sample's key is the request's own, so one sample is the plain case.
         """
-        reuse = self.reuse if key is not None else None
-        keys = [sample_key(key, index) for index in range(count)] if key is not None else []
-        stored: list[StoredAnswer | None] = [None] * count
-        if reuse is not None:
-            stored = await reuse.lookup(keys)
+        prompt, slot, count = plan.prompt, plan.slot, plan.samples
+        reuse = self.reuse if plan.key is not None else None
+        keys = plan.sample_keys()
+        if reuse is not None and plan.stored is None:
+            await self.look_up((plan,))
+            cached = self.hit(plan)
+            if cached is not None:
+                return cached
+        stored = plan.stored or [None] * count
         earlier = [found for found in stored if found is not None]
-        if len(earlier) == count:
-            self.stats.cached += 1
-            return cached_record(prompt, slot.endpoint.name, earlier)
         answers = [found.completion.answer if found is not None else None for found in stored]
         missing = [index for index, answer in enumerate(answers) if answer is None]
         parts: list[Result] = []
@@ -244,7 +312,7 @@ class Requester:
                         # The request's usage and cost go with its first answer.
                         usage = (result.usage or Usage()) if number == 0 else Usage()
                         cost = result.cost_usd if number == 0 else 0.0
-                        await reuse.store_answer(keys[index], result.model, answer, usage, cost)
+                        reuse.store_answer(keys[index], result.model, answer, usage, cost)
             if any(result.status != "ok" for result in asked):
                 break
         return combine_samples(prompt, answers, earlier, parts)

@@ -14,17 +14,21 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
 
 from lm_deluge_cli.cache.resilient import ResilientCache, open_resilient
-from lm_deluge_cli.cache.spec import default_cache_dir
+from lm_deluge_cli.cache.spec import default_cache_file
+from lm_deluge_cli.cache.write_behind import WriteBehind
 from lm_deluge_cli.config import CacheConfig
 from lm_deluge_cli.io import records
 from lm_deluge_cli.types import Answer, Completion, Prompt, Result, Usage
+
+if TYPE_CHECKING:
+    from lm_deluge_cli.engine.requester import Plan
 
 __all__ = [
     "CachePolicy",
@@ -97,10 +101,27 @@ class StoredAnswer:
 
 @dataclass(slots=True)
 class Pending:
-    """A key's request in flight; `record` is set before `done` unless the run halted."""
+    """A key's request in flight; `record` is set before it finishes unless the run halted.
 
-    done: anyio.Event = field(default_factory=anyio.Event)
+    The event lines wait on is made only when one does: most requests have no twin.
+    """
+
     record: Result | None = None
+    _finished: bool = False
+    _event: anyio.Event | None = None
+
+    async def wait(self) -> None:
+        """Until the request finishes (at once if it has)."""
+        if self._finished:
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+    def finish(self) -> None:
+        self._finished = True
+        if self._event is not None:
+            self._event.set()
 
 
 class Reuse:
@@ -115,6 +136,13 @@ class Reuse:
     ) -> None:
         self.cache = cache
         self.policy = policy or CachePolicy()
+        # Where answers go to be stored, in batches behind the run. open_reuse starts its
+        # task; without one (a Reuse made by hand) `settle` stores them after each line.
+        self.writer = (
+            WriteBehind(cache, ttl_s=self.policy.ttl_s)
+            if cache is not None and self.policy.write
+            else None
+        )
         self.in_flight: dict[str, Pending] = {}
         self._recent: OrderedDict[str, Result] = OrderedDict()
         self._recent_max = recent_answers
@@ -131,7 +159,19 @@ class Reuse:
             "hits": counters.hits,
             "writes": counters.writes,
             "errors": counters.errors,
+            # Entries not stored because the cache fell behind the run (never records).
+            "dropped": self.writer.dropped if self.writer is not None else 0,
         }
+
+    @property
+    def reads(self) -> bool:
+        """Whether the run looks answers up in a cache."""
+        return self.cache is not None and self.policy.read
+
+    def shares(self, plan: Plan) -> bool:
+        """Whether an identical line's request is in flight or remembered for `plan`."""
+        key = plan.key
+        return plan.shared and key is not None and (key in self.in_flight or key in self._recent)
 
     def recent(self, key: str) -> Result | None:
         """The record of a successful answer to `key` earlier in this run, if remembered."""
@@ -159,20 +199,40 @@ class Reuse:
             found = await self.cache.get_many_decoded(keys, StoredAnswer.decode)
         return [None if answer is None or answer.empty else answer for answer in found]
 
-    async def store_answer(
+    def store_answer(
         self, key: str, model: str, answer: Answer, usage: Usage, cost_usd: float | None
     ) -> None:
-        """Keep one sample's answer under its own key, with the usage and cost it counts for."""
-        if self.cache is None or not self.policy.write:
-            return
-        stored = StoredAnswer(model, Completion((answer,), usage), cost_usd)
-        await self.cache.set(key, stored.encode(), self.policy.ttl_s)
+        """Keep one sample's answer under its own key, with the usage and cost it counts for.
+
+        Never waits: the entry is queued for the writer, which stores it with others.
+        """
+        if self.writer is not None:
+            value = StoredAnswer(model, Completion((answer,), usage), cost_usd).encode()
+            self.writer.put(key, value)
+
+    async def finish(self) -> None:
+        """Store every queued answer and stop the writer (the run is over)."""
+        if self.writer is not None:
+            await self.writer.aclose()
+
+    async def synced(self) -> None:
+        """Until the answers stored so far are in the cache (see WriteBehind.synced)."""
+        if self.writer is not None:
+            await self.writer.synced()
+
+    async def settle(self) -> None:
+        """Store the queued answers now if no writer task will (a Reuse made by hand)."""
+        writer = self.writer
+        if writer is not None and writer.pending and not writer.running:
+            await writer.flush()
 
 
 async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:
     """The run's reuse: identical lines always share; the cache as `config` says. A cache
     that cannot be opened gives one warning and the run goes on without it.
 
+    Answers are stored by a writer running in a task group on `stack` (cache/write_behind.py):
+    when `stack` closes, what is queued is stored first, then the cache is closed.
     A `config.backend` object is used as it is, wrapped so that its failures only warn,
     and left open: it belongs to the caller and may serve other runs.
     """
@@ -187,10 +247,15 @@ async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:
             location=str(getattr(given, "location", None) or "(a Python object)"),
         )
     else:
-        cache = await open_resilient(config.location or str(default_cache_dir()))
+        cache = await open_resilient(config.location or str(default_cache_file()))
         stack.push_async_callback(cache.aclose)
     policy = CachePolicy(read=not config.refresh, write=not config.read_only, ttl_s=config.ttl_s)
-    return Reuse(cache, policy)
+    reuse = Reuse(cache, policy)
+    if reuse.writer is not None:
+        group = await stack.enter_async_context(anyio.create_task_group())
+        group.start_soon(reuse.writer.run)
+        stack.push_async_callback(reuse.writer.aclose)
+    return reuse
 
 
 def cached_record(prompt: Prompt, model: str, answers: Sequence[StoredAnswer]) -> Result:

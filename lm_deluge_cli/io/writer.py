@@ -12,7 +12,7 @@ import errno
 import fcntl
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -181,15 +181,23 @@ class ResultWriter:
         """Append one record: a Result, or a record already in its JSON shape."""
         self.write_line(encode(record))
 
-    def write_line(self, line: bytes) -> None:
-        """Append one already-encoded record (ending in a newline) in one write."""
+    def write_many(self, records: Sequence[Result | Record]) -> None:
+        """Append records in one write (a record is never split; see `write_line`)."""
+        if len(records) == 1:
+            self.write_line(encode(records[0]))
+            return
+        self.write_line(b"".join(encode(record) for record in records), count=len(records))
+
+    def write_line(self, line: bytes, *, count: int = 1) -> None:
+        """Append one already-encoded record (ending in a newline) in one write, or
+        `count` records joined."""
         if self._closed:
             raise ValueError("write to a closed ResultWriter")
         if self._fd is None:
             self._write_stdout(line)
         else:
             self._write_file(self._fd, line)
-        self.records_written += 1
+        self.records_written += count
         self.bytes_written += len(line)
 
     def start_over(self) -> Path | None:

@@ -61,6 +61,8 @@ async def run_batching_job(
         complete = not outcome.interrupted and outcome.fatal is None
         if when_complete is not None and complete and out.path is not None:
             when_complete(out.writer)
+        # The cache entries still queued are stored before the summary counts them.
+        await reuse.finish()
         report = JobReport(
             outcome=outcome,
             output=job.output,

@@ -113,7 +113,9 @@ def test_agent_loops_run_to_the_end_and_a_killed_run_pays_no_round_twice(
         rounds_in_all += len(rounds)
 
     second_requests = requests_seen(url) - first_requests
-    # Rounds answered before the kill came from the cache; only those in flight were sent twice.
+    # Rounds answered before the kill came from the cache; only those in flight were sent
+    # twice, and those answered while their cache batch was being stored (each loop waits
+    # for its round's entry before asking the next): at most one of each per slot.
     assert summary["cached"] > 0
     assert second_requests == summary["requests"]
-    assert first_requests + second_requests <= rounds_in_all + CONCURRENT
+    assert first_requests + second_requests <= rounds_in_all + 2 * CONCURRENT

@@ -11,7 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
+
+
+def wait_for_requests(url: str, timeout: float = 30.0) -> None:
+    """Until the mock server behind `url` has received a request."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(url.removesuffix("/v1") + "/stats").json()["requests_seen"] == 0:
+        assert time.monotonic() < deadline, "no request reached the server"
+        time.sleep(0.05)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -83,9 +93,11 @@ def test_second_sigint_stops_at_once_with_exit_130(
         env=cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=url),
         stderr=subprocess.PIPE,
     )
-    time.sleep(1.5)
+    # Once requests are in flight (they take 30 s), the first Ctrl-C waits for them…
+    wait_for_requests(url)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
+    # …and the second stops the run at once.
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 130, stderr.decode()

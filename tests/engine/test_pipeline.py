@@ -53,8 +53,8 @@ async def run(
     records: list[dict[str, Any]] = []
     stop = anyio.Event()
 
-    def sink(record: Result) -> None:
-        records.append(to_json(record))
+    def sink(batch: list[Result]) -> None:
+        records.extend(to_json(record) for record in batch)
         if stop_after is not None and len(records) >= stop_after:
             stop.set()
 
@@ -122,16 +122,16 @@ async def test_stop_abandons_requests_that_outlive_the_grace_period() -> None:
 async def test_an_internal_error_costs_one_record_not_the_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from lm_deluge_cli.engine.requester import Requester
+    from lm_deluge_cli.engine.requester import Plan, Requester
 
-    real = Requester.process
+    real = Requester.run
 
-    async def flaky(self: Requester, prompt: Prompt) -> Result | None:
-        if prompt.line == 7:
+    async def flaky(self: Requester, plan: Plan) -> Result | None:
+        if plan.prompt.line == 7:
             raise RuntimeError("boom")
-        return await real(self, prompt)
+        return await real(self, plan)
 
-    monkeypatch.setattr(Requester, "process", flaky)
+    monkeypatch.setattr(Requester, "run", flaky)
     records, stats, _ = await run(20, {})
     assert stats.failed == 1
     assert len(records) == 20

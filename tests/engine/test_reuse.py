@@ -75,7 +75,9 @@ async def run(
             stack=stack,
             reuse=reuse,
         )
-        await run_pipeline(source(), lambda r: out.append(to_json(r)), requester, stats)
+        await run_pipeline(
+            source(), lambda batch: out.extend(map(to_json, batch)), requester, stats
+        )
     out.sort(key=lambda r: r["line"])
     return out, stats
 
