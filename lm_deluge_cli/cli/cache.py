@@ -10,7 +10,7 @@ import orjson
 import typer
 
 from lm_deluge_cli.cache.redact import scrub, url_secrets
-from lm_deluge_cli.cache.spec import default_cache_dir, open_cache, parse_spec
+from lm_deluge_cli.cache.spec import default_cache_file, open_cache, parse_spec
 from lm_deluge_cli.errors import LMDelugeError, UsageError
 
 __all__ = ["cache"]
@@ -37,7 +37,7 @@ def cache(
 
     `clear` removes only this tool's entries (on Redis, only keys under its prefix).
     """
-    target = spec or str(default_cache_dir())
+    target = spec or str(default_cache_file())
     if action is Action.path:
         parsed = parse_spec(target)
         if json_output:

@@ -34,7 +34,8 @@ def test_a_repeated_run_sends_nothing_and_changes_send_everything(
 ) -> None:
     first = summary(run_cli(*job, "-o", "a.jsonl"))
     assert (first["requests"], first["cached"]) == (40, 0)
-    assert first["cache"]["backend"] == "diskcache"
+    assert first["cache"]["backend"] == "sqlite"
+    assert first["cache"]["location"] == str(tmp_path / ".lm-deluge-cache" / "results.sqlite")
     again = summary(run_cli(*job, "-o", "b.jsonl"))
     assert (again["requests"], again["cached"], again["cost_usd"]) == (0, 40, 0.0)
     a, b = records(tmp_path / "a.jsonl"), records(tmp_path / "b.jsonl")
@@ -89,7 +90,7 @@ def test_a_sqlite_cache_and_the_cache_command(job: list[str], run_cli: RunCli) -
 
 def test_the_default_cache_is_where_cache_path_says(run_cli: RunCli, tmp_path: Path) -> None:
     shown = run_cli("cache", "path").stdout.decode().strip()
-    assert shown == str(tmp_path / ".lm-deluge-cache")
+    assert shown == str(tmp_path / ".lm-deluge-cache" / "results.sqlite")
 
 
 def test_a_cache_that_cannot_be_opened_warns_once_and_the_run_goes_on(
