@@ -14,8 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,7 +26,15 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 HUGE = 10**12  # a limit that never binds, for the peer, which has no "unlimited"
-CLIENTS = {"ours": {}, "ours-httpx": {"LM_DELUGE_HTTP_CLIENT": "httpx"}, "peer": None}
+# Our clients run with the defaults (the result cache on, in a fresh directory per run)
+# unless their flags say otherwise; "ours-no-cache" is the same run with --no-cache.
+CLIENTS = {
+    "ours": {},
+    "ours-no-cache": {},
+    "ours-httpx": {"LM_DELUGE_HTTP_CLIENT": "httpx"},
+    "peer": None,
+}
+CLIENT_FLAGS = {"ours-no-cache": ["--no-cache"]}
 
 
 def parse_args(doc: str | None) -> argparse.Namespace:
@@ -62,38 +70,56 @@ class Proc:
     max_rss_mb: float
     stdout: str
     timed_out: bool
+    # (seconds since start, bytes) of a watched file, sampled while the process ran.
+    samples: list[tuple[float, int]] = field(default_factory=list)
 
 
-def _wait(pid: int, deadline: float | None) -> tuple[int, Any, bool]:
+def _wait(
+    pid: int, deadline: float | None, sample: Callable[[], None] | None = None
+) -> tuple[int, Any, bool]:
     timed_out = False
+    polling = deadline is not None or sample is not None
+    last_sample = 0.0
     while True:
-        done, status, usage = os.wait4(pid, 0 if deadline is None else os.WNOHANG)
+        done, status, usage = os.wait4(pid, os.WNOHANG if polling else 0)
         if done:
             return status, usage, timed_out
         if deadline is not None and time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             deadline, timed_out = None, True
         else:
+            if sample is not None and time.monotonic() - last_sample >= 0.1:
+                sample()
+                last_sample = time.monotonic()
             time.sleep(0.02)
 
 
 def run_measured(
-    argv: list[str], env: dict[str, str], log: Path, timeout: float | None = None
-) -> Proc:
-    """Run argv to completion; its own rusage (via wait4) gives CPU time and peak RSS."""
+    argv: list[str], env: dict[str, str], log: Path, timeout: float | None = None,
+    watch: Path | None = None,
+) -> Proc:  # fmt: skip
+    """Run argv to completion; its own rusage (via wait4) gives CPU time and peak RSS.
+    With `watch`, that file's size is sampled (seconds since start, bytes) meanwhile."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    samples: list[tuple[float, int]] = []
     with open(log, "wb") as err, open(log.with_suffix(".stdout"), "w+b") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, cwd=ROOT)
         deadline = None if timeout is None else time.monotonic() + timeout
-        status, usage, timed_out = _wait(proc.pid, deadline)
+
+        def sample() -> None:
+            if watch is not None:
+                with contextlib.suppress(OSError):
+                    samples.append((time.perf_counter() - started, watch.stat().st_size))
+
+        status, usage, timed_out = _wait(proc.pid, deadline, sample)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         stdout = out.read().decode(errors="replace")
     cpu = usage.ru_utime + usage.ru_stime
     rss_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
-    return Proc(proc.returncode, wall, cpu, rss_mb, stdout, timed_out)
+    return Proc(proc.returncode, wall, cpu, rss_mb, stdout, timed_out, samples)
 
 
 class MockServer:
@@ -186,27 +212,58 @@ def _client_env(extra: dict[str, str]) -> dict[str, str]:
 
 def run_ours(
     tag: str, client: str, inp: Path, model: str, rpm: float, tpm: float, conc: int,
-    url: str | None = None, timeout: float | None = None,
+    url: str | None = None, timeout: float | None = None, cache_dir: Path | None = None,
+    out: Path | None = None, sample_growth: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """`lm-deluge run` on `inp`; rpm/tpm of 0 mean unlimited."""
+    """`lm-deluge run` on `inp` with the defaults (and the client's flags); rpm/tpm of 0
+    mean unlimited. The cache lives in `cache_dir` (kept, for a rerun) or in a fresh
+    directory removed afterwards; `out` likewise. With `sample_growth`, the output's size
+    is sampled while it runs (see `growth`)."""
     work = RESULTS / "work" / tag / client
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    out = work / "out.jsonl"
+    out = out or work / "out.jsonl"
     extra = dict(CLIENTS[client] or {}, **({"OPENAI_BASE_URL": url} if url else {}))
+    # The default cache, in a directory of its own: the defaults a user gets.
+    extra["LM_DELUGE_CACHE_DIR"] = str(cache_dir or work / "cache")
     argv = [str(our_cli()), "run", "-m", model, "-i", str(inp), "-o", str(out)]
     argv += ["--max-requests-per-minute", str(rpm), "--max-tokens-per-minute", str(tpm)]
     argv += ["--max-concurrent-requests", str(conc), "--quiet", "--json"]
-    # Every request goes to the server: the cache would answer repeats of the same input.
-    argv += ["--no-cache"]
-    proc = run_measured(argv, _client_env(extra), RESULTS / "logs" / f"{tag}-{client}.log", timeout)
+    argv += CLIENT_FLAGS.get(client, [])
+    log = RESULTS / "logs" / f"{tag}-{client}.log"
+    proc = run_measured(
+        argv, _client_env(extra), log, timeout, watch=out if sample_growth else None
+    )
     summary = _last_json(proc.stdout)
     summary.pop("output", None)  # a path on this machine; says nothing about the run
+    if isinstance(summary.get("cache"), dict):
+        summary["cache"].pop("location", None)
     if proc.returncode != 0:
         print(f"note: {client} exited {proc.returncode}; see bench/results/logs/{tag}-{client}.log")
     ok = count_ok(out)
+    result = _result(client, proc, ok, summary.get("wall_time_s"), summary)
+    if sample_growth:
+        result["growth"] = growth(proc.samples, out, ok)
     shutil.rmtree(work, ignore_errors=True)
-    return _result(client, proc, ok, summary.get("wall_time_s"), summary)
+    return result
+
+
+def growth(samples: list[tuple[float, int]], out: Path, lines: int) -> dict[str, Any]:
+    """When the output reached each tenth of its lines, from (seconds, bytes) samples of
+    its size (records are near enough the same size: bytes / mean bytes per line), and the
+    seconds the first and the last tenth took."""
+    size = out.stat().st_size if out.exists() else 0
+    if not samples or not lines or not size:
+        return {}
+    per_line = size / lines
+    marks: list[float | None] = []
+    for tenth in range(1, 11):
+        target = tenth * lines / 10 * per_line
+        marks.append(next((t for t, b in samples if b >= target), samples[-1][0]))
+    start = next((t for t, b in samples if b > 0), samples[0][0])
+    first = (marks[0] or 0) - start
+    last = (marks[9] or 0) - (marks[8] or 0)
+    return {"tenths_s": marks, "first_tenth_s": first, "last_tenth_s": last}
 
 
 def run_peer(
@@ -230,7 +287,7 @@ def _result(
         "ok": ok,
         "wall_s": wall,
         "rate_per_s": ok / wall if wall else None,
-        "process": {k: v for k, v in asdict(proc).items() if k != "stdout"},
+        "process": {k: v for k, v in asdict(proc).items() if k not in ("stdout", "samples")},
         "summary": summary,
     }
 

@@ -1,12 +1,13 @@
 """Cache hits and identical lines: how fast answers that cost no request come back.
 
-For each cache backend (diskcache directory, SQLite file, Redis on loopback when
-redis-server is installed) a job of N distinct prompts runs twice into fresh outputs
-against the mock server answering after 0.2 s (256 concurrent, limits off): the first run
-fills the cache, the second must send zero requests. Shown: lines/s of each run over the
-process's wall time (start-up included), the rerun's share of the first run's time, and
-the rerun's requests. Two reference rows: the same job with --no-cache, and N lines holding
-only 100 distinct prompts with --no-cache (identical lines share one request).
+For each cache backend (the default, a SQLite file in the cache directory; a diskcache
+directory; Redis on loopback when redis-server is installed) a job of N distinct prompts
+runs twice into fresh outputs against the mock server answering after 0.2 s (256
+concurrent, limits off): the first run fills the cache, the second must send zero
+requests. Shown: lines/s of each run over the process's wall time (start-up included),
+the rerun's share of the first run's time, and the rerun's requests. Two reference rows:
+the same job with --no-cache, and N lines holding only 100 distinct prompts with
+--no-cache (identical lines share one request).
 
 Target: a rerun sends 0 requests and takes a small fraction of the first run's time.
 """
@@ -57,14 +58,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lm-deluge-bench-cache-") as tmp, server:
         work, url = Path(tmp), server.url
         with h.redis_server(work) as redis_url:
-            backends = [("diskcache", str(work / "diskcache")), ("sqlite", str(work / "c.sqlite"))]
+            backends = [("sqlite (default)", str(work / "c.sqlite"))]
+            backends.append(("diskcache", str(work / "diskcache")))
             backends.append(("redis", redis_url) if redis_url else ("redis", ""))
             for name, spec in backends:
                 if not spec:
                     rows.append([name, "redis-server not installed", "", "", "", ""])
                     continue
-                fill = run(f"{name}-fill", url, inp, work / f"{name}-1.jsonl", "--cache", spec)
-                hits = run(f"{name}-hits", url, inp, work / f"{name}-2.jsonl", "--cache", spec)
+                tag = name.split()[0]
+                fill = run(f"{tag}-fill", url, inp, work / f"{tag}-1.jsonl", "--cache", spec)
+                hits = run(f"{tag}-hits", url, inp, work / f"{tag}-2.jsonl", "--cache", spec)
                 result: dict[str, Any] = {"backend": name, "fill": fill, "hits": hits}
                 result["fill_lines_per_s"] = n / fill["wall_s"]
                 result["hit_lines_per_s"] = n / hits["wall_s"]
