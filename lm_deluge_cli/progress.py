@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
+from lm_deluge_cli.engine.bound_by import Bound, bound_by
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.errors import ConfigError
 
 __all__ = [
+    "BoundWindow",
     "PlainProgress",
     "ProgressView",
     "RateWindow",
@@ -53,6 +55,25 @@ class RateWindow:
         if span <= 0:
             return 0.0, 0.0
         return (stats.requests - r0) * 60 / span, (tokens - k0) * 60 / span
+
+
+class BoundWindow:
+    """What held the run back over the last few seconds of snapshots."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._snapshots: collections.deque[RunStatistics] = collections.deque()
+
+    def add(self, stats: RunStatistics) -> Bound | None:
+        start = stats.elapsed_s - self.window_s
+        snapshots = self._snapshots
+        # Keep the newest snapshot at least a window old, and the ones after it.
+        while len(snapshots) > 1 and snapshots[1].elapsed_s <= start:
+            snapshots.popleft()
+        before = snapshots[0] if snapshots and snapshots[0].elapsed_s <= start else None
+        snapshots.append(stats)
+        # Until a window has passed, measured from the run's start.
+        return bound_by(stats, before)
 
 
 def eta_seconds(stats: RunStatistics) -> float | None:
@@ -105,6 +126,16 @@ class _StatsColumn(ProgressColumn):
         return Text(self._render(stats, task.fields["rpm"], task.fields["tpm"]), style=self._style)
 
 
+class _BoundColumn(ProgressColumn):
+    """What holds the run back, when something does."""
+
+    def render(self, task: Task) -> Text:
+        bound: Bound | None = task.fields.get("bound")
+        if bound is None:
+            return Text("")
+        return Text(f"held back by {bound.short()}", style="bold red")
+
+
 class RichProgress(ProgressView):
     """A live bar on stderr for terminals."""
 
@@ -112,6 +143,7 @@ class RichProgress(ProgressView):
 
     def __init__(self, console: Console) -> None:
         self._rates = RateWindow()
+        self._bounds = BoundWindow()
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -121,10 +153,13 @@ class RichProgress(ProgressView):
             _StatsColumn(lambda s, r, t: format_cost(s), "yellow"),
             _StatsColumn(lambda s, r, t: f"retries {s.retries} 429s {s.rate_limited}", "magenta"),
             _StatsColumn(lambda s, r, t: f"ETA {format_duration(eta_seconds(s))}", "dim"),
+            _BoundColumn(),
             console=console,
             transient=False,
         )
-        self._task = self._progress.add_task("running", total=None, stats=None, rpm=0.0, tpm=0.0)
+        self._task = self._progress.add_task(
+            "running", total=None, stats=None, rpm=0.0, tpm=0.0, bound=None
+        )
 
     def start(self) -> None:
         self._progress.start()
@@ -138,6 +173,7 @@ class RichProgress(ProgressView):
             stats=stats,
             rpm=rpm,
             tpm=tpm,
+            bound=self._bounds.add(stats),
         )
 
     def stop(self, stats: RunStatistics) -> None:
@@ -158,19 +194,29 @@ class PlainProgress(ProgressView):
     def __init__(self, stream: IO[str], interval_s: float = PLAIN_INTERVAL_S) -> None:
         self._stream = stream
         self._rates = RateWindow()
+        self._bounds = BoundWindow()
         self.interval_s = interval_s
 
     def update(self, stats: RunStatistics) -> None:
         rpm, tpm = self._rates.add(stats)
+        bound = self._bounds.add(stats)
         total = "?" if stats.total is None else str(stats.total)
         line = (
             f"progress: {stats.done + stats.skipped}/{total} ok={stats.ok} errors={stats.failed} "
             f"cached={stats.cached} shared={stats.deduplicated} in_flight={stats.in_flight} "
             f"req/min={rpm:.0f} tok/min={tpm:.0f} "
             f"cost={format_cost(stats)} retries={stats.retries} 429s={stats.rate_limited} "
-            f"eta={format_duration(eta_seconds(stats))}"
+            f"eta={format_duration(eta_seconds(stats))} bound_by={_bound_field(bound)}"
         )
         print(line, file=self._stream, flush=True)
+
+
+def _bound_field(bound: Bound | None) -> str:
+    """``tokens_per_minute:92%`` (a model's own limit: ``…@model``), or ``none``."""
+    if bound is None:
+        return "none"
+    where = f"@{bound.model}" if bound.model else ""
+    return f"{bound.limit}{where}:{bound.waited_fraction:.0%}"
 
 
 def make_view(console: Console, *, quiet: bool) -> ProgressView | None:

@@ -15,6 +15,7 @@ import anyio
 
 from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
+from lm_deluge_cli.engine.bound_by import Bound, bound_by
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
@@ -68,6 +69,7 @@ class JobReport:
     def to_dict(self) -> dict[str, object]:
         """The summary as plain data (for --json and the manifest)."""
         s = self.outcome.statistics
+        bound = self.bound
         return {
             "output": self.output,
             "exit_code": self.exit_code,
@@ -101,7 +103,13 @@ class JobReport:
             "cost_toward_cap_usd": (
                 round(s.cost_toward_cap_usd, 6) if s.max_cost_usd is not None else None
             ),
+            "bound_by": bound.to_dict() if bound is not None else None,
         }
+
+    @property
+    def bound(self) -> Bound | None:
+        """The limit that held the run back (None: none did, or nothing was sent)."""
+        return bound_by(self.outcome.statistics)
 
     @property
     def exit_code(self) -> int:

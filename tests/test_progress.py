@@ -7,8 +7,10 @@ import io
 
 from rich.console import Console
 
+from lm_deluge_cli.engine.limiter import LimiterStats, RateLimiter
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.progress import (
+    BoundWindow,
     PlainProgress,
     RateWindow,
     RichProgress,
@@ -22,6 +24,14 @@ from lm_deluge_cli.progress import (
 def snapshot(**fields: object) -> RunStatistics:
     base = RunStats(total=100, total_is_estimate=False).snapshot()
     return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+
+
+def token_limiter(waited_s: float) -> LimiterStats:
+    """The run's limiter at 100,000 tokens/min, after 100 requests holding 521 tokens each."""
+    stats = RateLimiter(None, 100_000, name="run").statistics()
+    return dataclasses.replace(
+        stats, acquired=100, tokens_acquired=52_100, waited_tokens_s=waited_s
+    )
 
 
 def test_rate_window_measures_from_the_start() -> None:
@@ -66,6 +76,26 @@ def test_plain_progress_prints_one_line_per_update() -> None:
     assert "50/100" in line and "ok=40" in line and "errors=2" in line
     assert "retries=3" in line and "429s=1" in line and "req/min=540" in line
     assert "cached=7 shared=4" in line
+    assert line.rstrip().endswith("bound_by=none")
+
+
+def test_plain_progress_names_the_limit_that_holds_the_run_back() -> None:
+    stream = io.StringIO()
+    PlainProgress(stream).update(
+        snapshot(requests=100, elapsed_s=20.0, limiters=(token_limiter(18.4),))
+    )
+    assert stream.getvalue().rstrip().endswith("bound_by=tokens_per_minute:92%")
+
+
+def test_bound_window_follows_the_last_few_seconds() -> None:
+    window = BoundWindow(window_s=10)
+    # Held back by tokens/min for the first 10 s, then no more.
+    first = window.add(snapshot(requests=50, elapsed_s=10.0, limiters=(token_limiter(9.5),)))
+    assert first is not None and first.limit == "tokens_per_minute"
+    later = window.add(snapshot(requests=90, elapsed_s=15.0, limiters=(token_limiter(9.5),)))
+    assert later is not None  # 9.5 s of the first 15: still measured from the start
+    recent = window.add(snapshot(requests=400, elapsed_s=20.0, limiters=(token_limiter(9.5),)))
+    assert recent is None  # the last 10 s: no wait at all
 
 
 def test_rich_progress_renders_the_columns() -> None:
@@ -77,6 +107,15 @@ def test_rich_progress_renders_the_columns() -> None:
     view.stop(snapshot(ok=20, failed=1, requests=9, elapsed_s=2.0, cached=8, deduplicated=4))
     text = out.getvalue()
     assert "21/100" in text and "ok 20 err 1 (cached 8 shared 4)" in text and "429s 0" in text
+    assert "held back" not in text
+
+
+def test_rich_progress_says_what_holds_the_run_back() -> None:
+    out = io.StringIO()
+    view = RichProgress(Console(file=out, force_terminal=True, width=250))
+    view.start()
+    view.stop(snapshot(requests=100, elapsed_s=20.0, limiters=(token_limiter(18.4),)))
+    assert "held back by tokens/min 92%" in out.getvalue()
 
 
 def test_make_view_picks_by_terminal_and_quiet() -> None:

@@ -180,6 +180,9 @@ def _print_summary(console: Console, report: JobReport, tool_lines: list[str]) -
         + _prompt_cache(s),
         f"wall time: {format_duration(s.elapsed_s)} ({s.elapsed_s:.1f}s)",
     ]
+    if s.requests:
+        bound = report.bound
+        lines.append(bound.describe() if bound is not None else "held back by: nothing")
     for model, learned in s.learned_limits.items():
         lines.append(f"auto limits for {model} ({learned.source}): {learned.describe()}")
     if report.moved_aside:

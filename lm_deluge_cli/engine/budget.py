@@ -7,7 +7,8 @@ the provider bills more input than estimated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import anyio
 
@@ -58,7 +59,13 @@ class SpendCap:
     fit, the cap is `reached` and every request from then on is refused.
     """
 
-    def __init__(self, max_usd: float, spent_usd: float = 0.0) -> None:
+    def __init__(
+        self,
+        max_usd: float,
+        spent_usd: float = 0.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not max_usd > 0:
             raise ValueError(f"max_usd must be positive, got {max_usd}")
         self.max_usd = max_usd
@@ -69,6 +76,12 @@ class SpendCap:
         self.reached = False
         # Created on first wait: anyio events need a running event loop.
         self._changed: anyio.Event | None = None
+        # Wall-clock seconds during which at least one request waited for room (read only
+        # where a request waits), and since when the current such stretch has lasted.
+        self._clock = clock
+        self._waiters = 0
+        self._waiting_since = 0.0
+        self._waited_s = 0.0
 
     def carry_over(self, usd: float) -> None:
         """Count what earlier runs on the same output spent."""
@@ -88,8 +101,24 @@ class SpendCap:
                 break
             if self._changed is None:
                 self._changed = anyio.Event()
-            await self._changed.wait()
+            if not self._waiters:
+                self._waiting_since = self._clock()
+            self._waiters += 1
+            try:
+                await self._changed.wait()
+            finally:
+                self._waiters -= 1
+                if not self._waiters:
+                    self._waited_s += self._clock() - self._waiting_since
         return False
+
+    @property
+    def waited_s(self) -> float:
+        """Seconds during which a request waited for requests in flight to settle: the time
+        the cap held the run back (the stretch going on now included)."""
+        if self._waiters:
+            return self._waited_s + self._clock() - self._waiting_since
+        return self._waited_s
 
     def settle(self, estimate_usd: float, actual_usd: float) -> None:
         """A reserved request finished: its estimate is replaced by what it cost (0 if failed)."""

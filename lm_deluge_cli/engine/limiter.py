@@ -16,6 +16,9 @@ from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = [
     "DEFAULT_BURST_S",
+    "WAIT_PROVIDER",
+    "WAIT_REQUESTS",
+    "WAIT_TOKENS",
     "Clock",
     "LimiterStats",
     "MonotonicClock",
@@ -92,6 +95,19 @@ class LimiterStats:
     tokens_acquired: int
     pauses: int
     waiting: int
+    # Seconds the request at the head of the queue spent waiting, by what it waited on: the
+    # request bucket, the token bucket, or the provider (a 429's pause, the slow-down after
+    # one, or a level its rate-limit headers lowered). Requests queued behind it wait on the
+    # same thing, so each is wall-clock time during which this limiter held the run back.
+    waited_requests_s: float = 0.0
+    waited_tokens_s: float = 0.0
+    waited_provider_s: float = 0.0
+
+
+# What a waiting request waits on (see LimiterStats.waited_*).
+WAIT_REQUESTS = 0
+WAIT_TOKENS = 1
+WAIT_PROVIDER = 2
 
 
 @dataclass(slots=True)
@@ -105,6 +121,9 @@ class _Bucket:
     updated: float
     # Sequence number of the newest ticket whose provider report set this level.
     synced_seq: int = 0
+    # The dispatch count when a provider report last lowered the level: a wait before the
+    # next dispatch is the provider's doing, not this bucket's rate.
+    lowered_at_seq: int = -1
 
     @property
     def rate(self) -> float:
@@ -166,6 +185,8 @@ class RateLimiter:
         # first, so that expired ones come off the front cheaply.
         self._in_flight: OrderedDict[int, tuple[float, int]] = OrderedDict()
         self._in_flight_tokens = 0
+        # Indexed by WAIT_REQUESTS, WAIT_TOKENS, WAIT_PROVIDER; only the slow path adds to it.
+        self._waited_s = [0.0, 0.0, 0.0]
         now = self._clock.now()
         self._requests = self._new_bucket(requests_per_minute, 1.0, now, full=True)
         self._tokens = self._new_bucket(tokens_per_minute, 0.0, now, full=True)
@@ -188,12 +209,18 @@ class RateLimiter:
         self._waiting += 1
         try:
             async with self._lock:
+                # The holder of the lock heads the queue: its sleeps are the limiter's waits,
+                # each counted against what it waited on when it went to sleep.
+                waited_on, slept_at = -1, now
                 while True:
                     now = self._clock.now()
+                    if waited_on >= 0:
+                        self._waited_s[waited_on] += now - slept_at
                     self._refill(now)
-                    delay = self._delay(tokens, now)
+                    delay, waited_on = self._delay_on(tokens, now)
                     if delay <= 0:
                         return self._dispatch(tokens, now)
+                    slept_at = now
                     await self._clock.sleep(min(delay, _MAX_SLEEP_S))
         finally:
             self._waiting -= 1
@@ -206,6 +233,29 @@ class RateLimiter:
         if self._tokens is not None:
             delay = max(delay, self._bucket_delay(self._tokens, float(tokens), now))
         return delay
+
+    def _delay_on(self, tokens: int, now: float) -> tuple[float, int]:
+        """`_delay`, and what the wait is on (a WAIT_* index; -1 when there is none)."""
+        if now < self._paused_until:
+            # No bucket refills before the pause ends: the 429 is the wait.
+            return self._delay(tokens, now), WAIT_PROVIDER
+        delay, on = 0.0, -1
+        if self._requests is not None:
+            delay = self._bucket_delay(self._requests, 1.0, now)
+            on = WAIT_REQUESTS
+        if self._tokens is not None:
+            token_delay = self._bucket_delay(self._tokens, float(tokens), now)
+            if token_delay > delay:
+                delay, on = token_delay, WAIT_TOKENS
+        if delay <= 0:
+            return delay, -1
+        bucket = self._tokens if on == WAIT_TOKENS else self._requests
+        if self._rate_factor(now) < 1.0 or (
+            bucket is not None and bucket.lowered_at_seq == self._seq
+        ):
+            # Slowed down after a 429, or the provider reported less room than we had.
+            on = WAIT_PROVIDER
+        return delay, on
 
     def _bucket_delay(self, bucket: _Bucket, cost: float, now: float) -> float:
         target = min(cost, bucket.capacity)
@@ -324,6 +374,7 @@ class RateLimiter:
             self._sync(
                 self._requests,
                 ticket.seq,
+                self._seq,
                 low=info.remaining_requests - since - ticket.earlier_in_flight,
                 high=info.remaining_requests - since,
                 limit=info.limit_requests,
@@ -334,6 +385,7 @@ class RateLimiter:
             self._sync(
                 self._tokens,
                 ticket.seq,
+                self._seq,
                 low=info.remaining_tokens - since - ticket.earlier_in_flight_tokens,
                 high=info.remaining_tokens - since,
                 limit=info.limit_tokens,
@@ -342,7 +394,14 @@ class RateLimiter:
 
     @staticmethod
     def _sync(
-        bucket: _Bucket, seq: int, *, low: float, high: float, limit: int | None, elapsed: float
+        bucket: _Bucket,
+        seq: int,
+        dispatched: int,
+        *,
+        low: float,
+        high: float,
+        limit: int | None,
+        elapsed: float,
     ) -> None:
         if seq <= bucket.synced_seq:
             return
@@ -359,6 +418,7 @@ class RateLimiter:
             high = min(high, float(limit))
         if high < bucket.level:
             bucket.level = max(high, min(bucket.level, 0.0))
+            bucket.lowered_at_seq = dispatched
 
     def pause(self, seconds: float) -> None:
         """Hold every waiter until `seconds` from now, after a 429.
@@ -384,6 +444,7 @@ class RateLimiter:
         for bucket in (self._requests, self._tokens):
             if bucket is not None:
                 bucket.level = min(bucket.level, 0.0)
+                bucket.lowered_at_seq = self._seq
                 bucket.updated = max(bucket.updated, self._paused_until)
                 bucket.synced_seq = max(bucket.synced_seq, self._seq)
         logger.debug("limiter %s paused until %.3f", self.name, self._paused_until)
@@ -487,6 +548,9 @@ class RateLimiter:
             tokens_acquired=self._tokens_dispatched,
             pauses=self._pauses,
             waiting=self._waiting,
+            waited_requests_s=self._waited_s[WAIT_REQUESTS],
+            waited_tokens_s=self._waited_s[WAIT_TOKENS],
+            waited_provider_s=self._waited_s[WAIT_PROVIDER],
         )
 
 

@@ -483,14 +483,30 @@ class Requester:
         self, slot: ModelSlot, request: HttpRequest, tokens: int
     ) -> tuple[HttpResponse, tuple[Ticket, ...], float]:
         """Wait for a concurrency slot and the limiters, then send; also when it left."""
-        async with self.concurrency:
+        stats = self.stats
+        # While every slot is sending and a request waits for one, concurrency is what holds
+        # the run back: stats.slots_full_s adds up that time (engine/bound_by.py).
+        wants_slot = not self.concurrency.available_tokens
+        if wants_slot:
+            stats.slot_waiters += 1
+            full = stats.in_flight == stats.max_concurrent_requests
+            if full and stats.slots_full_since is None:
+                stats.slots_full_since = time.monotonic()
+        try:
+            await self.concurrency.acquire()
+        finally:
+            if wants_slot:
+                stats.slot_waiters -= 1
+        try:
             tickets = await slot.limits.acquire(tokens)
             if self.halted:
                 slot.limits.release(tickets)
                 raise _Halted
-            self.stats.requests += 1
-            self.stats.in_flight += 1
+            stats.requests += 1
+            stats.in_flight += 1
             sent = time.monotonic()
+            if stats.in_flight == stats.max_concurrent_requests and stats.slot_waiters:
+                stats.slots_full_since = sent
             try:
                 response = await slot.transport.send(request)
             except BaseException:
@@ -498,7 +514,12 @@ class Requester:
                 slot.limits.observe(tickets, NO_INFO, describes=slot.headers_describe)
                 raise
             finally:
-                self.stats.in_flight -= 1
+                stats.in_flight -= 1
+                if stats.slots_full_since is not None:
+                    stats.slots_full_s += time.monotonic() - stats.slots_full_since
+                    stats.slots_full_since = None
+        finally:
+            self.concurrency.release()
         return response, tickets, sent
 
     def _supported(self, endpoint: Endpoint, sampling: SamplingParams) -> SamplingParams:

@@ -94,12 +94,15 @@ def model_limits(
     entry: ModelEntry, limits: Limits, run_limiter: Limiter, single: bool, stats: RunStats
 ) -> tuple[LimiterChain, tuple[bool, ...], LimitLearner | None]:
     """One model's limiters (its own, if it has limits, then the run's), which of them its
-    rate-limit headers describe, and the learner of its "auto" limits."""
+    rate-limit headers describe, and the learner of its "auto" limits. `stats` snapshots
+    read every limiter (to say which one holds the run back)."""
     requests = _own_rate(entry.max_requests_per_minute, limits.max_requests_per_minute)
     tokens = _own_rate(entry.max_tokens_per_minute, limits.max_tokens_per_minute)
+    stats.watch(run_limiter)
     if requests is None and tokens is None:
         return LimiterChain(run_limiter), (single,), None
     own = RateLimiter(_fixed(requests), _fixed(tokens), name=entry.name)
+    stats.watch(own)
     learner: LimitLearner | None = None
     if AUTO in (requests, tokens):
         learner = LimitLearner(
@@ -143,6 +146,8 @@ async def build_requester(
         check_priced(endpoints)
         budget = SpendCap(limits.max_cost)
         stats.max_cost_usd = limits.max_cost
+        stats.spend_cap = budget
+    stats.max_concurrent_requests = limits.max_concurrent_requests
     network: Transport | None = None
     run_limiter = await run_limiter_for(limits, stack, shared_limiter, shared_limiter_key)
     # With one model, the provider's rate-limit headers describe the run's budget too.

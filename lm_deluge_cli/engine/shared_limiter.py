@@ -51,6 +51,9 @@ from lm_deluge_cli.engine.limiter import (
     SLOWDOWN_FACTOR,
     SLOWDOWN_FLOOR,
     SLOWDOWN_RECOVERY_PER_S,
+    WAIT_PROVIDER,
+    WAIT_REQUESTS,
+    WAIT_TOKENS,
     LimiterStats,
     RateLimiter,
     Ticket,
@@ -184,6 +187,8 @@ class SharedRateLimiter:
         self._live = 0
         # Set while Redis is unreachable: this process paces alone with it.
         self._fallback: RateLimiter | None = None
+        # This process's waits by WAIT_* index (a fallback's are added when it is dropped).
+        self._waited_s = [0.0, 0.0, 0.0]
 
     @classmethod
     async def connect(
@@ -255,9 +260,21 @@ class SharedRateLimiter:
                     if delay is not None:
                         wait = min(delay, _MAX_SLEEP_S)
                         wait += random.uniform(0.0, min(_JITTER_S, wait / 5))
+                        waited_on = self._waits_on(tokens)
                         await self._clock.sleep(wait)
+                        self._waited_s[waited_on] += wait
         finally:
             self._waiting -= 1
+
+    def _waits_on(self, tokens: int) -> int:
+        """What a wait the script asked for is on (a WAIT_* index), from the levels it replied."""
+        seen = self._seen
+        if seen.pause_remaining_s > 0 or seen.rate_factor < 1.0:
+            return WAIT_PROVIDER
+        burst_s = self._burst_s
+        requests_s = _deficit_s(seen.request_level, 1.0, self.requests_per_minute, burst_s, 1.0)
+        tokens_s = _deficit_s(seen.token_level, float(tokens), self.tokens_per_minute, burst_s, 0.0)
+        return WAIT_TOKENS if tokens_s > requests_s else WAIT_REQUESTS
 
     def _ticket(self, tokens: int, fallback: RateLimiter | None, inner: Ticket | None) -> Ticket:
         self._seq += 1
@@ -350,6 +367,7 @@ class SharedRateLimiter:
             self._cut_off(exc)
             return None
         if was_cut_off and heartbeat and self._fallback is not None:
+            self._fold_waits(self._fallback.statistics())
             self._fallback = None
             logger.warning(
                 "shared rate limiter %s (key %r) is back: this process shares the budget "
@@ -464,12 +482,20 @@ class SharedRateLimiter:
         """How many times `pause` was called in this process."""
         return self._pauses
 
+    def _fold_waits(self, stats: LimiterStats) -> None:
+        """Count a dropped fallback's waits as this process's own."""
+        self._waited_s[WAIT_REQUESTS] += stats.waited_requests_s
+        self._waited_s[WAIT_TOKENS] += stats.waited_tokens_s
+        self._waited_s[WAIT_PROVIDER] += stats.waited_provider_s
+
     def statistics(self) -> LimiterStats:
         """A snapshot: the shared levels as last seen (the fallback's while cut off)."""
         now = self._clock.now()
+        waited = self._waited_s
         if self._fallback is not None:
+            local = self._fallback.statistics()
             return replace(
-                self._fallback.statistics(),
+                local,
                 name=self.name,
                 requests_per_minute=self.requests_per_minute,
                 tokens_per_minute=self.tokens_per_minute,
@@ -477,6 +503,9 @@ class SharedRateLimiter:
                 tokens_acquired=self._tokens_dispatched,
                 pauses=self._pauses,
                 waiting=self._waiting,
+                waited_requests_s=waited[WAIT_REQUESTS] + local.waited_requests_s,
+                waited_tokens_s=waited[WAIT_TOKENS] + local.waited_tokens_s,
+                waited_provider_s=waited[WAIT_PROVIDER] + local.waited_provider_s,
             )
         seen = self._seen
         paused_until = self._paused_until
@@ -497,6 +526,9 @@ class SharedRateLimiter:
             tokens_acquired=self._tokens_dispatched,
             pauses=self._pauses,
             waiting=self._waiting,
+            waited_requests_s=waited[WAIT_REQUESTS],
+            waited_tokens_s=waited[WAIT_TOKENS],
+            waited_provider_s=waited[WAIT_PROVIDER],
         )
 
 
@@ -506,3 +538,13 @@ def _level(raw: bytes) -> float | None:
 
 def _capacity(per_minute: float | None, burst_s: float, minimum: float) -> float | None:
     return None if per_minute is None else max(minimum, per_minute / 60.0 * burst_s)
+
+
+def _deficit_s(
+    level: float | None, cost: float, per_minute: float | None, burst_s: float, minimum: float
+) -> float:
+    """Seconds one bucket needs to refill to `cost` (at most its capacity) from `level`."""
+    capacity = _capacity(per_minute, burst_s, minimum)
+    if per_minute is None or capacity is None or level is None:
+        return 0.0
+    return max(0.0, min(cost, capacity) - level) / (per_minute / 60.0)

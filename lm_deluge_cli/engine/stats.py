@@ -6,8 +6,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from lm_deluge_cli.engine.learning import LearnedLimits
+from lm_deluge_cli.engine.limiter import LimiterStats
+
+if TYPE_CHECKING:
+    from lm_deluge_cli.engine.budget import SpendCap
+    from lm_deluge_cli.engine.limiter_chain import Limiter
 
 __all__ = ["RunStatistics", "RunStats"]
 
@@ -47,6 +53,14 @@ class RunStatistics:
     # Of input_tokens: read from the provider's prompt cache, and written to it.
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    # What can hold requests back (engine/bound_by.py reads these): each limiter's snapshot
+    # (the run's, and each model's own), the concurrency limit and the seconds every slot
+    # was sending while another request waited for one, and the seconds a request waited
+    # on the spending cap.
+    limiters: tuple[LimiterStats, ...] = ()
+    max_concurrent_requests: int = 0
+    slots_full_s: float = 0.0
+    cost_cap_waited_s: float = 0.0
 
     @property
     def cost_toward_cap_usd(self) -> float:
@@ -94,8 +108,26 @@ class RunStats:
     earlier_cost_usd: float = 0.0
     cost_cap_reached: bool = False
     started: float = field(default_factory=time.monotonic)
+    # What can hold requests back, read at each snapshot; the sender adds up `slots_full_s`
+    # (time.monotonic) while every one of `max_concurrent_requests` slots is sending and
+    # `slot_waiters` requests wait for one.
+    limiters: list[Limiter] = field(default_factory=list)
+    spend_cap: SpendCap | None = None
+    max_concurrent_requests: int = 0
+    slot_waiters: int = 0
+    slots_full_since: float | None = None
+    slots_full_s: float = 0.0
+
+    def watch(self, limiter: Limiter) -> None:
+        """Read `limiter`'s statistics into every snapshot (once, however often it is given)."""
+        if not any(known is limiter for known in self.limiters):
+            self.limiters.append(limiter)
 
     def snapshot(self) -> RunStatistics:
+        now = time.monotonic()
+        slots_full_s = self.slots_full_s
+        if self.slots_full_since is not None:
+            slots_full_s += now - self.slots_full_since
         return RunStatistics(
             total=self.total,
             total_is_estimate=self.total_is_estimate,
@@ -115,7 +147,7 @@ class RunStats:
             cache_write_tokens=self.cache_write_tokens,
             cost_usd=self.cost_usd,
             cost_known=self.cost_known,
-            elapsed_s=time.monotonic() - self.started,
+            elapsed_s=now - self.started,
             dead_models=tuple(self.dead_models),
             # A read-only copy: views must not see (or make) later changes.
             learned_limits=MappingProxyType(dict(self.learned_limits)),
@@ -123,4 +155,8 @@ class RunStats:
             max_cost_usd=self.max_cost_usd,
             earlier_cost_usd=self.earlier_cost_usd,
             cost_cap_reached=self.cost_cap_reached,
+            limiters=tuple(limiter.statistics() for limiter in self.limiters),
+            max_concurrent_requests=self.max_concurrent_requests,
+            slots_full_s=slots_full_s,
+            cost_cap_waited_s=self.spend_cap.waited_s if self.spend_cap is not None else 0.0,
         )

@@ -121,3 +121,30 @@ def test_with_prompt_caching_the_estimate_prices_input_as_cache_writes() -> None
     five = estimate_cost(model, 1_000_000, 0, "5m")
     hour = estimate_cost(model, 1_000_000, 0, "1h")
     assert (plain, five, hour) == (3.0, 3.75, 6.0)
+
+
+async def test_waited_s_is_the_time_some_request_waited_for_room() -> None:
+    t = [0.0]
+    cap = SpendCap(1.0, clock=lambda: t[0])
+    assert await cap.reserve(0.6)
+    assert cap.waited_s == 0.0  # admitted at once: no wait, the clock not even read
+    admitted = anyio.Event()
+
+    async def waiter() -> None:
+        assert await cap.reserve(0.5)
+        if cap.in_flight == 2:
+            admitted.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        tg.start_soon(waiter)
+        await anyio.sleep(0.01)
+        t[0] = 2.0
+        # Two requests waited, side by side: the cap held the run back for 2 s, not 4.
+        assert cap.waited_s == pytest.approx(2.0)
+        t[0] = 3.0
+        cap.settle(0.6, 0.0)
+        with anyio.fail_after(1):
+            await admitted.wait()
+    t[0] = 10.0
+    assert cap.waited_s == pytest.approx(3.0)

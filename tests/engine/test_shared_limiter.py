@@ -236,7 +236,11 @@ async def test_the_token_bucket(open_limiter: Open) -> None:
     assert paced(start, 0.5)
     await limiter.acquire(100)
     assert paced(start, 1.0)
-    assert limiter.statistics().tokens_acquired == 600
+    stats = limiter.statistics()
+    assert stats.tokens_acquired == 600
+    # Both waits were on the token bucket.
+    assert stats.waited_tokens_s == pytest.approx(1.0, abs=0.1)
+    assert stats.waited_requests_s == stats.waited_provider_s == 0.0
 
 
 # -- feedback --------------------------------------------------------------------------
@@ -255,6 +259,9 @@ async def test_a_pause_holds_every_limiter_on_the_key_and_slows_them(
     # The pause, then one request's refill at 0.8 of the rate: 0.6 + 0.125 s.
     assert paced(start, 0.725)
     assert b.statistics().rate_factor == pytest.approx(0.8, abs=0.01)
+    # All of b's wait was the provider's: the pause, then the slowed-down refill.
+    assert 0.6 < b.statistics().waited_provider_s < 0.8
+    assert b.statistics().waited_requests_s == 0.0
     assert a.pauses == 2 and b.pauses == 0
     # A second 429 after the first pause ended compounds the slow-down.
     b.pause(0.0)
@@ -361,6 +368,7 @@ async def test_redis_unreachable_at_the_start(
             await limiter.acquire()
         assert paced(start, 1.0)
         assert limiter.statistics().acquired == 15
+        assert limiter.statistics().waited_requests_s == pytest.approx(1.0, abs=0.1)
         # Tickets of the fallback go back to it.
         level = limiter.statistics().request_level
         limiter.release(await limiter.acquire())
@@ -399,6 +407,7 @@ async def test_falls_back_when_redis_stops_and_returns_when_it_is_back(
                 killed = time.monotonic()
                 await anyio.sleep(1.5)
                 assert not limiter.shared
+                waited_cut_off = limiter.statistics().waited_requests_s
                 server.start()
                 with anyio.fail_after(2.0):
                     await until_shared(limiter)
@@ -407,6 +416,9 @@ async def test_falls_back_when_redis_stops_and_returns_when_it_is_back(
         assert rate_between(times, start + 0.5, killed) == pytest.approx(20.0, rel=0.1)
         assert rate_between(times, killed + 0.5, killed + 1.5) == pytest.approx(20 / 3, abs=1.1)
         assert rate_between(times, back + 0.5, start + 4.5) == pytest.approx(20.0, rel=0.15)
+        # The fallback's waits stay counted once it is dropped.
+        assert waited_cut_off > 0.5
+        assert limiter.statistics().waited_requests_s > waited_cut_off
         messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         cut = [m for m in messages if "unreachable" in m]
         again = [m for m in messages if " is back:" in m]
