@@ -28,11 +28,23 @@ class Slots:
         return f"Slots({self.borrowed_tokens}/{self.total_tokens}, {len(self._waiters)} waiting)"
 
     @property
+    def available_tokens(self) -> int:
+        """Slots free now (none while anyone waits: a freed slot goes to them)."""
+        return self.total_tokens - self.borrowed_tokens
+
+    @property
     def waiting(self) -> int:
         """How many are waiting for a slot."""
         return len(self._waiters)
 
     async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting for one (first come, first served) when none is free."""
         if self.borrowed_tokens < self.total_tokens and not self._waiters:
             self.borrowed_tokens += 1
             return
@@ -42,15 +54,13 @@ class Slots:
             await turn.wait()
         except BaseException:
             if turn.is_set():
-                self._release()  # handed a slot as it was cancelled: pass it on
+                self.release()  # handed a slot as it was cancelled: pass it on
             else:
                 self._waiters.remove(turn)
             raise
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._release()
-
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give the slot back: to the longest waiter, else to the free ones."""
         if self._waiters:
             # The slot changes hands without being counted free: no one can jump the queue.
             self._waiters.popleft().set()

@@ -48,7 +48,7 @@ async def test_waiters_get_slots_first_come_first_served() -> None:
         for n in range(5):
             group.start_soon(waiter, n)
             await anyio.wait_all_tasks_blocked()
-        assert slots.waiting == 5
+        assert slots.waiting == 5 and slots.available_tokens == 0
         release.set()
     assert order == [0, 1, 2, 3, 4]
 
