@@ -5,8 +5,9 @@ sampling sent. Before anything is sent the key is looked up in the cache; a hit 
 the line's record at no cost, without touching the rate limiters. While a key's request
 is in flight, other lines with the same key wait for it and copy its record (marked
 ``deduplicated``) instead of sending their own; so do later lines, while the answer is
-among the run's most recent `RECENT_ANSWERS` (memory stays bounded on any input; further
-apart, the cache serves them). Only successful answers are stored or remembered.
+among the run's most recent answers (up to `RECENT_ANSWERS`, and about `RECENT_BYTES` of
+them: memory stays bounded on any input; further apart, the cache serves them). Only
+successful answers are stored or remembered.
 """
 
 from __future__ import annotations
@@ -44,8 +45,12 @@ __all__ = [
 # Bumped when the stored value's shape changes. Version 1 held one answer's text; version 2
 # holds whole answers (tool calls, reasoning, refusals, samples). Both are read.
 VALUE_VERSION = 2
-# How many successful answers a run remembers for identical later lines.
+# How many successful answers a run remembers for identical later lines, and about how much
+# memory they may take (a record's size is estimated from what its answers hold).
 RECENT_ANSWERS = 10_000
+RECENT_BYTES = 8 * 2**20
+# What a remembered record costs beyond its answers' text: the objects around it.
+_RECORD_BYTES = 700
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +149,9 @@ class Reuse:
             else None
         )
         self.in_flight: dict[str, Pending] = {}
-        self._recent: OrderedDict[str, Result] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[Result, int]] = OrderedDict()
         self._recent_max = recent_answers
+        self._recent_bytes = 0
 
     def summary(self) -> dict[str, object] | None:
         """The cache's part of a run summary (None: no cache)."""
@@ -175,18 +181,24 @@ class Reuse:
 
     def recent(self, key: str) -> Result | None:
         """The record of a successful answer to `key` earlier in this run, if remembered."""
-        record = self._recent.get(key)
-        if record is not None:
-            self._recent.move_to_end(key)
-        return record
+        found = self._recent.get(key)
+        if found is None:
+            return None
+        self._recent.move_to_end(key)
+        return found[0]
 
     def remember(self, key: str, record: Result) -> None:
         if record.status != "ok" or self._recent_max <= 0:
             return
-        self._recent[key] = record
-        self._recent.move_to_end(key)
-        while len(self._recent) > self._recent_max:
-            self._recent.popitem(last=False)
+        size = _record_bytes(record)
+        earlier = self._recent.pop(key, None)
+        if earlier is not None:
+            self._recent_bytes -= earlier[1]
+        self._recent[key] = (record, size)
+        self._recent_bytes += size
+        while len(self._recent) > self._recent_max or self._recent_bytes > RECENT_BYTES:
+            _, (_, dropped) = self._recent.popitem(last=False)
+            self._recent_bytes -= dropped
 
     async def lookup(self, keys: Sequence[str]) -> list[StoredAnswer | None]:
         """The stored answer to each key (one read for several, where the backend can);
@@ -225,6 +237,17 @@ class Reuse:
         writer = self.writer
         if writer is not None and writer.pending and not writer.running:
             await writer.flush()
+
+
+def _record_bytes(record: Result) -> int:
+    """About how much memory a remembered record holds (its answers' text dominates)."""
+    size = _RECORD_BYTES
+    for answer in record.answers:
+        size += len(answer.text or "") + len(answer.refusal or "")
+        if answer.reasoning is not None:
+            size += len(answer.reasoning.text or "") * 2  # the provider's parts repeat it
+        size += sum(len(call.arguments_raw or "") + 200 for call in answer.tool_calls)
+    return size
 
 
 async def open_reuse(config: CacheConfig, stack: AsyncExitStack) -> Reuse:

@@ -273,3 +273,22 @@ def test_the_run_remembers_a_bounded_number_of_answers() -> None:
     assert (reuse.recent("c"), reuse.recent("b") is not None) == (None, True)
     reuse.remember("e", ok.replace(status="error"))
     assert reuse.recent("e") is None  # failures are never shared with later lines
+
+
+def test_remembered_answers_stay_within_their_memory_budget() -> None:
+    from lm_deluge_cli.engine.reuse import RECENT_BYTES
+    from lm_deluge_cli.io.records import ok_result
+
+    reuse = Reuse(None)
+    big = "x" * 100_000  # 100 kB answers: the count alone would allow a gigabyte
+    for i in range(500):
+        prompt = lines([f"q{i}"])[0]
+        completion = Completion((Answer(text=big + str(i), finish_reason="stop"),), Usage())
+        reuse.remember(f"k{i}", ok_result(prompt, completion, model="m", attempts=1, latency_s=0))
+    kept = [i for i in range(500) if reuse.recent(f"k{i}") is not None]
+    assert kept and len(kept) * 100_000 <= RECENT_BYTES
+    assert kept == list(range(500 - len(kept), 500))  # the most recent ones
+    answer = Completion((Answer(text="hi"),), Usage())
+    small = ok_result(lines(["s"])[0], answer, model="m", attempts=1, latency_s=0)
+    reuse.remember("small", small)
+    assert reuse.recent("small") is small
