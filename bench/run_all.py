@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench_latency.py",
     "bench_memory.py",
     "bench_cache.py",
+    "bench_cache_backends.py",
     "bench_shards.py",
     "bench_embed.py",
     "bench_prompt_cache.py",
