@@ -57,6 +57,8 @@ Action = Literal["respond", "drop", "hang", "reset"]
 _Request = ChatRequest | EmbedRequest | RerankRequest
 # Faults answered with a well-formed answer that is wrong.
 _WRONG_ANSWERS = ("schema_violation", "empty_answer", "invalid_tool_arguments")
+# What the prompt cache did for a request that has no breakpoints: nothing.
+_NO_CACHE = CacheUsage()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,8 @@ class Simulator:
         rpm, tpm = settings.requests_per_minute, settings.tokens_per_minute
         self._requests = Bucket("requests", rpm, burst, now) if rpm is not None else None
         self._tokens = Bucket("tokens", tpm, burst, now) if tpm is not None else None
+        # The limits that are set: what rate-limit headers report (none: no headers).
+        self._limits = tuple(b for b in (self._requests, self._tokens) if b is not None)
         self._chaos = (
             settings.drop_rate
             + settings.hang_rate
@@ -204,7 +208,7 @@ class Simulator:
         request: ChatRequest,
         prompt_tokens: int,
         ready_in: float,
-        bent: answers.Faults,
+        bent: answers.Faults | None,
         delivered: bool = True,
     ) -> tuple[Answer, Reply]:
         """The completion in the format (`answers.compose`, bent by a fault's `bent`), after
@@ -218,7 +222,7 @@ class Simulator:
             states_plan=fmt.states_tool_plan(request),
             faults=bent,
         )
-        cache = CacheUsage()
+        cache = _NO_CACHE
         if request.cache_breakpoints:
             now = self._clock()
             min_tokens = self.settings.prompt_cache_min_tokens
@@ -230,10 +234,11 @@ class Simulator:
             counts = self._counts
             counts["tokens_in"] += prompt_tokens
             counts["tokens_out"] += reply.completion_tokens
-            counts["cache_read_tokens"] += cache.read
-            counts["cache_write_tokens"] += cache.written
-            counts["cache_write_5m_tokens"] += cache.written_5m
-            counts["cache_write_1h_tokens"] += cache.written_1h
+            if cache is not _NO_CACHE:
+                counts["cache_read_tokens"] += cache.read
+                counts["cache_write_tokens"] += cache.written
+                counts["cache_write_5m_tokens"] += cache.written_5m
+                counts["cache_write_1h_tokens"] += cache.written_1h
         return fmt.completion(request, reply), reply
 
     def _product(
@@ -249,7 +254,7 @@ class Simulator:
         is padded to `pad_to` bytes); an embeddings or rerank body is padded to `pad_to`
         bytes with spaces, which JSON ignores, and counted when it will be `delivered`."""
         if isinstance(request, ChatRequest) and isinstance(fmt, WireFormat):
-            bent = answers.Faults(pad_to=pad_to)
+            bent = answers.Faults(pad_to=pad_to) if pad_to else None
             return self._answer(fmt, request, prompt_tokens, ready_in, bent, delivered)[0]
         assert not isinstance(request, ChatRequest)
         answer = retrieval_answer(fmt, request, f"{self._nonce}{self._serial:013x}")
@@ -428,11 +433,9 @@ class Simulator:
             self._tokens.charge(cost)
 
     def _limit_headers(self, fmt: Dialect, refused: bool) -> dict[str, str]:
-        if not self.settings.rate_limit_headers:
+        if not self._limits or not self.settings.rate_limit_headers:
             return {}
-        states = [b.state() for b in (self._requests, self._tokens) if b is not None]
-        if not states:
-            return {}
+        states = [bucket.state() for bucket in self._limits]
         return fmt.limit_headers(states, self._wall_clock(), refused)
 
 
