@@ -170,12 +170,12 @@ class Reply:
     @property
     def completion_tokens(self) -> int:
         """Every answer's tokens, as the providers bill several answers."""
-        return sum(choice.completion_tokens for choice in self.choices)
+        return sum([choice.completion_tokens for choice in self.choices])
 
     @property
     def reasoning_tokens(self) -> int:
         """Every answer's reasoning tokens."""
-        return sum(choice.reasoning_tokens for choice in self.choices)
+        return sum([choice.reasoning_tokens for choice in self.choices])
 
 
 def tool_tokens(tools: Iterable[ToolSpec]) -> int:
