@@ -122,8 +122,7 @@ class ToolUse:
             return {}
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
+class Choice(NamedTuple):
     """One answer: its text ("" when it holds only tool calls, or nothing at all), its tool
     calls, and its reasoning (None when none was asked). ``completion_tokens`` counts all of
     it, ``reasoning_tokens`` the reasoning's share; ``truncated`` when cut at max tokens."""
@@ -150,11 +149,11 @@ class CacheUsage:
         return self.written_5m + self.written_1h
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """The simulator's answer to an admitted request, before a format writes it down: one
     `Choice` per answer asked for, the prompt's tokens (cached ones included) and what the
-    prompt cache did."""
+    prompt cache did. (It and `Choice` are named tuples, as `ChatRequest` is: all three are
+    made for every request.)"""
 
     choices: tuple[Choice, ...]
     prompt_tokens: int
