@@ -65,7 +65,8 @@ upland vortex wren yonder zinnia alder birch clover dawn elm fern grove hazel in
 nova
 """
 WORDS: tuple[str, ...] = tuple(_WORD_LIST.split())
-_WORD_COUNT = len(WORDS)
+# The word each digest byte picks (byte % 64), looked up without the arithmetic.
+_WORD_OF_BYTE = tuple(WORDS[b % len(WORDS)] for b in range(256))
 
 
 def _message_text(content: Any) -> tuple[str, int]:
@@ -163,7 +164,7 @@ def mock_completion(messages: list[dict[str, Any]], model: str, variant: int = 0
         asked["variant"] = variant
     canonical = orjson.dumps(asked, option=orjson.OPT_SORT_KEYS, default=str)
     digest = hashlib.blake2b(canonical, digest_size=8).digest()
-    words = " ".join([WORDS[b % _WORD_COUNT] for b in digest[:6]])
+    words = " ".join(map(_WORD_OF_BYTE.__getitem__, digest[:6]))
     reply = f"Mock reply {digest[:4].hex()} from {model}: {words.capitalize()}."
     for message in reversed(messages):
         if message.get("role") != "user":
@@ -228,18 +229,20 @@ class TokenLogprob(NamedTuple):
 
 def yes_probability(messages: list[dict[str, Any]]) -> float | None:
     """p(yes) for a yes/no question, or None when the messages ask none."""
-    last_user: list[dict[str, Any]] = []
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            last_user.append(message)
-            break
-    asked = prompt_text(messages, _INSTRUCTIONS) + "\n" + prompt_text(last_user, ("user",))
+    asked = prompt_text(messages, _INSTRUCTIONS) + "\n" + _last_user_text(messages)
     if not _YES_OR_NO.search(asked):
         return None
     every = prompt_text(messages, ("system", "developer", "user", "assistant"))
     digest = hashlib.blake2b(f"yes-or-no\x00{every}".encode(), digest_size=8).digest()
     p_yes = 0.02 + int.from_bytes(digest, "big") % 9601 / 10000
     return 0.5001 if p_yes == 0.5 else p_yes
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""
 
 
 def _yes_or_no(p_yes: float, variant: int = 0) -> str:
