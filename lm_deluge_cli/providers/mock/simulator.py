@@ -7,13 +7,12 @@ loopback socket; tests drive it directly with a fake clock.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, NamedTuple, cast
 
 from lm_deluge_cli.providers.mock import answers, faults, structured
 from lm_deluge_cli.providers.mock.buckets import EPSILON, Bucket
@@ -61,12 +60,12 @@ _WRONG_ANSWERS = ("schema_violation", "empty_answer", "invalid_tool_arguments")
 _NO_CACHE = CacheUsage()
 
 
-@dataclass(frozen=True, slots=True)
-class SimResponse:
+class SimResponse(NamedTuple):
     """The simulator's answer. ``action`` tells a server to answer, close the connection
     without answering, never answer, or send the headers and half the body and then reset
     the connection; ``delay_s`` is how long to wait first, ``body_s`` how long the body
-    takes to arrive once the headers are sent."""
+    takes to arrive once the headers are sent. (A named tuple, as `Answer` is: one is made
+    for every request.)"""
 
     status: int
     headers: dict[str, str]
@@ -351,7 +350,7 @@ class Simulator:
             body_s = settings.slow_body_s if name == "slow_body" else 0.0
             answer = self._product(fmt, request, prompt_tokens, delay + body_s, pad_to=pad)
             response = _respond(answer, limits, delay)
-            return dataclasses.replace(response, body_s=body_s)
+            return response._replace(body_s=body_s)
         if name in _WRONG_ANSWERS:
             return self._wrong_answer(name, fmt, request, prompt_tokens, limits, delay)
         counts["malformed"] += 1
@@ -360,7 +359,7 @@ class Simulator:
             return _respond(page, limits, delay)
         answer = self._product(fmt, request, prompt_tokens, delay, delivered=False)
         if name == "reset_mid_body":
-            return dataclasses.replace(_respond(answer, limits, delay), action="reset")
+            return _respond(answer, limits, delay)._replace(action="reset")
         if name == "truncated_json":
             return _respond(faults.truncated(answer), limits, delay)
         return _respond(faults.strip_fields(answer, fmt.answer_fields), limits, delay)
