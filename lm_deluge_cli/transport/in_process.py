@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -17,6 +18,8 @@ from lm_deluge_cli.types import HttpRequest, HttpResponse
 __all__ = ["InProcessTransport"]
 
 _JSON = {"content-type": "application/json"}
+# A run sends to a few paths over and over; a Route is immutable, so one can be shared.
+_route = functools.lru_cache(maxsize=256)(match_route)
 
 
 class InProcessTransport(Transport):
@@ -31,7 +34,7 @@ class InProcessTransport(Transport):
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         url = urlsplit(request.url)
-        route = match_route(url.path)
+        route = _route(url.path)
         if route is None or request.method != "POST":
             await anyio.lowlevel.checkpoint()
             message = f"Invalid URL ({request.method} {url.path})"

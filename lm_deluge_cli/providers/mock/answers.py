@@ -45,6 +45,10 @@ class Faults:
     break_arguments: bool = False
 
 
+# No fault: the answers as they are.
+_UNBENT = Faults()
+
+
 def compose(
     request: ChatRequest,
     call_id: str,
@@ -56,10 +60,12 @@ def compose(
     """One `Choice` per answer the request asks for, each different (deterministic by its
     index). `call_id` is unique hex for the tool calls' ids; `states_plan` when the format
     says what it will do before calling tools; `tool_rounds` as `tools.rounds`."""
-    bent = faults or Faults()
+    bent = faults or _UNBENT
     return tuple(
-        _choice(request, index, f"{call_id}{index:02x}", tool_rounds, states_plan, bent)
-        for index in range(request.choices)
+        [
+            _choice(request, index, f"{call_id}{index:02x}", tool_rounds, states_plan, bent)
+            for index in range(request.choices)
+        ]
     )
 
 

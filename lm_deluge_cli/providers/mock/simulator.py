@@ -7,13 +7,12 @@ loopback socket; tests drive it directly with a fake clock.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple, cast
 
 from lm_deluge_cli.providers.mock import answers, faults, structured
 from lm_deluge_cli.providers.mock.buckets import EPSILON, Bucket
@@ -57,14 +56,16 @@ Action = Literal["respond", "drop", "hang", "reset"]
 _Request = ChatRequest | EmbedRequest | RerankRequest
 # Faults answered with a well-formed answer that is wrong.
 _WRONG_ANSWERS = ("schema_violation", "empty_answer", "invalid_tool_arguments")
+# What the prompt cache did for a request that has no breakpoints: nothing.
+_NO_CACHE = CacheUsage()
 
 
-@dataclass(frozen=True, slots=True)
-class SimResponse:
+class SimResponse(NamedTuple):
     """The simulator's answer. ``action`` tells a server to answer, close the connection
     without answering, never answer, or send the headers and half the body and then reset
     the connection; ``delay_s`` is how long to wait first, ``body_s`` how long the body
-    takes to arrive once the headers are sent."""
+    takes to arrive once the headers are sent. (A named tuple, as `Answer` is: one is made
+    for every request.)"""
 
     status: int
     headers: dict[str, str]
@@ -124,6 +125,8 @@ class Simulator:
         rpm, tpm = settings.requests_per_minute, settings.tokens_per_minute
         self._requests = Bucket("requests", rpm, burst, now) if rpm is not None else None
         self._tokens = Bucket("tokens", tpm, burst, now) if tpm is not None else None
+        # The limits that are set: what rate-limit headers report (none: no headers).
+        self._limits = tuple(b for b in (self._requests, self._tokens) if b is not None)
         self._chaos = (
             settings.drop_rate
             + settings.hang_rate
@@ -204,7 +207,7 @@ class Simulator:
         request: ChatRequest,
         prompt_tokens: int,
         ready_in: float,
-        bent: answers.Faults,
+        bent: answers.Faults | None,
         delivered: bool = True,
     ) -> tuple[Answer, Reply]:
         """The completion in the format (`answers.compose`, bent by a fault's `bent`), after
@@ -218,7 +221,7 @@ class Simulator:
             states_plan=fmt.states_tool_plan(request),
             faults=bent,
         )
-        cache = CacheUsage()
+        cache = _NO_CACHE
         if request.cache_breakpoints:
             now = self._clock()
             min_tokens = self.settings.prompt_cache_min_tokens
@@ -230,10 +233,11 @@ class Simulator:
             counts = self._counts
             counts["tokens_in"] += prompt_tokens
             counts["tokens_out"] += reply.completion_tokens
-            counts["cache_read_tokens"] += cache.read
-            counts["cache_write_tokens"] += cache.written
-            counts["cache_write_5m_tokens"] += cache.written_5m
-            counts["cache_write_1h_tokens"] += cache.written_1h
+            if cache is not _NO_CACHE:
+                counts["cache_read_tokens"] += cache.read
+                counts["cache_write_tokens"] += cache.written
+                counts["cache_write_5m_tokens"] += cache.written_5m
+                counts["cache_write_1h_tokens"] += cache.written_1h
         return fmt.completion(request, reply), reply
 
     def _product(
@@ -248,9 +252,11 @@ class Simulator:
         """The successful answer to a request of any kind (see `_answer` for chat, whose text
         is padded to `pad_to` bytes); an embeddings or rerank body is padded to `pad_to`
         bytes with spaces, which JSON ignores, and counted when it will be `delivered`."""
-        if isinstance(request, ChatRequest) and isinstance(fmt, WireFormat):
-            bent = answers.Faults(pad_to=pad_to)
-            return self._answer(fmt, request, prompt_tokens, ready_in, bent, delivered)[0]
+        if isinstance(request, ChatRequest):
+            # Only a chat format reads a chat request (and an ABC's isinstance is slow).
+            chat = cast(WireFormat, fmt)
+            bent = answers.Faults(pad_to=pad_to) if pad_to else None
+            return self._answer(chat, request, prompt_tokens, ready_in, bent, delivered)[0]
         assert not isinstance(request, ChatRequest)
         answer = retrieval_answer(fmt, request, f"{self._nonce}{self._serial:013x}")
         if delivered:
@@ -344,7 +350,7 @@ class Simulator:
             body_s = settings.slow_body_s if name == "slow_body" else 0.0
             answer = self._product(fmt, request, prompt_tokens, delay + body_s, pad_to=pad)
             response = _respond(answer, limits, delay)
-            return dataclasses.replace(response, body_s=body_s)
+            return response._replace(body_s=body_s)
         if name in _WRONG_ANSWERS:
             return self._wrong_answer(name, fmt, request, prompt_tokens, limits, delay)
         counts["malformed"] += 1
@@ -353,7 +359,7 @@ class Simulator:
             return _respond(page, limits, delay)
         answer = self._product(fmt, request, prompt_tokens, delay, delivered=False)
         if name == "reset_mid_body":
-            return dataclasses.replace(_respond(answer, limits, delay), action="reset")
+            return _respond(answer, limits, delay)._replace(action="reset")
         if name == "truncated_json":
             return _respond(faults.truncated(answer), limits, delay)
         return _respond(faults.strip_fields(answer, fmt.answer_fields), limits, delay)
@@ -428,11 +434,9 @@ class Simulator:
             self._tokens.charge(cost)
 
     def _limit_headers(self, fmt: Dialect, refused: bool) -> dict[str, str]:
-        if not self.settings.rate_limit_headers:
+        if not self._limits or not self.settings.rate_limit_headers:
             return {}
-        states = [b.state() for b in (self._requests, self._tokens) if b is not None]
-        if not states:
-            return {}
+        states = [bucket.state() for bucket in self._limits]
         return fmt.limit_headers(states, self._wall_clock(), refused)
 
 

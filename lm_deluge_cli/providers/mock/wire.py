@@ -65,6 +65,8 @@ upland vortex wren yonder zinnia alder birch clover dawn elm fern grove hazel in
 nova
 """
 WORDS: tuple[str, ...] = tuple(_WORD_LIST.split())
+# The word each digest byte picks (byte % 64), looked up without the arithmetic.
+_WORD_OF_BYTE = tuple(WORDS[b % len(WORDS)] for b in range(256))
 
 
 def _message_text(content: Any) -> tuple[str, int]:
@@ -146,7 +148,8 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     per image, a text file's text or 258 per other file, plus 4 per message."""
     total = 0
     for message in messages:
-        text, media = _message_text(message.get("content"))
+        content = message.get("content")
+        text, media = (content, 0) if isinstance(content, str) else _message_text(content)
         if message.get("tool_calls"):
             text += _calls_text(message["tool_calls"])
         total += count_text_tokens(text) + media + MESSAGE_OVERHEAD_TOKENS
@@ -161,15 +164,22 @@ def mock_completion(messages: list[dict[str, Any]], model: str, variant: int = 0
         asked["variant"] = variant
     canonical = orjson.dumps(asked, option=orjson.OPT_SORT_KEYS, default=str)
     digest = hashlib.blake2b(canonical, digest_size=8).digest()
-    words = " ".join(WORDS[b % len(WORDS)] for b in digest[:6])
-    reply = f"Mock reply {digest.hex()[:8]} from {model}: {words.capitalize()}."
+    words = " ".join(map(_WORD_OF_BYTE.__getitem__, digest[:6]))
+    reply = f"Mock reply {digest[:4].hex()} from {model}: {words.capitalize()}."
     for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
         # Tool results travel in user turns in some formats; the user's own words are echoed.
-        if message.get("role") == "user" and not _holds_tool_results(message.get("content")):
-            echo = " ".join(_message_text(message.get("content"))[0].split())[:40]
-            if echo:
-                reply += f' You said: "{echo}"'
-            break
+        if isinstance(content, str):
+            echo = " ".join(content.split())[:40]
+        elif _holds_tool_results(content):
+            continue
+        else:
+            echo = " ".join(_message_text(content)[0].split())[:40]
+        if echo:
+            reply += f' You said: "{echo}"'
+        break
     return reply
 
 
@@ -187,12 +197,20 @@ def _holds_tool_results(content: Any) -> bool:
 
 def prompt_text(messages: list[dict[str, Any]], roles: tuple[str, ...]) -> str:
     """The texts of the messages with these roles, one per line."""
-    texts = (_message_text(m.get("content"))[0] for m in messages if m.get("role") in roles)
-    return "\n".join(text for text in texts if text)
+    texts: list[str] = []
+    for message in messages:
+        if message.get("role") in roles:
+            content = message.get("content")
+            text = content if isinstance(content, str) else _message_text(content)[0]
+            if text:
+                texts.append(text)
+    return "\n".join(texts)
 
 
 # A question the mock answers with one word (see the module docstring).
 _YES_OR_NO = re.compile(r"\byes\s+or\s+no\b", re.IGNORECASE)
+# The roles whose messages instruct the model, as a system prompt does.
+_INSTRUCTIONS = ("system", "developer")
 # The probability the alternatives below Yes and No share, halving down the ranks.
 _OTHER_SHARE = 0.01
 _OTHER_ANSWERS = ("yes", "no", " Yes", " No", "YES", "NO", "Y", "N", "Maybe", "Sure")
@@ -211,14 +229,20 @@ class TokenLogprob(NamedTuple):
 
 def yes_probability(messages: list[dict[str, Any]]) -> float | None:
     """p(yes) for a yes/no question, or None when the messages ask none."""
-    users = [m for m in messages if m.get("role") == "user"][-1:]
-    asked = prompt_text(messages, ("system", "developer")) + "\n" + prompt_text(users, ("user",))
+    asked = prompt_text(messages, _INSTRUCTIONS) + "\n" + _last_user_text(messages)
     if not _YES_OR_NO.search(asked):
         return None
     every = prompt_text(messages, ("system", "developer", "user", "assistant"))
     digest = hashlib.blake2b(f"yes-or-no\x00{every}".encode(), digest_size=8).digest()
     p_yes = 0.02 + int.from_bytes(digest, "big") % 9601 / 10000
     return 0.5001 if p_yes == 0.5 else p_yes
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""
 
 
 def _yes_or_no(p_yes: float, variant: int = 0) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -200,14 +199,12 @@ def structured_request(
     if isinstance(spec, dict) and spec.get("type") == "json_schema":
         schema = spec.get("schema")
         if isinstance(schema, dict):
-            return dataclasses.replace(plain, schema=schema)
+            return plain._replace(schema=schema)
     choice = request.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "tool":
         for tool in plain.tools:
             if tool.name == choice.get("name") and tool.parameters:
-                return dataclasses.replace(
-                    plain, schema=dict(tool.parameters), schema_tool=tool.name
-                )
+                return plain._replace(schema=dict(tool.parameters), schema_tool=tool.name)
     return plain
 
 

@@ -55,6 +55,9 @@ __all__ = [
 # The most choices one request may ask for (``n``), as the API refuses more.
 MAX_CHOICES = 128
 
+# What a request that says nothing about tools gets: the model may call any, several at once.
+_AUTO = ToolChoice()
+
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means "
     "you aren't using your HTTP library correctly.)"
@@ -174,6 +177,8 @@ def tool_choice(choice: Any, parallel: Any = None) -> ToolChoice:
     """A ``tool_choice``: "none", "auto", "required" (Mistral's "any" too), or a named
     function ``{"type": "function", "function": {"name"}}``; ``parallel_tool_calls``."""
     allowed = parallel is not False
+    if choice is None and allowed:
+        return _AUTO
     if isinstance(choice, dict):
         function = choice.get("function")
         name = function.get("name") if isinstance(function, dict) else None
@@ -223,6 +228,7 @@ class OpenAIFormat(WireFormat):
         return chat_request(request)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
+        prompt_tokens, completion_tokens = reply.prompt_tokens, reply.completion_tokens
         choices = [
             {
                 "index": index,
@@ -239,9 +245,9 @@ class OpenAIFormat(WireFormat):
             "model": request.model,
             "choices": choices,
             "usage": {
-                "prompt_tokens": reply.prompt_tokens,
-                "completion_tokens": reply.completion_tokens,
-                "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
                 "completion_tokens_details": {
                     "reasoning_tokens": reply.reasoning_tokens,
