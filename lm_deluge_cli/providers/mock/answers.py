@@ -61,6 +61,9 @@ def compose(
     index). `call_id` is unique hex for the tool calls' ids; `states_plan` when the format
     says what it will do before calling tools; `tool_rounds` as `tools.rounds`."""
     bent = faults or _UNBENT
+    if request.choices == 1:
+        # Most requests ask for one answer: no loop for it.
+        return (_choice(request, 0, call_id + "00", tool_rounds, states_plan, bent),)
     return tuple(
         [
             _choice(request, index, f"{call_id}{index:02x}", tool_rounds, states_plan, bent)

@@ -164,7 +164,7 @@ def mock_completion(messages: list[dict[str, Any]], model: str, variant: int = 0
         asked["variant"] = variant
     canonical = orjson.dumps(asked, option=orjson.OPT_SORT_KEYS, default=str)
     digest = hashlib.blake2b(canonical, digest_size=8).digest()
-    words = " ".join(map(_WORD_OF_BYTE.__getitem__, digest[:6]))
+    words = " ".join([_WORD_OF_BYTE[b] for b in digest[:6]])
     reply = f"Mock reply {digest[:4].hex()} from {model}: {words.capitalize()}."
     for message in reversed(messages):
         if message.get("role") != "user":
