@@ -6,6 +6,7 @@ become APIConnectionError / APITimeoutError, redirects are not followed.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 from lm_deluge_cli.config import ModelEntry
 from lm_deluge_cli.errors import APIConnectionError, APIStatusError, APITimeoutError, ConfigError
 from lm_deluge_cli.providers.endpoints import resolve_endpoint
+from lm_deluge_cli.providers.mock.formats import match_route
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
 from lm_deluge_cli.transport import (
@@ -419,13 +421,38 @@ async def test_in_process_statuses_are_responses() -> None:
     assert (await in_process(api_key=KEY).send(chat(MOCK_URL))).status == 401
 
 
-def test_failure_message_scrubs_credentials_in_the_url() -> None:
-    from lm_deluge_cli.transport.base import failure_message
-    from lm_deluge_cli.types import HttpRequest
-
-    url = "https://user:pa55word-secret@llm.example/v1/chat/completions?api-key=k3y-secret-value"
-    request = HttpRequest("POST", url, {"authorization": "Bearer sk-abcdef123456"}, b"")
-    text = failure_message(OSError(f"cannot connect to {url} with Bearer sk-abcdef123456"), request)
-    for secret in ("pa55word-secret", "k3y-secret-value", "sk-abcdef123456"):
-        assert secret not in text
-    assert text.startswith("connection failed: cannot connect to https://user:[redacted]@")
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", CHAT),
+        (
+            "/anthropic/v1/messages",
+            orjson.dumps(
+                {
+                    "model": "claude-sonnet-4-20250514",
+                    "max_tokens": 64,
+                    "messages": [{"role": "user", "content": "Hello"}],
+                }
+            ),
+        ),
+    ],
+)
+async def test_in_process_answers_what_the_simulator_answers_on_the_wire(
+    path: str, body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport hands the simulator the request's bytes, headers lower-cased, and hands
+    back its answer untouched: the same bytes a server would send."""
+    monkeypatch.setattr(secrets, "token_hex", lambda _n=None: "0123456789abcdef")
+    monkeypatch.setattr(time, "time", lambda: 1_750_000_000.0)
+    headers = {"Content-Type": "application/json", "Anthropic-Version": "2023-06-01"}
+    transport, simulator = in_process(), Simulator(MockSettings(), clock=FakeClock())
+    route = match_route(path)
+    assert route is not None
+    # Twice: the second request reaches the route the first one looked up.
+    for _ in range(2):
+        response = await transport.send(
+            HttpRequest("POST", f"mock://in-process{path}", headers, body)
+        )
+        expected = simulator.handle(route, {name.lower(): v for name, v in headers.items()}, body)
+        assert response.status == expected.status == 200
+        assert (response.headers, response.body) == (expected.headers, expected.body)
