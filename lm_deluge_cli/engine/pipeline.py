@@ -15,11 +15,10 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from lm_deluge_cli.engine.channel import Channel
 from lm_deluge_cli.engine.requester import Plan, Requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.engine.task import Answered
@@ -42,8 +41,6 @@ LOOKUP_BATCH = 256
 # The most records handed to the sink at once (those that are ready; none waits).
 WRITE_BATCH = 256
 
-T = TypeVar("T")
-
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
@@ -54,27 +51,6 @@ class RunOutcome:
     fatal: FatalProviderError | None
     # The spending cap stopped dispatching; what was not sent is left for the resume.
     cost_cap_reached: bool = False
-
-
-async def _receive(stream: MemoryObjectReceiveStream[T]) -> T | None:
-    """The next item, without a scheduling round trip when one is waiting; None at the end."""
-    try:
-        return stream.receive_nowait()
-    except anyio.WouldBlock:
-        try:
-            return await stream.receive()
-        except anyio.EndOfStream:
-            return None
-    except anyio.EndOfStream:
-        return None
-
-
-async def _send(stream: MemoryObjectSendStream[T], item: T) -> None:
-    """Send without a scheduling round trip when the stream has room."""
-    try:
-        stream.send_nowait(item)
-    except anyio.WouldBlock:
-        await stream.send(item)
 
 
 def _internal_error(prompt: Prompt, exc: Exception) -> Result:
@@ -121,46 +97,37 @@ async def run_pipeline(
     `counted` False the caller counts what it writes (an agent loop's rounds are not lines).
     """
     stop = stop or anyio.Event()
-    workers = requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR
-    prompt_send, prompt_recv = anyio.create_memory_object_stream[Prompt](LOOKUP_BATCH)
-    work_send, work_recv = anyio.create_memory_object_stream[Plan](int(workers))
-    result_send, result_recv = anyio.create_memory_object_stream[Result](int(workers))
+    workers = int(requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR)
+    prompts = Channel[Prompt](LOOKUP_BATCH)
+    work_queue = Channel[Plan](workers)
+    # Bad lines and cache hits come from the reader's and the look-up's stages.
+    results = Channel[Result](workers, senders=workers + 2)
     interrupted = False
 
-    async def produce(
-        send: MemoryObjectSendStream[Prompt], direct_send: MemoryObjectSendStream[Result]
-    ) -> None:
-        async with send, direct_send:
+    async def produce() -> None:
+        try:
             async for item in source:
                 if stop.is_set():
                     break
                 if isinstance(item, BadLine):
-                    await direct_send.send(bad_line_result(item))
+                    await results.send(bad_line_result(item))
                 elif isinstance(item, Answered):
                     stats.passed_through += 1
-                    await direct_send.send(item.record)
+                    await results.send(item.record)
                 else:
-                    try:
-                        # Room in the stream: no scheduling round trip per prompt.
-                        send.send_nowait(item)
-                    except anyio.WouldBlock:
-                        await send.send(item)
+                    await prompts.send(item)
+        finally:
+            prompts.close_sender()
+            results.close_sender()
 
-    async def look_up(
-        recv: MemoryObjectReceiveStream[Prompt],
-        send: MemoryObjectSendStream[Plan],
-        direct_send: MemoryObjectSendStream[Result],
-    ) -> None:
+    async def look_up() -> None:
         """Plan the prompts waiting (up to LOOKUP_BATCH at a time), read their cache
         entries in one go, and send hits straight to the writer, the rest to the workers."""
-        async with recv, send, direct_send:
-            while (first := await _receive(recv)) is not None:
+        try:
+            while (first := await prompts.receive()) is not None:
                 batch = [first]
-                while len(batch) < LOOKUP_BATCH:
-                    try:
-                        batch.append(recv.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
+                while len(batch) < LOOKUP_BATCH and (more := prompts.receive_nowait()) is not None:
+                    batch.append(more)
                 plans: list[Plan] = []
                 for prompt in batch:
                     try:
@@ -168,7 +135,7 @@ async def run_pipeline(
                     except Exception as exc:
                         planned = _internal_error(prompt, exc)
                     if isinstance(planned, Result):
-                        await direct_send.send(planned)
+                        await results.send(planned)
                     else:
                         plans.append(planned)
                 await requester.look_up(plans)
@@ -177,48 +144,45 @@ async def run_pipeline(
                         break  # left for the resume (the reader stops too)
                     record = requester.hit(plan)
                     if record is not None:
-                        await _send(direct_send, record)
+                        await results.send(record)
                     else:
-                        await _send(send, plan)
+                        await work_queue.send(plan)
+        finally:
+            prompts.close_receiver()
+            work_queue.close_sender()
+            results.close_sender()
 
-    async def work(
-        recv: MemoryObjectReceiveStream[Plan], send: MemoryObjectSendStream[Result]
-    ) -> None:
-        async with recv, send:
-            while (plan := await _receive(recv)) is not None:
+    async def work() -> None:
+        try:
+            while (plan := await work_queue.receive()) is not None:
                 if stop.is_set():
                     continue  # left for the resume
                 try:
                     record = await requester.run(plan)
                 except Exception as exc:
                     record = _internal_error(plan.prompt, exc)
-                if record is not None:
-                    try:
-                        send.send_nowait(record)
-                    except anyio.WouldBlock:
-                        # A finished result is paid for: a stop must not drop it on the way.
-                        with anyio.CancelScope(shield=True):
-                            await send.send(record)
+                if record is not None and not results.send_nowait(record):
+                    # A finished result is paid for: a stop must not drop it on the way.
+                    with anyio.CancelScope(shield=True):
+                        await results.send(record)
                 # (A None record was halted before it was sent: left for the resume.)
                 if requester.should_stop:
                     stop.set()
+        finally:
+            results.close_sender()
 
     async def write() -> None:
-        async with result_recv:
-            while (first := await _receive(result_recv)) is not None:
-                # The records that arrived together go out together: one write for all.
-                batch = [first]
-                while len(batch) < WRITE_BATCH:
-                    try:
-                        batch.append(result_recv.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                if finish is not None:
-                    batch = [finish(record) for record in batch]
-                sink(batch)
-                if counted:
-                    for record in batch:
-                        count_record(stats, record)
+        while (first := await results.receive()) is not None:
+            # The records that arrived together go out together: one write for all.
+            batch = [first]
+            while len(batch) < WRITE_BATCH and (more := results.receive_nowait()) is not None:
+                batch.append(more)
+            if finish is not None:
+                batch = [finish(record) for record in batch]
+            sink(batch)
+            if counted:
+                for record in batch:
+                    count_record(stats, record)
 
     async with anyio.create_task_group() as outer:
         outer.start_soon(write)
@@ -248,25 +212,17 @@ async def run_pipeline(
             producer_scope = anyio.CancelScope()
             workers_scope = anyio.CancelScope()
 
-            direct_send = result_send.clone()
-
             async def run_producer() -> None:
                 with producer_scope:
                     async with anyio.create_task_group() as stages:
-                        stages.start_soon(produce, prompt_send, direct_send.clone())
-                        stages.start_soon(look_up, prompt_recv, work_send, direct_send.clone())
-                await prompt_send.aclose()
-                await prompt_recv.aclose()
-                await work_send.aclose()
-                await direct_send.aclose()
+                        stages.start_soon(produce)
+                        stages.start_soon(look_up)
 
             async def run_workers() -> None:
                 with workers_scope:
                     async with anyio.create_task_group() as pool:
-                        for _ in range(int(workers)):
-                            pool.start_soon(work, work_recv.clone(), result_send.clone())
-                        await work_recv.aclose()
-                        await result_send.aclose()
+                        for _ in range(workers):
+                            pool.start_soon(work)
                 watcher.cancel()
 
             watcher = anyio.CancelScope()
