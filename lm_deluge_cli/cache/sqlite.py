@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -15,7 +16,13 @@ import orjson
 
 from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "DEFAULT_TABLE", "PAGE_CACHE_KIB", "SqliteCache"]
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "DEFAULT_TABLE",
+    "PAGE_CACHE_KIB",
+    "WAL_AUTOCHECKPOINT_PAGES",
+    "SqliteCache",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,13 @@ _PURGE_EVERY = 1000
 _MANY_PER_QUERY = 500
 # Rows per INSERT of set_many (four parameters each).
 _ROWS_PER_INSERT = 200
+# Pages the WAL may hold before it is copied into the file (SQLite's default is 1,000).
+# Each copy writes pages all over the file and syncs it; a cache written by batches at
+# thousands of entries a second copies less often, and the WAL stays under ~32 MiB.
+WAL_AUTOCHECKPOINT_PAGES = 8192
+# A key of 64 lower-case hex digits (the SHA-256 of every key cache/key.py makes) is
+# stored as its 32 bytes: a smaller index, cheaper to insert into at random.
+_HEX_KEY = re.compile(r"[0-9a-f]{64}")
 
 # Why statements here return one row and insert many rows at once: sqlite3 lets go of the
 # GIL for every step of a statement (each row read, each executemany row) and must take
@@ -116,6 +130,16 @@ class SqliteCache:
             f'CREATE INDEX IF NOT EXISTS "{self.table}:expires_at" ON {self._t} (expires_at)'
             " WHERE expires_at IS NOT NULL"
         )
+        c.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        # Files written before keys were stored as bytes hold them as hex text: those are
+        # read too (found through the key's index, not a scan), so no answer is paid twice.
+        self._text_keys = (
+            c.execute(
+                f"SELECT 1 FROM {self._t} WHERE key BETWEEN ? AND ? LIMIT 1",
+                ("0" * 64, "f" * 64),
+            ).fetchone()
+            is not None
+        )
 
     def __repr__(self) -> str:
         return f"SqliteCache({self.location!r}, table={self.table!r})"
@@ -162,20 +186,29 @@ class SqliteCache:
 
     def _get_many(self, keys: Sequence[str]) -> list[bytes | CorruptEntryError | None]:
         rows: dict[str, tuple[bytes | None, float | None]] = {}
+        stored = [_stored(key) for key in keys]
+        if self._text_keys:
+            stored += [key for key, form in zip(keys, stored, strict=True) if form is not key]
         try:
             with self._read_lock:
-                for start in range(0, len(keys), _MANY_PER_QUERY):
-                    chunk = keys[start : start + _MANY_PER_QUERY]
+                for start in range(0, len(stored), _MANY_PER_QUERY):
+                    chunk = stored[start : start + _MANY_PER_QUERY]
                     marks = ", ".join("?" * len(chunk))
                     # One row holding them all: each row stepped through would let go of
                     # the GIL and wait to get it back from a busy event loop (see above).
+                    # JSON holds no bytes: a key stored as bytes comes back as its hex.
                     (found,) = self._reader.execute(
-                        "SELECT json_group_array(json_array(key, hex(value), typeof(value),"
-                        f" expires_at)) FROM {self._t} WHERE key IN ({marks})",
+                        "SELECT json_group_array(json_array("
+                        " iif(typeof(key) = 'blob', lower(hex(key)), key),"
+                        f" hex(value), typeof(value), expires_at, typeof(key) = 'blob'))"
+                        f" FROM {self._t} WHERE key IN ({marks})",
                         tuple(chunk),
                     ).fetchone()
-                    for key, value, kind, expires_at in orjson.loads(found):
-                        rows[key] = (bytes.fromhex(value) if kind == "blob" else None, expires_at)
+                    for key, value, kind, expires_at, as_bytes in orjson.loads(found):
+                        # A key written as bytes is newer than the same key as text.
+                        if as_bytes or key not in rows:
+                            blob = bytes.fromhex(value) if kind == "blob" else None
+                            rows[key] = (blob, expires_at)
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 self._timed_out("read", f"{len(keys)} entries")
@@ -207,7 +240,8 @@ class SqliteCache:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     if ttl == 0.0:
-                        keys = [key for key, _ in entries]
+                        keys = [_stored(key) for key, _ in entries]
+                        keys += [key for key, _ in entries] if self._text_keys else []
                         for start in range(0, len(keys), _MANY_PER_QUERY):
                             doomed = keys[start : start + _MANY_PER_QUERY]
                             marks = ", ".join("?" * len(doomed))
@@ -215,7 +249,10 @@ class SqliteCache:
                     else:
                         expires_at = None if ttl is None else now + ttl
                         # In key order: neighbouring inserts touch neighbouring pages.
-                        rows = sorted((key, bytes(value)) for key, value in entries)
+                        rows = sorted(
+                            ((_stored(key), bytes(value)) for key, value in entries),
+                            key=_key_order,
+                        )
                         for start in range(0, len(rows), _ROWS_PER_INSERT):
                             chunk = rows[start : start + _ROWS_PER_INSERT]
                             # One statement of many rows rather than executemany: one
@@ -241,8 +278,23 @@ class SqliteCache:
 
     def _delete(self, key: str) -> bool:
         with self._write_lock:
-            cursor = self._writer.execute(f"DELETE FROM {self._t} WHERE key = ?", (key,))
-        return cursor.rowcount > 0
+            cursor = self._writer.execute(f"DELETE FROM {self._t} WHERE key = ?", (_stored(key),))
+            removed = cursor.rowcount > 0
+            if self._text_keys:
+                removed = self._delete_text_forms([key]) > 0 or removed
+        return removed
+
+    def _delete_text_forms(self, keys: Sequence[str]) -> int:
+        """Delete hex keys written as text by an earlier version (the write lock is held)."""
+        text = [key for key in keys if _stored(key) is not key]
+        removed = 0
+        for start in range(0, len(text), _MANY_PER_QUERY):
+            doomed = text[start : start + _MANY_PER_QUERY]
+            marks = ", ".join("?" * len(doomed))
+            removed += self._writer.execute(
+                f"DELETE FROM {self._t} WHERE key IN ({marks})", doomed
+            ).rowcount
+        return removed
 
     def _stats(self) -> CacheStats:
         with self._read_lock:
@@ -280,6 +332,16 @@ class SqliteCache:
     def _timed_out(self, action: str, key: str) -> None:
         self.lock_timeouts += 1
         logger.debug("cache %s of %s skipped: %s is locked", action, key, self.location)
+
+
+def _stored(key: str) -> str | bytes:
+    """The key as the table holds it: a SHA-256 hex key as its bytes, any other as text."""
+    return bytes.fromhex(key) if len(key) == 64 and _HEX_KEY.fullmatch(key) else key
+
+
+def _key_order(row: tuple[str | bytes, bytes]) -> tuple[bool, str | bytes]:
+    # Keys as bytes and as text in one batch: each kind in its own order (as the index).
+    return isinstance(row[0], str), row[0]
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:

@@ -115,20 +115,63 @@ async def test_rows_record_creation_and_expiry_times(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "c.sqlite") as conn:
         select = "SELECT key, expires_at, created_at FROM cache_entries"
         got = {key: (exp, created) for key, exp, created in conn.execute(select)}
-    assert got == {k(1): (clock.t + 60, clock.t), k(2): (None, clock.t)}
+    # A SHA-256 hex key is stored as its 32 bytes.
+    assert got == {
+        bytes.fromhex(k(1)): (clock.t + 60, clock.t),
+        bytes.fromhex(k(2)): (None, clock.t),
+    }
     await cache.aclose()
 
 
 async def test_a_value_that_is_not_a_blob_is_a_corrupt_entry(tmp_path: Path) -> None:
     cache = SqliteCache(tmp_path / "c.sqlite")
     with sqlite3.connect(tmp_path / "c.sqlite") as conn:
-        conn.execute("INSERT INTO cache_entries VALUES (?, ?, NULL, 0)", (k(1), "text, not a blob"))
+        conn.execute(
+            "INSERT INTO cache_entries VALUES (?, ?, NULL, 0)",
+            (bytes.fromhex(k(1)), "text, not a blob"),
+        )
     with pytest.raises(CorruptEntryError):
         await cache.get(k(1))
     # Read among others, it is reported in its place and the rest still come back.
     await cache.set(k(2), b"fine")
     found = await cache.get_many([k(1), k(2), k(3)])
     assert isinstance(found[0], CorruptEntryError) and found[1:] == [b"fine", None]
+    await cache.aclose()
+
+
+async def test_hex_keys_are_stored_as_bytes_and_other_keys_as_text(tmp_path: Path) -> None:
+    cache = SqliteCache(tmp_path / "c.sqlite")
+    await cache.set_many([(k(1), b"a"), ("not-a-hash", b"b"), (k(2).upper(), b"c")])
+    with sqlite3.connect(tmp_path / "c.sqlite") as conn:
+        kinds = dict(conn.execute("SELECT value, typeof(key) FROM cache_entries"))
+    assert kinds == {b"a": "blob", b"b": "text", b"c": "text"}
+    assert await cache.get_many([k(1), "not-a-hash", k(2).upper(), k(2)]) == [
+        b"a",
+        b"b",
+        b"c",
+        None,
+    ]
+    assert await cache.delete(k(1)) and await cache.get(k(1)) is None
+    await cache.aclose()
+
+
+async def test_a_file_with_keys_written_as_text_is_still_read(tmp_path: Path) -> None:
+    """Files from before keys were stored as bytes: their answers are not paid for again."""
+    path = tmp_path / "c.sqlite"
+    await SqliteCache(path).aclose()
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO cache_entries VALUES (?, ?, NULL, 0)",
+            [(k(1), b"old one"), (k(2), b"old two"), (k(3), b"old three")],
+        )
+    cache = SqliteCache(path)
+    assert await cache.get(k(1)) == b"old one"
+    await cache.set(k(2), b"new two")  # written as bytes: the newer wins
+    assert await cache.get_many([k(1), k(2), k(4)]) == [b"old one", b"new two", None]
+    assert await cache.delete(k(3)) and await cache.get(k(3)) is None
+    await cache.set(k(2), b"gone", ttl_s=0)  # a zero TTL deletes both forms
+    assert await cache.get(k(2)) is None
+    assert rows(path) == 1
     await cache.aclose()
 
 
