@@ -20,6 +20,7 @@ from rich.console import Console
 
 from lm_deluge_cli.config import STDIO, Job, JobOverrides
 from lm_deluge_cli.engine import learning
+from lm_deluge_cli.engine.collector import run_collector
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.engine.task import Task
 from lm_deluge_cli.errors import EXIT_INTERRUPTED
@@ -78,7 +79,8 @@ def execute(
     view = make_view(console, quiet=quiet)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = _manifest(job, started, tool.name if tool else None)
-    report = anyio.run(_run_with_signals, job, fresh, view, console, manifest, task, runner)
+    with run_collector():
+        report = anyio.run(_run_with_signals, job, fresh, view, console, manifest, task, runner)
     if report is None:
         # A second Ctrl-C: stopped at once; whatever was written stays, the rest resumes.
         console.print(f"interrupted; resume with: {_resume_command()}", markup=False)
