@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
-import anyio.lowlevel
 
 from lm_deluge_cli.errors import APIConnectionError, APITimeoutError
-from lm_deluge_cli.providers.mock.formats import match_route
+from lm_deluge_cli.providers.mock.formats import Route, match_route
 from lm_deluge_cli.providers.mock.formats.openai import error_body
 from lm_deluge_cli.providers.mock.simulator import Simulator
 from lm_deluge_cli.transport.base import Transport
@@ -18,8 +18,14 @@ from lm_deluge_cli.types import HttpRequest, HttpResponse
 __all__ = ["InProcessTransport"]
 
 _JSON = {"content-type": "application/json"}
-# A run sends to a few paths over and over; a Route is immutable, so one can be shared.
-_route = functools.lru_cache(maxsize=256)(match_route)
+
+
+@functools.lru_cache(maxsize=256)
+def _target(url: str) -> tuple[str, Route | None, dict[str, str] | None]:
+    """The URL's path, its route and its query: a run sends to a few URLs over and over,
+    and a Route is immutable, so one can be shared (the query is copied for each use)."""
+    parts = urlsplit(url)
+    return parts.path, match_route(parts.path), dict(parse_qsl(parts.query)) or None
 
 
 class InProcessTransport(Transport):
@@ -33,16 +39,14 @@ class InProcessTransport(Transport):
         self.simulator = simulator
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        url = urlsplit(request.url)
-        route = _route(url.path)
+        path, route, query = _target(request.url)
         if route is None or request.method != "POST":
-            await anyio.lowlevel.checkpoint()
-            message = f"Invalid URL ({request.method} {url.path})"
+            await asyncio.sleep(0)
+            message = f"Invalid URL ({request.method} {path})"
             return HttpResponse(404, dict(_JSON), error_body(message, "invalid_request_error"))
         # Header names are lower-case on the wire side of every transport; adapters may not be.
         headers = {name.lower(): value for name, value in request.headers.items()}
-        query = dict(parse_qsl(url.query)) if url.query else None
-        sim = self.simulator.handle(route, headers, request.body, query)
+        sim = self.simulator.handle(route, headers, request.body, query and dict(query))
         took = sim.delay_s + sim.body_s
         if sim.action == "hang" or took > request.timeout:
             await anyio.sleep(request.timeout)
@@ -50,8 +54,9 @@ class InProcessTransport(Transport):
         if took > 0:
             await anyio.sleep(took)
         else:
-            # Let other tasks run even when the mock answers at once.
-            await anyio.lowlevel.checkpoint()
+            # Let other tasks run even when the mock answers at once (the loop is always
+            # asyncio's: without anyio's look-up of the running library per request).
+            await asyncio.sleep(0)
         if sim.action == "drop":
             raise APIConnectionError("connection failed: server closed the connection")
         if sim.action == "reset":
