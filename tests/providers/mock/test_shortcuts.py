@@ -19,12 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm_deluge_cli.providers.mock.formats import match_route, openai
+from lm_deluge_cli.providers.mock.formats import match_route, mistral, openai
 from lm_deluge_cli.providers.mock.formats.base import INT_HOLE, JSON_HOLE, json_template
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 
 # (module, name, what the name is replaced with to turn its shortcut off)
 SHORTCUTS: list[tuple[Any, str, Callable[..., Any]]] = [
+    (openai, "plain_request", lambda request: None),
+    (mistral, "plain_request", lambda request: None),
     (openai, "_text_only", lambda request, choice: False),
 ]
 PATHS = {"openai": "/v1/chat/completions", "mistral": "/mistral/v1/chat/completions"}
@@ -134,6 +136,7 @@ CHANGES: list[Callable[[dict[str, Any]], Any]] = [
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(PATHS)), PLAIN_BODY)
 def test_plain_requests_get_the_same_answer_both_ways(provider: str, body: Any) -> None:
+    assert openai.plain_request(body) is not None
     short, long = both_ways(provider, orjson.dumps(body))
     assert short == long
 
@@ -172,6 +175,7 @@ def test_the_shortcuts_are_taken() -> None:
         "temperature": 0.0,
         "top_p": 1.0,
     }
+    assert openai.plain_request(body) is not None
     taken: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
         text_only = openai._text_only

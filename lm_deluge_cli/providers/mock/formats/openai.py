@@ -50,6 +50,7 @@ __all__ = [
     "function_tools",
     "logprobs_content",
     "max_output_tokens",
+    "plain_request",
     "response_format",
     "tool_choice",
     "validate_request",
@@ -60,6 +61,15 @@ MAX_CHOICES = 128
 
 # What a request that says nothing about tools gets: the model may call any, several at once.
 _AUTO = ToolChoice()
+
+# The fields of a body that asks for a text answer and nothing else: what the mock reads to
+# answer it, and sampling fields it does not read. A body with any other field (tools,
+# response_format, n, logprobs …) is read the long way.
+_PLAIN_FIELDS = frozenset(
+    ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p")
+)
+# The roles of its messages (a tool result is read the long way).
+_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
 
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means "
@@ -106,6 +116,35 @@ def validate_request(request: Any) -> tuple[str, str | None] | None:
         if high is not None and value > high:
             return f"Invalid '{name}': expected an integer of at most {high}.", name
     return None
+
+
+def plain_request(request: Any) -> ChatRequest | None:
+    """A valid body that asks for a text answer to text messages and nothing else (the
+    fields in `_PLAIN_FIELDS`, each message a role and a string), in neutral terms; None for
+    any other body. It is what `chat_request` reads such a body as, without looking for what
+    the body does not have: most bodies are like this one."""
+    if not isinstance(request, dict) or not _PLAIN_FIELDS.issuperset(request):
+        return None
+    model, messages = request.get("model"), request.get("messages")
+    if not isinstance(model, str) or not model or not isinstance(messages, list) or not messages:
+        return None
+    for message in messages:
+        if (
+            not isinstance(message, dict)
+            or len(message) != 2
+            or message.get("role") not in _PLAIN_ROLES
+            or not isinstance(message.get("content"), str)
+        ):
+            return None
+    newer, older = request.get("max_completion_tokens"), request.get("max_tokens")
+    if not (_valid_cap(newer) and _valid_cap(older)):
+        return None
+    return ChatRequest(model, messages, newer or older, request)
+
+
+def _valid_cap(value: Any) -> bool:
+    """An output cap `validate_request` accepts: absent, or a whole number of at least 1."""
+    return value is None or (type(value) is int and value >= 1)
 
 
 def max_output_tokens(request: dict[str, Any]) -> int | None:
@@ -222,6 +261,9 @@ class OpenAIFormat(WireFormat):
         except orjson.JSONDecodeError:
             problem: tuple[str, str | None] | None = (_BAD_JSON, None)
         else:
+            plain = plain_request(request)
+            if plain is not None:
+                return plain
             problem = validate_request(request)
         if problem is not None:
             message, param = problem
