@@ -8,7 +8,9 @@ both ways and must get the same status, headers, body and counts.
 
 from __future__ import annotations
 
+import re
 import secrets
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lm_deluge_cli.providers.mock import structured, wire
 from lm_deluge_cli.providers.mock.formats import match_route, mistral, openai
 from lm_deluge_cli.providers.mock.formats.base import INT_HOLE, JSON_HOLE, json_template
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
@@ -191,6 +194,45 @@ def test_the_shortcuts_are_taken() -> None:
 
 
 # --- the pieces the shortcuts rest on ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "word"),
+    [
+        (wire._YES_OR_NO, "yes"),
+        (structured._PROMPTED_SCHEMA, "json"),
+        (structured._PROMPTED_JSON, "json"),
+    ],
+)
+def test_a_case_insensitive_match_folds_to_the_word(pattern: re.Pattern[str], word: str) -> None:
+    """Every character a letter of `word` matches case-insensitively folds to that letter,
+    so a text the pattern matches holds `word` once folded: the search is skipped for the
+    others."""
+    assert pattern.flags & re.IGNORECASE
+    assert re.search(word, pattern.pattern, re.IGNORECASE)
+    letters = re.compile(f"[{word}]", re.IGNORECASE)
+    matched = [chr(c) for c in range(sys.maxunicode + 1) if letters.fullmatch(chr(c))]
+    for letter in word:
+        for char in matched:
+            if re.fullmatch(letter, char, re.IGNORECASE):
+                assert char.casefold() == letter, (letter, char)
+
+
+ROLES = st.sampled_from([*PLAIN_ROLES, "tool", "bot"])
+CONTENT = TEXTS | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": TEXTS}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"role": ROLES, "content": CONTENT | st.none()}), max_size=4))
+def test_the_question_is_the_instructions_then_the_last_user_text(
+    messages: list[dict[str, Any]],
+) -> None:
+    users = [m for m in messages if m["role"] == "user"]
+    last = wire.content_text(users[-1]["content"]) if users else ""
+    expected = wire.prompt_text(messages, ("system", "developer")) + "\n" + last
+    assert wire._question(messages) == expected
+    asked = wire._YES_OR_NO.search(expected) is not None
+    assert (wire.yes_probability(messages) is not None) == asked
 
 
 def test_a_json_template_writes_what_orjson_writes() -> None:
