@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench_memory.py",
     "bench_cache.py",
     "bench_cache_backends.py",
+    "bench_mock_simulator.py",
     "bench_shards.py",
     "bench_embed.py",
     "bench_prompt_cache.py",

@@ -91,7 +91,8 @@ def _choice(
         budget = None if budget is None else budget - spent
     if faults.empty:
         return Choice("", spent, reasoning=reasoning, reasoning_tokens=spent)
-    calls = tools.plan_calls(request, tool_rounds, call_id, index)
+    # A request that offers no tools gets no calls, and most offer none.
+    calls = tools.plan_calls(request, tool_rounds, call_id, index) if request.tools else ()
     if calls:
         if faults.break_arguments:
             calls = tuple(
@@ -117,7 +118,7 @@ def _choice(
         # JSON is padded with spaces, which leave it the same JSON.
         text = pad_text(text, faults.pad_to, spaces=json_text is not None)
         tokens = count_text_tokens(text)
-    return Choice(text, tokens + spent, truncated, reasoning=reasoning, reasoning_tokens=spent)
+    return Choice(text, tokens + spent, truncated, (), reasoning, spent)
 
 
 def reasoning_text(request: ChatRequest, index: int = 0) -> str:

@@ -58,6 +58,8 @@ _Request = ChatRequest | EmbedRequest | RerankRequest
 _WRONG_ANSWERS = ("schema_violation", "empty_answer", "invalid_tool_arguments")
 # What the prompt cache did for a request that has no breakpoints: nothing.
 _NO_CACHE = CacheUsage()
+# The query of a URL that has none.
+_NO_QUERY: Mapping[str, str] = Call._field_defaults["query"]
 
 
 class SimResponse(NamedTuple):
@@ -164,9 +166,9 @@ class Simulator:
         are lower-case, ``query`` holds the URL's query parameters."""
         self._counts["requests_seen"] += 1
         self._serial += 1
-        call = Call(headers, body, route.model, query or {})
-        response = self._handle(route.format, call)
-        response.headers.update(route.format.request_headers(f"{self._nonce}{self._serial:016x}"))
+        fmt = route.format
+        response = self._handle(fmt, Call(headers, body, route.model, query or _NO_QUERY))
+        response.headers.update(fmt.request_headers(f"{self._nonce}{self._serial:016x}"))
         return response
 
     def _handle(self, fmt: AnyFormat, call: Call) -> SimResponse:
@@ -179,16 +181,21 @@ class Simulator:
             return _respond(request)
 
         if isinstance(request, ChatRequest):
-            prompt_tokens = count_prompt_tokens(request.messages) + tool_tokens(request.tools)
+            prompt_tokens = count_prompt_tokens(request.messages)
+            if request.tools:
+                prompt_tokens += tool_tokens(request.tools)
             cost = prompt_tokens + (request.max_tokens or DEFAULT_MAX_TOKENS)
         else:
             # Embeddings and rerank produce no tokens: their input is the whole cost.
             prompt_tokens = cost = retrieval_tokens(request)
-        refusal = self._admit(cost, request.model)
-        limits = self._limit_headers(fmt, refusal is not None)
-        if refusal is not None:
-            counts["rate_limited"] += 1
-            return _respond(fmt.rate_limited(refusal), limits)
+        limits: dict[str, str] = {}
+        if self._limits:
+            # Without limits there is nothing to pay, refuse or report.
+            refusal = self._admit(cost, request.model)
+            limits = self._limit_headers(fmt, refusal is not None)
+            if refusal is not None:
+                counts["rate_limited"] += 1
+                return _respond(fmt.rate_limited(refusal), limits)
 
         delay = settings.latency_s
         if settings.latency_jitter_s:
@@ -218,7 +225,8 @@ class Simulator:
             request,
             response_id,
             tool_rounds=self.settings.tool_rounds,
-            states_plan=fmt.states_tool_plan(request),
+            # Only an answer that calls tools reads it.
+            states_plan=bool(request.tools) and fmt.states_tool_plan(request),
             faults=bent,
         )
         cache = _NO_CACHE
@@ -444,6 +452,5 @@ def _respond(
     answer: Answer, first: Mapping[str, str] | None = None, delay: float = 0.0
 ) -> SimResponse:
     """A response from a format's answer, after the rate-limit headers that come first."""
-    return SimResponse(
-        answer.status, {**(first or {}), **answer.headers}, answer.body, delay_s=delay
-    )
+    headers = {**first, **answer.headers} if first else {**answer.headers}
+    return SimResponse(answer.status, headers, answer.body, "respond", delay)

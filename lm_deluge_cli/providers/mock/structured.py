@@ -115,6 +115,10 @@ def requested_schema(request: ChatRequest) -> tuple[Mapping[str, Any], Mapping[s
     if request.json_object:
         return JSON_MODE_SCHEMA, _ANY_OBJECT
     system = prompt_text(request.messages, ("system", "developer"))
+    # Both patterns need "json", whose letters are matched case-insensitively only by
+    # letters that fold to them: most instructions never say it, and are not searched.
+    if "json" not in system.casefold():
+        return None
     match = _PROMPTED_SCHEMA.search(system)
     if match is not None:
         start = system.find("{", match.end())

@@ -229,8 +229,10 @@ class TokenLogprob(NamedTuple):
 
 def yes_probability(messages: list[dict[str, Any]]) -> float | None:
     """p(yes) for a yes/no question, or None when the messages ask none."""
-    asked = prompt_text(messages, _INSTRUCTIONS) + "\n" + _last_user_text(messages)
-    if not _YES_OR_NO.search(asked):
+    question = _question(messages)
+    # Every letter the pattern matches case-insensitively folds to its own ("ſ" to "s"), so
+    # a text it matches says "yes" once folded; most texts do not, and are not searched.
+    if "yes" not in question.casefold() or not _YES_OR_NO.search(question):
         return None
     every = prompt_text(messages, ("system", "developer", "user", "assistant"))
     digest = hashlib.blake2b(f"yes-or-no\x00{every}".encode(), digest_size=8).digest()
@@ -238,11 +240,23 @@ def yes_probability(messages: list[dict[str, Any]]) -> float | None:
     return 0.5001 if p_yes == 0.5 else p_yes
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return content_text(message.get("content"))
-    return ""
+def _question(messages: list[dict[str, Any]]) -> str:
+    """Where a yes/no question is looked for: the instructions' texts one per line (as
+    `prompt_text` has them), a newline, then the last user message's text. One pass, as it
+    is read for every answer."""
+    instructions: list[str] = []
+    last_user: Any = None
+    for message in messages:
+        role = message.get("role")
+        if role == "user":
+            last_user = message.get("content")
+        elif role in _INSTRUCTIONS:
+            content = message.get("content")
+            text = content if isinstance(content, str) else _message_text(content)[0]
+            if text:
+                instructions.append(text)
+    question = last_user if isinstance(last_user, str) else _message_text(last_user)[0]
+    return "\n".join(instructions) + "\n" + question
 
 
 def _yes_or_no(p_yes: float, variant: int = 0) -> str:

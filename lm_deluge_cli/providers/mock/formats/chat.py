@@ -179,12 +179,19 @@ class Reply(NamedTuple):
     @property
     def completion_tokens(self) -> int:
         """Every answer's tokens, as the providers bill several answers."""
-        return sum(map(_COMPLETION_TOKENS, self.choices))
+        choices = self.choices
+        # Most replies hold one answer: read, not summed (this is read for every reply).
+        if len(choices) == 1:
+            return choices[0].completion_tokens
+        return sum(map(_COMPLETION_TOKENS, choices))
 
     @property
     def reasoning_tokens(self) -> int:
         """Every answer's reasoning tokens."""
-        return sum(map(_REASONING_TOKENS, self.choices))
+        choices = self.choices
+        if len(choices) == 1:
+            return choices[0].reasoning_tokens
+        return sum(map(_REASONING_TOKENS, choices))
 
 
 def tool_tokens(tools: Iterable[ToolSpec]) -> int:

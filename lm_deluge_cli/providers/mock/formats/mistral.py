@@ -36,6 +36,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
 from lm_deluge_cli.providers.mock.formats.openai import (
     chat_request,
     finish_reason,
+    plain_request,
     validate_request,
 )
 
@@ -101,6 +102,9 @@ class MistralFormat(WireFormat):
             request = orjson.loads(call.body)
         except orjson.JSONDecodeError:
             return _invalid(["body", 0], "Expecting value", "value_error.jsondecode")
+        plain = plain_request(request)
+        if plain is not None:
+            return plain
         problem = validate_request(request)
         if problem is not None:
             message, param = problem

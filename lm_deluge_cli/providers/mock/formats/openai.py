@@ -17,7 +17,9 @@ from typing import Any
 import orjson
 
 from lm_deluge_cli.providers.mock.formats.base import (
+    INT_HOLE,
     JSON,
+    JSON_HOLE,
     Answer,
     Call,
     ChatRequest,
@@ -33,6 +35,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     bearer_matches,
     gateway_page,
     json_answer,
+    json_template,
     number_text,
     reason_phrase,
     short_id,
@@ -47,6 +50,7 @@ __all__ = [
     "function_tools",
     "logprobs_content",
     "max_output_tokens",
+    "plain_request",
     "response_format",
     "tool_choice",
     "validate_request",
@@ -57,6 +61,15 @@ MAX_CHOICES = 128
 
 # What a request that says nothing about tools gets: the model may call any, several at once.
 _AUTO = ToolChoice()
+
+# The fields of a body that asks for a text answer and nothing else: what the mock reads to
+# answer it, and sampling fields it does not read. A body with any other field (tools,
+# response_format, n, logprobs …) is read the long way.
+_PLAIN_FIELDS = frozenset(
+    ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p")
+)
+# The roles of its messages (a tool result is read the long way).
+_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
 
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means "
@@ -103,6 +116,35 @@ def validate_request(request: Any) -> tuple[str, str | None] | None:
         if high is not None and value > high:
             return f"Invalid '{name}': expected an integer of at most {high}.", name
     return None
+
+
+def plain_request(request: Any) -> ChatRequest | None:
+    """A valid body that asks for a text answer to text messages and nothing else (the
+    fields in `_PLAIN_FIELDS`, each message a role and a string), in neutral terms; None for
+    any other body. It is what `chat_request` reads such a body as, without looking for what
+    the body does not have: most bodies are like this one."""
+    if not isinstance(request, dict) or not _PLAIN_FIELDS.issuperset(request):
+        return None
+    model, messages = request.get("model"), request.get("messages")
+    if not isinstance(model, str) or not model or not isinstance(messages, list) or not messages:
+        return None
+    for message in messages:
+        if (
+            not isinstance(message, dict)
+            or len(message) != 2
+            or message.get("role") not in _PLAIN_ROLES
+            or not isinstance(message.get("content"), str)
+        ):
+            return None
+    newer, older = request.get("max_completion_tokens"), request.get("max_tokens")
+    if not (_valid_cap(newer) and _valid_cap(older)):
+        return None
+    return ChatRequest(model, messages, newer or older, request)
+
+
+def _valid_cap(value: Any) -> bool:
+    """An output cap `validate_request` accepts: absent, or a whole number of at least 1."""
+    return value is None or (type(value) is int and value >= 1)
 
 
 def max_output_tokens(request: dict[str, Any]) -> int | None:
@@ -219,6 +261,9 @@ class OpenAIFormat(WireFormat):
         except orjson.JSONDecodeError:
             problem: tuple[str, str | None] | None = (_BAD_JSON, None)
         else:
+            plain = plain_request(request)
+            if plain is not None:
+                return plain
             problem = validate_request(request)
         if problem is not None:
             message, param = problem
@@ -229,36 +274,35 @@ class OpenAIFormat(WireFormat):
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt_tokens, completion_tokens = reply.prompt_tokens, reply.completion_tokens
+        if len(reply.choices) == 1 and _text_only(request, reply.choices[0]):
+            # Most answers: one text choice, its body written from the template.
+            choice = reply.choices[0]
+            body = _TEXT_COMPLETION % (
+                orjson.dumps(f"chatcmpl-{reply.response_id}"),
+                int(time.time()),
+                orjson.dumps(request.model),
+                orjson.dumps(choice.text),
+                _FINISH_REASONS[choice.truncated],
+                prompt_tokens,
+                completion_tokens,
+                prompt_tokens + completion_tokens,
+                reply.reasoning_tokens,
+            )
+            return Answer(200, {**JSON}, body)
         choices = [
-            {
-                "index": index,
-                "message": _message(choice),
-                "logprobs": _logprobs(request, choice),
-                "finish_reason": finish_reason(choice),
-            }
+            _choice(index, _message(choice), _logprobs(request, choice), finish_reason(choice))
             for index, choice in enumerate(reply.choices)
         ]
-        payload = {
-            "id": f"chatcmpl-{reply.response_id}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.model,
-            "choices": choices,
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {
-                    "reasoning_tokens": reply.reasoning_tokens,
-                    "audio_tokens": 0,
-                    "accepted_prediction_tokens": 0,
-                    "rejected_prediction_tokens": 0,
-                },
-            },
-            "service_tier": "default",
-            "system_fingerprint": "fp_mock",
-        }
+        payload = _completion(
+            f"chatcmpl-{reply.response_id}",
+            int(time.time()),
+            request.model,
+            choices,
+            prompt_tokens,
+            completion_tokens,
+            prompt_tokens + completion_tokens,
+            reply.reasoning_tokens,
+        )
         return json_answer(200, payload)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
@@ -324,6 +368,52 @@ class OpenAIFormat(WireFormat):
         return {"x-request-id": f"req_{request_id}"}
 
 
+def _completion(
+    response_id: Any,
+    created: Any,
+    model: Any,
+    choices: list[Any],
+    prompt_tokens: Any,
+    completion_tokens: Any,
+    total_tokens: Any,
+    reasoning_tokens: Any,
+) -> dict[str, Any]:
+    """A ``chat.completion`` object (its values may be `json_template` holes)."""
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": total_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_mock",
+    }
+
+
+def _choice(index: int, message: Any, logprobs: Any, reason: Any) -> dict[str, Any]:
+    """One of a completion's ``choices`` (its values may be `json_template` holes)."""
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": reason}
+
+
+def _text_only(request: ChatRequest, choice: Choice) -> bool:
+    """Whether a choice is text alone: no tool calls, no reasoning, no logprobs."""
+    if choice.tool_calls or choice.reasoning is not None:
+        return False
+    return _logprobs(request, choice) is None
+
+
 def _message(choice: Choice) -> dict[str, Any]:
     """A choice's message: ``content`` null beside tool calls (whose arguments are a JSON
     string), ``reasoning_content`` when reasoning was asked."""
@@ -382,3 +472,22 @@ def logprobs_content(request: ChatRequest, text: str, top: int) -> list[dict[str
         }
         for step in token_logprobs(request.messages, text)
     ]
+
+
+# The body of an answer of one choice that is text alone (`_text_only`), with holes for its
+# id, time, model, text, finish reason and usage: `completion` writes the same bytes either
+# way (tests compare the two), the template without building the objects first.
+_TEXT_COMPLETION = json_template(
+    _completion(
+        JSON_HOLE,
+        INT_HOLE,
+        JSON_HOLE,
+        [_choice(0, {**_message(Choice("", 0)), "content": JSON_HOLE}, None, JSON_HOLE)],
+        INT_HOLE,
+        INT_HOLE,
+        INT_HOLE,
+        INT_HOLE,
+    )
+)
+# finish_reason as written, by whether the text was cut short.
+_FINISH_REASONS = (b'"stop"', b'"length"')

@@ -1,0 +1,245 @@
+"""The short ways the simulator answers its most common requests (a text answer to text
+messages) agree with the long way, byte for byte.
+
+Each shortcut is one guarded branch; turning its guard off sends every request the long
+way. Varied requests, most of them near the edge of what a shortcut takes, are answered
+both ways and must get the same status, headers, body and counts.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lm_deluge_cli.providers.mock import structured, wire
+from lm_deluge_cli.providers.mock.formats import match_route, mistral, openai
+from lm_deluge_cli.providers.mock.formats.base import INT_HOLE, JSON_HOLE, json_template
+from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
+
+# (module, name, what the name is replaced with to turn its shortcut off)
+SHORTCUTS: list[tuple[Any, str, Callable[..., Any]]] = [
+    (openai, "plain_request", lambda request: None),
+    (mistral, "plain_request", lambda request: None),
+    (openai, "_text_only", lambda request, choice: False),
+]
+PATHS = {"openai": "/v1/chat/completions", "mistral": "/mistral/v1/chat/completions"}
+
+
+@contextmanager
+def the_long_way() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for module, name, off in SHORTCUTS:
+            patch.setattr(module, name, off)
+        yield
+
+
+def answered(provider: str, body: bytes, **mock: Any) -> tuple[Any, ...]:
+    """Everything a fresh simulator says to `body`, ids and the time fixed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(secrets, "token_hex", lambda _n=None: "0123456789abcdef")
+        patch.setattr(time, "time", lambda: 1_750_000_000.0)
+        sim = Simulator(MockSettings(**mock), clock=lambda: 1000.0)
+        route = match_route(PATHS[provider])
+        assert route is not None
+        response = sim.handle(route, {"authorization": "Bearer sk-x"}, body)
+    return (*response, sim.statistics())
+
+
+def both_ways(provider: str, body: bytes, **mock: Any) -> tuple[Any, Any]:
+    short = answered(provider, body, **mock)
+    with the_long_way():
+        long = answered(provider, body, **mock)
+    return short, long
+
+
+# --- varied requests ---------------------------------------------------------------------
+
+TEXTS = st.sampled_from(
+    [
+        "Prompt number 0: say something.",
+        "Is it blue? Yes or no.",
+        "is it BLUE?  yes\n or   NO",
+        "Answer yeſ or no.",  # a long s: case-insensitively an "s"
+        "yes",
+        "or no",
+        "Answer with one valid JSON object.",
+        'Reply in this JSON schema: {"type": "object", "required": ["n"], '
+        '"properties": {"n": {"type": "integer"}}}',
+        "Return ＪＳＯＮ please.",
+        "",
+        "   spaced\t\tout   text  ",
+        "ünïcödé, 日本語 and 😀 emoji",
+        "x" * 300,
+        "100% sure, %s %d %b",
+    ]
+) | st.text(max_size=50)
+PLAIN_ROLES = ["system", "developer", "user", "assistant"]
+PLAIN_MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(PLAIN_ROLES), "content": TEXTS})
+PLAIN_BODY = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(["fast", "gpt-4.1-mini", "mödel-ünï"]),
+        "messages": st.lists(PLAIN_MESSAGE, min_size=1, max_size=4),
+    },
+    optional={
+        "max_completion_tokens": st.sampled_from([1, 3, 16, 512]),
+        "max_tokens": st.sampled_from([1, 7, 512]),
+        "temperature": st.just(0.0),
+        "top_p": st.just(1.0),
+    },
+)
+
+
+def _message(body: dict[str, Any], message: Any) -> dict[str, Any]:
+    return {**body, "messages": [*body["messages"], message]}
+
+
+# One change that takes a plain body off the short way (or makes it invalid).
+CHANGES: list[Callable[[dict[str, Any]], Any]] = [
+    lambda body: {**body, "n": 2},
+    lambda body: {**body, "n": 1},
+    lambda body: {**body, "logprobs": True, "top_logprobs": 2},
+    lambda body: {**body, "logprobs": False},
+    lambda body: {**body, "reasoning_effort": "low"},
+    lambda body: {**body, "reasoning_effort": "none"},
+    lambda body: {**body, "response_format": {"type": "json_object"}},
+    lambda body: {**body, "tools": [], "tool_choice": "none"},
+    lambda body: {**body, "seed": 3, "stream": False},
+    lambda body: {**body, "model": ""},
+    lambda body: {**body, "model": 5},
+    lambda body: {key: value for key, value in body.items() if key != "model"},
+    lambda body: {**body, "messages": []},
+    lambda body: {**body, "messages": None},
+    lambda body: {**body, "max_tokens": 0},
+    lambda body: {**body, "max_completion_tokens": True},
+    lambda body: {**body, "max_tokens": 2.0},
+    lambda body: {**body, "max_completion_tokens": "7"},
+    lambda body: {**body, "max_tokens": -1},
+    lambda body: _message(body, {"role": "tool", "tool_call_id": "call_1", "content": "42"}),
+    lambda body: _message(body, {"role": "tool", "content": "42"}),
+    lambda body: _message(body, {"role": "user", "content": "Hi", "name": "someone"}),
+    lambda body: _message(body, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}),
+    lambda body: _message(body, {"role": "user", "content": None}),
+    lambda body: _message(body, {"role": "bot", "content": "Hi"}),
+    lambda body: _message(body, {"role": "user"}),
+    lambda body: _message(body, "not a message"),
+    lambda body: body["messages"],
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(PATHS)), PLAIN_BODY)
+def test_plain_requests_get_the_same_answer_both_ways(provider: str, body: Any) -> None:
+    assert openai.plain_request(body) is not None
+    short, long = both_ways(provider, orjson.dumps(body))
+    assert short == long
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(PATHS)), PLAIN_BODY, st.sampled_from(CHANGES))
+def test_nearly_plain_requests_get_the_same_answer_both_ways(
+    provider: str, body: Any, change: Callable[[dict[str, Any]], Any]
+) -> None:
+    short, long = both_ways(provider, orjson.dumps(change(body)))
+    assert short == long
+
+
+@pytest.mark.parametrize("provider", sorted(PATHS))
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"model": "fast"}',
+        b'{"model": "fast", "messages": []}',
+        b'{"model": "fast", "messages": [{"role": "user", "content": "hi"}], "stream": false}',
+    ],
+)
+def test_bad_and_unusual_bodies_get_the_same_answer_both_ways(provider: str, body: bytes) -> None:
+    short, long = both_ways(provider, body)
+    assert short == long
+
+
+def test_the_shortcuts_are_taken() -> None:
+    """The engine's own request takes every shortcut (else the tests above prove little)."""
+    body = {
+        "model": "fast",
+        "messages": [{"role": "user", "content": "Prompt number 0: say something."}],
+        "max_completion_tokens": 512,
+        "temperature": 0.0,
+        "top_p": 1.0,
+    }
+    assert openai.plain_request(body) is not None
+    taken: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        text_only = openai._text_only
+
+        def watched(*args: Any) -> bool:
+            taken.append("text")
+            return text_only(*args)
+
+        patch.setattr(openai, "_text_only", watched)
+        status, *_ = answered("openai", orjson.dumps(body))
+    assert status == 200
+    assert taken == ["text"]
+
+
+# --- the pieces the shortcuts rest on ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "word"),
+    [
+        (wire._YES_OR_NO, "yes"),
+        (structured._PROMPTED_SCHEMA, "json"),
+        (structured._PROMPTED_JSON, "json"),
+    ],
+)
+def test_a_case_insensitive_match_folds_to_the_word(pattern: re.Pattern[str], word: str) -> None:
+    """Every character a letter of `word` matches case-insensitively folds to that letter,
+    so a text the pattern matches holds `word` once folded: the search is skipped for the
+    others."""
+    assert pattern.flags & re.IGNORECASE
+    assert re.search(word, pattern.pattern, re.IGNORECASE)
+    letters = re.compile(f"[{word}]", re.IGNORECASE)
+    matched = [chr(c) for c in range(sys.maxunicode + 1) if letters.fullmatch(chr(c))]
+    for letter in word:
+        for char in matched:
+            if re.fullmatch(letter, char, re.IGNORECASE):
+                assert char.casefold() == letter, (letter, char)
+
+
+ROLES = st.sampled_from([*PLAIN_ROLES, "tool", "bot"])
+CONTENT = TEXTS | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": TEXTS}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"role": ROLES, "content": CONTENT | st.none()}), max_size=4))
+def test_the_question_is_the_instructions_then_the_last_user_text(
+    messages: list[dict[str, Any]],
+) -> None:
+    users = [m for m in messages if m["role"] == "user"]
+    last = wire.content_text(users[-1]["content"]) if users else ""
+    expected = wire.prompt_text(messages, ("system", "developer")) + "\n" + last
+    assert wire._question(messages) == expected
+    asked = wire._YES_OR_NO.search(expected) is not None
+    assert (wire.yes_probability(messages) is not None) == asked
+
+
+def test_a_json_template_writes_what_orjson_writes() -> None:
+    def payload(count: Any, text: Any) -> dict[str, Any]:
+        return {"n": count, "nested": [{"text": text, "fixed": "100% %s"}], "none": None}
+
+    template = json_template(payload(INT_HOLE, JSON_HOLE))
+    for count, text in [(0, ""), (-3, 'quote " and \\ and \x00'), (10**12, "ünï %d 😀")]:
+        filled = template % (count, orjson.dumps(text))
+        assert filled == orjson.dumps(payload(count, text))
