@@ -25,6 +25,7 @@ from lm_deluge_cli.engine.task import Task
 from lm_deluge_cli.errors import EXIT_INTERRUPTED
 from lm_deluge_cli.progress import ProgressView, format_cost, format_duration, make_view
 from lm_deluge_cli.runner import JobReport, run_job
+from lm_deluge_cli.transport.event_loop import backend_options
 
 __all__ = ["Runner", "ToolSummary", "configure_logging", "execute", "job_overrides"]
 
@@ -78,7 +79,17 @@ def execute(
     view = make_view(console, quiet=quiet)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = _manifest(job, started, tool.name if tool else None)
-    report = anyio.run(_run_with_signals, job, fresh, view, console, manifest, task, runner)
+    report = anyio.run(
+        _run_with_signals,
+        job,
+        fresh,
+        view,
+        console,
+        manifest,
+        task,
+        runner,
+        backend_options=backend_options(),
+    )
     if report is None:
         # A second Ctrl-C: stopped at once; whatever was written stays, the rest resumes.
         console.print(f"interrupted; resume with: {_resume_command()}", markup=False)
