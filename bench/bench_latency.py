@@ -7,7 +7,9 @@ time; the ramp, as the server saw it: seconds from the client's first connection
 first answer written (ideal: the 1 s latency; the rest is the client opening its
 connections and sending its first requests); client CPU ms per request, the server's CPU
 seconds (it runs on the other core, and a busy server delays answers too) and peak RSS.
-Each client runs --repeat times (3; quick 1), interleaved; the median run is shown.
+Beside ours with the defaults, ours-asyncio-loop is the same run on asyncio's own event
+loop instead of uvloop (LM_DELUGE_EVENT_LOOP=asyncio). Each client runs --repeat times
+(3; quick 1), interleaved; the median run is shown.
 
 Target: ours >= the peer's requests/s.
 """
@@ -26,7 +28,8 @@ def main() -> None:
     n = 2_000 if args.quick else 10_000
     inp = h.write_prompts(n)
     ideal = CONCURRENCY / LATENCY_S
-    clients = ("ours", "peer")
+    # ours-asyncio-loop: the defaults on asyncio's own loop instead of uvloop.
+    clients = ("ours", "ours-asyncio-loop", "peer")
     runs: dict[str, list[dict[str, object]]] = {c: [] for c in clients}
     for _ in range(args.repeat):  # interleaved, so drift on the machine hits every client
         for client in clients:
