@@ -18,6 +18,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from lm_deluge_cli.cli.gc_tuning import fewer_collections
 from lm_deluge_cli.config import STDIO, Job, JobOverrides
 from lm_deluge_cli.engine import learning
 from lm_deluge_cli.engine.stats import RunStatistics
@@ -79,17 +80,18 @@ def execute(
     view = make_view(console, quiet=quiet)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = _manifest(job, started, tool.name if tool else None)
-    report = anyio.run(
-        _run_with_signals,
-        job,
-        fresh,
-        view,
-        console,
-        manifest,
-        task,
-        runner,
-        backend_options=backend_options(),
-    )
+    with fewer_collections():
+        report = anyio.run(
+            _run_with_signals,
+            job,
+            fresh,
+            view,
+            console,
+            manifest,
+            task,
+            runner,
+            backend_options=backend_options(),
+        )
     if report is None:
         # A second Ctrl-C: stopped at once; whatever was written stays, the rest resumes.
         console.print(f"interrupted; resume with: {_resume_command()}", markup=False)
