@@ -32,6 +32,7 @@ CLIENTS = {
     "ours": {},
     "ours-no-cache": {},
     "ours-httpx": {"LM_DELUGE_HTTP_CLIENT": "httpx"},
+    "ours-asyncio-loop": {"LM_DELUGE_EVENT_LOOP": "asyncio"},
     "peer": None,
 }
 CLIENT_FLAGS = {"ours-no-cache": ["--no-cache"]}

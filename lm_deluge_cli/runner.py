@@ -39,6 +39,7 @@ from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.tool_use.modules import load_tools
 from lm_deluge_cli.tool_use.tool import Tool, tool_definitions
+from lm_deluge_cli.transport import transport_class
 from lm_deluge_cli.types import Prompt, RequestDefaults
 
 __all__ = [
@@ -138,6 +139,10 @@ async def run_job(
     manifest = manifest or {}
     endpoints = resolve_endpoints(job.models, registry=job.model_registry())
     check_paths(job)
+    if any(endpoint.provider.name != "mock" for endpoint in endpoints):
+        # The HTTP library loads now, off the event loop and before the run's clock starts,
+        # not while the first requests wait for it (aiohttp: 0.2-0.4 s on a loaded machine).
+        await anyio.to_thread.run_sync(transport_class)
     tools: list[Tool] = []
     defaults = job.requests
     if job.tools_module is not None:

@@ -18,14 +18,15 @@ import orjson
 import typer
 from rich.console import Console
 
+from lm_deluge_cli.cli.gc_tuning import fewer_collections
 from lm_deluge_cli.config import STDIO, Job, JobOverrides
 from lm_deluge_cli.engine import learning
-from lm_deluge_cli.engine.collector import run_collector
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.engine.task import Task
 from lm_deluge_cli.errors import EXIT_INTERRUPTED
 from lm_deluge_cli.progress import ProgressView, format_cost, format_duration, make_view
 from lm_deluge_cli.runner import JobReport, run_job
+from lm_deluge_cli.transport.event_loop import backend_options
 
 __all__ = ["Runner", "ToolSummary", "configure_logging", "execute", "job_overrides"]
 
@@ -79,8 +80,18 @@ def execute(
     view = make_view(console, quiet=quiet)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = _manifest(job, started, tool.name if tool else None)
-    with run_collector():
-        report = anyio.run(_run_with_signals, job, fresh, view, console, manifest, task, runner)
+    with fewer_collections():
+        report = anyio.run(
+            _run_with_signals,
+            job,
+            fresh,
+            view,
+            console,
+            manifest,
+            task,
+            runner,
+            backend_options=backend_options(),
+        )
     if report is None:
         # A second Ctrl-C: stopped at once; whatever was written stays, the rest resumes.
         console.print(f"interrupted; resume with: {_resume_command()}", markup=False)

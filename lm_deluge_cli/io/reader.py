@@ -41,6 +41,9 @@ _BOM = b"\xef\xbb\xbf"
 # tiny lines would otherwise become tens of thousands of Prompt objects at once.
 DEFAULT_BATCH_LINES = 1000
 DEFAULT_BATCH_BYTES = 1 << 20
+# The first batches are small and double (64, 64, 128, 256 … up to the batch size): the
+# first requests go out once 64 lines are parsed, not a whole batch.
+FIRST_BATCH_LINES = 64
 
 Item = Prompt | BadLine
 
@@ -273,7 +276,7 @@ class InputReader(Generic[ItemT]):
         Also reports whether the input is exhausted.
         """
         items: list[ItemT | BadLine] = []
-        lines_left = self._batch_lines
+        lines_left = min(self._batch_lines, max(FIRST_BATCH_LINES, self._line_no))
         bytes_left = self._batch_bytes
         while lines_left > 0 and bytes_left > 0:
             if not self._pending:

@@ -311,3 +311,15 @@ def test_local_image_paths_resolve_against_the_input_folder(
     image_part = first.messages[0]["content"][1]
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,")
     assert isinstance(second, BadLine) and "gone.png" in second.reason
+
+
+@pytest.mark.anyio
+async def test_the_first_batches_are_small_and_double(tmp_path: Path) -> None:
+    # The first prompt arrives once 64 lines are parsed, not a whole batch of 1,000: a run's
+    # first requests wait on that. Batches then double up to the batch size.
+    data = b"".join(orjson.dumps({"prompt": str(i)}) + b"\n" for i in range(5000))
+    read_by_then: list[int] = []
+    async with InputReader(_write(tmp_path, data)) as reader:
+        async for _ in reader:
+            read_by_then.append(reader.statistics().lines)
+    assert sorted(set(read_by_then)) == [64, 128, 256, 512, 1024, 2024, 3024, 4024, 5000]

@@ -28,6 +28,7 @@ from lm_deluge_cli.transport import (
     HTTP_CLIENTS,
     Transport,
     make_transport,
+    transport_class,
 )
 from lm_deluge_cli.transport.aiohttp_transport import AiohttpTransport
 from lm_deluge_cli.transport.httpx_transport import HttpxTransport
@@ -331,6 +332,15 @@ async def test_make_transport(
     finally:
         await made.aclose()
     assert DEFAULT_HTTP_CLIENT == "aiohttp"
+
+
+@pytest.mark.parametrize(
+    ("kind", "cls"), [("aiohttp", AiohttpTransport), ("httpx", HttpxTransport)]
+)
+async def test_transport_class_is_what_make_transport_makes(
+    kind: str, cls: type[Transport]
+) -> None:
+    assert transport_class(kind) is cls
 
 
 @pytest.mark.parametrize(("kind", "env"), [("requests", None), (None, "curl"), ("HTTPX", None)])

@@ -35,6 +35,7 @@ from lm_deluge_cli.providers.mock.http import (
     parse_head,
 )
 from lm_deluge_cli.providers.mock.simulator import MockSettings, MockStats, Simulator
+from lm_deluge_cli.transport.event_loop import loop_factory
 
 __all__ = ["MockServer", "run", "serve"]
 
@@ -63,12 +64,37 @@ class _Slot:
         self.timer: asyncio.TimerHandle | None = None
 
 
+class _Sockets:
+    """The server's connections, and its own counts beside the simulator's: how many
+    connections clients opened, and how long after the first the first answer went out
+    (a client's ramp: its connection set-up plus the answer's latency)."""
+
+    def __init__(self) -> None:
+        self.open: set[_Connection] = set()
+        self.opened = 0
+        self.first_connection: float | None = None
+        self.first_answer: float | None = None
+
+    def reset(self) -> None:
+        self.opened = len(self.open)
+        self.first_connection = self.first_answer = None
+
+    def statistics(self) -> dict[str, object]:
+        first, answer = self.first_connection, self.first_answer
+        ramp = None if first is None or answer is None else round(answer - first, 4)
+        return {
+            "in_flight": sum(connection.in_flight for connection in self.open),
+            "connections_opened": self.opened,
+            "first_answer_s": ramp,
+        }
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: parses pipelined requests and answers them in order."""
 
-    def __init__(self, simulator: Simulator, connections: set[_Connection]) -> None:
+    def __init__(self, simulator: Simulator, sockets: _Sockets) -> None:
         self._simulator = simulator
-        self._connections = connections
+        self._sockets = sockets
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -78,10 +104,14 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self._connections.add(self)
+        sockets = self._sockets
+        sockets.open.add(self)
+        sockets.opened += 1
+        if sockets.first_connection is None:
+            sockets.first_connection = self._loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._connections.discard(self)
+        self._sockets.open.discard(self)
         self._done = True
         for slot in self._slots:
             if slot.timer is not None:
@@ -191,8 +221,9 @@ class _Connection(asyncio.Protocol):
                 return 200, {"content-type": "text/plain"}, b"ok"
             if path == "/stats/reset":
                 self._simulator.reset_statistics()
+                self._sockets.reset()
             stats = dataclasses.asdict(self._simulator.statistics())
-            stats["in_flight"] = sum(c.in_flight for c in self._connections)
+            stats.update(self._sockets.statistics())
             return 200, dict(_JSON), orjson.dumps(stats)
         if path in _ROUTES or match_route(path) is not None:
             message = f"Method {method} not allowed on {path}."
@@ -218,6 +249,8 @@ class _Connection(asyncio.Protocol):
             done = slots.popleft()
             if done.data is not None:
                 transport.write(done.data)
+                if done.provider and self._sockets.first_answer is None:
+                    self._sockets.first_answer = self._loop.time()
             if done.close or done.reset:
                 self._done = True
                 for rest in slots:
@@ -267,14 +300,14 @@ class MockServer:
         self,
         simulator: Simulator,
         listener: asyncio.Server,
-        connections: set[_Connection],
+        sockets: _Sockets,
         host: str,
     ) -> None:
         self.simulator = simulator
         self.host = host
         self.port: int = listener.sockets[0].getsockname()[1]
         self._listener: asyncio.Server | None = listener
-        self._connections = connections
+        self._sockets = sockets
         self._closed = False
 
     @property
@@ -300,12 +333,12 @@ class MockServer:
     @property
     def open_connections(self) -> int:
         """How many client connections are open right now (keep-alive shows as reuse)."""
-        return len(self._connections)
+        return len(self._sockets.open)
 
     @property
     def in_flight(self) -> int:
         """Provider requests received and not yet answered in full (hung ones included)."""
-        return sum(connection.in_flight for connection in self._connections)
+        return sum(connection.in_flight for connection in self._sockets.open)
 
     @property
     def listening(self) -> bool:
@@ -320,7 +353,7 @@ class MockServer:
         if listener is None:
             return
         listener.close()
-        for connection in list(self._connections):
+        for connection in list(self._sockets.open):
             connection.abort()
         await listener.wait_closed()
         # Let the aborted transports deliver connection_lost before the loop may close.
@@ -332,10 +365,10 @@ class MockServer:
             raise RuntimeError("the mock server is closed; start a new one")
         if self._listener is not None:
             return
-        simulator, connections = self.simulator, self._connections
+        simulator, sockets = self.simulator, self._sockets
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(
-            lambda: _Connection(simulator, connections), self.host, self.port, backlog=4096
+            lambda: _Connection(simulator, sockets), self.host, self.port, backlog=4096
         )
 
     async def close(self) -> None:
@@ -358,12 +391,12 @@ class MockServer:
 async def serve(settings: MockSettings, host: str = "127.0.0.1", port: int = 0) -> MockServer:
     """Start a mock provider on ``host:port`` (port 0 picks a free one) in the running loop."""
     simulator = Simulator(settings)
-    connections: set[_Connection] = set()
+    sockets = _Sockets()
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(
-        lambda: _Connection(simulator, connections), host, port, backlog=4096
+        lambda: _Connection(simulator, sockets), host, port, backlog=4096
     )
-    return MockServer(simulator, listener, connections, host)
+    return MockServer(simulator, listener, sockets, host)
 
 
 def run(
@@ -399,6 +432,11 @@ def run(
                 loop.remove_signal_handler(sig)
             await server.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    # The server is the benchmarks' instrument: on uvloop (where installed) its share of a
+    # core per request is smaller, so it is less often what a client waits for.
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
+    ):
+        runner.run(main())
     return started[0].simulator.statistics() if started else MockStats()

@@ -270,11 +270,32 @@ async def test_health_stats_and_reset(server: MockServer) -> None:
             "cache_write_5m_tokens",
             "cache_write_1h_tokens",
             "in_flight",
+            "connections_opened",
+            "first_answer_s",
         }
         assert stats["in_flight"] == 0
+        # One keep-alive connection carried everything; its first answer came at once.
+        assert stats["connections_opened"] == 1
+        assert 0 <= stats["first_answer_s"] < 1
         reset = await client.post("/stats/reset")
         assert reset.status_code == 200
-        assert (await client.get("/stats?fresh=1")).json()["requests_seen"] == 0
+        fresh = (await client.get("/stats?fresh=1")).json()
+        assert fresh["requests_seen"] == 0
+        # The connection still open counts; no answer has gone out since the reset.
+        assert (fresh["connections_opened"], fresh["first_answer_s"]) == (1, None)
+
+
+async def test_the_ramp_is_first_connection_to_first_answer() -> None:
+    # Connections opened a while before the first request count toward the ramp: a client
+    # that sets up all its connections before it sends anything shows it here.
+    server = await started(latency_s=0.2)
+    async with server, httpx.AsyncClient(base_url=root(server)) as client:
+        assert (await client.get("/stats")).json()["first_answer_s"] is None
+        await asyncio.sleep(0.1)
+        await asyncio.gather(*(client.post("/v1/chat/completions", json=chat()) for _ in range(3)))
+        stats = (await client.get("/stats")).json()
+    assert 0.3 <= stats["first_answer_s"] < 1.5
+    assert 1 <= stats["connections_opened"] <= 4
 
 
 @pytest.mark.parametrize(

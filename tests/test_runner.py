@@ -1,0 +1,59 @@
+"""run_job's start-up: what happens before the run's clock starts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import lm_deluge_cli.runner as runner
+from lm_deluge_cli.cli.app import app
+from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.transport import transport_class
+
+from .conftest import CANARY_KEY, StartMockServer
+
+
+def _start_up(
+    monkeypatch: pytest.MonkeyPatch, model: str, env: dict[str, str], tmp_path: Path
+) -> list[str]:
+    """Run `model` on two prompts; the order in which the HTTP library was loaded and the
+    run's clock started."""
+    order: list[str] = []
+
+    def load(kind: str | None = None) -> Callable[[int], Any]:
+        order.append("HTTP library")
+        return transport_class(kind)
+
+    def clock(**fields: Any) -> RunStats:
+        order.append("clock")
+        return RunStats(**fields)
+
+    monkeypatch.setattr(runner, "transport_class", load)
+    monkeypatch.setattr(runner, "RunStats", clock)
+    rows = [{"id": i, "prompt": f"question {i}"} for i in range(2)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["run", "-m", model, "-i", "in.jsonl", "-o", "out.jsonl", "--no-cache"]
+    env = {"LM_DELUGE_TOKENIZER": "heuristic", **env}
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    return order
+
+
+def test_a_run_that_sends_loads_its_http_library_before_the_clock_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, start_mock_server: StartMockServer
+) -> None:
+    url, _ = start_mock_server()
+    env = {"OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": url}
+    order = _start_up(monkeypatch, "openai:gpt-4o-mini", env, tmp_path)
+    assert order == ["HTTP library", "clock"]
+
+
+def test_a_run_on_the_in_process_mock_loads_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert _start_up(monkeypatch, "mock:fast", {}, tmp_path) == ["clock"]
