@@ -28,7 +28,7 @@ from lm_deluge_cli.providers.mock.wire import (
     yes_probability,
 )
 
-__all__ = ["Faults", "compose", "reasoning_text"]
+__all__ = ["Faults", "compose", "plain_text", "reasoning_text"]
 
 # How much of a tool result an answer quotes.
 _QUOTE_CHARS = 60
@@ -70,6 +70,15 @@ def compose(
             for index in range(request.choices)
         ]
     )
+
+
+def plain_text(
+    messages: list[dict[str, Any]], model: str, max_tokens: int | None
+) -> tuple[str, int, bool]:
+    """(text, tokens, cut short) of the one answer to a plain chat request (`PlainChat`:
+    text messages, asking for one text answer and nothing else): what `compose` answers the
+    same request read as a `ChatRequest`, JSON only when its instructions ask for it."""
+    return reply_text(messages, model, max_tokens, structured.prompted_json_reply(messages))
 
 
 def _choice(

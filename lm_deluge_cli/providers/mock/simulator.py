@@ -286,7 +286,23 @@ class Simulator:
         delay: float,
     ) -> SimResponse:
         self._counts["ok"] += 1
-        return _respond(self._product(fmt, request, prompt_tokens, delay), limits, delay)
+        if isinstance(request, ChatRequest) and request.plain:
+            answer = self._plain_answer(cast(WireFormat, fmt), request, prompt_tokens)
+        else:
+            answer = self._product(fmt, request, prompt_tokens, delay)
+        return _respond(answer, limits, delay)
+
+    def _plain_answer(self, fmt: WireFormat, request: ChatRequest, prompt_tokens: int) -> Answer:
+        """What `_product` answers a plain request (`ChatRequest.plain`), the short way: its
+        one text answer, counted and written without the choices and reply `_answer` makes."""
+        text, tokens, truncated = answers.plain_text(
+            request.messages, request.model, request.max_tokens
+        )
+        counts = self._counts
+        counts["tokens_in"] += prompt_tokens
+        counts["tokens_out"] += tokens
+        response_id = f"{self._nonce}{self._serial:013x}"
+        return fmt.plain_completion(request, text, truncated, prompt_tokens, tokens, response_id)
 
     def _failure(
         self,

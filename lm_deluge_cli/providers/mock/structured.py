@@ -41,6 +41,8 @@ __all__ = [
     "asks_for_json",
     "instance",
     "json_reply",
+    "prompted_json_reply",
+    "prompted_schema",
     "requested_schema",
     "violating_instance",
 ]
@@ -114,7 +116,15 @@ def requested_schema(request: ChatRequest) -> tuple[Mapping[str, Any], Mapping[s
         return request.schema, request.schema
     if request.json_object:
         return JSON_MODE_SCHEMA, _ANY_OBJECT
-    system = prompt_text(request.messages, ("system", "developer"))
+    return prompted_schema(request.messages)
+
+
+def prompted_schema(
+    messages: list[dict[str, Any]],
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """`requested_schema` of a request that asks for JSON, if at all, only in its system
+    prompt (or developer messages)."""
+    system = prompt_text(messages, ("system", "developer"))
     # Both patterns need "json", whose letters are matched case-insensitively only by
     # letters that fold to them: most instructions never say it, and are not searched.
     if "json" not in system.casefold():
@@ -142,11 +152,24 @@ def json_reply(request: ChatRequest, *, violate: bool = False, variant: int = 0)
     """The JSON text that answers `request` (one that breaks its schema when `violate`),
     or None when it asks for no JSON. Values come from the user's words; each `variant`
     above 0 is another answer (several samples of one prompt)."""
-    asked = requested_schema(request)
+    return _json_text(requested_schema(request), request.messages, violate, variant)
+
+
+def prompted_json_reply(messages: list[dict[str, Any]]) -> str | None:
+    """`json_reply` of a request that asks for JSON, if at all, only in its system prompt."""
+    return _json_text(prompted_schema(messages), messages, False, 0)
+
+
+def _json_text(
+    asked: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+    messages: list[dict[str, Any]],
+    violate: bool,
+    variant: int,
+) -> str | None:
     if asked is None:
         return None
     fill, breaking = asked
-    prompt = prompt_text(request.messages, ("user",))
+    prompt = prompt_text(messages, ("user",))
     if variant:
         prompt += f"\x00sample {variant}"
     value = violating_instance(breaking, prompt) if violate else instance(fill, prompt)

@@ -23,16 +23,29 @@ from hypothesis import strategies as st
 
 from lm_deluge_cli.providers.mock import structured, wire
 from lm_deluge_cli.providers.mock.formats import match_route, mistral, openai
-from lm_deluge_cli.providers.mock.formats.base import INT_HOLE, JSON_HOLE, json_template
+from lm_deluge_cli.providers.mock.formats.base import (
+    INT_HOLE,
+    JSON_HOLE,
+    ChatRequest,
+    WireFormat,
+    json_template,
+)
+from lm_deluge_cli.providers.mock.formats.mistral import MistralFormat
+from lm_deluge_cli.providers.mock.formats.openai import OpenAIFormat
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
+from tests.providers.mock import chats
 
-# (module, name, what the name is replaced with to turn its shortcut off)
-SHORTCUTS: list[tuple[Any, str, Callable[..., Any]]] = [
+# (module or class, name, what the name is replaced with to turn its shortcut off)
+SHORTCUTS: list[tuple[Any, str, Any]] = [
     (openai, "plain_request", lambda request: None),
     (mistral, "plain_request", lambda request: None),
     (openai, "_text_only", lambda request, choice: False),
+    (ChatRequest, "plain", property(lambda request: False)),
+    (OpenAIFormat, "plain_completion", WireFormat.plain_completion),
+    (MistralFormat, "plain_completion", WireFormat.plain_completion),
 ]
-PATHS = {"openai": "/v1/chat/completions", "mistral": "/mistral/v1/chat/completions"}
+# The formats whose bodies plain_request reads.
+PLAIN_FORMATS = ["mistral", "openai"]
 
 
 @contextmanager
@@ -49,9 +62,10 @@ def answered(provider: str, body: bytes, **mock: Any) -> tuple[Any, ...]:
         patch.setattr(secrets, "token_hex", lambda _n=None: "0123456789abcdef")
         patch.setattr(time, "time", lambda: 1_750_000_000.0)
         sim = Simulator(MockSettings(**mock), clock=lambda: 1000.0)
-        route = match_route(PATHS[provider])
+        route = match_route(chats.PATHS[provider])
         assert route is not None
-        response = sim.handle(route, {"authorization": "Bearer sk-x"}, body)
+        headers = {"authorization": "Bearer sk-x", **chats.HEADERS.get(provider, {})}
+        response = sim.handle(route, headers, body)
     return (*response, sim.statistics())
 
 
@@ -112,6 +126,13 @@ CHANGES: list[Callable[[dict[str, Any]], Any]] = [
     lambda body: {**body, "reasoning_effort": "low"},
     lambda body: {**body, "reasoning_effort": "none"},
     lambda body: {**body, "response_format": {"type": "json_object"}},
+    lambda body: {
+        **body,
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "n", "schema": {"type": "object", "required": ["n"]}},
+        },
+    },
     lambda body: {**body, "tools": [], "tool_choice": "none"},
     lambda body: {**body, "seed": 3, "stream": False},
     lambda body: {**body, "model": ""},
@@ -137,7 +158,7 @@ CHANGES: list[Callable[[dict[str, Any]], Any]] = [
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(PATHS)), PLAIN_BODY)
+@given(st.sampled_from(PLAIN_FORMATS), PLAIN_BODY)
 def test_plain_requests_get_the_same_answer_both_ways(provider: str, body: Any) -> None:
     assert openai.plain_request(body) is not None
     short, long = both_ways(provider, orjson.dumps(body))
@@ -145,7 +166,7 @@ def test_plain_requests_get_the_same_answer_both_ways(provider: str, body: Any) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(PATHS)), PLAIN_BODY, st.sampled_from(CHANGES))
+@given(st.sampled_from(PLAIN_FORMATS), PLAIN_BODY, st.sampled_from(CHANGES))
 def test_nearly_plain_requests_get_the_same_answer_both_ways(
     provider: str, body: Any, change: Callable[[dict[str, Any]], Any]
 ) -> None:
@@ -153,7 +174,28 @@ def test_nearly_plain_requests_get_the_same_answer_both_ways(
     assert short == long
 
 
-@pytest.mark.parametrize("provider", sorted(PATHS))
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(chats.PROVIDERS),
+    TEXTS,
+    st.sampled_from([(), chats.TOOLS]),
+    st.sampled_from([None, "Be brief.", "Answer in JSON.", "Say yes or no."]),
+    st.sampled_from([1, 16, 512]),
+    st.booleans(),
+)
+def test_every_format_gets_the_same_answer_both_ways(
+    provider: str, text: str, tools: Any, system: str | None, max_tokens: int, cached: bool
+) -> None:
+    body = chats.request(provider, text, tools=tools, system=system, max_tokens=max_tokens)
+    if cached and provider in ("anthropic", "bedrock"):
+        # A prompt-cache breakpoint on the system prompt, which the cache then keeps.
+        cache = {"type": "ephemeral"}
+        body["system"] = [{"type": "text", "text": system or "Be brief.", "cache_control": cache}]
+    short, long = both_ways(provider, orjson.dumps(body), prompt_cache_min_tokens=1)
+    assert short == long
+
+
+@pytest.mark.parametrize("provider", PLAIN_FORMATS)
 @pytest.mark.parametrize(
     "body",
     [
@@ -169,8 +211,10 @@ def test_bad_and_unusual_bodies_get_the_same_answer_both_ways(provider: str, bod
     assert short == long
 
 
-def test_the_shortcuts_are_taken() -> None:
-    """The engine's own request takes every shortcut (else the tests above prove little)."""
+@pytest.mark.parametrize("provider", PLAIN_FORMATS)
+def test_the_shortcuts_are_taken(provider: str) -> None:
+    """The engine's own request takes every shortcut (else the tests above prove little):
+    read by plain_request, plain, and written from the template, not by `completion`."""
     body = {
         "model": "fast",
         "messages": [{"role": "user", "content": "Prompt number 0: say something."}],
@@ -178,19 +222,17 @@ def test_the_shortcuts_are_taken() -> None:
         "temperature": 0.0,
         "top_p": 1.0,
     }
-    assert openai.plain_request(body) is not None
-    taken: list[str] = []
+    request = openai.plain_request(body)
+    assert request is not None and request.plain
+
+    def long_way(*_: Any) -> Any:
+        raise AssertionError("written by completion")
+
     with pytest.MonkeyPatch.context() as patch:
-        text_only = openai._text_only
-
-        def watched(*args: Any) -> bool:
-            taken.append("text")
-            return text_only(*args)
-
-        patch.setattr(openai, "_text_only", watched)
-        status, *_ = answered("openai", orjson.dumps(body))
+        for cls in (OpenAIFormat, MistralFormat):
+            patch.setattr(cls, "completion", long_way)
+        status, *_ = answered(provider, orjson.dumps(body))
     assert status == 200
-    assert taken == ["text"]
 
 
 # --- the pieces the shortcuts rest on ----------------------------------------------------

@@ -173,6 +173,21 @@ class WireFormat(ABC):
         """An injected error with this HTTP status (400 to 599 but 429), in the provider's
         own error format, or the page its gateway sends for that status."""
 
+    def plain_completion(
+        self,
+        request: ChatRequest,
+        text: str,
+        truncated: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        response_id: str,
+    ) -> Answer:
+        """The successful response to a plain request (`ChatRequest.plain`) whose one answer
+        is `text`: what `completion` writes for it, and by default `completion` writes it. A
+        format may write it more quickly."""
+        choice = Choice(text, completion_tokens, truncated)
+        return self.completion(request, Reply((choice,), prompt_tokens, response_id))
+
     def states_tool_plan(self, request: ChatRequest) -> bool:
         """Whether an answer that calls tools first says what it is about to do (Anthropic's
         text block, Cohere's tool_plan; the plan counts as output). No, by default."""

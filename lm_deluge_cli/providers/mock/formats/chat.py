@@ -103,6 +103,17 @@ class ChatRequest(NamedTuple):
     choices: int = 1
     cache_breakpoints: tuple[Breakpoint, ...] = ()
 
+    @property
+    def plain(self) -> bool:
+        """Whether it asks for one text answer and nothing else: every field after ``raw``
+        at its default (no schema, tools, tool results, reasoning or cache breakpoints; one
+        choice). Most requests do."""
+        return self[4:] == _PLAIN_TAIL
+
+
+# The fields after ``raw`` of a request that asks for one text answer and nothing else.
+_PLAIN_TAIL = ChatRequest("", [], None)[4:]
+
 
 @dataclass(frozen=True, slots=True)
 class ToolUse:

@@ -18,6 +18,9 @@ from typing import Any
 import orjson
 
 from lm_deluge_cli.providers.mock.formats.base import (
+    INT_HOLE,
+    JSON,
+    JSON_HOLE,
     Answer,
     Call,
     ChatRequest,
@@ -30,6 +33,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     bearer_matches,
     gateway_page,
     json_answer,
+    json_template,
     reason_phrase,
     short_id,
 )
@@ -64,6 +68,34 @@ def _location(param: str | None) -> list[Any]:
         return ["body"]
     name, _, index = param.partition("[")
     return ["body", name, int(index.rstrip("]"))] if index else ["body", name]
+
+
+def _completion(
+    response_id: Any,
+    model: Any,
+    prompt_tokens: Any,
+    completion_tokens: Any,
+    total_tokens: Any,
+    created: Any,
+    choices: list[Any],
+) -> dict[str, Any]:
+    """A ``chat.completion`` as Mistral writes it (its values may be `json_template` holes)."""
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "model": model,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": total_tokens,
+        },
+        "created": created,
+        "choices": choices,
+    }
+
+
+def _choice(index: int, message: Any, reason: Any) -> dict[str, Any]:
+    return {"index": index, "message": message, "finish_reason": reason}
 
 
 def _message(choice: Choice) -> dict[str, Any]:
@@ -118,26 +150,41 @@ class MistralFormat(WireFormat):
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt, output = reply.prompt_tokens, reply.completion_tokens
-        payload = {
-            "id": f"cmpl-{reply.response_id}",
-            "object": "chat.completion",
-            "model": request.model,
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": output,
-                "total_tokens": prompt + output,
-            },
-            "created": int(time.time()),
-            "choices": [
-                {
-                    "index": index,
-                    "message": _message(choice),
-                    "finish_reason": finish_reason(choice),
-                }
-                for index, choice in enumerate(reply.choices)
-            ],
-        }
+        choices = [
+            _choice(index, _message(choice), finish_reason(choice))
+            for index, choice in enumerate(reply.choices)
+        ]
+        payload = _completion(
+            f"cmpl-{reply.response_id}",
+            request.model,
+            prompt,
+            output,
+            prompt + output,
+            int(time.time()),
+            choices,
+        )
         return json_answer(200, payload)
+
+    def plain_completion(
+        self,
+        request: ChatRequest,
+        text: str,
+        truncated: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        response_id: str,
+    ) -> Answer:
+        body = _TEXT_COMPLETION % (
+            orjson.dumps(f"cmpl-{response_id}"),
+            orjson.dumps(request.model),
+            prompt_tokens,
+            completion_tokens,
+            prompt_tokens + completion_tokens,
+            int(time.time()),
+            orjson.dumps(text),
+            _FINISH_REASONS[truncated],
+        )
+        return Answer(200, {**JSON}, body)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         # Mistral documents no retry-after; its per-minute headers say what is left.
@@ -167,3 +214,21 @@ class MistralFormat(WireFormat):
             headers[f"x-ratelimit-limit-{suffix}"] = str(int(limit.per_minute))
             headers[f"x-ratelimit-remaining-{suffix}"] = str(limit.remaining)
         return headers
+
+
+# The body of a plain request's answer (`ChatRequest.plain`: one choice, text alone), with
+# holes for its id, model, usage, time, text and finish reason: `completion` writes the
+# same bytes (tests compare the two), the template without building the objects first.
+_TEXT_COMPLETION = json_template(
+    _completion(
+        JSON_HOLE,
+        JSON_HOLE,
+        INT_HOLE,
+        INT_HOLE,
+        INT_HOLE,
+        INT_HOLE,
+        [_choice(0, {**_message(Choice("", 0)), "content": JSON_HOLE}, JSON_HOLE)],
+    )
+)
+# finish_reason as written, by whether the text was cut short.
+_FINISH_REASONS = (b'"stop"', b'"length"')

@@ -275,20 +275,16 @@ class OpenAIFormat(WireFormat):
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt_tokens, completion_tokens = reply.prompt_tokens, reply.completion_tokens
         if len(reply.choices) == 1 and _text_only(request, reply.choices[0]):
-            # Most answers: one text choice, its body written from the template.
             choice = reply.choices[0]
-            body = _TEXT_COMPLETION % (
-                orjson.dumps(f"chatcmpl-{reply.response_id}"),
-                int(time.time()),
-                orjson.dumps(request.model),
-                orjson.dumps(choice.text),
-                _FINISH_REASONS[choice.truncated],
+            return _text_answer(
+                request.model,
+                reply.response_id,
+                choice.text,
+                choice.truncated,
                 prompt_tokens,
                 completion_tokens,
-                prompt_tokens + completion_tokens,
                 reply.reasoning_tokens,
             )
-            return Answer(200, {**JSON}, body)
         choices = [
             _choice(index, _message(choice), _logprobs(request, choice), finish_reason(choice))
             for index, choice in enumerate(reply.choices)
@@ -304,6 +300,24 @@ class OpenAIFormat(WireFormat):
             reply.reasoning_tokens,
         )
         return json_answer(200, payload)
+
+    def plain_completion(
+        self,
+        request: ChatRequest,
+        text: str,
+        truncated: bool,
+        prompt_tokens: int,
+        completion_tokens: int,
+        response_id: str,
+    ) -> Answer:
+        if request.raw.get("logprobs") and text:
+            # Not text alone (`_text_only`): written the long way.
+            return super().plain_completion(
+                request, text, truncated, prompt_tokens, completion_tokens, response_id
+            )
+        return _text_answer(
+            request.model, response_id, text, truncated, prompt_tokens, completion_tokens, 0
+        )
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         headers: dict[str, str] = {}
@@ -405,6 +419,30 @@ def _completion(
 def _choice(index: int, message: Any, logprobs: Any, reason: Any) -> dict[str, Any]:
     """One of a completion's ``choices`` (its values may be `json_template` holes)."""
     return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": reason}
+
+
+def _text_answer(
+    model: str,
+    response_id: str,
+    text: str,
+    truncated: bool,
+    prompt_tokens: int,
+    completion_tokens: int,
+    reasoning_tokens: int,
+) -> Answer:
+    """The completion of one choice that is text alone (`_text_only`), from the template."""
+    body = _TEXT_COMPLETION % (
+        orjson.dumps(f"chatcmpl-{response_id}"),
+        int(time.time()),
+        orjson.dumps(model),
+        orjson.dumps(text),
+        _FINISH_REASONS[truncated],
+        prompt_tokens,
+        completion_tokens,
+        prompt_tokens + completion_tokens,
+        reasoning_tokens,
+    )
+    return Answer(200, {**JSON}, body)
 
 
 def _text_only(request: ChatRequest, choice: Choice) -> bool:

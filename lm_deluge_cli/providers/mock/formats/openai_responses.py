@@ -30,6 +30,7 @@ from lm_deluge_cli.providers.mock.formats.base import (
     Reply,
     ToolChoice,
     ToolSpec,
+    WireFormat,
     json_answer,
     opaque_signature,
     short_id,
@@ -300,6 +301,9 @@ class OpenAIResponsesFormat(OpenAIFormat):
 
     name = "openai_responses"
     answer_fields = ("output",)
+    # Its completion is its own: a plain request's is written by it too, not by Chat
+    # Completions' template.
+    plain_completion = WireFormat.plain_completion
 
     def parse(self, call: Call) -> ChatRequest | Answer:
         try:
