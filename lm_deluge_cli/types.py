@@ -39,6 +39,18 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "refusal", "
 Message = dict[str, Any]
 
 
+def _unfrozen(cls: type[Any]) -> type[Any]:
+    """A class with the slots of the frozen dataclass `cls` and nothing else, for its `build`.
+
+    A frozen dataclass's __init__ sets each field through ``object.__setattr__``, which on
+    Python 3.11 is most of what making one costs (a Result's 14 fields: several times the
+    rest). The values made for every line are built instead as an object of this class,
+    whose fields take plain assignments, that is then given the class `cls`: the layout is
+    the same, so it is a `cls` like any other, frozen from then on.
+    """
+    return type(f"_Unfrozen{cls.__name__}", (), {"__slots__": cls.__slots__})
+
+
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
     """How to sample. Defaults match the original lm-deluge library."""
@@ -129,13 +141,37 @@ class Usage:
             record["cache_write_1h_tokens"] = self.cache_write_1h_tokens
         return record
 
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Usage:
+    @staticmethod
+    def build(
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int,
+        reasoning_tokens: int,
+        cache_write_tokens: int,
+        cache_write_1h_tokens: int,
+    ) -> Usage:
+        """A Usage of every count, in order, made quickly (see `_unfrozen`)."""
+        usage = _UnfrozenUsage()
+        usage.input_tokens = input_tokens
+        usage.output_tokens = output_tokens
+        usage.cached_input_tokens = cached_input_tokens
+        usage.reasoning_tokens = reasoning_tokens
+        usage.cache_write_tokens = cache_write_tokens
+        usage.cache_write_1h_tokens = cache_write_1h_tokens
+        usage.__class__ = Usage
+        return usage  # type: ignore[no-any-return]
+
+    @staticmethod
+    def from_record(record: Mapping[str, Any]) -> Usage:
         """The inverse of `to_record` (missing counts are 0)."""
         get = record.get
-        return cls(
-            int(get("input_tokens") or 0),
-            int(get("output_tokens") or 0),
+        input_tokens, output_tokens = get("input_tokens"), get("output_tokens")
+        # The usual record, of these two counts only, read without converting each count.
+        if len(record) == 2 and type(input_tokens) is int and type(output_tokens) is int:
+            return Usage.build(input_tokens, output_tokens, 0, 0, 0, 0)
+        return Usage.build(
+            int(input_tokens or 0),
+            int(output_tokens or 0),
             int(get("cached_input_tokens") or 0),
             int(get("reasoning_tokens") or 0),
             int(get("cache_write_tokens") or 0),
@@ -143,7 +179,7 @@ class Usage:
         )
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
+        return Usage.build(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.cached_input_tokens + other.cached_input_tokens,
@@ -151,6 +187,9 @@ class Usage:
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
+
+
+_UnfrozenUsage = _unfrozen(Usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +256,31 @@ class Answer:
         """Whether it says nothing: no text, no tool call and no refusal."""
         return not self.text and not self.tool_calls and not self.refusal
 
+    @staticmethod
+    def build(
+        text: str | None,
+        tool_calls: tuple[ToolCall, ...],
+        reasoning: Reasoning | None,
+        refusal: str | None,
+        finish_reason: str | None,
+        provider_finish_reason: str | None,
+        logprobs: Any,
+    ) -> Answer:
+        """An Answer of every field, in order, made quickly (see `_unfrozen`)."""
+        answer = _UnfrozenAnswer()
+        answer.text = text
+        answer.tool_calls = tool_calls
+        answer.reasoning = reasoning
+        answer.refusal = refusal
+        answer.finish_reason = finish_reason
+        answer.provider_finish_reason = provider_finish_reason
+        answer.logprobs = logprobs
+        answer.__class__ = Answer
+        return answer  # type: ignore[no-any-return]
+
+
+_UnfrozenAnswer = _unfrozen(Answer)
+
 
 @dataclass(frozen=True, slots=True)
 class Completion:
@@ -225,6 +289,15 @@ class Completion:
 
     answers: tuple[Answer, ...]
     usage: Usage
+
+    @staticmethod
+    def build(answers: tuple[Answer, ...], usage: Usage) -> Completion:
+        """A Completion made quickly (see `_unfrozen`)."""
+        completion = _UnfrozenCompletion()
+        completion.answers = answers
+        completion.usage = usage
+        completion.__class__ = Completion
+        return completion  # type: ignore[no-any-return]
 
     @classmethod
     def of(
@@ -252,6 +325,9 @@ class Completion:
     def logprobs(self) -> Any:
         """The first answer's logprobs."""
         return self.answers[0].logprobs
+
+
+_UnfrozenCompletion = _unfrozen(Completion)
 
 
 # Where prompt-cache breakpoints go (Anthropic and Bedrock), and for how long they last.
@@ -431,3 +507,43 @@ class Result:
     def replace(self, **changes: Any) -> Result:
         """A copy with the given fields changed."""
         return dataclasses.replace(self, **changes)
+
+    @staticmethod
+    def build(
+        id: str | int | None,
+        line: int,
+        status: Literal["ok", "error"],
+        model: str | None,
+        answers: tuple[Answer, ...],
+        usage: Usage | None,
+        cost_usd: float | None,
+        attempts: int,
+        latency_s: float,
+        cached: bool,
+        deduplicated: bool,
+        error: ErrorInfo | None,
+        metadata: Any,
+        fields: Mapping[str, Any],
+    ) -> Result:
+        """A Result of every field, in order, made quickly (see `_unfrozen`): one is made
+        for every line."""
+        result = _UnfrozenResult()
+        result.id = id
+        result.line = line
+        result.status = status
+        result.model = model
+        result.answers = answers
+        result.usage = usage
+        result.cost_usd = cost_usd
+        result.attempts = attempts
+        result.latency_s = latency_s
+        result.cached = cached
+        result.deduplicated = deduplicated
+        result.error = error
+        result.metadata = metadata
+        result.fields = fields
+        result.__class__ = Result
+        return result  # type: ignore[no-any-return]
+
+
+_UnfrozenResult = _unfrozen(Result)

@@ -99,19 +99,21 @@ def ok_result(
 ) -> Result:
     """The result of a prompt that got its answers: from the provider, from the cache
     (`cached`), or from an identical line's request (`deduplicated`)."""
-    return Result(
-        id=prompt.id,
-        line=prompt.line,
-        status="ok",
-        model=model,
-        answers=completion.answers,
-        usage=completion.usage,
-        cost_usd=cost_usd,
-        attempts=attempts,
-        latency_s=round(latency_s, 3),
-        cached=cached,
-        deduplicated=deduplicated,
-        metadata=prompt.metadata,
+    return Result.build(
+        prompt.id,
+        prompt.line,
+        "ok",
+        model,
+        completion.answers,
+        completion.usage,
+        cost_usd,
+        attempts,
+        round(latency_s, 3),
+        cached,
+        deduplicated,
+        None,  # error
+        prompt.metadata,
+        {},  # fields
     )
 
 
@@ -189,35 +191,33 @@ def bad_line_result(bad: BadLine) -> Result:
 
 def to_json(result: Result) -> Record:
     """The record of a result, as written to the output."""
-    first = result.answers[0] if result.answers else None
-    record: Record = {
-        "id": result.id,
-        "line": result.line,
-        "status": result.status,
-        "model": result.model,
-        "completion": first.text if first is not None else None,
-        "finish_reason": first.finish_reason if first is not None else None,
-    }
-    if first is not None:
+    # Key by key rather than through update(): this runs for every line.
+    record: Record = {"id": result.id, "line": result.line, "status": result.status}
+    record["model"] = result.model
+    if result.answers:
+        first = result.answers[0]
+        record["completion"] = first.text
+        record["finish_reason"] = first.finish_reason
         _answer_parts(first, record)
         if len(result.answers) > 1:
             record["completions"] = [answer.text for answer in result.answers]
             record["samples"] = [answer_json(answer) for answer in result.answers]
+    else:
+        record["completion"] = record["finish_reason"] = None
+    usage = result.usage
+    record["usage"] = usage.to_record() if usage is not None else None
+    record["cost_usd"] = result.cost_usd
+    record["attempts"] = result.attempts
+    record["latency_s"] = result.latency_s
+    record["cached"] = result.cached
+    record["deduplicated"] = result.deduplicated
     error = result.error
-    record.update(
-        usage=result.usage.to_record() if result.usage is not None else None,
-        cost_usd=result.cost_usd,
-        attempts=result.attempts,
-        latency_s=result.latency_s,
-        cached=result.cached,
-        deduplicated=result.deduplicated,
-        error=(
-            None
-            if error is None
-            else {"type": error.type, "message": error.message, "status_code": error.status_code}
-        ),
-        metadata=result.metadata,
+    record["error"] = (
+        None
+        if error is None
+        else {"type": error.type, "message": error.message, "status_code": error.status_code}
     )
+    record["metadata"] = result.metadata
     if result.fields:
         record.update(result.fields)
         rounds = result.fields.get("rounds")
@@ -280,7 +280,7 @@ def answer_from_json(record: Mapping[str, Any]) -> Answer:
     refusal = record.get("refusal")
     if refusal is not None and not isinstance(refusal, str):
         raise ValueError("refusal is not a string")
-    return Answer(
+    return Answer.build(
         text,
         tuple(_tool_call_from_json(call) for call in calls) if calls else (),
         None
