@@ -27,7 +27,7 @@ import orjson
 
 from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
 
-__all__ = ["KEY_VERSION", "cache_key", "content_digest", "line_key", "sample_key"]
+__all__ = ["KEY_VERSION", "RequestKeys", "cache_key", "content_digest", "line_key", "sample_key"]
 
 KEY_VERSION = 1
 
@@ -37,20 +37,37 @@ def content_digest(
 ) -> str:
     """Hex SHA-256 of what a prompt asks, whichever model it goes to: the messages as sent
     and the request fields passed through. Computed once per prompt."""
-    material = {"messages": messages, "extra": extra_body or {}}
-    return hashlib.sha256(_canonical(material)).hexdigest()
+    # The canonical JSON of {"messages": …, "extra": …}, written out: sorted, "extra" comes
+    # first, and the object around the two is not worth building for every prompt.
+    extra = _canonical(extra_body) if extra_body else b"{}"
+    material = b'{"extra":' + extra + b',"messages":' + _canonical(messages) + b"}"
+    return hashlib.sha256(material).hexdigest()
+
+
+class RequestKeys:
+    """`cache_key` for one provider, model and sampling: what they add to every key is
+    encoded once, so that the prompts of a job sharing them pay only for their content."""
+
+    __slots__ = ("_tail",)
+
+    def __init__(self, provider: str, wire_id: str, sampling: SamplingParams) -> None:
+        rest = {
+            "v": KEY_VERSION,
+            "provider": provider,
+            "model": wire_id,
+            "sampling": _canonical_sampling(sampling),
+        }
+        # The canonical material is {"content": …, then the rest: "content" sorts first.
+        self._tail = b"," + _canonical(rest)[1:]
+
+    def key(self, content: str) -> str:
+        """The 64-character hex key of the request asking `content` (a `content_digest`)."""
+        return hashlib.sha256(b'{"content":' + _canonical(content) + self._tail).hexdigest()
 
 
 def cache_key(provider: str, wire_id: str, content: str, sampling: SamplingParams) -> str:
     """The 64-character hex key of one request; `content` is the prompt's `content_digest`."""
-    material = {
-        "v": KEY_VERSION,
-        "provider": provider,
-        "model": wire_id,
-        "content": content,
-        "sampling": _canonical_sampling(sampling),
-    }
-    return hashlib.sha256(_canonical(material)).hexdigest()
+    return RequestKeys(provider, wire_id, sampling).key(content)
 
 
 def line_key(key: str, line_id: str) -> str:
@@ -73,8 +90,12 @@ _KEYED_FIELDS = tuple(name for name in SAMPLING_FIELDS if name != "samples")
 
 
 def _canonical(value: Any) -> bytes:
-    # Sorted keys make dict order irrelevant.
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    # Sorted keys make dict order irrelevant. Keys that are not strings (only Python callers
+    # can make them) need orjson's slower option: tried only when the quick one refuses.
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
 def _canonical_sampling(sampling: SamplingParams) -> dict[str, Any]:

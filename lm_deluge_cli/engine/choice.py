@@ -58,6 +58,8 @@ def pick(
     """The model for `prompt`: its pinned one, else one of the live models by weight,
     chosen by `draw` (uniform in [0, 1); from `rng` when None). Raises ConfigError for a
     pin to a model that is not one of `slots`."""
+    if prompt.model is None and len(slots) == 1:
+        return slots[0]  # the one model: nothing to choose (and for every line of most jobs)
     if prompt.model is not None:
         for slot in slots:
             if prompt.model in (

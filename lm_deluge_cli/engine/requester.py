@@ -10,10 +10,11 @@ import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
+from typing import cast
 
 import anyio
 
-from lm_deluge_cli.cache.key import cache_key, content_digest, line_key, sample_key
+from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key, sample_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
 from lm_deluge_cli.engine.choice import alive, content_draw, pick
 from lm_deluge_cli.engine.learning import LimitLearner
@@ -169,6 +170,9 @@ class Requester:
         self.dedupe = dedupe
         # Prompt-cache warm-up: the first request per cached prefix goes alone (None: off).
         self.warmup = warmup
+        # Per model (by id: the slots live as long as this), the job's sampling as sent to it
+        # and its request keys, for the lines that sample as the job says.
+        self._job_sampling: dict[int, tuple[SamplingParams, RequestKeys | None]] = {}
 
     def halt(self) -> None:
         """Send nothing more; requests already sent still complete."""
@@ -202,23 +206,43 @@ class Requester:
         if self.defaults is not None:
             prompt = dataclasses.replace(prompt, extra_body=self.defaults.apply(prompt.extra_body))
         content = content_digest(prompt.messages, prompt.extra_body)
+        # The first pick follows from what the line asks, so identical lines, and this line in
+        # a later run, go to the same model and can share its answer (one model: no choice).
+        draw = content_draw(content) if len(self.slots) > 1 else None
         try:
-            # The first pick follows from what the line asks, so identical lines, and this
-            # line in a later run, go to the same model and can share its answer.
-            slot = self._pick(prompt, exclude=None, draw=content_draw(content))
+            slot = self._pick(prompt, exclude=None, draw=draw)
         except UsageError as exc:
             return records.error_result(
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
             )
-        sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
-        if self.reuse is None:
+        if prompt.sampling:
+            sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
+            keys = self._request_keys(slot, sampling)
+        else:
+            # Most lines sample as the job says: what that sends to a model, and the part of
+            # its keys that follows from it, are worked out once per model.
+            known = self._job_sampling.get(id(slot))
+            if known is None:
+                sampling = self._supported(slot.endpoint, slot.sampling)
+                known = self._job_sampling[id(slot)] = (
+                    sampling,
+                    self._request_keys(slot, sampling),
+                )
+            sampling, keys = known
+        if keys is None:
             return Plan(prompt, slot, sampling.samples)
-        model = slot.endpoint.model
-        key = cache_key(slot.endpoint.provider.name, model.wire_id, content, sampling)
+        key = keys.key(content)
         if not self.dedupe:
             # The line is its own request: cached under its id, shared with no other line.
             return Plan(prompt, slot, sampling.samples, line_key(key, prompt.key), shared=False)
         return Plan(prompt, slot, sampling.samples, key)
+
+    def _request_keys(self, slot: ModelSlot, sampling: SamplingParams) -> RequestKeys | None:
+        """The keys of `slot`'s requests sampled so (None when nothing is reused)."""
+        if self.reuse is None:
+            return None
+        endpoint = slot.endpoint
+        return RequestKeys(endpoint.provider.name, endpoint.model.wire_id, sampling)
 
     async def look_up(self, plans: Sequence[Plan]) -> None:
         """Read the stored answers of every plan's samples, in one read where the cache
@@ -226,22 +250,40 @@ class Requester:
         reuse = self.reuse
         if reuse is None or not reuse.reads:
             return
-        # A line whose twin is in flight or just answered shares that answer instead.
-        wanted = [plan for plan in plans if plan.key is not None and not reuse.shares(plan)]
-        keys = [key for plan in wanted for key in plan.sample_keys()]
+        wanted: list[Plan] = []
+        keys: list[str] = []
+        for plan in plans:
+            key = plan.key
+            # A line whose twin is in flight or just answered shares that answer instead.
+            if key is None or reuse.shares(plan):
+                continue
+            wanted.append(plan)
+            if plan.samples == 1:
+                keys.append(key)
+            else:
+                keys.extend(plan.sample_keys())
         if not keys:
             return
-        found = iter(await reuse.lookup(keys))
+        found = await reuse.lookup(keys)
+        start = 0
         for plan in wanted:
-            plan.stored = [next(found) for _ in range(plan.samples)]
+            end = start + plan.samples
+            plan.stored = found[start:end]
+            start = end
 
     def hit(self, plan: Plan) -> Result | None:
         """The plan's record when the cache holds every sample's answer: no request."""
-        if plan.stored is None or any(found is None for found in plan.stored):
+        stored = plan.stored
+        if stored is None:
             return None
+        # (`is None`, not `None in`: that would compare each answer with None.)
+        for found in stored:
+            if found is None:
+                return None
         self.stats.cached += 1
-        earlier = [found for found in plan.stored if found is not None]
-        return cached_record(plan.prompt, plan.slot.endpoint.name, earlier)
+        return cached_record(
+            plan.prompt, plan.slot.endpoint.name, cast("list[StoredAnswer]", stored)
+        )
 
     async def run(self, plan: Plan) -> Result | None:
         """The plan's record: shared with an identical line's, else asked of the provider

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
+import orjson
 import pytest
 from PIL import Image as PILImage
 
-from lm_deluge_cli.cache.key import cache_key, content_digest
+from lm_deluge_cli.cache.key import RequestKeys, cache_key, content_digest
 from lm_deluge_cli.conversation import Message
-from lm_deluge_cli.types import SamplingParams
+from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
 
 HELLO = [{"role": "user", "content": "Hello"}]
 BASE = SamplingParams()
@@ -89,3 +91,41 @@ def test_images_are_keyed_by_content_not_by_name(tmp_path: Any) -> None:
 
     assert key(messages=with_image("one.png")) == key(messages=with_image("copy.png"))
     assert key(messages=with_image("one.png")) != key(messages=with_image("edited.png"))
+
+
+def written_out(material: dict[str, Any]) -> str:
+    """The key as the module docstring defines it: canonical JSON, keys sorted, SHA-256."""
+    canonical = orjson.dumps(material, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        BASE,
+        SamplingParams(temperature=1, top_p=0.5, max_new_tokens=7, samples=3),
+        SamplingParams(stop=("\n", "é"), reasoning_effort="high", logprobs=True, top_logprobs=2),
+        SamplingParams(json_mode=True, json_schema={"z": [1, {"b": 2, "a": None}], "a": "\u2028"}),
+    ],
+)
+@pytest.mark.parametrize("extra", [None, {}, {"tools": [{"b": 1, "a": 2}], "seed": 3}])
+def test_the_key_is_the_hash_of_the_material_written_out(
+    sampling: SamplingParams, extra: dict[str, Any] | None
+) -> None:
+    messages = [{"role": "user", "content": [{"type": "text", "text": 'say "hi" \u00e9'}]}]
+    content = content_digest(messages, extra)
+    assert content == written_out({"messages": messages, "extra": extra or {}})
+    keyed = {name: getattr(sampling, name) for name in SAMPLING_FIELDS if name != "samples"}
+    keyed.update(temperature=float(sampling.temperature), top_p=float(sampling.top_p))
+    material = {"v": 1, "provider": "openai", "model": "gpt-x", "content": content}
+    expected = written_out({**material, "sampling": keyed})
+    assert cache_key("openai", "gpt-x", content, sampling) == expected
+    keys = RequestKeys("openai", "gpt-x", sampling)
+    assert keys.key(content) == expected
+    other = content_digest([{"role": "user", "content": "another"}])
+    assert keys.key(other) == written_out({**material, "content": other, "sampling": keyed})
+
+
+def test_keys_that_are_not_strings_are_keyed_as_their_text() -> None:
+    messages: list[dict[Any, Any]] = [{"role": "user", "content": "x", 1: "one"}]
+    assert content_digest(messages) == written_out({"messages": messages, "extra": {}})

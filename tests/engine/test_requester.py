@@ -9,6 +9,7 @@ import anyio
 import orjson
 import pytest
 
+from lm_deluge_cli.cache.key import cache_key, content_digest
 from lm_deluge_cli.cache.memory import MemoryCache
 from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import AUTO, ModelEntry
@@ -22,9 +23,10 @@ from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import APIConnectionError
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
+from lm_deluge_cli.providers.capabilities import supported_sampling
 from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.transport.base import Transport
-from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, SamplingParams
+from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, Result, SamplingParams
 
 pytestmark = pytest.mark.anyio
 
@@ -558,3 +560,33 @@ async def test_an_empty_answer_is_retried_and_never_cached() -> None:
     assert record["error"]["type"] == "empty_answer"
     assert "no text, tool call or refusal" in record["error"]["message"]
     assert cache.writes == 0
+
+
+async def test_a_plan_is_keyed_by_what_is_sent_to_its_model(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = ScriptedTransport([HttpResponse(200, {}, ok_body())])
+    requester, _ = make_requester(
+        {"openai:gpt-4.1-mini": transport, "openai:o3": transport},
+        reuse=Reuse(ResilientCache(MemoryCache())),
+    )
+    for slot in requester.slots:
+        slot.sampling = SamplingParams(temperature=0.7, max_new_tokens=64)
+    keys = set()
+    for i in range(8):
+        p = asking(i, f"question {i % 2}")
+        p.model = ("openai:gpt-4.1-mini", "openai:o3")[i % 4 // 2]
+        if i >= 4:
+            p.sampling = {"max_new_tokens": 32}
+        plan = requester.plan(p)
+        assert not isinstance(plan, Result)
+        endpoint = plan.slot.endpoint
+        sent, _ = supported_sampling(endpoint, plan.slot.sampling.merged(p.sampling))
+        content = content_digest(p.messages, p.extra_body)
+        assert plan.key == cache_key(endpoint.provider.name, endpoint.model.wire_id, content, sent)
+        keys.add(plan.key)
+    # Two questions, two models, the job's sampling or the line's own: all different.
+    assert len(keys) == 8
+    # o3 takes no temperature: said once, however many lines are planned for it.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings.count("openai:o3 does not support temperature; leaving it out") == 1
