@@ -337,19 +337,21 @@ async def skip_done(
     reader: InputReader[Any], state: ResumeState | None, stats: RunStats, shard: Shard | None = None
 ) -> AsyncIterator[Any]:
     """The reader's items (this shard's only) less what an earlier run already finished."""
+    # What the output holds, if anything: a new output has nothing to look up for each line.
+    ok = state.ok if state is not None and len(state.ok) else None
+    bad_lines = state.bad_lines if state is not None and len(state.bad_lines) else None
     owned = 0
     async for item in reader:
         if shard is not None and not shard.owns(item):
             continue
         owned += 1
-        if state is not None:
-            if isinstance(item, BadLine):
-                if item.line in state.bad_lines:
-                    stats.skipped += 1
-                    continue
-            elif item.key in state.ok:
+        if isinstance(item, BadLine):
+            if bad_lines is not None and item.line in bad_lines:
                 stats.skipped += 1
                 continue
+        elif ok is not None and item.key in ok:
+            stats.skipped += 1
+            continue
         yield item
     # Once the input is read the true count is known (blank lines excluded).
     stats.total = owned

@@ -1,7 +1,9 @@
-"""run_job's start-up: what happens before the run's clock starts."""
+"""The runner: what happens before the run's clock starts, and which input lines go on
+(what an earlier run finished is skipped)."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,11 @@ from typer.testing import CliRunner
 import lm_deluge_cli.runner as runner
 from lm_deluge_cli.cli.app import app
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.io.reader import BadLine, InputReader
+from lm_deluge_cli.io.resume import ResumeState
+from lm_deluge_cli.runner import skip_done
 from lm_deluge_cli.transport import transport_class
+from lm_deluge_cli.types import id_key
 
 from .conftest import CANARY_KEY, StartMockServer
 
@@ -57,3 +63,55 @@ def test_a_run_on_the_in_process_mock_loads_none(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     assert _start_up(monkeypatch, "mock:fast", {}, tmp_path) == ["clock"]
+
+
+LINES = b"".join(
+    [
+        b'{"id": 1, "prompt": "one"}\n',
+        b'{"id": 2, "prompt": "two"}\n',
+        b"not json\n",
+        b'{"id": 4, "prompt": "four"}\n',
+        b"{broken\n",
+    ]
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def passed(state: ResumeState | None) -> tuple[list[Any], RunStats]:
+    stats = RunStats()
+    with InputReader(io.BytesIO(LINES)) as reader:
+        items = [item async for item in skip_done(reader, state, stats)]
+    return [item.line if isinstance(item, BadLine) else item.id for item in items], stats
+
+
+def state_of(ok: tuple[int, ...] = (), bad_lines: tuple[int, ...] = ()) -> ResumeState:
+    state = ResumeState()
+    for id_ in ok:
+        state.ok.add(id_key(id_))
+    for line in bad_lines:
+        state.bad_lines.add(line)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (None, [1, 2, 3, 4, 5]),
+        (state_of(), [1, 2, 3, 4, 5]),
+        (state_of(ok=(2,)), [1, 3, 4, 5]),
+        (state_of(bad_lines=(3,)), [1, 2, 4, 5]),
+        (state_of(ok=(1, 4), bad_lines=(5,)), [2, 3]),
+    ],
+)
+@pytest.mark.anyio
+async def test_what_the_output_finished_is_skipped(
+    state: ResumeState | None, expected: list[Any]
+) -> None:
+    items, stats = await passed(state)
+    assert items == expected
+    assert stats.skipped == 5 - len(expected)
+    assert (stats.total, stats.total_is_estimate) == (5, False)

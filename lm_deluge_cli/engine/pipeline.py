@@ -99,9 +99,12 @@ async def run_pipeline(
     stop = stop or anyio.Event()
     workers = int(requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR)
     prompts = Channel[Prompt](LOOKUP_BATCH)
+    # One batch: the next is read from the cache while the one before it is sent on.
+    looked_up = Channel[list[Plan]](1)
     work_queue = Channel[Plan](workers)
-    # Bad lines and cache hits come from the reader's and the look-up's stages.
-    results = Channel[Result](workers, senders=workers + 2)
+    # Bad lines, lines the look-up could not plan and cache hits come from the stages
+    # before the workers.
+    results = Channel[Result](workers, senders=workers + 3)
     interrupted = False
 
     async def produce() -> None:
@@ -121,8 +124,9 @@ async def run_pipeline(
             results.close_sender()
 
     async def look_up() -> None:
-        """Plan the prompts waiting (up to LOOKUP_BATCH at a time), read their cache
-        entries in one go, and send hits straight to the writer, the rest to the workers."""
+        """Plan the prompts waiting (up to LOOKUP_BATCH at a time) and read their cache
+        entries in one go, then hand them to `dispatch`: while it sends one batch on, the
+        next is read (the cache's own work in its thread goes on beside the loop's)."""
         try:
             while (first := await prompts.receive()) is not None:
                 batch = [first]
@@ -139,16 +143,32 @@ async def run_pipeline(
                     else:
                         plans.append(planned)
                 await requester.look_up(plans)
+                try:
+                    await looked_up.send(plans)
+                except anyio.ClosedResourceError:
+                    # `dispatch` was stopped while this batch was read (a cache read runs
+                    # to its end): the run is stopping, and these lines are left for the
+                    # resume.
+                    break
+        finally:
+            prompts.close_receiver()
+            looked_up.close_sender()
+            results.close_sender()
+
+    async def dispatch() -> None:
+        """Send each looked-up plan's hit straight to the writer, the rest to the workers."""
+        try:
+            while (plans := await looked_up.receive()) is not None:
                 for plan in plans:
                     if stop.is_set():
                         break  # left for the resume (the reader stops too)
                     record = requester.hit(plan)
-                    if record is not None:
-                        await results.send(record)
-                    else:
+                    if record is None:
                         await work_queue.send(plan)
+                    elif not results.send_nowait(record):
+                        await results.send(record)
         finally:
-            prompts.close_receiver()
+            looked_up.close_receiver()
             work_queue.close_sender()
             results.close_sender()
 
@@ -181,7 +201,10 @@ async def run_pipeline(
                 batch = [finish(record) for record in batch]
             sink(batch)
             if counted:
-                for record in batch:
+                # Counted by the batch: most records are ok.
+                failed = [record for record in batch if record.status != "ok"]
+                stats.ok += len(batch) - len(failed)
+                for record in failed:
                     count_record(stats, record)
 
     async with anyio.create_task_group() as outer:
@@ -217,6 +240,7 @@ async def run_pipeline(
                     async with anyio.create_task_group() as stages:
                         stages.start_soon(produce)
                         stages.start_soon(look_up)
+                        stages.start_soon(dispatch)
 
             async def run_workers() -> None:
                 with workers_scope:

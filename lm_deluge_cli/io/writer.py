@@ -186,7 +186,7 @@ class ResultWriter:
         if len(records) == 1:
             self.write_line(encode(records[0]))
             return
-        self.write_line(b"".join(encode(record) for record in records), count=len(records))
+        self.write_line(b"".join(map(encode, records)), count=len(records))
 
     def write_line(self, line: bytes, *, count: int = 1) -> None:
         """Append one already-encoded record (ending in a newline) in one write, or

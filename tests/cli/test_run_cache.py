@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
@@ -116,3 +117,49 @@ def test_shards_together_run_every_line_once(
     assert sum(p["ok"] for p in parts) == 60 and all(p["ok"] > 5 for p in parts)
     plan = run_cli(*base[:5], "--dry-run", "--json", "--shard", "1/3")
     assert json.loads(plan.stdout)["total"]["requests"] == parts[1]["ok"]
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@pytest.mark.parametrize("flags", [[], ["--samples", "3", "--logprobs"]], ids=["one", "samples"])
+def test_a_rerun_writes_the_records_the_first_run_wrote_but_for_their_cost(
+    run_cli: RunCli, tmp_path: Path, flags: list[str]
+) -> None:
+    lines: list[dict[str, Any]] = [
+        {"id": i, "prompt": f"question {i} \u00e9\u2028", "metadata": {"n": [i, None, "x"]}}
+        for i in range(30)
+    ]
+    lines += [{"id": f"s{i}", "prompt": f'and "{i}"'} for i in range(10)]
+    lines += [
+        {
+            "id": f"t{i}",
+            "messages": [{"role": "user", "content": f"weather {i}?"}],
+            "tools": [WEATHER],
+        }
+        for i in range(10)
+    ]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    job = ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json", *flags]
+    assert summary(run_cli(*job, "-o", "first.jsonl"))["requests"] > 0
+    assert summary(run_cli(*job, "-o", "again.jsonl"))["requests"] == 0
+
+    def by_id(name: str) -> dict[Any, bytes]:
+        return {
+            json.loads(line)["id"]: line for line in (tmp_path / name).read_bytes().splitlines()
+        }
+
+    first, again = by_id("first.jsonl"), by_id("again.jsonl")
+    assert first.keys() == again.keys() and len(again) == len(lines)
+    assert any(b'"tool_calls"' in line for line in again.values())
+    free = {"cost_usd": 0.0, "attempts": 0, "latency_s": 0.0, "cached": True}
+    for id_, line in first.items():
+        # Byte for byte what the first run wrote, key order and number spelling included,
+        # but for what the line cost this time.
+        assert again[id_] == orjson.dumps({**orjson.loads(line), **free}), id_

@@ -82,6 +82,7 @@ async def test_every_item_ends_as_one_record() -> None:
     assert len(records) == 500
     assert sorted(r["line"] for r in records) == list(range(1, 501))
     assert stats.ok == 490 and stats.failed == 10
+    assert stats.errors_by_type == {"invalid_input": 10}
 
 
 async def test_faults_are_retried_to_success(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,16 +8,17 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 
 from lm_deluge_cli.cache.memory import MemoryCache
 from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import Limits, ModelEntry
 from lm_deluge_cli.engine.pipeline import run_pipeline
-from lm_deluge_cli.engine.reuse import CachePolicy, Reuse, StoredAnswer
+from lm_deluge_cli.engine.reuse import CachePolicy, Reuse, StoredAnswer, cached_record
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.io.records import to_json
+from lm_deluge_cli.io.records import encode, ok_result, to_json
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.providers.mock.simulator import mock_completion
 from lm_deluge_cli.types import (
@@ -209,6 +210,48 @@ def test_stored_answers_round_trip() -> None:
         StoredAnswer.decode(b'{"v": 99}')
 
 
+RICH = Answer(
+    'é \u2028 "quoted"',
+    (ToolCall("c1", "f", {"x": [1, 2.5]}), ToolCall("c2", "g", None, "{bad")),
+    Reasoning("thought", ({"format": "anthropic_messages", "block": {"signature": "s"}},)),
+    "I would rather not",
+    "tool_calls",
+    "tool_use",
+    [{"token": "hi", "logprob": -0.25}],
+)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        (Answer("hi", finish_reason="stop", provider_finish_reason="stop"),),
+        (RICH,),
+        (Answer("one", finish_reason="stop"), RICH, Answer("three", finish_reason="length")),
+    ],
+    ids=["plain", "rich", "samples"],
+)
+def test_a_hit_writes_the_record_its_answer_wrote_but_for_what_it_cost(
+    answers: tuple[Answer, ...],
+) -> None:
+    prompt = Prompt(id="x\u00e9", line=3, messages=[], metadata={"k": [1, "é", None]})
+    usage = Usage(3, 4, 1, 2)
+    paid = ok_result(
+        prompt, Completion(answers, usage), model="m", attempts=2, latency_s=1.5, cost_usd=0.25
+    )
+    # Stored as the requester stores samples: each its own entry, the usage with the first.
+    stored = [
+        StoredAnswer.decode(
+            StoredAnswer("m", Completion((answer,), usage if i == 0 else Usage()), 0.25).encode()
+        )
+        for i, answer in enumerate(answers)
+    ]
+    hit = cached_record(prompt, "m", stored)
+    free = {"cost_usd": 0.0, "attempts": 0, "latency_s": 0.0, "cached": True}
+    assert hit == paid.replace(**free)
+    expected = {**orjson.loads(encode(paid)), **free}
+    assert encode(hit) == orjson.dumps(expected, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def test_answers_stored_by_the_first_version_still_read() -> None:
     old = (
         b'{"v":1,"model":"m","completion":"hi","finish_reason":"stop",'
@@ -277,7 +320,6 @@ def test_the_run_remembers_a_bounded_number_of_answers() -> None:
 
 def test_remembered_answers_stay_within_their_memory_budget() -> None:
     from lm_deluge_cli.engine.reuse import RECENT_BYTES
-    from lm_deluge_cli.io.records import ok_result
 
     reuse = Reuse(None)
     big = "x" * 100_000  # 100 kB answers: the count alone would allow a gigabyte
