@@ -272,6 +272,12 @@ class OpenAIFormat(WireFormat):
             )
         return chat_request(request)
 
+    def plain_chat(self, body: bytes) -> ChatRequest | None:
+        try:
+            return plain_request(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return None
+
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt_tokens, completion_tokens = reply.prompt_tokens, reply.completion_tokens
         if len(reply.choices) == 1 and _text_only(request, reply.choices[0]):
