@@ -288,7 +288,7 @@ def test_the_question_is_the_instructions_then_the_last_user_text(
     users = [m for m in messages if m["role"] == "user"]
     last = wire.content_text(users[-1]["content"]) if users else ""
     expected = wire.prompt_text(messages, ("system", "developer")) + "\n" + last
-    assert wire._question(messages) == expected
+    assert wire.asked_text(messages) == expected
     asked = wire._YES_OR_NO.search(expected) is not None
     assert (wire.yes_probability(messages) is not None) == asked
 

@@ -136,15 +136,13 @@ def plain_request(request: Any) -> ChatRequest | None:
             or not isinstance(message.get("content"), str)
         ):
             return None
+    # The output caps `validate_request` accepts: absent, or whole numbers of at least 1.
     newer, older = request.get("max_completion_tokens"), request.get("max_tokens")
-    if not (_valid_cap(newer) and _valid_cap(older)):
+    if newer is not None and (type(newer) is not int or newer < 1):
+        return None
+    if older is not None and (type(older) is not int or older < 1):
         return None
     return ChatRequest(model, messages, newer or older, request)
-
-
-def _valid_cap(value: Any) -> bool:
-    """An output cap `validate_request` accepts: absent, or a whole number of at least 1."""
-    return value is None or (type(value) is int and value >= 1)
 
 
 def max_output_tokens(request: dict[str, Any]) -> int | None:
