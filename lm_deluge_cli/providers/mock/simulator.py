@@ -181,7 +181,10 @@ class Simulator:
         """What `_handle` answers a plain request (`ChatRequest.plain`) when nothing can
         refuse, limit or fail it (`_quiet`): the same answer and counts, without the steps
         that could not change them."""
-        delay = self._delay()
+        settings = self.settings
+        delay = settings.latency_s
+        if settings.latency_jitter_s:
+            delay += self._rng.uniform(0.0, settings.latency_jitter_s)
         self._admitted += 1
         self._counts["ok"] += 1
         prompt_tokens = count_prompt_tokens(request.messages)
@@ -214,7 +217,9 @@ class Simulator:
                 counts["rate_limited"] += 1
                 return _respond(fmt.rate_limited(refusal), limits)
 
-        delay = self._delay()
+        delay = settings.latency_s
+        if settings.latency_jitter_s:
+            delay += self._rng.uniform(0.0, settings.latency_jitter_s)
         self._admitted += 1
         first_n = settings.fault_first_n
         if self._chaos and (first_n is None or self._admitted <= first_n):
@@ -222,13 +227,6 @@ class Simulator:
             if failure is not None:
                 return failure
         return self._complete(fmt, request, prompt_tokens, limits, delay)
-
-    def _delay(self) -> float:
-        """Seconds before an admitted request is answered: the latency, and the jitter drawn."""
-        settings = self.settings
-        if settings.latency_jitter_s:
-            return settings.latency_s + self._rng.uniform(0.0, settings.latency_jitter_s)
-        return settings.latency_s
 
     def _answer(
         self,

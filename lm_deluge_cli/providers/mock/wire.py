@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import math
 import re
+import struct
 from typing import Any, NamedTuple
 
 import orjson
@@ -362,12 +363,9 @@ def embedding_vector(model: str, text: str, dimensions: int) -> list[float]:
     Matryoshka embeddings cut to fewer dimensions are."""
     seed = hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).digest()
     stream = hashlib.shake_256(seed).digest(2 * dimensions)
-    # Each pair of bytes is a value evenly spread over [-1, 1].
-    raw = [
-        (int.from_bytes(stream[i : i + 2], "big") - 32767.5) / 32767.5
-        for i in range(0, len(stream), 2)
-    ]
-    norm = math.sqrt(sum(value * value for value in raw)) or 1.0
+    # Each pair of bytes (a big-endian unsigned short) is a value evenly spread over [-1, 1].
+    raw = [(pair - 32767.5) / 32767.5 for pair in struct.unpack(f">{dimensions}H", stream)]
+    norm = math.sqrt(sum([value * value for value in raw])) or 1.0
     return [round(value / norm, 6) for value in raw]
 
 
