@@ -76,9 +76,9 @@ def compose(
 def plain_text(
     messages: list[dict[str, Any]], model: str, max_tokens: int | None
 ) -> tuple[str, int, bool]:
-    """(text, tokens, cut short) of the one answer to a plain chat request (`PlainChat`:
-    text messages, asking for one text answer and nothing else): what `compose` answers the
-    same request read as a `ChatRequest`, JSON only when its instructions ask for it."""
+    """(text, tokens, cut short) of the one answer to a plain request's messages, model and
+    output cap (`ChatRequest.plain`: one text answer and nothing else): what `compose`
+    answers it, JSON only when its instructions ask for it."""
     asked = asked_text(messages).casefold()
     if "json" not in asked and "yes" not in asked:
         # Most requests ask for neither JSON nor yes or no (see `structured.prompted_schema`

@@ -153,6 +153,8 @@ CHANGES: list[Callable[[dict[str, Any]], Any]] = [
     lambda body: _message(body, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}),
     lambda body: _message(body, {"role": "user", "content": None}),
     lambda body: _message(body, {"role": "bot", "content": "Hi"}),
+    lambda body: _message(body, {"role": ["user"], "content": "Hi"}),
+    lambda body: _message(body, {"role": {"user": 1}, "content": "Hi"}),
     lambda body: _message(body, {"role": "user"}),
     lambda body: _message(body, "not a message"),
     lambda body: body["messages"],

@@ -68,8 +68,9 @@ _AUTO = ToolChoice()
 _PLAIN_FIELDS = frozenset(
     ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p")
 )
-# The roles of its messages (a tool result is read the long way).
-_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
+# The roles of its messages (a tool result is read the long way). A tuple: a role may be
+# any JSON value, and one that cannot be hashed is simply not among them.
+_PLAIN_ROLES = ("user", "system", "developer", "assistant")
 
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means "
