@@ -20,6 +20,7 @@ from lm_deluge_cli.providers.mock.faults import pad_text
 from lm_deluge_cli.providers.mock.formats.chat import ChatRequest, Choice
 from lm_deluge_cli.providers.mock.wire import (
     WORDS,
+    asked_text,
     content_text,
     count_text_tokens,
     cut_text,
@@ -75,9 +76,14 @@ def compose(
 def plain_text(
     messages: list[dict[str, Any]], model: str, max_tokens: int | None
 ) -> tuple[str, int, bool]:
-    """(text, tokens, cut short) of the one answer to a plain chat request (`PlainChat`:
-    text messages, asking for one text answer and nothing else): what `compose` answers the
-    same request read as a `ChatRequest`, JSON only when its instructions ask for it."""
+    """(text, tokens, cut short) of the one answer to a plain request's messages, model and
+    output cap (`ChatRequest.plain`: one text answer and nothing else): what `compose`
+    answers it, JSON only when its instructions ask for it."""
+    asked = asked_text(messages).casefold()
+    if "json" not in asked and "yes" not in asked:
+        # Most requests ask for neither JSON nor yes or no (see `structured.prompted_schema`
+        # and `wire.yes_probability`, which look for these words first): the sentence.
+        return cut_text(mock_completion(messages, model), max_tokens)
     return reply_text(messages, model, max_tokens, structured.prompted_json_reply(messages))
 
 

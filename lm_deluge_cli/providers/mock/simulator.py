@@ -136,6 +136,8 @@ class Simulator:
             + settings.overload_rate
             + sum(settings.faults.values())
         )
+        # Nothing can refuse, limit or fail a request: a plain one can go the short way.
+        self._quiet = settings.api_key is None and not self._limits and not self._chaos
         self._admitted = 0
         self._serial = 0
         # Ids only need to be unique, and drawing them from `rng` would shift the failure draws.
@@ -167,9 +169,27 @@ class Simulator:
         self._counts["requests_seen"] += 1
         self._serial += 1
         fmt = route.format
-        response = self._handle(fmt, Call(headers, body, route.model, query or _NO_QUERY))
+        plain = fmt.plain_chat(body) if self._quiet else None
+        if plain is not None:
+            response = self._plain(cast(WireFormat, fmt), plain)
+        else:
+            response = self._handle(fmt, Call(headers, body, route.model, query or _NO_QUERY))
         response.headers.update(fmt.request_headers(f"{self._nonce}{self._serial:016x}"))
         return response
+
+    def _plain(self, fmt: WireFormat, request: ChatRequest) -> SimResponse:
+        """What `_handle` answers a plain request (`ChatRequest.plain`) when nothing can
+        refuse, limit or fail it (`_quiet`): the same answer and counts, without the steps
+        that could not change them."""
+        settings = self.settings
+        delay = settings.latency_s
+        if settings.latency_jitter_s:
+            delay += self._rng.uniform(0.0, settings.latency_jitter_s)
+        self._admitted += 1
+        self._counts["ok"] += 1
+        prompt_tokens = count_prompt_tokens(request.messages)
+        answer = self._plain_answer(fmt, request, prompt_tokens)
+        return SimResponse(answer.status, answer.headers, answer.body, "respond", delay)
 
     def _handle(self, fmt: AnyFormat, call: Call) -> SimResponse:
         counts, settings = self._counts, self.settings

@@ -157,7 +157,8 @@ def json_reply(request: ChatRequest, *, violate: bool = False, variant: int = 0)
 
 def prompted_json_reply(messages: list[dict[str, Any]]) -> str | None:
     """`json_reply` of a request that asks for JSON, if at all, only in its system prompt."""
-    return _json_text(prompted_schema(messages), messages, False, 0)
+    asked = prompted_schema(messages)
+    return None if asked is None else _json_text(asked, messages, False, 0)
 
 
 def _json_text(

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import math
 import re
+import struct
 from typing import Any, NamedTuple
 
 import orjson
@@ -33,6 +34,7 @@ __all__ = [
     "MESSAGE_OVERHEAD_TOKENS",
     "WORDS",
     "TokenLogprob",
+    "asked_text",
     "content_text",
     "count_prompt_tokens",
     "count_text_tokens",
@@ -65,8 +67,10 @@ upland vortex wren yonder zinnia alder birch clover dawn elm fern grove hazel in
 nova
 """
 WORDS: tuple[str, ...] = tuple(_WORD_LIST.split())
-# The word each digest byte picks (byte % 64), looked up without the arithmetic.
+# The word each digest byte picks (byte % 64), looked up without the arithmetic; and the
+# same word capitalized, as a reply's first word is.
 _WORD_OF_BYTE = tuple(WORDS[b % len(WORDS)] for b in range(256))
+_FIRST_WORD_OF_BYTE = tuple(word.capitalize() for word in _WORD_OF_BYTE)
 
 
 def _message_text(content: Any) -> tuple[str, int]:
@@ -149,10 +153,14 @@ def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     total = 0
     for message in messages:
         content = message.get("content")
-        text, media = (content, 0) if isinstance(content, str) else _message_text(content)
+        if isinstance(content, str):
+            text, media = content, 0
+        else:
+            text, media = _message_text(content)
         if message.get("tool_calls"):
             text += _calls_text(message["tool_calls"])
-        total += count_text_tokens(text) + media + MESSAGE_OVERHEAD_TOKENS
+        # count_text_tokens(text), written out: this runs for every message of every request.
+        total += -(-len(text.encode()) // 4) + media + MESSAGE_OVERHEAD_TOKENS
     return total
 
 
@@ -164,8 +172,14 @@ def mock_completion(messages: list[dict[str, Any]], model: str, variant: int = 0
         asked["variant"] = variant
     canonical = orjson.dumps(asked, option=orjson.OPT_SORT_KEYS, default=str)
     digest = hashlib.blake2b(canonical, digest_size=8).digest()
-    words = " ".join([_WORD_OF_BYTE[b] for b in digest[:6]])
-    reply = f"Mock reply {digest[:4].hex()} from {model}: {words.capitalize()}."
+    # Six words picked by the digest's first bytes, the first capitalized: written out, as
+    # this is made for every answer.
+    word = _WORD_OF_BYTE
+    reply = (
+        f"Mock reply {digest[:4].hex()} from {model}: {_FIRST_WORD_OF_BYTE[digest[0]]} "
+        f"{word[digest[1]]} {word[digest[2]]} {word[digest[3]]} {word[digest[4]]} "
+        f"{word[digest[5]]}."
+    )
     for message in reversed(messages):
         if message.get("role") != "user":
             continue
@@ -178,7 +192,7 @@ def mock_completion(messages: list[dict[str, Any]], model: str, variant: int = 0
         else:
             echo = " ".join(_message_text(content)[0].split())[:40]
         if echo:
-            reply += f' You said: "{echo}"'
+            return f'{reply} You said: "{echo}"'
         break
     return reply
 
@@ -229,7 +243,7 @@ class TokenLogprob(NamedTuple):
 
 def yes_probability(messages: list[dict[str, Any]]) -> float | None:
     """p(yes) for a yes/no question, or None when the messages ask none."""
-    question = _question(messages)
+    question = asked_text(messages)
     # Every letter the pattern matches case-insensitively folds to its own ("ſ" to "s"), so
     # a text it matches says "yes" once folded; most texts do not, and are not searched.
     if "yes" not in question.casefold() or not _YES_OR_NO.search(question):
@@ -240,10 +254,11 @@ def yes_probability(messages: list[dict[str, Any]]) -> float | None:
     return 0.5001 if p_yes == 0.5 else p_yes
 
 
-def _question(messages: list[dict[str, Any]]) -> str:
-    """Where a yes/no question is looked for: the instructions' texts one per line (as
-    `prompt_text` has them), a newline, then the last user message's text. One pass, as it
-    is read for every answer."""
+def asked_text(messages: list[dict[str, Any]]) -> str:
+    """What the messages ask, as the mock reads it: the instructions' texts one per line
+    (``prompt_text`` of the system and developer messages), a newline, then the last user
+    message's text. A yes/no question is looked for in it, and JSON asked for in its first
+    part (`structured`). One pass, as it is read for every answer."""
     instructions: list[str] = []
     last_user: Any = None
     for message in messages:
@@ -327,7 +342,7 @@ def reply_text(
 
 def cut_text(text: str, max_tokens: int | None) -> tuple[str, int, bool]:
     """(text, its tokens, cut short): `text` cut at ``max_tokens`` if it is longer."""
-    tokens = count_text_tokens(text)
+    tokens = -(-len(text.encode()) // 4)  # count_text_tokens(text), written out
     if max_tokens is not None and tokens > max_tokens:
         # Four bytes a token, as counted; a character split in two is dropped whole.
         return text.encode()[: max_tokens * 4].decode(errors="ignore"), max_tokens, True
@@ -348,12 +363,9 @@ def embedding_vector(model: str, text: str, dimensions: int) -> list[float]:
     Matryoshka embeddings cut to fewer dimensions are."""
     seed = hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).digest()
     stream = hashlib.shake_256(seed).digest(2 * dimensions)
-    # Each pair of bytes is a value evenly spread over [-1, 1].
-    raw = [
-        (int.from_bytes(stream[i : i + 2], "big") - 32767.5) / 32767.5
-        for i in range(0, len(stream), 2)
-    ]
-    norm = math.sqrt(sum(value * value for value in raw)) or 1.0
+    # Each pair of bytes (a big-endian unsigned short) is a value evenly spread over [-1, 1].
+    raw = [(pair - 32767.5) / 32767.5 for pair in struct.unpack(f">{dimensions}H", stream)]
+    norm = math.sqrt(sum([value * value for value in raw])) or 1.0
     return [round(value / norm, 6) for value in raw]
 
 

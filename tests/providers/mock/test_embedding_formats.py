@@ -4,6 +4,7 @@ the providers' documented request bodies, driven directly with a fake clock."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import struct
 from collections.abc import Callable, Mapping
@@ -204,6 +205,23 @@ def test_vectors_are_deterministic_across_simulators() -> None:
     first = vectors("openai", send(make(), "openai", body("openai", TEXTS))[1])
     second = vectors("openai", send(make(seed=7), "openai", body("openai", TEXTS))[1])
     assert first == second
+
+
+def test_vectors_are_pinned() -> None:
+    """The exact values, as written before: the vectors answer byte for byte the same."""
+    assert embedding_vector("text-embedding-3-small", "The quick brown fox.", 8) == [
+        0.641346,
+        -0.159349,
+        0.437085,
+        -0.36658,
+        0.139363,
+        -0.005587,
+        -0.433266,
+        0.175172,
+    ]
+    long = embedding_vector("text-embedding-3-small", "ünïcödé 😀", 3072)
+    digest = hashlib.sha256(orjson.dumps(long)).hexdigest()
+    assert digest == "46ca626fa6e7a7e4e867efdff8685765bf948513096decd110cdbe997cef6f53"
 
 
 def test_usage_in_each_providers_own_shape() -> None:

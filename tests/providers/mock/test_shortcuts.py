@@ -37,6 +37,8 @@ from tests.providers.mock import chats
 
 # (module or class, name, what the name is replaced with to turn its shortcut off)
 SHORTCUTS: list[tuple[Any, str, Any]] = [
+    (OpenAIFormat, "plain_chat", WireFormat.plain_chat),
+    (MistralFormat, "plain_chat", WireFormat.plain_chat),
     (openai, "plain_request", lambda request: None),
     (mistral, "plain_request", lambda request: None),
     (openai, "_text_only", lambda request, choice: False),
@@ -151,17 +153,33 @@ CHANGES: list[Callable[[dict[str, Any]], Any]] = [
     lambda body: _message(body, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}),
     lambda body: _message(body, {"role": "user", "content": None}),
     lambda body: _message(body, {"role": "bot", "content": "Hi"}),
+    lambda body: _message(body, {"role": ["user"], "content": "Hi"}),
+    lambda body: _message(body, {"role": {"user": 1}, "content": "Hi"}),
     lambda body: _message(body, {"role": "user"}),
     lambda body: _message(body, "not a message"),
     lambda body: body["messages"],
 ]
 
 
+# Settings under which the short ways are taken (the first two) or not.
+MOCKS = st.sampled_from(
+    [
+        {},
+        {"latency_s": 0.2, "latency_jitter_s": 0.1, "seed": 3},
+        {"requests_per_minute": 600.0, "tokens_per_minute": 100_000.0},
+        {"api_key": "sk-x"},
+        {"error_rate": 0.5, "seed": 3},
+    ]
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(PLAIN_FORMATS), PLAIN_BODY)
-def test_plain_requests_get_the_same_answer_both_ways(provider: str, body: Any) -> None:
+@given(st.sampled_from(PLAIN_FORMATS), PLAIN_BODY, MOCKS)
+def test_plain_requests_get_the_same_answer_both_ways(
+    provider: str, body: Any, mock: dict[str, Any]
+) -> None:
     assert openai.plain_request(body) is not None
-    short, long = both_ways(provider, orjson.dumps(body))
+    short, long = both_ways(provider, orjson.dumps(body), **mock)
     assert short == long
 
 
@@ -214,7 +232,7 @@ def test_bad_and_unusual_bodies_get_the_same_answer_both_ways(provider: str, bod
 @pytest.mark.parametrize("provider", PLAIN_FORMATS)
 def test_the_shortcuts_are_taken(provider: str) -> None:
     """The engine's own request takes every shortcut (else the tests above prove little):
-    read by plain_request, plain, and written from the template, not by `completion`."""
+    read by plain_chat, plain, and written from the template, not by `completion`."""
     body = {
         "model": "fast",
         "messages": [{"role": "user", "content": "Prompt number 0: say something."}],
@@ -222,7 +240,7 @@ def test_the_shortcuts_are_taken(provider: str) -> None:
         "temperature": 0.0,
         "top_p": 1.0,
     }
-    request = openai.plain_request(body)
+    request = OpenAIFormat().plain_chat(orjson.dumps(body))
     assert request is not None and request.plain
 
     def long_way(*_: Any) -> Any:
@@ -272,7 +290,7 @@ def test_the_question_is_the_instructions_then_the_last_user_text(
     users = [m for m in messages if m["role"] == "user"]
     last = wire.content_text(users[-1]["content"]) if users else ""
     expected = wire.prompt_text(messages, ("system", "developer")) + "\n" + last
-    assert wire._question(messages) == expected
+    assert wire.asked_text(messages) == expected
     asked = wire._YES_OR_NO.search(expected) is not None
     assert (wire.yes_probability(messages) is not None) == asked
 

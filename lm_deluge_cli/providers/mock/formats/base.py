@@ -83,7 +83,8 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 class Answer(NamedTuple):
-    """An HTTP answer: status, headers (lower-case names) and body."""
+    """An HTTP answer: status, headers (lower-case names) and body. The headers are a dict
+    of its own, made for this answer: the simulator adds to them."""
 
     status: int
     headers: dict[str, str]
@@ -172,6 +173,14 @@ class WireFormat(ABC):
     def status_failure(self, status: int) -> Answer:
         """An injected error with this HTTP status (400 to 599 but 429), in the provider's
         own error format, or the page its gateway sends for that status."""
+
+    def plain_chat(self, body: bytes) -> ChatRequest | None:
+        """The body read the short way when it is a plain request (`ChatRequest.plain`) that
+        `parse` would read as this one; None for any other body, and by default (a format
+        without a short way: `parse` reads every body). The simulator asks only when it
+        expects no key, so a format whose `authenticate` refuses requests even then
+        (Bedrock's signature) must not have a short way."""
+        return None
 
     def plain_completion(
         self,
@@ -381,6 +390,10 @@ class _Endpoint(ABC):
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
+
+    def plain_chat(self, body: bytes) -> None:
+        """Not a chat request (see `WireFormat.plain_chat`)."""
+        return None
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         return self.dialect.authenticate(call, api_key)

@@ -148,6 +148,12 @@ class MistralFormat(WireFormat):
         thinks = effort not in (None, "none") or request.get("prompt_mode") == "reasoning"
         return chat_request(request, reasoning=thinks)
 
+    def plain_chat(self, body: bytes) -> ChatRequest | None:
+        try:
+            return plain_request(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return None
+
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt, output = reply.prompt_tokens, reply.completion_tokens
         choices = [

@@ -68,8 +68,9 @@ _AUTO = ToolChoice()
 _PLAIN_FIELDS = frozenset(
     ("model", "messages", "max_completion_tokens", "max_tokens", "temperature", "top_p")
 )
-# The roles of its messages (a tool result is read the long way).
-_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))
+# The roles of its messages (a tool result is read the long way). A tuple: a role may be
+# any JSON value, and one that cannot be hashed is simply not among them.
+_PLAIN_ROLES = ("user", "system", "developer", "assistant")
 
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means "
@@ -136,15 +137,13 @@ def plain_request(request: Any) -> ChatRequest | None:
             or not isinstance(message.get("content"), str)
         ):
             return None
+    # The output caps `validate_request` accepts: absent, or whole numbers of at least 1.
     newer, older = request.get("max_completion_tokens"), request.get("max_tokens")
-    if not (_valid_cap(newer) and _valid_cap(older)):
+    if newer is not None and (type(newer) is not int or newer < 1):
+        return None
+    if older is not None and (type(older) is not int or older < 1):
         return None
     return ChatRequest(model, messages, newer or older, request)
-
-
-def _valid_cap(value: Any) -> bool:
-    """An output cap `validate_request` accepts: absent, or a whole number of at least 1."""
-    return value is None or (type(value) is int and value >= 1)
 
 
 def max_output_tokens(request: dict[str, Any]) -> int | None:
@@ -271,6 +270,12 @@ class OpenAIFormat(WireFormat):
                 400, dict(JSON), error_body(message, "invalid_request_error", None, param)
             )
         return chat_request(request)
+
+    def plain_chat(self, body: bytes) -> ChatRequest | None:
+        try:
+            return plain_request(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return None
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt_tokens, completion_tokens = reply.prompt_tokens, reply.completion_tokens

@@ -301,8 +301,9 @@ class OpenAIResponsesFormat(OpenAIFormat):
 
     name = "openai_responses"
     answer_fields = ("output",)
-    # Its completion is its own: a plain request's is written by it too, not by Chat
-    # Completions' template.
+    # Its bodies and completions are its own, not Chat Completions': it reads every body
+    # with `parse` and writes a plain request's completion with `completion`.
+    plain_chat = WireFormat.plain_chat
     plain_completion = WireFormat.plain_completion
 
     def parse(self, call: Call) -> ChatRequest | Answer:
