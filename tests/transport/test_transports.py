@@ -6,6 +6,7 @@ become APIConnectionError / APITimeoutError, redirects are not followed.
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import socket
 import threading
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
@@ -31,7 +33,7 @@ from lm_deluge_cli.transport import (
     transport_class,
 )
 from lm_deluge_cli.transport.aiohttp_transport import AiohttpTransport
-from lm_deluge_cli.transport.httpx_transport import HttpxTransport
+from lm_deluge_cli.transport.httpx_transport import POOL_CONNECTIONS, HttpxTransport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, SamplingParams
 
@@ -353,6 +355,42 @@ async def test_make_transport_rejects_unknown_clients(
         make_transport(4, kind)
     assert repr(kind or env) in str(info.value)
     assert "aiohttp" in str(info.value) and "httpx" in str(info.value)
+
+
+async def test_httpx_holds_the_runs_connections_open_at_once_over_small_pools(
+    http_server: Callable[[Callable[[BaseHTTPRequestHandler], None]], _Server],
+) -> None:
+    # Every request waits for the other nine: ten connections open at once, or none
+    # answers before the barrier gives up.
+    together = threading.Barrier(10, timeout=5)
+
+    def behaviour(handler: BaseHTTPRequestHandler) -> None:
+        together.wait()
+        _answer(handler, 200, JSON, b"{}")
+
+    server = http_server(behaviour)
+    made = HttpxTransport(10)
+    statuses: list[int] = []
+
+    async def one() -> None:
+        statuses.append((await made.send(chat(server.url))).status)
+
+    try:
+        # httpcore looks at every connection of a pool on every request: pools stay small.
+        assert len(made._clients) == -(-10 // POOL_CONNECTIONS)
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(one)
+    finally:
+        await made.aclose()
+    assert statuses == [200] * 10
+    assert made._in_flight == [0] * len(made._clients)
+
+
+def test_httpcore_finds_sniffio() -> None:
+    # httpcore imports sniffio on every request; an absent one is a failed import, and a
+    # search of the whole path, every time.
+    assert importlib.util.find_spec("sniffio") is not None
 
 
 # --- InProcessTransport ----------------------------------------------------------------
