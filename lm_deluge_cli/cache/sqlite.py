@@ -17,6 +17,7 @@ import orjson
 from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
 
 __all__ = [
+    "CHECKPOINT_EVERY_ENTRIES",
     "DEFAULT_BUSY_TIMEOUT_S",
     "DEFAULT_TABLE",
     "PAGE_CACHE_KIB",
@@ -42,10 +43,18 @@ _PURGE_EVERY = 1000
 _MANY_PER_QUERY = 500
 # Rows per INSERT of set_many (four parameters each).
 _ROWS_PER_INSERT = 200
-# Pages the WAL may hold before it is copied into the file (SQLite's default is 1,000).
-# Each copy writes pages all over the file and syncs it; a cache written by batches at
-# thousands of entries a second copies less often, and the WAL stays under ~32 MiB.
+# The WAL is copied into the file (a checkpoint) by a thread of its own, after every
+# this many entries written (about 20-30 MiB of WAL): a copy writes pages all over the
+# file and syncs it, and took 0.4-1.4 s at a million entries. Done by the writer, as
+# SQLite does by default, that stalled the writes long enough for a run at thousands of
+# lines a second to fill the queue before the cache (engine/write_behind) and drop
+# entries, which a rerun then paid for again. A PASSIVE checkpoint lets writes go on.
+CHECKPOINT_EVERY_ENTRIES = 2_000
+# What the writer itself still copies at (in pages) if the checkpoint thread falls that far
+# behind: the WAL cannot grow without bound. (SQLite's default is 1,000.)
 WAL_AUTOCHECKPOINT_PAGES = 8192
+# Copies in a row that one checkpoint makes at most, each of what came in during the last.
+_COPIES_PER_CHECKPOINT = 8
 # A key of 64 lower-case hex digits (the SHA-256 of every key cache/key.py makes) is
 # stored as its 32 bytes: a smaller index, cheaper to insert into at random.
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
@@ -86,6 +95,7 @@ class SqliteCache:
         self._t = f'"{table}"'
         self._clock = clock
         self._writes = 0
+        self._unchecked = 0  # entries written since the last checkpoint was asked for
         self._purge_due = True
         os.makedirs(os.path.dirname(self.location), exist_ok=True)
         # Autocommit: every statement is its own short transaction unless set_many opens
@@ -99,6 +109,7 @@ class SqliteCache:
         except BaseException:
             self._writer.close()
             raise
+        self._checkpointer = _Checkpointer(self._connect(busy_timeout_s))
         self._read_lock = threading.Lock()
 
     def _connect(self, busy_timeout_s: float) -> sqlite3.Connection:
@@ -143,6 +154,11 @@ class SqliteCache:
 
     def __repr__(self) -> str:
         return f"SqliteCache({self.location!r}, table={self.table!r})"
+
+    @property
+    def checkpoints(self) -> int:
+        """WAL copies made by the checkpoint thread so far."""
+        return self._checkpointer.checkpoints
 
     @property
     def journal_mode(self) -> str:
@@ -268,6 +284,10 @@ class SqliteCache:
                     conn.execute("ROLLBACK")
                     raise
                 self._writes += len(entries)
+                self._unchecked += len(entries)
+                if self._unchecked >= CHECKPOINT_EVERY_ENTRIES:
+                    self._unchecked = 0
+                    self._checkpointer.request()
                 if self._purge_due or self._writes % _PURGE_EVERY < len(entries):
                     self._purge()
         except sqlite3.OperationalError as exc:
@@ -315,6 +335,7 @@ class SqliteCache:
         return int(removed)
 
     def _close(self) -> None:
+        self._checkpointer.close()
         with self._read_lock:
             self._reader.close()
         with self._write_lock:
@@ -348,3 +369,53 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     # Extended codes (SQLITE_BUSY_SNAPSHOT, …) keep the primary code in the low byte.
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class _Checkpointer:
+    """A thread that copies the WAL into the file (PASSIVE: writers go on) when asked,
+    on a connection of its own. Requests that come while it copies make one more copy."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.checkpoints = 0
+        self._conn = conn
+        self._due = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._due.set()
+
+    def close(self) -> None:
+        """Finish the copy under way, if any, and close the connection."""
+        self._closing = True
+        self._due.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._due.wait()
+                self._due.clear()
+                if self._closing:
+                    return
+                self._checkpoint()
+        finally:
+            self._conn.close()
+
+    def _checkpoint(self) -> None:
+        try:
+            # What was written while a copy ran is copied next, until the WAL is copied
+            # whole: only then does the next write start the WAL over from its beginning
+            # (otherwise it grows to the writer's backstop, which copies it all at once).
+            for _ in range(_COPIES_PER_CHECKPOINT):
+                busy, in_wal, copied = self._conn.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
+                self.checkpoints += 1
+                if busy or copied >= in_wal or self._closing:
+                    break
+        except sqlite3.Error as exc:
+            # Busy (another process's checkpoint) or worse: the writer's own backstop
+            # (WAL_AUTOCHECKPOINT_PAGES) still bounds the WAL.
+            logger.debug("WAL checkpoint failed: %s", exc)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import lm_deluge_cli.cache.sqlite as sqlite_module
 from lm_deluge_cli.cache import CorruptEntryError, SqliteCache, open_cache
 
 pytestmark = pytest.mark.anyio
@@ -195,3 +196,42 @@ def test_a_file_that_is_not_a_database_cannot_be_opened(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database, just some text " * 100)
     with pytest.raises(sqlite3.DatabaseError):
         SqliteCache(path)
+
+
+async def test_the_wal_is_copied_into_the_file_by_a_thread_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.sqlite"
+    wal = tmp_path / "c.sqlite-wal"
+    cache = SqliteCache(path)
+    copying = threading.Event()
+    release = threading.Event()
+    real = sqlite_module._Checkpointer._checkpoint
+
+    def slow(self: sqlite_module._Checkpointer) -> None:
+        copying.set()
+        release.wait(10)  # a copy that takes as long as the test wants
+        real(self)
+
+    monkeypatch.setattr(sqlite_module._Checkpointer, "_checkpoint", slow)
+    every = sqlite_module.CHECKPOINT_EVERY_ENTRIES
+    started = time.perf_counter()
+    for batch in range(3):
+        await cache.set_many([(k(f"{batch}.{i}"), b"v" * 600) for i in range(every)])
+    # A copy was asked for and is under way; the writes did not wait for it.
+    assert copying.wait(5)
+    assert time.perf_counter() - started < 5
+    assert cache.checkpoints == 0
+    grown = wal.stat().st_size
+    release.set()
+    deadline = time.monotonic() + 10
+    while cache.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.checkpoints >= 1
+    # The WAL was copied whole: the next write starts it over from its beginning instead
+    # of adding to its end.
+    await cache.set_many([(k(f"after.{i}"), b"v" * 600) for i in range(10)])
+    assert wal.stat().st_size == grown
+    await cache.aclose()
+    assert not any(t.name == "sqlite-checkpoint" and t.is_alive() for t in threading.enumerate())
+    assert rows(path) == 3 * every + 10
