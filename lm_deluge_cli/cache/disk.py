@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,11 @@ class DiskCache:
     ) -> None:
         self.location = os.path.abspath(os.fspath(directory))
         self.lock_timeouts = 0
+        # Writes of this process take turns here: each runs in a worker thread, and
+        # several at once would wait on the file's lock and be skipped after
+        # `lock_timeout_s` (an embed run's batches, answered together, lost most of
+        # their entries so). The lock timeout is for other processes.
+        self._write_lock = threading.Lock()
         # Least recently *stored* eviction keeps reads free of writes (and of locks);
         # least recently used would update a row on every hit.
         self._cache = diskcache.Cache(
@@ -131,7 +137,10 @@ class DiskCache:
     ) -> None:
         ttl = effective_ttl(ttl_s)
         try:
-            with self._cache.transact(retry=False) if together else contextlib.nullcontext():
+            with (
+                self._write_lock,
+                self._cache.transact(retry=False) if together else contextlib.nullcontext(),
+            ):
                 for key, value in entries:
                     if ttl == 0.0:
                         self._cache.delete(key, retry=False)
@@ -142,7 +151,8 @@ class DiskCache:
 
     def _delete(self, key: str) -> bool:
         try:
-            return bool(self._cache.delete(key, retry=False))
+            with self._write_lock:
+                return bool(self._cache.delete(key, retry=False))
         except diskcache.Timeout:
             self._timed_out("delete", key)
             return False

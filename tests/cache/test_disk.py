@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import anyio
 import diskcache
 import pytest
 
@@ -100,3 +101,18 @@ def test_a_directory_under_a_regular_file_cannot_be_opened(tmp_path: Path) -> No
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(OSError):
         DiskCache(tmp_path / "file" / "cache")
+
+
+async def test_writes_from_one_process_take_turns_instead_of_timing_out(tmp_path: Path) -> None:
+    # Twenty batches at once (an embed run's answers arriving together), each in its own
+    # worker thread: they wait for each other's transaction, none is skipped for a lock
+    # that is ours.
+    cache = DiskCache(tmp_path / "c", lock_timeout_s=0.05)
+    batches = [[(f"{b}.{i}", b"v" * 2000) for i in range(2000)] for b in range(20)]
+    async with anyio.create_task_group() as group:
+        for batch in batches:
+            group.start_soon(cache.set_many, batch)
+    assert cache.lock_timeouts == 0
+    found = await cache.get_many([key for batch in batches for key, _ in batch])
+    assert all(value is not None for value in found)
+    await cache.aclose()
