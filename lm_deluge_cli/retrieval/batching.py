@@ -77,14 +77,16 @@ async def run_batches(
     *,
     stop: anyio.Event | None = None,
     grace_s: float = DEFAULT_GRACE_S,
-    idle_flush_s: float = IDLE_FLUSH_S,
+    idle_flush_s: float | None = None,
 ) -> RunOutcome:
     """Batch every item of `source` and send each batch with `send` (which returns the
     batch's records); `on_halt` forgets a batch the stop left unsent.
 
     `admit` decides each input: a record at once (a cache hit, a text too long), or
     (entry, estimated tokens) to batch, or None (it joined an identical input's request).
+    A part batch is sent once no item has arrived for `idle_flush_s` (IDLE_FLUSH_S).
     """
+    idle_s = IDLE_FLUSH_S if idle_flush_s is None else idle_flush_s
     stop = stop or anyio.Event()
     workers = max(1, sender.concurrency.total_tokens)
     item_send, item_recv = anyio.create_memory_object_stream[tuple[Any, int]](1000)
@@ -130,7 +132,7 @@ async def run_batches(
                     # Items already waiting are taken without a timer each (the common case).
                     entry = recv.receive_nowait()
                 except anyio.WouldBlock:
-                    with anyio.move_on_after(idle_flush_s if current.items else None):
+                    with anyio.move_on_after(idle_s if current.items else None):
                         try:
                             entry = await recv.receive()
                         except anyio.EndOfStream:

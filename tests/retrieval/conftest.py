@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.providers.mock.simulator import MockSettings
+from lm_deluge_cli.retrieval import batching
 from tests.faults.support import Loopback
 
 
@@ -15,6 +16,14 @@ from tests.faults.support import Loopback
 def offline_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
     """Token estimates without tiktoken, which would try the network for its encoding."""
     monkeypatch.setenv("LM_DELUGE_TOKENIZER", "heuristic")
+
+
+@pytest.fixture(autouse=True)
+def no_idle_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches fill up as they would on a quiet machine: the tests count requests, and a
+    pause of a quarter second (a full garbage collection late in a long test run) would
+    otherwise send a part batch and one request more."""
+    monkeypatch.setattr(batching, "IDLE_FLUSH_S", 30.0)
 
 
 @pytest.fixture
