@@ -299,22 +299,8 @@ def cached_record(prompt: Prompt, model: str, answers: Sequence[StoredAnswer]) -
             tuple(a for stored in answers for a in stored.completion.answers),
             sum((stored.completion.usage for stored in answers), Usage()),
         )
-    # What records.ok_result makes of it, without the keywords: this runs for every hit.
-    return Result.build(
-        prompt.id,
-        prompt.line,
-        "ok",
-        model,
-        completion.answers,
-        completion.usage,
-        0.0,  # cost_usd
-        0,  # attempts
-        0.0,  # latency_s
-        True,  # cached
-        False,  # deduplicated
-        None,  # error
-        prompt.metadata,
-        {},  # fields
+    return records.ok_result(
+        prompt, completion, model=model, attempts=0, latency_s=0.0, cost_usd=0.0, cached=True
     )
 
 
