@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import anyio
 
 from lm_deluge_cli.engine.channel import Channel
-from lm_deluge_cli.engine.requester import Plan, Requester
+from lm_deluge_cli.engine.line_plan import Plan
+from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import FatalProviderError

@@ -9,17 +9,15 @@ import random
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
-from dataclasses import dataclass
 from typing import cast
 
 import anyio
 
-from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key, sample_key
+from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
 from lm_deluge_cli.engine.choice import alive, content_draw, pick
-from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import Ticket
-from lm_deluge_cli.engine.limiter_chain import LimiterChain
+from lm_deluge_cli.engine.line_plan import ModelSlot, Plan
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
 from lm_deluge_cli.engine.reuse import (
     Pending,
@@ -41,7 +39,7 @@ from lm_deluge_cli.errors import (
     UsageError,
 )
 from lm_deluge_cli.io import records
-from lm_deluge_cli.providers import Adapter, Endpoint, max_output_tokens
+from lm_deluge_cli.providers import Endpoint, max_output_tokens
 from lm_deluge_cli.providers.capabilities import (
     NATIVE_SAMPLES,
     supported_sampling,
@@ -49,7 +47,6 @@ from lm_deluge_cli.providers.capabilities import (
 )
 from lm_deluge_cli.schema import completion_violation
 from lm_deluge_cli.tokens import estimate_message_tokens
-from lm_deluge_cli.transport import Transport
 from lm_deluge_cli.types import (
     Completion,
     HttpRequest,
@@ -71,25 +68,6 @@ NO_INFO = RateLimitInfo()
 COST_DECIMALS = 10
 
 
-@dataclass(slots=True)
-class ModelSlot:
-    """A model the run can send to, with its own transport and optional limiter."""
-
-    endpoint: Endpoint
-    adapter: Adapter
-    transport: Transport
-    weight: float
-    sampling: SamplingParams
-    # The model's own limiter (if it has limits) then the run's: acquired in that order.
-    limits: LimiterChain
-    # Per limiter of `limits`: whether this model's rate-limit headers describe its budget.
-    headers_describe: tuple[bool, ...]
-    # Set when the provider refused the key or quota: no more requests go here.
-    dead_reason: str | None = None
-    # Learns the model's "auto" limits (and applies them to limits.limiters[0]).
-    learner: LimitLearner | None = None
-
-
 class AllModelsDeadError(FatalProviderError):
     """Every model of the run is unusable; carries the last fatal error."""
 
@@ -98,31 +76,6 @@ class AllModelsDeadError(FatalProviderError):
         super().__init__(f"{model} refused the requests{hint}: {error.message}")
         self.error = error
         self.model = model
-
-
-@dataclass(slots=True)
-class Plan:
-    """A prompt ready to run: its model, how many answers it wants, and its cache keys.
-
-    `key` is None when nothing is reused (no cache and no sharing); `shared` False keeps
-    identical lines apart (each line its own request). `stored` holds the answers the
-    cache had for each sample, once looked up.
-    """
-
-    prompt: Prompt
-    slot: ModelSlot
-    samples: int
-    key: str | None = None
-    shared: bool = True
-    stored: list[StoredAnswer | None] | None = None
-
-    def sample_keys(self) -> list[str]:
-        """Each sample's own key (the first is the request's), or none without a key."""
-        if self.key is None:
-            return []
-        if self.samples == 1:
-            return [self.key]
-        return [sample_key(self.key, index) for index in range(self.samples)]
 
 
 class _Halted(Exception):

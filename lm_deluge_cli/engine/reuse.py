@@ -30,7 +30,7 @@ from lm_deluge_cli.io import records
 from lm_deluge_cli.types import Answer, Completion, Prompt, Result, Usage
 
 if TYPE_CHECKING:
-    from lm_deluge_cli.engine.requester import Plan
+    from lm_deluge_cli.engine.line_plan import Plan
 
 __all__ = [
     "CachePolicy",

@@ -14,7 +14,8 @@ from lm_deluge_cli.engine.budget import SpendCap, check_priced
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import Limiter, LimiterChain
-from lm_deluge_cli.engine.requester import ModelSlot, Requester
+from lm_deluge_cli.engine.line_plan import ModelSlot
+from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import PrefixGate
