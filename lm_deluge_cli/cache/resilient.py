@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import shlex
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from lm_deluge_cli.cache.base import (
     SupportsGetMany,
     SupportsSetMany,
 )
+from lm_deluge_cli.cache.damage import is_damage
 from lm_deluge_cli.cache.redact import scrub, url_secrets
 from lm_deluge_cli.cache.spec import parse_spec
 from lm_deluge_cli.errors import ConfigError
@@ -402,10 +404,11 @@ async def open_resilient(
             None, backend=parsed.backend, location=parsed.location, secrets=secrets
         )
         logger.warning(
-            "cannot open the result cache %s at %s (%s); the run continues without a cache",
+            "cannot open the result cache %s at %s (%s); the run continues without a cache%s",
             parsed.backend,
             parsed.location,
             _describe(exc, secrets),
+            _damage_hint(parsed.location) if is_damage(exc) else "",
         )
         if cache is not None:
             try:
@@ -414,6 +417,10 @@ async def open_resilient(
                 logger.debug("closing the unusable cache at %s: %s", parsed.location, close_exc)
         return unopened
     return ResilientCache(cache, cool_off_s=cool_off_s, clock=clock, secrets=secrets)
+
+
+def _damage_hint(location: str) -> str:
+    return f" (it is damaged: `lm-deluge cache clear --cache {shlex.quote(location)}` removes it)"
 
 
 def _describe(exc: BaseException, secrets: tuple[str, ...]) -> str:

@@ -56,9 +56,16 @@ for _name, _function, _help_when_bare in _COMMANDS:
     app.command(_name, no_args_is_help=_help_when_bare)(_function)
 
 
+class _LowercaseLevel(logging.Formatter):
+    """``warning: …``, ``error: …``: the style of every message the CLI prints itself."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.message}"
+
+
 def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(_LowercaseLevel())
     root = logging.getLogger("lm_deluge_cli")
     root.addHandler(handler)
     root.setLevel(logging.WARNING)

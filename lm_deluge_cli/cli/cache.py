@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+import shlex
 from typing import Annotated, Any
 
 import anyio
 import orjson
 import typer
 
+from lm_deluge_cli.cache.damage import DamagedCacheError, is_damage, remove_damaged
 from lm_deluge_cli.cache.redact import scrub, url_secrets
 from lm_deluge_cli.cache.spec import default_cache_file, open_cache, parse_spec
 from lm_deluge_cli.errors import LMDelugeError, UsageError
@@ -35,7 +37,9 @@ def cache(
 ) -> None:
     """Show where the result cache is, count what it holds, or empty it.
 
-    `clear` removes only this tool's entries (on Redis, only keys under its prefix).
+    `clear` removes only this tool's entries (on Redis, only keys under its prefix). A
+    cache damaged on disk (not a database any more, or malformed) cannot be counted;
+    `clear` removes its files and the next run starts a new one.
     """
     target = spec or str(default_cache_file())
     if action is Action.path:
@@ -45,7 +49,7 @@ def cache(
         else:
             typer.echo(parsed.location)
         return
-    result = anyio.run(_act, target, action)
+    result = anyio.run(_act, target, action, _clear_command(spec))
     if json_output:
         typer.echo(orjson.dumps(result).decode())
     elif action is Action.stats:
@@ -54,21 +58,55 @@ def cache(
         typer.echo(f"{result['backend']} cache at {result['location']}")
         typer.echo(f"entries: {'unknown' if entries is None else f'{entries:,}'}")
         typer.echo(f"size: {'unknown' if size is None else f'{size / 1e6:,.1f} MB'}")
+    elif result.get("damaged"):
+        typer.echo(
+            f"the {result['backend']} cache at {result['location']} was damaged "
+            f"({result['damaged']}): removed its {len(result['files_removed'])} files; "
+            "the next run starts a new one"
+        )
     else:
         removed = result["removed"]
         what = "entries" if removed < 0 else f"{removed:,} entries"
         typer.echo(f"removed {what} from the {result['backend']} cache at {result['location']}")
 
 
-async def _act(spec: str, action: Action) -> dict[str, Any]:
+def _clear_command(spec: str | None) -> str:
+    return "lm-deluge cache clear" + (f" --cache {shlex.quote(spec)}" if spec else "")
+
+
+async def _act(spec: str, action: Action, clear_command: str) -> dict[str, Any]:
     try:
         return await _act_on(spec, action)
     except LMDelugeError:
         raise
     except Exception as exc:  # the store's own errors: name the cache, never a password
-        where = parse_spec(spec).location
+        parsed = parse_spec(spec)
         reason = scrub(f"{type(exc).__name__}: {exc}", url_secrets(spec))
-        raise UsageError(f"cannot {action.value} the cache at {where}: {reason}") from None
+        if not is_damage(exc):
+            raise UsageError(
+                f"cannot {action.value} the cache at {parsed.location}: {reason}"
+            ) from None
+        if action is not Action.clear:
+            raise UsageError(
+                f"the {parsed.backend} cache at {parsed.location} is damaged ({reason}); runs go "
+                f"on without it. `{clear_command}` removes it and the next run starts a new one"
+            ) from None
+        try:
+            removed = await anyio.to_thread.run_sync(remove_damaged, parsed)
+        except DamagedCacheError as refused:
+            raise UsageError(str(refused)) from None
+        except OSError as failed:
+            raise UsageError(
+                f"the {parsed.backend} cache at {parsed.location} is damaged ({reason}) and "
+                f"cannot be removed: {failed}"
+            ) from None
+        return {
+            "backend": parsed.backend,
+            "location": parsed.location,
+            "removed": None,
+            "damaged": reason,
+            "files_removed": removed,
+        }
 
 
 async def _act_on(spec: str, action: Action) -> dict[str, Any]:

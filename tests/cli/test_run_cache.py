@@ -102,7 +102,7 @@ def test_a_cache_that_cannot_be_opened_warns_once_and_the_run_goes_on(
     result = summary(proc)
     assert (result["ok"], result["requests"]) == (40, 40)
     assert result["cache"]["available"] is False
-    warnings = [line for line in proc.stderr.decode().splitlines() if "WARNING" in line]
+    warnings = [line for line in proc.stderr.decode().splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "continues without a cache" in warnings[0]
 
 
