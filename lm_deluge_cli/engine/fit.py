@@ -28,6 +28,7 @@ __all__ = [
     "LineFit",
     "Need",
     "answer_misfit",
+    "budget_of",
     "check_answers",
     "fits_none",
     "misfit",
@@ -162,7 +163,7 @@ class LineFit:
     def problem(self, slot: ModelSlot, sampling: SamplingParams) -> str | None:
         """Why the line, sampled so, can never be sent to `slot` (None when it can)."""
         endpoint = slot.endpoint
-        budget = _budget(slot)
+        budget = budget_of(slot)
         if endpoint.model.context_window is None and budget is None:
             return None
         name, info = endpoint.name, endpoint.model
@@ -176,7 +177,8 @@ class LineFit:
         return misfit(name, info, need, budget)
 
 
-def _budget(slot: ModelSlot) -> Budget | None:
+def budget_of(slot: ModelSlot) -> Budget | None:
+    """The smallest tokens/min `slot`'s requests pass through, and whose it is."""
     tightest = slot.limits.token_budget()
     if tightest is None:
         return None

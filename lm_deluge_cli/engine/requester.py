@@ -16,7 +16,7 @@ import anyio
 from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
 from lm_deluge_cli.engine.choice import alive, content_draw, pick, pick_fitting
-from lm_deluge_cli.engine.fit import LineFit, fits_none
+from lm_deluge_cli.engine.fit import LineFit, budget_of, fits_none
 from lm_deluge_cli.engine.limiter import Ticket
 from lm_deluge_cli.engine.line_plan import ModelSlot, Plan
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
@@ -466,7 +466,7 @@ class Requester:
             )
             async with probe, self._warm(slot, prompt) as admission:
                 tokens = estimate + output
-                response, tickets, sent = await self._send(slot, request, tokens)
+                response, tickets, sent = await self._send(slot, request, tokens, prompt.line)
                 admission.warmed = response.status < 300
                 info = slot.adapter.rate_limit_info(response.headers)
                 if slot.learner is not None:
@@ -514,9 +514,10 @@ class Requester:
         return self.warmup.admit(*prefix)
 
     async def _send(
-        self, slot: ModelSlot, request: HttpRequest, tokens: int
+        self, slot: ModelSlot, request: HttpRequest, tokens: int, line: int
     ) -> tuple[HttpResponse, tuple[Ticket, ...], float]:
-        """Wait for a concurrency slot and the limiters, then send; also when it left."""
+        """Wait for a concurrency slot and the limiters, then send; also when it left. A
+        request holding much of a tokens/min budget is named in the progress (`line`)."""
         stats = self.stats
         # While every slot is sending and a request waits for one, concurrency is what holds
         # the run back: stats.slots_full_s adds up that time (engine/bound_by.py).
@@ -532,13 +533,23 @@ class Requester:
             if wants_slot:
                 stats.slot_waiters -= 1
         try:
-            tickets = await slot.limits.acquire(tokens)
-            if self.halted:
-                slot.limits.release(tickets)
-                raise _Halted
+            budget = budget_of(slot)
+            big = None
+            if budget is not None:
+                big = stats.note_big_line(line, tokens, budget.tokens_per_minute, budget.model)
+            try:
+                tickets = await slot.limits.acquire(tokens)
+                if self.halted:
+                    slot.limits.release(tickets)
+                    raise _Halted
+            except BaseException:
+                stats.drop_big_line(big)
+                raise
             stats.requests += 1
             stats.in_flight += 1
             sent = time.monotonic()
+            if big is not None:
+                big.sent_at = sent
             if stats.in_flight == stats.max_concurrent_requests and stats.slot_waiters:
                 stats.slots_full_since = sent
             try:

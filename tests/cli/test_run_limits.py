@@ -234,3 +234,27 @@ def test_answers_longer_than_the_context_window_are_refused_and_not_priced(
         assert "100,000,000" in stderr and "context window" in stderr and "128,000" in stderr
         assert "lower max_new_tokens" in stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_line_taking_much_of_a_minute_s_tokens_is_named_in_the_progress(
+    cli_env: Callable[..., dict[str, str]],
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    tmp_path: Path,
+) -> None:
+    # 12,000 tokens of 20,000 tokens/min fit, but the lines after it would wait ~38 s with
+    # 0 requests/min and nothing said; the progress names it while its answer is awaited.
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "big", "prompt": "abcd" * 12_000}) + "\n")
+    (tmp_path / "job.toml").write_text(
+        'input = "in.jsonl"\noutput = "out.jsonl"\n[[models]]\nname = "mock:slow"\n'
+        "mock = { latency_s = 1.5, latency_jitter_s = 0 }\n"
+        "[limits]\nmax_tokens_per_minute = 20000\n"
+    )
+    result = run_cli(
+        "run", str(tmp_path / "job.toml"), env=cli_env(LM_DELUGE_PROGRESS_INTERVAL="0.2")
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    lines = [x for x in result.stderr.decode().splitlines() if x.startswith("progress:")]
+    named = [x for x in lines if " big_line=1:" in x]
+    assert named, lines
+    assert named[0].split(" big_line=")[1].startswith("1:12")
+    assert "/20000tpm:" in named[0] and named[0].endswith("s")

@@ -19,7 +19,7 @@ from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
 from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.registry import load_registry
-from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
+from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, SamplingParams
 from tests.engine.test_requester import ScriptedTransport, ok_body
 
 ENV = {"OPENAI_API_KEY": "sk-test-0000000000"}
@@ -174,6 +174,42 @@ async def test_a_line_goes_to_a_model_it_fits_or_is_refused_if_it_fits_none() ->
     assert "it fits none of the job's models: on openai:gpt-4o" in neither.error.message
     assert "on openai:gpt-4.1-mini, the prompt is ~1,100,007 tokens" in neither.error.message
     assert sent(small) == 0 and sent(large) == 5
+
+
+class HeldTransport(ScriptedTransport):
+    """Answers once `release` is set, so a test can look at the run while it waits."""
+
+    def __init__(self) -> None:
+        super().__init__([HttpResponse(200, {}, ok_body())])
+        self.release = anyio.Event()
+        self.arrived = anyio.Event()
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        self.arrived.set()
+        await self.release.wait()
+        return await super().send(request)
+
+
+@pytest.mark.anyio
+async def test_a_line_that_fits_but_holds_much_of_the_minute_is_named_while_it_does() -> None:
+    s = slot(LARGE_WINDOW, RateLimiter(None, RUN_TOKENS_PER_MINUTE, name="run"))
+    held = s.transport = HeldTransport()
+    r = requester([s])
+    async with anyio.create_task_group() as group:
+        group.start_soon(r.process, line(50, 1))
+        await held.arrived.wait()
+        assert r.stats.snapshot().big_line is None, "a small line is not named"
+        held.release.set()
+    held.release = anyio.Event()
+    held.arrived = anyio.Event()
+    async with anyio.create_task_group() as group:
+        group.start_soon(r.process, line(12_000, 2))
+        await held.arrived.wait()
+        big = r.stats.snapshot().big_line
+        # 12,007 of prompt and 500 held for the answer: ~38 s of 20,000 tokens/min.
+        assert big is not None and big.line == 2 and big.tokens == 12_507 and big.sent
+        assert big.model is None and 37.0 < big.left_s <= 37.6
+        held.release.set()
 
 
 @pytest.fixture
