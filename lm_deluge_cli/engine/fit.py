@@ -3,7 +3,7 @@
 Two limits no wait can lift. The limiter lets a request larger than its bucket go once the
 bucket is full and takes the rest as debt, so a request needing more than a minute's tokens
 is sent at once and every line behind it waits until the debt is paid (a prompt of 25,000
-tokens at 20,000 tokens/min held the next lines ~70 s); such a line is refused instead. And
+tokens at 20,000 tokens/min held the next lines over a minute); it is refused instead. And
 a prompt or an answer longer than the model's context window is refused by the provider,
 every attempt. The prompt is counted as the limiter counts it (`estimate_message_tokens`),
 the answer as all of max_new_tokens with any thinking budget.
