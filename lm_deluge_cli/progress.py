@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
 from lm_deluge_cli.engine.bound_by import Bound, bound_by
-from lm_deluge_cli.engine.stats import RunStatistics
+from lm_deluge_cli.engine.stats import BigLine, RunStatistics
 from lm_deluge_cli.errors import ConfigError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ProgressView",
     "RateWindow",
     "RichProgress",
+    "describe_big_line",
     "make_view",
     "watch",
     "watched",
@@ -127,13 +128,25 @@ class _StatsColumn(ProgressColumn):
 
 
 class _BoundColumn(ProgressColumn):
-    """What holds the run back, when something does."""
+    """What holds the run back, when something does, and a line taking much of a minute's
+    tokens, when one does."""
 
     def render(self, task: Task) -> Text:
         bound: Bound | None = task.fields.get("bound")
-        if bound is None:
-            return Text("")
-        return Text(f"held back by {bound.short()}", style="bold red")
+        stats: RunStatistics | None = task.fields.get("stats")
+        parts = [f"held back by {bound.short()}"] if bound is not None else []
+        if stats is not None and stats.big_line is not None:
+            parts.append(describe_big_line(stats.big_line))
+        return Text("; ".join(parts), style="bold red")
+
+
+def describe_big_line(big: BigLine) -> str:
+    """``line 17 takes ~18,000 of 20,000 tokens/min: the lines after it wait ~40 s``."""
+    whose = f" of {big.model}" if big.model else ""
+    share = f"~{big.tokens:,} of {big.tokens_per_minute:,.0f} tokens/min{whose}"
+    if not big.sent:
+        return f"line {big.line} waits for {share} (~{big.left_s:.0f} s of it)"
+    return f"line {big.line} took {share}: the lines after it wait ~{big.left_s:.0f} s"
 
 
 class RichProgress(ProgressView):
@@ -208,6 +221,14 @@ class PlainProgress(ProgressView):
             f"cost={format_cost(stats)} retries={stats.retries} 429s={stats.rate_limited} "
             f"eta={format_duration(eta_seconds(stats))} bound_by={_bound_field(bound)}"
         )
+        big = stats.big_line
+        if big is not None:
+            # ``big_line=17:18000/20000tpm:40s`` (a model's own limit: ``…tpm@model…``).
+            where = f"@{big.model}" if big.model else ""
+            state = "waiting" if not big.sent else f"{big.left_s:.0f}s"
+            line += (
+                f" big_line={big.line}:{big.tokens}/{big.tokens_per_minute:.0f}tpm{where}:{state}"
+            )
         print(line, file=self._stream, flush=True)
 
 

@@ -23,7 +23,13 @@ from typing import Any
 
 from lm_deluge_cli.images import data_url_image_size, image_tokens, provider_family
 
-__all__ = ["PDF_PAGE_TOKENS", "estimate_message_tokens", "estimate_text_tokens", "pdf_pages"]
+__all__ = [
+    "PDF_PAGE_TOKENS",
+    "estimate_message_tokens",
+    "estimate_text_tokens",
+    "message_tokens_at_most",
+    "pdf_pages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,27 @@ def estimate_message_tokens(messages: Iterable[dict[str, Any]], *, provider: str
         for key in ("name", "tool_calls"):
             if key in message:
                 total += count(str(message[key]))
+    return total
+
+
+def message_tokens_at_most(messages: Iterable[dict[str, Any]]) -> int | None:
+    """A bound `estimate_message_tokens` never exceeds, found without counting: four per
+    character (a token is at least one UTF-8 byte, a character at most four; the fallback
+    counts a quarter per byte). None when a part is not text (an image, a file)."""
+    total = REPLY_PRIMING_TOKENS
+    for message in messages:
+        total += MESSAGE_OVERHEAD_TOKENS
+        content = message.get("content")
+        if isinstance(content, str):
+            total += 4 * len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if not (isinstance(part, dict) and isinstance(part.get("text"), str)):
+                    return None
+                total += 4 * len(part["text"])
+        for key in ("name", "tool_calls"):
+            if key in message:
+                total += 4 * len(str(message[key]))
     return total
 
 

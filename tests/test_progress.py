@@ -8,12 +8,13 @@ import io
 from rich.console import Console
 
 from lm_deluge_cli.engine.limiter import LimiterStats, RateLimiter
-from lm_deluge_cli.engine.stats import RunStatistics, RunStats
+from lm_deluge_cli.engine.stats import BigLine, RunStatistics, RunStats
 from lm_deluge_cli.progress import (
     BoundWindow,
     PlainProgress,
     RateWindow,
     RichProgress,
+    describe_big_line,
     eta_seconds,
     format_cost,
     format_duration,
@@ -116,6 +117,36 @@ def test_rich_progress_says_what_holds_the_run_back() -> None:
     view.start()
     view.stop(snapshot(requests=100, elapsed_s=20.0, limiters=(token_limiter(18.4),)))
     assert "held back by tokens/min 92%" in out.getvalue()
+
+
+WAITING = BigLine(17, 18_000, 20_000.0, None, sent=False, left_s=54.0)
+SENT = BigLine(17, 18_000, 20_000.0, "openai:gpt-4o", sent=True, left_s=40.2)
+
+
+def test_plain_progress_names_a_line_taking_much_of_a_minute_s_tokens() -> None:
+    stream = io.StringIO()
+    view = PlainProgress(stream)
+    # Nothing sent for a while: 0 requests/min, and only this says why.
+    view.update(snapshot(elapsed_s=30.0, big_line=WAITING))
+    view.update(snapshot(elapsed_s=35.0, big_line=SENT))
+    waiting, sent = stream.getvalue().splitlines()
+    assert waiting.endswith("bound_by=none big_line=17:18000/20000tpm:waiting")
+    assert sent.endswith("big_line=17:18000/20000tpm@openai:gpt-4o:40s")
+
+
+def test_rich_progress_names_a_line_taking_much_of_a_minute_s_tokens() -> None:
+    out = io.StringIO()
+    view = RichProgress(Console(file=out, force_terminal=True, width=300))
+    view.start()
+    view.stop(snapshot(elapsed_s=35.0, big_line=SENT))
+    text = out.getvalue()
+    assert describe_big_line(WAITING) == (
+        "line 17 waits for ~18,000 of 20,000 tokens/min (~54 s of it)"
+    )
+    assert (
+        "line 17 took ~18,000 of 20,000 tokens/min of openai:gpt-4o: the lines after it "
+        "wait ~40 s" in text
+    )
 
 
 def test_make_view_picks_by_terminal_and_quiet() -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from lm_deluge_cli import tokens
@@ -21,6 +23,7 @@ from lm_deluge_cli.tokens import (
     REPLY_PRIMING_TOKENS,
     estimate_message_tokens,
     estimate_text_tokens,
+    message_tokens_at_most,
     pdf_pages,
 )
 
@@ -236,6 +239,48 @@ def test_message_tokens_use_tiktoken_when_it_loads(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(tiktoken, "get_encoding", lambda name: WordEncoding())
     messages = [{"role": "user", "content": [{"type": "text", "text": "a b c d e"}]}]
     assert estimate_message_tokens(messages) == FRAME + PER_MESSAGE + 5
+
+
+class ByteEncoding:
+    """The most tokens a byte-level encoding like o200k_base can give: one per UTF-8 byte."""
+
+    def encode(self, text: str, **kwargs: Any) -> list[int]:
+        return list(text.encode("utf-8", "surrogatepass"))
+
+
+_TEXT = st.text(max_size=40)
+_MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant"])},
+    optional={
+        "content": st.one_of(
+            _TEXT, st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": _TEXT}))
+        ),
+        "name": _TEXT,
+    },
+)
+
+
+@pytest.mark.parametrize("counter", ["heuristic", "bytes"])
+@settings(max_examples=200, deadline=None)
+@given(messages=st.lists(_MESSAGE, max_size=4))
+def test_the_bound_found_without_counting_is_never_below_the_count(
+    counter: str, messages: list[dict[str, Any]]
+) -> None:
+    # The run checks a line against its limits with this bound first and counts the line
+    # only when the bound does not fit: a bound below the count would let a line through.
+    by_bytes = ByteEncoding()
+    tokens._encoder = (
+        tokens._heuristic if counter == "heuristic" else lambda text: len(by_bytes.encode(text))
+    )
+    tokens._resolved = True
+    bound = message_tokens_at_most(messages)
+    assert bound is not None and bound >= estimate_message_tokens(messages)
+
+
+def test_the_bound_is_none_when_a_part_is_not_text() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    assert message_tokens_at_most([{"role": "user", "content": [image]}]) is None
+    assert message_tokens_at_most([{"role": "user", "content": "abc"}]) == FRAME + PER_MESSAGE + 12
 
 
 # --- Images and files ------------------------------------------------------------------

@@ -97,7 +97,10 @@ MaxTokensPerMinute = Annotated[
         envvar="LM_DELUGE_MAX_TOKENS_PER_MINUTE",
         rich_help_panel=LIMITS_PANEL,
         metavar="N|auto",
-        help="Tokens per minute for the whole run (0 = unlimited; auto as above).",
+        help=(
+            "Tokens per minute for the whole run (0 = unlimited; auto as above). A line "
+            "needing more (its prompt plus max_new_tokens) is refused, not sent."
+        ),
     ),
 ]
 MaxConcurrentRequests = Annotated[
@@ -136,7 +139,16 @@ LimiterKey = Annotated[
 
 # --- sampling -------------------------------------------------------------------------------
 
-MaxNewTokens = Annotated[int | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
+MaxNewTokens = Annotated[
+    int | None,
+    typer.Option(
+        rich_help_panel=SAMPLING_PANEL,
+        help=(
+            "The longest answer, in tokens. Above every model's context window the run is "
+            "refused before sending."
+        ),
+    ),
+]
 Temperature = Annotated[float | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
 TopP = Annotated[float | None, typer.Option(rich_help_panel=SAMPLING_PANEL)]
 JsonMode = Annotated[

@@ -26,6 +26,7 @@ __all__ = [
     "TOKENS",
     "Bound",
     "bound_by",
+    "where_to_raise",
 ]
 
 # A limit binds when requests waited on it at least this share of the time.
@@ -194,7 +195,7 @@ class _Window:
         if limit == REQUESTS:
             return (
                 f"{stats.requests_per_minute or 0:,.0f} requests/min; {self._rate()}; "
-                f"raise {_where(REQUESTS, model)} if the provider allows more"
+                f"raise {where_to_raise(REQUESTS, model)} if the provider allows more"
             )
         acquired = stats.acquired - (old.acquired if old is not None else 0)
         reserved = stats.tokens_acquired - (old.tokens_acquired if old is not None else 0)
@@ -206,13 +207,14 @@ class _Window:
         return (
             f"{stats.tokens_per_minute or 0:,.0f} tokens/min, and each request holds "
             f"{per_request} of them until it is answered (its prompt plus all of "
-            f"max_new_tokens){used_part}; {self._rate()}; raise {_where(TOKENS, model)} "
+            f"max_new_tokens){used_part}; {self._rate()}; raise {where_to_raise(TOKENS, model)} "
             "or lower --max-new-tokens (max_new_tokens under [sampling])"
         )
 
 
-def _where(limit: str, model: str | None) -> str:
-    """Where a rate is set: the flag and the job's key, or the model's entry."""
+def where_to_raise(limit: str, model: str | None) -> str:
+    """Where a rate is set (`limit` is REQUESTS or TOKENS): the flag and the job's key for
+    the run's (`model` None), else the model's [[models]] entry."""
     key = f"max_{limit}"
     if model is not None:
         return f"{key} in {model}'s [[models]] entry"

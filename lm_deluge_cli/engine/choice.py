@@ -4,14 +4,14 @@ what the line asks so that identical lines, and the same line in a later run, ag
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.types import Prompt
 
-__all__ = ["Choosable", "alive", "content_draw", "pick", "weighted_index"]
+__all__ = ["Choosable", "alive", "content_draw", "pick", "pick_fitting", "weighted_index"]
 
 
 class Choosable(Protocol):
@@ -82,3 +82,16 @@ def pick(
     if draw is None:
         draw = rng.random()
     return candidates[weighted_index([s.weight for s in candidates], draw)]
+
+
+def pick_fitting(
+    slots: Sequence[S], fits: Callable[[S], bool], draw: float | None, rng: random.Random
+) -> S | None:
+    """One of the live models with weight that `fits`, by weight with `draw` (from `rng`
+    when None); None when none fits."""
+    fitting = [s for s in slots if s.dead_reason is None and s.weight > 0 and fits(s)]
+    if not fitting:
+        return None
+    if draw is None:
+        draw = rng.random()
+    return fitting[weighted_index([s.weight for s in fitting], draw)]

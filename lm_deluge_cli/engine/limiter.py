@@ -529,6 +529,11 @@ class RateLimiter:
         """How many times `pause` was called."""
         return self._pauses
 
+    @property
+    def tokens_per_minute(self) -> float | None:
+        """The token rate in force (None: tokens are not limited, or not learned yet)."""
+        return self._tokens.per_minute if self._tokens is not None else None
+
     def statistics(self) -> LimiterStats:
         """A frozen snapshot for the progress view; reading it changes nothing."""
         now = self._clock.now()

@@ -32,6 +32,9 @@ class Limiter(Protocol):
     @property
     def pauses(self) -> int: ...
 
+    @property
+    def tokens_per_minute(self) -> float | None: ...
+
     def statistics(self) -> LimiterStats: ...
 
 
@@ -57,6 +60,16 @@ class LimiterChain:
                 limiter.release(ticket)
             raise
         return tuple(tickets)
+
+    def token_budget(self) -> tuple[float, Limiter] | None:
+        """The smallest tokens/min on the way and the limiter that sets it (None: no limiter
+        limits tokens). A request needing more can never be covered by a minute's budget."""
+        tightest: tuple[float, Limiter] | None = None
+        for limiter in self.limiters:
+            rate = limiter.tokens_per_minute
+            if rate is not None and (tightest is None or rate < tightest[0]):
+                tightest = (rate, limiter)
+        return tightest
 
     def reconcile(self, tickets: Sequence[Ticket], actual_tokens: int) -> None:
         """Reconcile each limiter with its own ticket."""

@@ -41,7 +41,8 @@ class Plan:
 
     `key` is None when nothing is reused (no cache and no sharing); `shared` False keeps
     identical lines apart (each line its own request). `stored` holds the answers the
-    cache had for each sample, once looked up.
+    cache had for each sample, once looked up. `estimate` is the prompt's tokens as the
+    limiter counts them on `slot`, when planning counted them (None: counted when sent).
     """
 
     prompt: Prompt
@@ -50,6 +51,7 @@ class Plan:
     key: str | None = None
     shared: bool = True
     stored: list[StoredAnswer | None] | None = None
+    estimate: int | None = None
 
     def sample_keys(self) -> list[str]:
         """Each sample's own key (the first is the request's), or none without a key."""

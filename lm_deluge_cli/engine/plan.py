@@ -13,9 +13,10 @@ from pathlib import Path
 import orjson
 
 from lm_deluge_cli.cache.key import content_digest
-from lm_deluge_cli.config import STDIO, Job
+from lm_deluge_cli.config import STDIO, Job, Limits, ModelEntry
 from lm_deluge_cli.engine.budget import estimate_cost
 from lm_deluge_cli.engine.choice import content_draw, weighted_index
+from lm_deluge_cli.engine.fit import Budget, check_answers, fits_none, misfit, need_on
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.reader import BadLine, InputReader
 from lm_deluge_cli.io.resume import ResumeState, scan_output
@@ -43,6 +44,8 @@ class ModelPlan:
     max_output_tokens: int = 0
     # Where the model's requests go: its thinking budgets count as output, as in the run.
     provider: ProviderInfo | None = None
+    # The smallest tokens/min its requests pass through (None: none, or learned with auto).
+    budget: Budget | None = None
 
     @property
     def wire_format(self) -> str | None:
@@ -56,6 +59,13 @@ class ModelPlan:
         if self.provider is None:
             return sampling.max_new_tokens
         return max_output_tokens(Endpoint(self.name, self.info, self.provider, ""), sampling)
+
+    def misfit(self, sampling: SamplingParams, prompt_tokens: int) -> str | None:
+        """Why the run would refuse a line of `prompt_tokens` on this model (engine/fit.py)."""
+        if self.provider is None:
+            return None
+        endpoint = Endpoint(self.name, self.info, self.provider, "")
+        return misfit(self.name, self.info, need_on(endpoint, sampling, prompt_tokens), self.budget)
 
     @property
     def cost_usd(self) -> float | None:
@@ -147,8 +157,16 @@ def plan_job(
         info = registry.lookup(entry.name)
         sampling = job.sampling.merged(entry.sampling)
         plans.append(
-            ModelPlan(entry.name, info, sampling, provider=registry.provider(info.provider))
+            ModelPlan(
+                entry.name,
+                info,
+                sampling,
+                provider=registry.provider(info.provider),
+                budget=_budget(entry, job.limits),
+            )
         )
+    # As the run: refused when no model can give answers as long as the job asks.
+    check_answers([(plan.name, plan.info, plan.output_tokens(plan.sampling)) for plan in plans])
     report = DryRunReport(plans, max_cost_usd=job.limits.max_cost)
     state = _done_state(job.output) if skip_done else None
     weights = [entry.weight for entry in job.models]
@@ -197,6 +215,12 @@ def _tally(
         else:
             # The run's own rule: the model follows from the content, in proportion to weight.
             plan = report.models[weighted_index(weights, content_draw(content))]
+        # As the run: a line that can never fit its model goes to one it fits, or is refused.
+        fitted = _fit(report.models, weights, plan, item, content)
+        if isinstance(fitted, str):
+            _bad(report, f"line {item.line}: not sent: {fitted}")
+            continue
+        plan, prompt_tokens = fitted
         asked = orjson.dumps(item.sampling, option=orjson.OPT_SORT_KEYS).decode()
         if not seen.add(f"{plan.name}\n{content}\n{asked}"):
             report.identical += 1
@@ -205,9 +229,7 @@ def _tally(
         # Several samples: one request where the API returns them all, else one each.
         requests = 1 if plan.wire_format in NATIVE_SAMPLES else sampling.samples
         plan.requests += requests
-        plan.input_tokens += requests * estimate_message_tokens(
-            item.messages, provider=plan.wire_format or "openai"
-        )
+        plan.input_tokens += requests * prompt_tokens
         plan.max_output_tokens += sampling.samples * plan.output_tokens(sampling)
 
 
@@ -223,3 +245,50 @@ def _pinned(plans: Sequence[ModelPlan], name: str) -> ModelPlan | None:
         if name in (plan.name, plan.info.id, plan.info.wire_id):
             return plan
     return None
+
+
+def _fit(
+    plans: Sequence[ModelPlan],
+    weights: Sequence[float],
+    plan: ModelPlan,
+    item: Prompt,
+    content: str,
+) -> tuple[ModelPlan, int] | str:
+    """The model the run sends `item` to and its prompt's tokens there, or why it would be
+    refused: its drawn model, else one of the others it fits by weight with the same draw
+    (none for a pinned line), as `Requester.plan` chooses."""
+    tokens = _prompt_tokens(plan, item)
+    problem = plan.misfit(plan.sampling.merged(item.sampling), tokens)
+    if problem is None:
+        return plan, tokens
+    if item.model is not None:
+        return problem
+    problems: dict[str, str | None] = {plan.name: problem}
+    fitting: list[tuple[ModelPlan, float]] = []
+    for other, weight in zip(plans, weights, strict=True):
+        if weight > 0 and other is not plan:
+            sampling = other.sampling.merged(item.sampling)
+            found = problems[other.name] = other.misfit(sampling, _prompt_tokens(other, item))
+            if found is None:
+                fitting.append((other, weight))
+    if not fitting:
+        return fits_none(problems)
+    chosen = fitting[weighted_index([w for _, w in fitting], content_draw(content))][0]
+    return chosen, _prompt_tokens(chosen, item)
+
+
+def _prompt_tokens(plan: ModelPlan, item: Prompt) -> int:
+    return estimate_message_tokens(item.messages, provider=plan.wire_format or "openai")
+
+
+def _budget(entry: ModelEntry, limits: Limits) -> Budget | None:
+    """The smallest fixed tokens/min a model's requests pass through, as engine/setup.py
+    builds its limiters (a limit learned with auto is not known before the run)."""
+    run = limits.max_tokens_per_minute
+    own = entry.max_tokens_per_minute
+    candidates: list[Budget] = []
+    if isinstance(own, float | int):
+        candidates.append(Budget(float(own), entry.name))
+    if isinstance(run, float | int):
+        candidates.append(Budget(float(run)))
+    return min(candidates, key=lambda b: b.tokens_per_minute, default=None)

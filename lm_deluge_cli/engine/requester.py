@@ -15,7 +15,8 @@ import anyio
 
 from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
-from lm_deluge_cli.engine.choice import alive, content_draw, pick
+from lm_deluge_cli.engine.choice import alive, content_draw, pick, pick_fitting
+from lm_deluge_cli.engine.fit import LineFit, budget_of, fits_none
 from lm_deluge_cli.engine.limiter import Ticket
 from lm_deluge_cli.engine.line_plan import ModelSlot, Plan
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
@@ -155,7 +156,7 @@ class Requester:
 
     def plan(self, prompt: Prompt) -> Plan | Result:
         """Where the prompt goes and under which cache keys; an error record when it names
-        no usable model. Does no I/O."""
+        no usable model, or fits none (engine/fit.py). Does no I/O."""
         if self.defaults is not None:
             prompt = dataclasses.replace(prompt, extra_body=self.defaults.apply(prompt.extra_body))
         content = content_digest(prompt.messages, prompt.extra_body)
@@ -168,27 +169,59 @@ class Requester:
             return records.error_result(
                 prompt, model=prompt.model, error_type="config_error", message=str(exc)
             )
-        if prompt.sampling:
-            sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
-            keys = self._request_keys(slot, sampling)
-        else:
-            # Most lines sample as the job says: what that sends to a model, and the part of
-            # its keys that follows from it, are worked out once per model.
-            known = self._job_sampling.get(id(slot))
-            if known is None:
-                sampling = self._supported(slot.endpoint, slot.sampling)
-                known = self._job_sampling[id(slot)] = (
-                    sampling,
-                    self._request_keys(slot, sampling),
+        sampling, keys = self._sampling(slot, prompt)
+        fit = LineFit(prompt)
+        problem = fit.problem(slot, sampling)
+        if problem is not None:
+            # Not the model drawn: one of the others it fits, unless the line names its model.
+            fitting = None
+            problems: dict[str, str | None] = {slot.endpoint.name: problem}
+            if prompt.model is None:
+
+                def fits(other: ModelSlot) -> bool:
+                    found = fit.problem(other, self._sampling(other, prompt)[0])
+                    problems[other.endpoint.name] = found
+                    return found is None
+
+                fitting = pick_fitting(self.slots, fits, draw, self.rng)
+            if fitting is None:
+                return records.error_result(
+                    prompt,
+                    model=slot.endpoint.name,
+                    error_type=records.INVALID_INPUT,
+                    message=f"line {prompt.line}: not sent: {fits_none(problems)}",
                 )
-            sampling, keys = known
+            slot, (sampling, keys) = fitting, self._sampling(fitting, prompt)
+        estimate = fit.counted(slot.endpoint.wire_format)
         if keys is None:
-            return Plan(prompt, slot, sampling.samples)
+            return Plan(prompt, slot, sampling.samples, estimate=estimate)
         key = keys.key(content)
         if not self.dedupe:
             # The line is its own request: cached under its id, shared with no other line.
-            return Plan(prompt, slot, sampling.samples, line_key(key, prompt.key), shared=False)
-        return Plan(prompt, slot, sampling.samples, key)
+            return Plan(
+                prompt,
+                slot,
+                sampling.samples,
+                line_key(key, prompt.key),
+                shared=False,
+                estimate=estimate,
+            )
+        return Plan(prompt, slot, sampling.samples, key, estimate=estimate)
+
+    def _sampling(
+        self, slot: ModelSlot, prompt: Prompt
+    ) -> tuple[SamplingParams, RequestKeys | None]:
+        """How the prompt samples on `slot`, and the keys of such requests."""
+        if prompt.sampling:
+            sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
+            return sampling, self._request_keys(slot, sampling)
+        # Most lines sample as the job says: what that sends to a model, and the part of
+        # its keys that follows from it, are worked out once per model.
+        known = self._job_sampling.get(id(slot))
+        if known is None:
+            sampling = self._supported(slot.endpoint, slot.sampling)
+            known = self._job_sampling[id(slot)] = (sampling, self._request_keys(slot, sampling))
+        return known
 
     def _request_keys(self, slot: ModelSlot, sampling: SamplingParams) -> RequestKeys | None:
         """The keys of `slot`'s requests sampled so (None when nothing is reused)."""
@@ -294,7 +327,7 @@ class Requester:
         missing = [index for index, answer in enumerate(answers) if answer is None]
         parts: list[Result] = []
         while missing:
-            asked = await self._ask(prompt, slot, len(missing))
+            asked = await self._ask(prompt, slot, len(missing), plan.estimate)
             parts.extend(asked)
             for result in asked:
                 if result.status != "ok":
@@ -312,17 +345,20 @@ class Requester:
                 break
         return combine_samples(prompt, answers, earlier, parts)
 
-    async def _ask(self, prompt: Prompt, slot: ModelSlot, count: int) -> list[Result]:
+    async def _ask(
+        self, prompt: Prompt, slot: ModelSlot, count: int, estimate: int | None = None
+    ) -> list[Result]:
         """`count` answers from the provider: one request asking for them all where the
-        model's API returns several, else one request each, sent together."""
+        model's API returns several, else one request each, sent together. `estimate` is
+        the prompt's tokens on `slot`, when planning counted them."""
         if count == 1 or slot.endpoint.wire_format in NATIVE_SAMPLES:
-            return [await self._answer(prompt, slot, count)]
+            return [await self._answer(prompt, slot, count, estimate)]
         results: list[Result | None] = [None] * count
 
         async def one(index: int) -> None:
             # A halted one is left for the resume; the others' answers are stored.
             with contextlib.suppress(_Halted):
-                results[index] = await self._answer(prompt, slot)
+                results[index] = await self._answer(prompt, slot, 1, estimate)
 
         async with anyio.create_task_group() as group:
             for index in range(count):
@@ -331,11 +367,14 @@ class Requester:
             raise _Halted
         return [result for result in results if result is not None]
 
-    async def _answer(self, prompt: Prompt, slot: ModelSlot, count: int = 1) -> Result:
+    async def _answer(
+        self, prompt: Prompt, slot: ModelSlot, count: int = 1, estimate: int | None = None
+    ) -> Result:
         """The prompt's record from the provider, starting on `slot`; `count` answers asked
         of one request (only models whose API returns several: NATIVE_SAMPLES)."""
-        # Images and PDFs are counted by the rule of the provider the prompt starts on.
-        estimate = estimate_message_tokens(prompt.messages, provider=slot.endpoint.wire_format)
+        if estimate is None:
+            # Images and PDFs are counted by the rule of the provider the prompt starts on.
+            estimate = estimate_message_tokens(prompt.messages, provider=slot.endpoint.wire_format)
         attempt = 0
         while True:
             if slot.dead_reason is not None:
@@ -427,7 +466,7 @@ class Requester:
             )
             async with probe, self._warm(slot, prompt) as admission:
                 tokens = estimate + output
-                response, tickets, sent = await self._send(slot, request, tokens)
+                response, tickets, sent = await self._send(slot, request, tokens, prompt.line)
                 admission.warmed = response.status < 300
                 info = slot.adapter.rate_limit_info(response.headers)
                 if slot.learner is not None:
@@ -475,9 +514,10 @@ class Requester:
         return self.warmup.admit(*prefix)
 
     async def _send(
-        self, slot: ModelSlot, request: HttpRequest, tokens: int
+        self, slot: ModelSlot, request: HttpRequest, tokens: int, line: int
     ) -> tuple[HttpResponse, tuple[Ticket, ...], float]:
-        """Wait for a concurrency slot and the limiters, then send; also when it left."""
+        """Wait for a concurrency slot and the limiters, then send; also when it left. A
+        request holding much of a tokens/min budget is named in the progress (`line`)."""
         stats = self.stats
         # While every slot is sending and a request waits for one, concurrency is what holds
         # the run back: stats.slots_full_s adds up that time (engine/bound_by.py).
@@ -493,13 +533,23 @@ class Requester:
             if wants_slot:
                 stats.slot_waiters -= 1
         try:
-            tickets = await slot.limits.acquire(tokens)
-            if self.halted:
-                slot.limits.release(tickets)
-                raise _Halted
+            budget = budget_of(slot)
+            big = None
+            if budget is not None:
+                big = stats.note_big_line(line, tokens, budget.tokens_per_minute, budget.model)
+            try:
+                tickets = await slot.limits.acquire(tokens)
+                if self.halted:
+                    slot.limits.release(tickets)
+                    raise _Halted
+            except BaseException:
+                stats.drop_big_line(big)
+                raise
             stats.requests += 1
             stats.in_flight += 1
             sent = time.monotonic()
+            if big is not None:
+                big.sent_at = sent
             if stats.in_flight == stats.max_concurrent_requests and stats.slot_waiters:
                 stats.slots_full_since = sent
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import random
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 from lm_deluge_cli.cache.redact import redact_url
 from lm_deluge_cli.config import AUTO, Limits, ModelEntry, Rate
 from lm_deluge_cli.engine.budget import SpendCap, check_priced
+from lm_deluge_cli.engine.fit import check_answers
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import Limiter, LimiterChain
@@ -20,7 +22,7 @@ from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import PrefixGate
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers import Endpoint, adapter_for
+from lm_deluge_cli.providers import Endpoint, adapter_for, max_output_tokens
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.transport import Transport, make_transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
@@ -36,6 +38,8 @@ __all__ = [
     "model_limits",
     "run_limiter_for",
 ]
+
+log = logging.getLogger(__name__)
 
 # What a mock model other than mock:fast simulates unless its entry says otherwise.
 MOCK_DEFAULTS: dict[str, float] = {"latency_s": 0.2, "latency_jitter_s": 0.1}
@@ -134,7 +138,8 @@ async def build_requester(
 
     A run-wide "auto" limit becomes each model's own learned limit, since a provider's
     headers describe one model's budget; the run itself is then not limited in that
-    dimension. With `limits.max_cost` every model must have a price (ConfigError).
+    dimension. With `limits.max_cost` every model must have a price (ConfigError); the
+    job's max_new_tokens must fit some model's context window (ConfigError).
     With `shared_limiter` (a Redis URL) the run's limits are one budget shared with
     every process given the same URL and `shared_limiter_key` (see shared_limiter.py).
     `defaults` (tools, tool choice, prompt cache key) go to lines without their own,
@@ -142,6 +147,16 @@ async def build_requester(
     identical lines as requests of their own. `warmup_s` > 0 lets the first request for
     each cached prefix go alone, the others waiting up to that long (engine/warmup.py).
     """
+    # An answer longer than a model's context window is refused by its provider: with no
+    # model able to give one, nothing is sent; the lines of one that cannot go to the others.
+    asked = [
+        (e.name, e.model, max_output_tokens(e, sampling.merged(e.sampling_overrides)))
+        for e in endpoints
+    ]
+    for problem in check_answers(asked):
+        log.warning(
+            "%s; its lines go to the job's other models (lines naming it are refused)", problem
+        )
     budget: SpendCap | None = None
     if limits.max_cost is not None:
         check_priced(endpoints)

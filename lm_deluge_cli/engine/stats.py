@@ -15,7 +15,50 @@ if TYPE_CHECKING:
     from lm_deluge_cli.engine.budget import SpendCap
     from lm_deluge_cli.engine.limiter_chain import Limiter
 
-__all__ = ["RunStatistics", "RunStats"]
+__all__ = ["BIG_LINE_S", "BigLine", "BigLineNote", "RunStatistics", "RunStats"]
+
+# A request holding at least this many seconds of a tokens/min budget is named in the
+# progress: the lines behind it wait about that long, long enough for the progress's rate
+# window (15 s) to show 0 requests/min and the ETA to grow with no other sign why.
+BIG_LINE_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class BigLine:
+    """A line whose request takes a large share of a tokens/min budget, as a snapshot shows
+    it. `model` names a model's own limit (None: the run's). Until it is sent (`sent`
+    False) it waits for the budget; once sent, the lines behind it wait `left_s` more
+    while the limiter makes up for it."""
+
+    line: int
+    tokens: int
+    tokens_per_minute: float
+    model: str | None
+    sent: bool
+    left_s: float
+
+
+@dataclass(slots=True)
+class BigLineNote:
+    """The sender's note of a big line (see BigLine); `sent_at` (time.monotonic) once sent."""
+
+    line: int
+    tokens: int
+    tokens_per_minute: float
+    model: str | None
+    sent_at: float | None = None
+
+    def at(self, now: float) -> BigLine | None:
+        """The line as a snapshot at `now` shows it; None once its share is made up for."""
+        share_s = self.tokens * 60.0 / self.tokens_per_minute
+        if self.sent_at is None:
+            return BigLine(
+                self.line, self.tokens, self.tokens_per_minute, self.model, False, share_s
+            )
+        left = self.sent_at + share_s - now
+        if left <= 0:
+            return None
+        return BigLine(self.line, self.tokens, self.tokens_per_minute, self.model, True, left)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +104,9 @@ class RunStatistics:
     max_concurrent_requests: int = 0
     slots_full_s: float = 0.0
     cost_cap_waited_s: float = 0.0
+    # The latest line whose request holds BIG_LINE_S or more of a tokens/min budget, while
+    # it waits to be sent or the lines behind it wait for it (None: no such line).
+    big_line: BigLine | None = None
 
     @property
     def cost_toward_cap_usd(self) -> float:
@@ -117,6 +163,23 @@ class RunStats:
     slot_waiters: int = 0
     slots_full_since: float | None = None
     slots_full_s: float = 0.0
+    # Set by the sender for the latest big line (see BigLine).
+    big_line: BigLineNote | None = None
+
+    def note_big_line(
+        self, line: int, tokens: int, tokens_per_minute: float, model: str | None
+    ) -> BigLineNote | None:
+        """Note a request about to wait for `tokens` of a `tokens_per_minute` budget when it
+        holds BIG_LINE_S or more of it (it becomes the snapshots' big line); else None."""
+        if tokens * 60.0 / tokens_per_minute < BIG_LINE_S:
+            return None
+        note = self.big_line = BigLineNote(line, tokens, tokens_per_minute, model)
+        return note
+
+    def drop_big_line(self, note: BigLineNote | None) -> None:
+        """Forget `note` if it was never sent (the run stopped first)."""
+        if note is not None and note.sent_at is None and self.big_line is note:
+            self.big_line = None
 
     def watch(self, limiter: Limiter) -> None:
         """Read `limiter`'s statistics into every snapshot (once, however often it is given)."""
@@ -159,4 +222,5 @@ class RunStats:
             max_concurrent_requests=self.max_concurrent_requests,
             slots_full_s=slots_full_s,
             cost_cap_waited_s=self.spend_cap.waited_s if self.spend_cap is not None else 0.0,
+            big_line=self.big_line.at(now) if self.big_line is not None else None,
         )

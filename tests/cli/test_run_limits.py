@@ -168,3 +168,93 @@ def test_max_cost_with_an_unpriced_model_is_refused_before_any_request(
     assert b"Traceback" not in result.stderr
     assert server_stats(url)["requests_seen"] == 0
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_line_that_can_never_fit_the_tokens_per_minute_is_refused_and_holds_nothing_up(
+    cli_env: Callable[..., dict[str, str]],
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    tmp_path: Path,
+) -> None:
+    # 25,000 tokens at 20,000 tokens/min: sent, it put the limiter so deep in debt that the
+    # small lines behind it waited over a minute, the progress showing 0 requests/min.
+    rows = [{"id": "big", "prompt": "abcd" * 25_000}]
+    rows += [{"id": f"small{i}", "prompt": f"question {i}"} for i in range(5)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out.jsonl"
+    result = run_cli(
+        "run",
+        "-m",
+        "mock:fast",
+        "-i",
+        str(tmp_path / "in.jsonl"),
+        "-o",
+        str(out),
+        "--max-tokens-per-minute",
+        "20000",
+        "--no-cache",
+        env=cli_env(),
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stderr.decode()
+    records = {record["id"]: record for record in read_records(out)}
+    assert all(records[f"small{i}"]["status"] == "ok" for i in range(5))
+    big = records["big"]
+    assert big["status"] == "error" and big["attempts"] == 0
+    assert big["error"]["type"] == "invalid_input"
+    message = big["error"]["message"]
+    assert "~25," in message and "20,000 tokens/min" in message
+    assert "--max-tokens-per-minute" in message and "shorten the line" in message
+    assert "1 invalid_input" in result.stderr.decode()
+
+
+def test_answers_longer_than_the_context_window_are_refused_and_not_priced(
+    cli_env: Callable[..., dict[str, str]],
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    write_prompts: Callable[..., list[dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    # gpt-4o's context window is 128,000 tokens: every request was sent and refused, and the
+    # dry run priced 100 million output tokens a line.
+    write_prompts(tmp_path / "in.jsonl", 3)
+    args = [
+        "-m",
+        "openai:gpt-4o",
+        "-i",
+        str(tmp_path / "in.jsonl"),
+        "--max-new-tokens",
+        "100000000",
+    ]
+    dry = run_cli("run", *args, "--dry-run", "--json", env=cli_env())
+    assert dry.returncode == 2, dry.stdout.decode()
+    assert dry.stdout == b""
+    env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    run = run_cli("run", *args, "-o", str(tmp_path / "out.jsonl"), env=env)
+    assert run.returncode == 2
+    for stderr in (dry.stderr.decode(), run.stderr.decode()):
+        assert "100,000,000" in stderr and "context window" in stderr and "128,000" in stderr
+        assert "lower max_new_tokens" in stderr
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_line_taking_much_of_a_minute_s_tokens_is_named_in_the_progress(
+    cli_env: Callable[..., dict[str, str]],
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    tmp_path: Path,
+) -> None:
+    # 12,000 tokens of 20,000 tokens/min fit, but the lines after it would wait ~38 s with
+    # 0 requests/min and nothing said; the progress names it while its answer is awaited.
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "big", "prompt": "abcd" * 12_000}) + "\n")
+    (tmp_path / "job.toml").write_text(
+        'input = "in.jsonl"\noutput = "out.jsonl"\n[[models]]\nname = "mock:slow"\n'
+        "mock = { latency_s = 1.5, latency_jitter_s = 0 }\n"
+        "[limits]\nmax_tokens_per_minute = 20000\n"
+    )
+    result = run_cli(
+        "run", str(tmp_path / "job.toml"), env=cli_env(LM_DELUGE_PROGRESS_INTERVAL="0.2")
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    lines = [x for x in result.stderr.decode().splitlines() if x.startswith("progress:")]
+    named = [x for x in lines if " big_line=1:" in x]
+    assert named, lines
+    assert named[0].split(" big_line=")[1].startswith("1:12")
+    assert "/20000tpm:" in named[0] and named[0].endswith("s")

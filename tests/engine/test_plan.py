@@ -186,3 +186,48 @@ def test_samples_count_their_requests_and_output(tmp_path: Path) -> None:
         (plan,) = plan_job(job).models
         assert plan.requests == requests
         assert plan.max_output_tokens == 3 * job.sampling.max_new_tokens
+
+
+def test_answers_longer_than_every_context_window_are_refused_as_the_run_refuses_them() -> None:
+    # 600 million output tokens at gpt-4o's price were estimated at $6,000 for six lines.
+    huge = Job(
+        input="in.jsonl",
+        output="",
+        models=(ModelEntry("openai:gpt-4o"),),
+        sampling=SamplingParams(max_new_tokens=100_000_000),
+    )
+    with pytest.raises(ConfigError, match="context window, prompt and answer together, is 128,000"):
+        plan_job(huge, items=prompts(6))
+
+
+def test_lines_the_run_would_refuse_are_bad_lines_and_others_move_as_in_the_run() -> None:
+    def line(number: int, tokens: int, model: str | None = None, **sampling: int) -> Prompt:
+        messages = [{"role": "user", "content": "abcd" * tokens}]
+        return Prompt(id=number, line=number, messages=messages, model=model, sampling=sampling)
+
+    small, large = ModelEntry("openai:gpt-4o", weight=1000), ModelEntry("openai:gpt-4.1-mini")
+    limited = Job(
+        input="in.jsonl",
+        output="",
+        models=(small, large),
+        limits=Limits(max_tokens_per_minute=200_000.0),
+        sampling=SamplingParams(max_new_tokens=100),
+    )
+    items = [
+        line(1, 150_000),  # over gpt-4o's window: goes to gpt-4.1-mini
+        line(2, 150_000, model="openai:gpt-4o"),  # pinned there: refused
+        line(3, 250_000),  # over the run's 200,000 tokens/min: refused
+        line(4, 10, max_new_tokens=150_000),  # longer than gpt-4o can answer: moves
+        line(5, 10),
+    ]
+    report = plan_job(limited, items=iter(items))
+    assert [m.requests for m in report.models] == [1, 2]
+    assert report.bad_lines == 2
+    pinned, too_big = report.bad_line_examples
+    assert pinned.startswith("line 2: not sent: the prompt is ~150,")
+    assert "context window of 128,000" in pinned
+    # Too big for both, each for its own reason.
+    assert too_big.startswith("line 3: not sent: it fits none of the job's models: ")
+    assert "on openai:gpt-4o, the prompt is ~250,007 tokens" in too_big
+    assert "on openai:gpt-4.1-mini, the request needs ~250,107 tokens" in too_big
+    assert "the run's limit of 200,000 tokens/min" in too_big

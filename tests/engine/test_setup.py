@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import AsyncExitStack
 
 import pytest
@@ -22,13 +23,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def build(entries: tuple[ModelEntry, ...], limits: Limits) -> Requester:
+async def build(
+    entries: tuple[ModelEntry, ...], limits: Limits, sampling: SamplingParams | None = None
+) -> Requester:
     async with AsyncExitStack() as stack:
         return await build_requester(
             entries,
             resolve_endpoints(entries),
             limits,
-            SamplingParams(),
+            sampling or SamplingParams(),
             retry_other_model=False,
             stats=RunStats(),
             stack=stack,
@@ -68,3 +71,30 @@ async def test_max_cost_builds_a_cap_and_needs_prices() -> None:
     assert requester.budget is not None and requester.budget.max_usd == 2.0
     with pytest.raises(ConfigError, match="mock:unpriced"):
         await build((ModelEntry("mock:unpriced"),), Limits(max_cost=2.0))
+
+
+async def test_answers_longer_than_every_context_window_are_refused_before_sending() -> None:
+    # mock:fast's context window is 128,000 tokens, as gpt-4o's.
+    huge = SamplingParams(max_new_tokens=100_000_000)
+    with pytest.raises(ConfigError) as info:
+        await build((ModelEntry("mock:fast"),), Limits(), huge)
+    message = str(info.value)
+    assert "100,000,000" in message and "context window" in message and "128,000" in message
+    assert "lower max_new_tokens" in message
+    # Asked of one model's entry alone, the same.
+    entry = ModelEntry("mock:fast", sampling={"max_new_tokens": 200_000})
+    with pytest.raises(ConfigError, match="200,000"):
+        await build((entry,), Limits())
+    assert await build((ModelEntry("mock:fast"),), Limits(), SamplingParams(max_new_tokens=8_000))
+
+
+async def test_a_model_that_cannot_give_such_answers_is_named_and_the_others_serve(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0000000000")
+    entries = (ModelEntry("mock:fast"), ModelEntry("openai:gpt-4.1-mini"))
+    with caplog.at_level(logging.WARNING, logger="lm_deluge_cli"):
+        requester = await build(entries, Limits(), SamplingParams(max_new_tokens=200_000))
+    assert len(requester.slots) == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "mock:fast" in warned[0] and "other models" in warned[0]

@@ -228,3 +228,32 @@ def test_an_entry_region_overrides_the_region_in_a_custom_host() -> None:
 def test_region_is_refused_for_models_that_are_not_on_bedrock() -> None:
     with pytest.raises(ConfigError, match="region applies only to Bedrock models"):
         resolve_endpoint(ModelEntry("gpt-4o", region="us-east-1"), env={"OPENAI_API_KEY": KEY})
+
+
+@pytest.mark.parametrize(
+    ("entry_base_url", "env", "source"),
+    [
+        (f"http://user:{KEY}@proxy.example:8080/v1", {}, "its base_url"),
+        (None, {"OPENAI_BASE_URL": f"https://{KEY}@proxy.example/v1"}, "$OPENAI_BASE_URL"),
+    ],
+)
+def test_a_base_url_with_credentials_is_refused_without_showing_them(
+    entry_base_url: str | None, env: dict[str, str], source: str
+) -> None:
+    entry = ModelEntry("openai:gpt-4.1-mini", base_url=entry_base_url)
+    with pytest.raises(ConfigError) as info:
+        resolve_endpoint(entry, env={"OPENAI_API_KEY": KEY, **env})
+    message = str(info.value)
+    assert "user name or password" in message and source in message
+    assert "proxy.example" in message and "OPENAI_API_KEY" in message
+    assert "://***@proxy.example" in message
+    assert KEY not in message and KEY[-12:] not in message and "user:" not in message
+
+
+def test_an_embedding_base_url_with_credentials_is_refused() -> None:
+    from lm_deluge_cli.providers.retrieval.registry import resolve_embedding_endpoint
+
+    env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": f"http://user:{KEY}@127.0.0.1:9/v1"}
+    with pytest.raises(ConfigError, match="user name or password") as info:
+        resolve_embedding_endpoint("openai:text-embedding-3-small", env=env)
+    assert KEY not in str(info.value)

@@ -22,7 +22,8 @@ def leaks(data: bytes) -> list[str]:
 
 
 def produced_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and p.name != "in.jsonl"]
+    """What the run wrote: every file but the test's own input and job file."""
+    return [p for p in root.rglob("*") if p.is_file() and p.name not in ("in.jsonl", "job.toml")]
 
 
 def env_for(tmp_path: Path, base_url: str, **extra: str) -> dict[str, str]:
@@ -96,20 +97,62 @@ def test_a_rejected_key(tmp_path: Path, start_mock_server: StartMockServer) -> N
     assert_no_leak(tmp_path, done)
 
 
-@pytest.mark.parametrize("credentials", ["password", "query"])
-def test_the_key_in_a_base_url(tmp_path: Path, credentials: str) -> None:
+def test_the_key_in_a_base_url_query(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # Nothing listens there: every request fails with a connection error quoting the URL.
-    if credentials == "password":
-        base = f"http://user:{CANARY_KEY}@127.0.0.1:{port}/v1"
-    else:
-        base = f"http://127.0.0.1:{port}/v1?api-key={CANARY_KEY}"
+    base = f"http://127.0.0.1:{port}/v1?api-key={CANARY_KEY}"
     write_input(tmp_path, 3)
     done = run(tmp_path, env_for(tmp_path, base), "--max-attempts", "2")
     assert done.returncode in (1, 3), done.stderr
     assert_no_leak(tmp_path, done)
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "where"),
+    [
+        (f"user:{CANARY_KEY}@", "env"),
+        (f"{CANARY_KEY}@", "env"),
+        (f"user:{CANARY_KEY}@", "job"),
+        (f"user:{CANARY_KEY[:8]}@{CANARY_KEY[8:]}@", "job"),
+    ],
+)
+def test_a_base_url_with_credentials_is_refused_before_anything_is_sent(
+    tmp_path: Path, userinfo: str, where: str
+) -> None:
+    # Credentials in the URL as well as the key's header made every request fail, retried,
+    # as "Cannot combine AUTHORIZATION header…": the run is refused up front instead.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        base = f"http://{userinfo}127.0.0.1:{port}/v1"
+        write_input(tmp_path, 3)
+        if where == "env":
+            done = run(tmp_path, env_for(tmp_path, base))
+            source = "$OPENAI_BASE_URL"
+        else:
+            (tmp_path / "job.toml").write_text(
+                f'input = "in.jsonl"\noutput = "out.jsonl"\n'
+                f'[[models]]\nname = "openai:gpt-4.1-mini"\nbase_url = "{base}"\n'
+            )
+            done = subprocess.run(
+                [sys.executable, "-m", "lm_deluge_cli", "run", "job.toml", "-v"],
+                cwd=tmp_path,
+                env=env_for(tmp_path, "http://127.0.0.1:9/v1"),
+                capture_output=True,
+                timeout=120,
+            )
+            source = "its base_url"
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no connection was made: nothing was sent
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.decode()
+    assert "user name or password" in message and source in message
+    assert f"127.0.0.1:{port}" in message and "OPENAI_API_KEY" in message
+    assert_no_leak(tmp_path, done, output=False)
 
 
 # Runs the CLI with an internal error raised right after the requester is built, from a

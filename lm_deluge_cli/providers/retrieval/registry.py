@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
-from lm_deluge_cli.providers.endpoints import header_safe
+from lm_deluge_cli.providers.endpoints import base_url_source, check_base_url, header_safe
 from lm_deluge_cli.providers.registry import check_keys, read_field
 from lm_deluge_cli.providers.retrieval.base import (
     EmbeddingModel,
@@ -248,6 +248,7 @@ def _endpoint(
     # The same `env` for the base URL as for the key, so a caller's mapping is the whole truth.
     url = registry.base_url(provider, base_url, env)
     key_env = provider.api_key_env if api_key_env is None else api_key_env
+    check_base_url(url, name, base_url_source(base_url, provider.base_url_env, env), key_env)
     api_key: str | None = None
     if key_env:
         # Stray whitespace (a pasted newline) would make an invalid Authorization header.
