@@ -29,6 +29,7 @@ import io
 import math
 import mimetypes
 import os
+import stat
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ from PIL import ImageOps, UnidentifiedImageError
 __all__ = [
     "JPEG_QUALITY",
     "MAX_IMAGE_BYTES",
+    "MAX_READ_BYTES",
     "PROVIDER_LIMITS",
     "WIRE_LIMITS",
     "Image",
@@ -90,6 +92,13 @@ _SENDABLE = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 # Base64 characters decoded to read an image's header; enough for PNG, GIF and WebP, and for
 # most JPEGs (whose size comes after any EXIF block). A miss decodes the whole image.
 _HEADER_CHARS = 64 * 1024
+# The most bytes of one local file a line names that are read, checked before reading, by
+# kind. An image is scaled down and re-encoded before it is sent, so its ceiling is the most
+# image bytes any of the three providers takes in one request (OpenAI: 50 MB per request,
+# platform.openai.com/docs/guides/images-vision, "Image input requirements"). A file (a PDF)
+# is sent as it is: Anthropic's request limit, 32 MB (docs.anthropic.com, "Vision" and "PDF
+# support"), is the ceiling a larger one meets first.
+MAX_READ_BYTES: Mapping[str, int] = {"image": 50 * 1024 * 1024, "file": 32 * 1024 * 1024}
 _PDF_MAGIC = b"%PDF-"
 _MIN_BASE64_CHARS = 100
 
@@ -197,16 +206,87 @@ def _read_path(
     # A long string that was meant as base64 would otherwise fill the whole message.
     named = named if len(named) <= 120 else named[:100] + "…"
     shown = repr(named) if str(path) == text else f"{named!r} ({path})"
+    limit = MAX_READ_BYTES.get(what, MAX_READ_BYTES["file"])
     try:
-        data = path.read_bytes()
+        data = _read_regular_file(path, limit)
     except FileNotFoundError:
         raise MediaError(f"cannot read {what} {shown}: no such file") from None
-    except IsADirectoryError:
-        raise MediaError(f"cannot read {what} {shown}: it is a directory") from None
+    except _NotRegular as exc:
+        raise MediaError(
+            f"cannot read {what} {shown}: it is {exc}, not a regular file "
+            "(only regular files are read)"
+        ) from None
+    except _TooLarge as exc:
+        raise MediaError(
+            f"cannot read {what} {shown}: it is {exc.size:,} bytes, over the limit of "
+            f"{_megabytes(limit)} ({limit:,} bytes) for one {what}"
+        ) from None
     except OSError as exc:
         raise MediaError(f"cannot read {what} {shown}: {exc.strerror or exc}") from None
     guessed, _ = mimetypes.guess_type(path.name, strict=False)
     return MediaSource(data, path.name, guessed)
+
+
+class _NotRegular(Exception):
+    """A path that names a folder, device, pipe or socket; the message says which."""
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> _NotRegular | None:
+    if stat.S_ISREG(mode):
+        return None
+    return _NotRegular(next((name for test, name in _KINDS if test(mode)), "a special file"))
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them.
+
+    The size is checked before anything is read, and the path is looked at before it is
+    opened: /dev/zero would fill memory, and opening a named pipe waits for its writer. The
+    open does not wait either (O_NONBLOCK), and what it opened is checked again, so a file
+    swapped for a pipe in between is still refused; one that grows is read no further.
+    """
+    refused = _not_regular(os.stat(path).st_mode)
+    if refused is not None:
+        raise refused
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    with open(fd, "rb", buffering=0) as stream:
+        info = os.fstat(fd)
+        refused = _not_regular(info.st_mode)
+        if refused is not None:
+            raise refused
+        if info.st_size > limit:
+            raise _TooLarge(info.st_size)
+        # One byte past the size shows a file that grew; files whose size says nothing
+        # (those under /proc say 0) are read on in pieces, never past the limit.
+        data = stream.read(min(info.st_size, limit) + 1)
+        while len(data) <= limit and (more := stream.read(min(_PIECE, limit + 1 - len(data)))):
+            data += more
+    if len(data) > limit:
+        raise _TooLarge(len(data))
+    return data
+
+
+_PIECE = 1 << 20
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MB"
 
 
 def _resolve(text: str, base_dir: str | Path | None) -> Path:

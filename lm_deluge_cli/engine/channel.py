@@ -51,6 +51,11 @@ class Channel(Generic[T]):
         return len(self._items)
 
     @property
+    def receivers_waiting(self) -> int:
+        """How many receivers wait for an item (and have not been handed one yet)."""
+        return len(self._getters)
+
+    @property
     def ended(self) -> bool:
         """Every sender has closed and nothing is left to receive."""
         return not self._senders and not self._items

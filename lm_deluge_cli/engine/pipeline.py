@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 
 import anyio
+import anyio.abc
 
 from lm_deluge_cli.engine.channel import Channel
 from lm_deluge_cli.engine.line_plan import Plan
@@ -98,15 +99,29 @@ async def run_pipeline(
     `counted` False the caller counts what it writes (an agent loop's rounds are not lines).
     """
     stop = stop or anyio.Event()
+    # The most workers there may be. They are started as lines reach them (`hire`), so a
+    # huge concurrency limit costs nothing for a short input: 1,000,000 started up front
+    # was two million tasks before the first request.
     workers = int(requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR)
     prompts = Channel[Prompt](LOOKUP_BATCH)
     # One batch: the next is read from the cache while the one before it is sent on.
     looked_up = Channel[list[Plan]](1)
     work_queue = Channel[Plan](workers)
     # Bad lines, lines the look-up could not plan and cache hits come from the stages
-    # before the workers.
-    results = Channel[Result](workers, senders=workers + 3)
+    # before the workers; the workers close their side together, once all have ended.
+    results = Channel[Result](workers, senders=4)
     interrupted = False
+    hired = 0
+    pool: anyio.abc.TaskGroup | None = None
+    # Set once `dispatch` sends no more: the pool may then end with its last worker.
+    hiring_over = anyio.Event()
+
+    def hire() -> None:
+        """Start a worker for the plan about to be queued unless one is waiting for it."""
+        nonlocal hired
+        if pool is not None and hired < workers and not work_queue.receivers_waiting:
+            hired += 1
+            pool.start_soon(work)
 
     async def produce() -> None:
         try:
@@ -165,6 +180,7 @@ async def run_pipeline(
                         break  # left for the resume (the reader stops too)
                     record = requester.hit(plan)
                     if record is None:
+                        hire()
                         await work_queue.send(plan)
                     elif not results.send_nowait(record):
                         await results.send(record)
@@ -172,25 +188,23 @@ async def run_pipeline(
             looked_up.close_receiver()
             work_queue.close_sender()
             results.close_sender()
+            hiring_over.set()
 
     async def work() -> None:
-        try:
-            while (plan := await work_queue.receive()) is not None:
-                if stop.is_set():
-                    continue  # left for the resume
-                try:
-                    record = await requester.run(plan)
-                except Exception as exc:
-                    record = _internal_error(plan.prompt, exc)
-                if record is not None and not results.send_nowait(record):
-                    # A finished result is paid for: a stop must not drop it on the way.
-                    with anyio.CancelScope(shield=True):
-                        await results.send(record)
-                # (A None record was halted before it was sent: left for the resume.)
-                if requester.should_stop:
-                    stop.set()
-        finally:
-            results.close_sender()
+        while (plan := await work_queue.receive()) is not None:
+            if stop.is_set():
+                continue  # left for the resume
+            try:
+                record = await requester.run(plan)
+            except Exception as exc:
+                record = _internal_error(plan.prompt, exc)
+            if record is not None and not results.send_nowait(record):
+                # A finished result is paid for: a stop must not drop it on the way.
+                with anyio.CancelScope(shield=True):
+                    await results.send(record)
+            # (A None record was halted before it was sent: left for the resume.)
+            if requester.should_stop:
+                stop.set()
 
     async def write() -> None:
         while (first := await results.receive()) is not None:
@@ -237,17 +251,28 @@ async def run_pipeline(
             workers_scope = anyio.CancelScope()
 
             async def run_producer() -> None:
-                with producer_scope:
-                    async with anyio.create_task_group() as stages:
-                        stages.start_soon(produce)
-                        stages.start_soon(look_up)
-                        stages.start_soon(dispatch)
+                try:
+                    with producer_scope:
+                        async with anyio.create_task_group() as stages:
+                            stages.start_soon(produce)
+                            stages.start_soon(look_up)
+                            stages.start_soon(dispatch)
+                finally:
+                    hiring_over.set()
 
-            async def run_workers() -> None:
-                with workers_scope:
-                    async with anyio.create_task_group() as pool:
-                        for _ in range(workers):
-                            pool.start_soon(work)
+            async def run_workers(
+                *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+            ) -> None:
+                nonlocal pool
+                try:
+                    with workers_scope:
+                        async with anyio.create_task_group() as pool:
+                            # Holds the pool open while `dispatch` may still hire.
+                            pool.start_soon(hiring_over.wait)
+                            task_status.started()
+                finally:
+                    pool = None
+                    results.close_sender()
                 watcher.cancel()
 
             watcher = anyio.CancelScope()
@@ -256,7 +281,8 @@ async def run_pipeline(
                 with watcher:
                     await watch_stop()
 
+            # The pool first: `dispatch` hires into it.
+            await inner.start(run_workers)
             inner.start_soon(run_watcher)
             inner.start_soon(run_producer)
-            inner.start_soon(run_workers)
     return RunOutcome(stats.snapshot(), interrupted, requester.fatal, requester.cap_reached)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -18,9 +19,9 @@ from types import TracebackType
 from typing import Any, BinaryIO, Generic, Protocol, TypeVar, overload
 
 import anyio
-import anyio.to_thread
 
 from lm_deluge_cli.errors import UsageError
+from lm_deluge_cli.io.daemon_thread import run_in_daemon_thread
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, LineSplitter, read_function
 from lm_deluge_cli.io.parse import BadLine, parse_line
@@ -231,6 +232,10 @@ class InputReader(Generic[ItemT]):
         self._bad = 0
         self._skipped = 0
         self._bytes_read = 0
+        # A batch abandoned by a stop runs on in its thread: the input is closed after it.
+        self._lock = threading.Lock()
+        self._in_thread = False
+        self._close_later = False
 
     def statistics(self) -> ReaderStatistics:
         """A snapshot of the counters (safe to call while iterating)."""
@@ -260,7 +265,12 @@ class InputReader(Generic[ItemT]):
                 if not self._pending and not self._eof:
                     await anyio.wait_readable(self._wait_fd)
                     reads = 1  # one read is sure not to block now
-            items, done = await anyio.to_thread.run_sync(self._next_batch, reads)
+            # Lines may name local files and images that take seconds to read and scale: a
+            # stop abandons the batch instead of waiting for it.
+            self._in_thread = True
+            items, done = await run_in_daemon_thread(
+                partial(self._batch_in_thread, reads), name="lm-deluge input"
+            )
             for item in items:
                 yield item
 
@@ -270,6 +280,15 @@ class InputReader(Generic[ItemT]):
             items, done = self._next_batch(None)
             yield from items
 
+    def _batch_in_thread(self, reads: int | None) -> tuple[list[ItemT | BadLine], bool]:
+        try:
+            return self._next_batch(reads)
+        finally:
+            with self._lock:
+                self._in_thread = False
+                if self._close_later:
+                    self._close_owned()
+
     def _next_batch(self, reads: int | None) -> tuple[list[ItemT | BadLine], bool]:
         """Process up to one batch of lines, reading at most `reads` chunks (None: any).
 
@@ -278,7 +297,7 @@ class InputReader(Generic[ItemT]):
         items: list[ItemT | BadLine] = []
         lines_left = min(self._batch_lines, max(FIRST_BATCH_LINES, self._line_no))
         bytes_left = self._batch_bytes
-        while lines_left > 0 and bytes_left > 0:
+        while lines_left > 0 and bytes_left > 0 and not self._close_later:
             if not self._pending:
                 if self._eof or reads == 0:
                     break
@@ -331,7 +350,15 @@ class InputReader(Generic[ItemT]):
         return parsed
 
     def close(self) -> None:
-        """Close the input file if this reader opened it (never stdin)."""
+        """Close the input file if this reader opened it (never stdin); a batch still being
+        read in its thread (abandoned by a stop) closes it when it ends."""
+        with self._lock:
+            if self._in_thread:
+                self._close_later = True
+            else:
+                self._close_owned()
+
+    def _close_owned(self) -> None:
         if self._owned is not None:
             self._owned.close()
             self._owned = None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import anyio
+import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from lm_deluge_cli.engine.batch_sender import BatchSender, Halted
@@ -88,10 +89,28 @@ async def run_batches(
     """
     idle_s = IDLE_FLUSH_S if idle_flush_s is None else idle_flush_s
     stop = stop or anyio.Event()
-    workers = max(1, sender.concurrency.total_tokens)
+    # The most workers there may be; they are started as batches reach them (`hire`), so a
+    # huge concurrency limit costs nothing for a short input.
+    workers = int(max(1, sender.concurrency.total_tokens))
     item_send, item_recv = anyio.create_memory_object_stream[tuple[Any, int]](1000)
-    batch_send, batch_recv = anyio.create_memory_object_stream[Batch[ItemT]](int(workers))
+    batch_send, batch_recv = anyio.create_memory_object_stream[Batch[ItemT]](workers)
     interrupted = False
+    hired = 0
+    # Workers that will be free once every batch sent is taken (a started worker counts
+    # before it first waits; a batch sent counts before a worker takes it).
+    spare = 0
+    pool: anyio.abc.TaskGroup | None = None
+    # Set once the batcher sends no more: the pool may then end with its last worker.
+    hiring_over = anyio.Event()
+
+    def hire() -> None:
+        """Count the batch about to be sent, starting a worker for it if none will be free."""
+        nonlocal hired, spare
+        if pool is not None and hired < workers and spare <= 0:
+            hired += 1
+            spare += 1
+            pool.start_soon(work, batch_recv.clone())
+        spare -= 1
 
     def write(record: Record) -> None:
         sink(record)
@@ -140,34 +159,41 @@ async def run_batches(
                 except anyio.EndOfStream:
                     break
                 if entry is None:  # idle: send what there is
+                    hire()
                     await out.send(current)
                     current = Batch()
                     continue
                 item, tokens = entry
                 if not current.fits(tokens, limits):
+                    hire()
                     await out.send(current)
                     current = Batch()
                 current.add(item, tokens)
             if current.items:
+                hire()
                 await out.send(current)
 
     async def work(recv: MemoryObjectReceiveStream[Batch[ItemT]]) -> None:
+        nonlocal spare
         async with recv:
             async for job in recv:
-                if stop.is_set():
-                    on_halt(job)
-                    continue
                 try:
-                    produced = await send(job)
-                except Halted:
-                    on_halt(job)
-                    continue
-                # Paid for: a stop must not drop these on the way out.
-                with anyio.CancelScope(shield=True):
-                    for record in produced:
-                        write(record)
-                if sender.fatal is not None:
-                    stop.set()
+                    if stop.is_set():
+                        on_halt(job)
+                        continue
+                    try:
+                        produced = await send(job)
+                    except Halted:
+                        on_halt(job)
+                        continue
+                    # Paid for: a stop must not drop these on the way out.
+                    with anyio.CancelScope(shield=True):
+                        for record in produced:
+                            write(record)
+                    if sender.fatal is not None:
+                        stop.set()
+                finally:
+                    spare += 1  # free for the next batch
 
     async with anyio.create_task_group() as tg:
         reader_scope = anyio.CancelScope()
@@ -200,20 +226,32 @@ async def run_batches(
             await item_send.aclose()
 
         async def run_batcher() -> None:
-            with batcher_scope:
-                await batch(item_recv, batch_send)
-            await batch_send.aclose()
+            try:
+                with batcher_scope:
+                    await batch(item_recv, batch_send)
+                await batch_send.aclose()
+            finally:
+                hiring_over.set()
 
-        async def run_workers() -> None:
-            with workers_scope:
-                async with anyio.create_task_group() as pool:
-                    for _ in range(int(workers)):
-                        pool.start_soon(work, batch_recv.clone())
-                    await batch_recv.aclose()
+        async def run_workers(
+            *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        ) -> None:
+            nonlocal pool
+            try:
+                with workers_scope:
+                    async with anyio.create_task_group() as pool:
+                        # Holds the pool open (and the stream, which hiring clones) while
+                        # the batcher may still hire.
+                        pool.start_soon(hiring_over.wait)
+                        task_status.started()
+            finally:
+                pool = None
+                await batch_recv.aclose()
             watcher.cancel()
 
+        # The pool first: the batcher hires into it.
+        await tg.start(run_workers)
         tg.start_soon(watch_stop)
         tg.start_soon(run_reader)
         tg.start_soon(run_batcher)
-        tg.start_soon(run_workers)
     return RunOutcome(stats.snapshot(), interrupted, sender.fatal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -26,12 +27,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def items(count: int, bad_every: int = 0) -> AsyncIterator[Prompt | BadLine]:
+async def items(
+    count: int, bad_every: int = 0, tasks_seen: list[int] | None = None
+) -> AsyncIterator[Prompt | BadLine]:
     for i in range(count):
         if bad_every and i % bad_every == 0:
             yield BadLine(i + 1, f"line {i + 1}: broken")
         else:
             yield Prompt(id=i, line=i + 1, messages=[{"role": "user", "content": f"n{i}"}])
+    if tasks_seen is not None:
+        # Every line is on its way: the tasks the run holds now are all it will have.
+        await anyio.sleep(0.05)
+        tasks_seen.append(len(asyncio.all_tasks()))
 
 
 async def run(
@@ -46,6 +53,7 @@ async def run(
     max_cost: float | None = None,
     outcomes: list[RunOutcome] | None = None,
     model: str = "mock:sim",
+    tasks_seen: list[int] | None = None,
 ) -> tuple[list[dict[str, Any]], RunStats, bool]:
     mock = {"latency_s": 0.0, "latency_jitter_s": 0.0, **mock}
     entries = (ModelEntry(name=model, mock=mock),)
@@ -69,7 +77,7 @@ async def run(
             stack=stack,
         )
         outcome = await run_pipeline(
-            items(count, bad_every), sink, requester, stats, stop=stop, grace_s=grace_s
+            items(count, bad_every, tasks_seen), sink, requester, stats, stop=stop, grace_s=grace_s
         )
     if outcomes is not None:
         outcomes.append(outcome)
@@ -83,6 +91,17 @@ async def test_every_item_ends_as_one_record() -> None:
     assert sorted(r["line"] for r in records) == list(range(1, 501))
     assert stats.ok == 490 and stats.failed == 10
     assert stats.errors_by_type == {"invalid_input": 10}
+
+
+async def test_a_huge_concurrency_limit_starts_no_more_workers_than_there_are_lines() -> None:
+    tasks_seen: list[int] = []
+    with anyio.fail_after(30):
+        records, stats, _ = await run(
+            3, {"latency_s": 0.2}, concurrency=20_000, tasks_seen=tasks_seen
+        )
+    assert stats.ok == 3 and len(records) == 3
+    # A worker per line and the run's few stages: not 40,000 workers for 3 lines.
+    assert tasks_seen and tasks_seen[0] < 30, tasks_seen
 
 
 async def test_faults_are_retried_to_success(monkeypatch: pytest.MonkeyPatch) -> None:

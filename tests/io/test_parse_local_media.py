@@ -116,7 +116,8 @@ def test_a_large_local_image_is_scaled_down(_png: Callable[..., bytes], media: P
         ({"type": "image", "path": "notes.png"}, "notes.png is not an image Pillow can read"),
         (
             {"type": "file", "path": "imgs"},
-            "cannot read file 'imgs' ({base}/imgs): it is a directory",
+            "cannot read file 'imgs' ({base}/imgs): it is a directory, not a regular file "
+            "(only regular files are read)",
         ),
         ({"type": "image", "path": 5}, "'path' must be a non-empty string"),
     ],

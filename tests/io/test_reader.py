@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, TypedDict, Unpack
@@ -323,3 +324,30 @@ async def test_the_first_batches_are_small_and_double(tmp_path: Path) -> None:
         async for _ in reader:
             read_by_then.append(reader.statistics().lines)
     assert sorted(set(read_by_then)) == [64, 128, 256, 512, 1024, 2024, 3024, 4024, 5000]
+
+
+@pytest.mark.anyio
+async def test_a_stop_abandons_a_slow_batch_which_then_reads_no_further(tmp_path: Path) -> None:
+    source = _write(tmp_path, b"".join(b'{"prompt": "p%d"}\n' % i for i in range(10)))
+    release = threading.Event()
+    parsed: list[int] = []
+
+    def slow_parse(line_no: int, raw: bytes | bytearray) -> Prompt:
+        parsed.append(line_no)
+        release.wait(2)  # a line naming a huge image, say
+        return Prompt(id=line_no, line=line_no, messages=[{"role": "user", "content": "x"}])
+
+    reader = InputReader(source, parse=slow_parse)
+    started = time.monotonic()
+    with anyio.move_on_after(0.2):
+        async for _ in reader:
+            pass
+    assert time.monotonic() - started < 5, "the stop waited for the batch"
+    reader.close()
+    release.set()
+    deadline = time.monotonic() + 5
+    while reader._in_thread and time.monotonic() < deadline:
+        await anyio.sleep(0.01)
+    # The abandoned batch ended after its line at hand, and closed the input behind it.
+    assert parsed == [1]
+    assert reader._owned is None

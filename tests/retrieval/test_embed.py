@@ -3,6 +3,7 @@ a refused key and a stop mid-run, against the in-process mock and a loopback ser
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.errors import EXIT_FATAL_PROVIDER, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
+from lm_deluge_cli.progress import ProgressView
 from lm_deluge_cli.providers.mock.wire import embedding_vector
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 from lm_deluge_cli.runner import JobReport
@@ -73,6 +76,31 @@ def test_ten_thousand_texts_take_ceil_texts_over_batch_size_requests(
         # The same vector whatever the batch: one text's vector depends on the text only.
         assert record["embedding"] == embedding_vector("embed", text_of(i), DIMENSIONS)
         assert record["line"] == i + 1 and record["cached"] is False
+
+
+class CountTasks(ProgressView):
+    """Notes how many tasks the event loop holds at each update."""
+
+    interval_s = 0.01
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def update(self, stats: RunStatistics) -> None:
+        self.seen.append(len(asyncio.all_tasks()))
+
+
+def test_a_huge_concurrency_limit_starts_no_more_workers_than_there_are_batches(
+    tmp_path: Path,
+) -> None:
+    write_texts(tmp_path / "in.jsonl", 3)
+    view = CountTasks()
+    built = make_job(tmp_path, "mock:embed", mock={"latency_s": 0.2}, concurrency=20_000)
+    settings = EmbedSettings(dimensions=DIMENSIONS, batch_size=1)
+    report = run_sync(lambda: run_embed(built, settings, fresh=False, view=view), 30)
+    assert report.to_dict()["ok"] == 3
+    # A worker per batch and the run's few stages: not 20,000 workers for 3 texts.
+    assert view.seen and max(view.seen) < 30, view.seen
 
 
 def test_batches_also_keep_to_the_model_token_limit(
