@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -109,6 +110,40 @@ def test_second_run_on_same_output_is_refused(
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=30) == 130
+
+
+def test_runs_on_other_names_for_the_output_are_refused(
+    cli_env: Callable[..., dict[str, str]],
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    write_prompts: Callable[..., list[dict[str, Any]]],
+    tmp_path: Path,
+    start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
+) -> None:
+    url, _ = start_mock_server(latency_s=0.5)
+    write_prompts(tmp_path / "in.jsonl", 40)
+    env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=url)
+    args = ["run", "-m", "openai:x", "-i", "in.jsonl", "--quiet", "--max-concurrent-requests", "2"]
+    out = tmp_path / "out.jsonl"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "lm_deluge_cli", *args, "-o", "out.jsonl"], env=env
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (tmp_path / "link.jsonl").symlink_to("out.jsonl")
+        (tmp_path / "other").mkdir()
+        os.link(out, tmp_path / "other" / "same.jsonl")
+        for name in ("link.jsonl", "other/same.jsonl"):
+            second = run_cli(*args, "-o", name, env=env)
+            assert second.returncode == 2, second.stderr.decode()
+            assert b"another run is writing" in second.stderr
+            assert f"process {first.pid}".encode() in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 130
+    ids = [r["id"] for r in read_records(out)]
+    assert len(ids) == len(set(ids)), "an id was written twice"
 
 
 def test_fresh_moves_old_output_aside(
