@@ -161,6 +161,14 @@ def _by_type(errors: Mapping[str, int]) -> str:
     return " (" + ", ".join(f"{count} {kind}" for kind, count in ordered) + ")"
 
 
+def _already_done(s: RunStatistics) -> str:
+    """``, 5 already done earlier (2 of them failed)``: what the exit code also counts."""
+    if not s.skipped:
+        return ""
+    failed = f" ({s.skipped_failed} of them failed)" if s.skipped_failed else ""
+    return f", {s.skipped} already done earlier{failed}"
+
+
 def _cache_where(report: JobReport) -> str:
     cache = report.cache
     if cache is None:
@@ -182,9 +190,7 @@ def _prompt_cache(s: RunStatistics) -> str:
 def _print_summary(console: Console, report: JobReport, tool_lines: list[str]) -> None:
     s = report.outcome.statistics
     lines = [
-        f"done: {s.ok} ok, {s.failed} failed"
-        + _by_type(s.errors_by_type)
-        + (f", {s.skipped} already done earlier" if s.skipped else ""),
+        f"done: {s.ok} ok, {s.failed} failed" + _by_type(s.errors_by_type) + _already_done(s),
         *tool_lines,
         f"requests: {s.requests} ({s.retries} retries, {s.rate_limited} answered 429)",
         f"reused: {s.cached} from the cache, {s.deduplicated} shared with identical lines"

@@ -61,6 +61,9 @@ class RunStatistics:
     max_concurrent_requests: int = 0
     slots_full_s: float = 0.0
     cost_cap_waited_s: float = 0.0
+    # Of `skipped`: lines whose record from an earlier run is an error (a bad input line
+    # reported then); the output's final state counts them as failed.
+    skipped_failed: int = 0
 
     @property
     def cost_toward_cap_usd(self) -> float:
@@ -88,6 +91,7 @@ class RunStats:
     ok: int = 0
     failed: int = 0
     skipped: int = 0
+    skipped_failed: int = 0
     in_flight: int = 0
     requests: int = 0
     retries: int = 0
@@ -159,4 +163,5 @@ class RunStats:
             max_concurrent_requests=self.max_concurrent_requests,
             slots_full_s=slots_full_s,
             cost_cap_waited_s=self.spend_cap.waited_s if self.spend_cap is not None else 0.0,
+            skipped_failed=self.skipped_failed,
         )

@@ -183,6 +183,24 @@ def test_status_and_export(
     assert final[-1]["line"] == 6 and final[-1]["error"]["type"] == "invalid_input"
 
 
+def test_a_rerun_exits_with_what_the_output_holds(
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]], tmp_path: Path
+) -> None:
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": "a", "prompt": "p"}\n{broken\n{"id": "b", "prompt": "q"}\n[1]\n'
+    )
+    args = ("run", "-m", "mock:fast", "-i", "in.jsonl", "-o", "out.jsonl")
+    assert run_cli(*args).returncode == 1
+    # Nothing left to do, but two lines' records are errors: still 1, and said so.
+    again = run_cli(*args)
+    assert again.returncode == 1, again.stderr.decode()
+    assert b"done: 0 ok, 0 failed, 4 already done earlier (2 of them failed)" in again.stderr
+    summary = json.loads(run_cli(*args, "--json").stdout)
+    assert (summary["exit_code"], summary["skipped_failed"]) == (1, 2)
+    manifest = json.loads((tmp_path / "out.jsonl.run.json").read_text())
+    assert manifest["last_run"]["exit_code"] == 1
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
