@@ -28,6 +28,10 @@
 
 Foreign exceptions (aiohttp, httpx, OSError) are translated once, in
 `lm_deluge_cli.transport`, with ``raise ... from exc``.
+
+A run that raises none of these exits with what its output holds: 0 when every line's
+latest record is ok, 1 when any is an error (this run's or an earlier run's), 4 when it
+stopped with lines left (the spending cap), 130 when interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Any
 __all__ = [
     "EXIT_FATAL_PROVIDER",
     "EXIT_INTERRUPTED",
+    "EXIT_LINES_LEFT",
     "EXIT_OK",
     "EXIT_SOME_FAILED",
     "EXIT_USAGE",
@@ -71,6 +76,9 @@ EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FATAL_PROVIDER = 3
+# Stopped before every line had a record (the spending cap): the same command resumes.
+EXIT_LINES_LEFT = 4
+# Ctrl-C or SIGTERM: 128 + SIGINT, as shells report an interrupted command.
 EXIT_INTERRUPTED = 130
 
 

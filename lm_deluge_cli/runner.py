@@ -24,6 +24,7 @@ from lm_deluge_cli.engine.task import Answered, Task
 from lm_deluge_cli.errors import (
     EXIT_FATAL_PROVIDER,
     EXIT_INTERRUPTED,
+    EXIT_LINES_LEFT,
     EXIT_OK,
     EXIT_SOME_FAILED,
     UsageError,
@@ -78,6 +79,7 @@ class JobReport:
             "failed": s.failed,
             "errors_by_type": dict(sorted(s.errors_by_type.items())),
             "skipped_already_done": s.skipped,
+            "skipped_failed": s.skipped_failed,
             "remaining": s.remaining,
             "requests": s.requests,
             "retries": s.retries,
@@ -114,11 +116,17 @@ class JobReport:
 
     @property
     def exit_code(self) -> int:
+        """What the output holds at the end: 0 only when every line's latest record is ok
+        (earlier runs' records included); a stop with lines left is never 0."""
         if self.outcome.fatal is not None:
             return EXIT_FATAL_PROVIDER
         if self.outcome.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_SOME_FAILED if self.outcome.statistics.failed else EXIT_OK
+        if self.outcome.cost_cap_reached:
+            # The cap refused a request: its line has no record yet.
+            return EXIT_LINES_LEFT
+        s = self.outcome.statistics
+        return EXIT_SOME_FAILED if s.failed or s.skipped_failed else EXIT_OK
 
 
 async def run_job(
@@ -348,6 +356,7 @@ async def skip_done(
         if isinstance(item, BadLine):
             if bad_lines is not None and item.line in bad_lines:
                 stats.skipped += 1
+                stats.skipped_failed += 1
                 continue
         elif ok is not None and item.key in ok:
             stats.skipped += 1

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 import lm_deluge_cli.runner as runner
 from lm_deluge_cli.cli.app import app
+from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.errors import FatalProviderError
 from lm_deluge_cli.io.reader import BadLine, InputReader
 from lm_deluge_cli.io.resume import ResumeState
 from lm_deluge_cli.runner import skip_done
@@ -115,3 +117,33 @@ async def test_what_the_output_finished_is_skipped(
     assert items == expected
     assert stats.skipped == 5 - len(expected)
     assert (stats.total, stats.total_is_estimate) == (5, False)
+
+
+@pytest.mark.parametrize(
+    ("ending", "counts", "code"),
+    [
+        ({}, {"ok": 3}, 0),
+        ({}, {"ok": 2, "failed": 1}, 1),
+        # Nothing failed this run, but a line's record from an earlier run is an error.
+        ({}, {"skipped": 3, "skipped_failed": 1}, 1),
+        ({"cost_cap_reached": True}, {"ok": 1}, 4),
+        ({"cost_cap_reached": True}, {"ok": 1, "failed": 1}, 4),
+        ({"interrupted": True}, {"ok": 1}, 130),
+        ({"fatal": FatalProviderError("bad key")}, {"ok": 1}, 3),
+    ],
+)
+def test_the_exit_code_says_what_the_output_holds(
+    ending: dict[str, Any], counts: dict[str, int], code: int
+) -> None:
+    stats = RunStats(total=3)
+    for name, value in counts.items():
+        setattr(stats, name, value)
+    outcome = RunOutcome(
+        stats.snapshot(),
+        interrupted=ending.get("interrupted", False),
+        fatal=ending.get("fatal"),
+        cost_cap_reached=ending.get("cost_cap_reached", False),
+    )
+    report = runner.JobReport(outcome, "out.jsonl", None, 0, 0)
+    assert report.exit_code == code
+    assert report.to_dict()["exit_code"] == code

@@ -23,6 +23,7 @@ from lm_deluge_cli.cli import (
     status,
     translate,
 )
+from lm_deluge_cli.cli.stop_signals import FinalCode, exit_on_signal
 from lm_deluge_cli.errors import EXIT_INTERRUPTED, LMDelugeError
 
 __all__ = ["app", "main"]
@@ -86,16 +87,28 @@ def _find_error(exc: BaseException) -> LMDelugeError | None:
 
 def main() -> None:
     """Console-script entry point."""
+    final = FinalCode()
     # Keys may live in ./.env; real environment variables win.
     load_dotenv(dotenv_path=".env", override=False)
     _configure_logging()
+    # Until a command handles them itself, Ctrl-C and SIGTERM end it with 130 (not click's
+    # "Aborted!" and 1, nor SIGTERM's silent 143).
+    exit_on_signal(EXIT_INTERRUPTED)
+    code: object
     try:
         app()
+        code = 0
     except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+        code = EXIT_INTERRUPTED
+    except SystemExit as exc:
+        code = exc.code
     except BaseException as exc:
         error = _find_error(exc)
         if error is None:
             raise
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {error}", markup=False)
-        sys.exit(error.exit_code)
+        code = error.exit_code
+    # The outcome is decided (and a run's manifest records it): a signal while the
+    # process ends must not turn it into another code.
+    final.keep(code)
+    sys.exit(code)

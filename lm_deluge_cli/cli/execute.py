@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
@@ -19,6 +18,7 @@ import typer
 from rich.console import Console
 
 from lm_deluge_cli.cli.gc_tuning import fewer_collections
+from lm_deluge_cli.cli.stop_signals import STOP_SIGNALS, exit_on_signal, restore
 from lm_deluge_cli.config import STDIO, Job, JobOverrides
 from lm_deluge_cli.engine import learning
 from lm_deluge_cli.engine.stats import RunStatistics
@@ -80,18 +80,45 @@ def execute(
     view = make_view(console, quiet=quiet)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = _manifest(job, started, tool.name if tool else None)
-    with fewer_collections():
-        report = anyio.run(
-            _run_with_signals,
-            job,
-            fresh,
-            view,
-            console,
-            manifest,
-            task,
-            runner,
-            backend_options=backend_options(),
-        )
+    # Until the run listens for them, a signal ends the process with 130 (nothing is
+    # written before then), not with the default's silent death by SIGTERM (143).
+    previous = exit_on_signal(EXIT_INTERRUPTED)
+    try:
+        with fewer_collections():
+            report = anyio.run(
+                _run_with_signals,
+                job,
+                fresh,
+                view,
+                console,
+                manifest,
+                task,
+                runner,
+                backend_options=backend_options(),
+            )
+        _finish(job, report, console, quiet=quiet, json_summary=json_summary, tool=tool)
+    except BaseExceptionGroup as group:
+        # A signal's SystemExit raised inside the run's task groups comes out wrapped.
+        found: BaseException | None = group.subgroup(SystemExit)
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is None:
+            raise
+        raise found from None
+    finally:
+        restore(previous)
+
+
+def _finish(
+    job: Job,
+    report: JobReport | None,
+    console: Console,
+    *,
+    quiet: bool,
+    json_summary: bool,
+    tool: ToolSummary | None,
+) -> NoReturn:
+    """Print the summary and the resume hint, and exit with the run's code."""
     if report is None:
         # A second Ctrl-C: stopped at once; whatever was written stays, the rest resumes.
         console.print(f"interrupted; resume with: {_resume_command()}", markup=False)
@@ -131,16 +158,22 @@ async def _run_with_signals(
     async with anyio.create_task_group() as tg:
 
         async def watch_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    if stop.is_set():
-                        tg.cancel_scope.cancel()
-                        return
-                    console.print(
-                        "stopping: finishing requests in flight (again to stop at once)",
-                        markup=False,
-                    )
-                    stop.set()
+            try:
+                with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+                    async for _ in signals:
+                        if stop.is_set():
+                            tg.cancel_scope.cancel()
+                            return
+                        console.print(
+                            "stopping: finishing requests in flight (again to stop at once)",
+                            markup=False,
+                        )
+                        stop.set()
+            finally:
+                # Closing the receiver gives SIGTERM back its default (death, 143). The run
+                # is over and its manifest written: a signal now ends the process with the
+                # code the manifest records, the summary unprinted.
+                exit_on_signal(report.exit_code if report is not None else EXIT_INTERRUPTED)
 
         tg.start_soon(watch_signals)
         if runner is None:
@@ -159,6 +192,14 @@ def _by_type(errors: Mapping[str, int]) -> str:
         return ""
     ordered = sorted(errors.items(), key=lambda item: (-item[1], item[0]))
     return " (" + ", ".join(f"{count} {kind}" for kind, count in ordered) + ")"
+
+
+def _already_done(s: RunStatistics) -> str:
+    """``, 5 already done earlier (2 of them failed)``: what the exit code also counts."""
+    if not s.skipped:
+        return ""
+    failed = f" ({s.skipped_failed} of them failed)" if s.skipped_failed else ""
+    return f", {s.skipped} already done earlier{failed}"
 
 
 def _cache_where(report: JobReport) -> str:
@@ -182,9 +223,7 @@ def _prompt_cache(s: RunStatistics) -> str:
 def _print_summary(console: Console, report: JobReport, tool_lines: list[str]) -> None:
     s = report.outcome.statistics
     lines = [
-        f"done: {s.ok} ok, {s.failed} failed"
-        + _by_type(s.errors_by_type)
-        + (f", {s.skipped} already done earlier" if s.skipped else ""),
+        f"done: {s.ok} ok, {s.failed} failed" + _by_type(s.errors_by_type) + _already_done(s),
         *tool_lines,
         f"requests: {s.requests} ({s.retries} retries, {s.rate_limited} answered 429)",
         f"reused: {s.cached} from the cache, {s.deduplicated} shared with identical lines"

@@ -107,6 +107,9 @@ class RunStatistics:
     # The latest line whose request holds BIG_LINE_S or more of a tokens/min budget, while
     # it waits to be sent or the lines behind it wait for it (None: no such line).
     big_line: BigLine | None = None
+    # Of `skipped`: lines whose record from an earlier run is an error (a bad input line
+    # reported then); the output's final state counts them as failed.
+    skipped_failed: int = 0
 
     @property
     def cost_toward_cap_usd(self) -> float:
@@ -134,6 +137,7 @@ class RunStats:
     ok: int = 0
     failed: int = 0
     skipped: int = 0
+    skipped_failed: int = 0
     in_flight: int = 0
     requests: int = 0
     retries: int = 0
@@ -223,4 +227,5 @@ class RunStats:
             slots_full_s=slots_full_s,
             cost_cap_waited_s=self.spend_cap.waited_s if self.spend_cap is not None else 0.0,
             big_line=self.big_line.at(now) if self.big_line is not None else None,
+            skipped_failed=self.skipped_failed,
         )

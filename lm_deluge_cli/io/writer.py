@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -63,17 +64,26 @@ def lock_path(output: str | os.PathLike[str]) -> Path:
 
 
 class OutputLock:
-    """An exclusive ``flock`` on ``<output>.lock``, held until `release`.
+    """Exclusive ``flock`` locks on the output file itself and on ``<output>.lock``, held
+    until `release`.
 
-    The operating system drops the lock when the holder dies, so a killed run never
-    leaves a stale lock. The lock file holds the holder's pid and is removed on release.
-    Raises OutputLockedError if another process holds it.
+    The lock on the file is what keeps two runs from writing one file, whatever names
+    reach it (a symlink, a hard link, another spelling of the path); ``<output>.lock``
+    holds the holder's pid for the message a second run prints, and is removed on release.
+    The operating system drops both when the holder dies, so a killed run never leaves a
+    stale lock. Raises OutputLockedError if another process holds either.
     """
 
     def __init__(self, output: str | os.PathLike[str]) -> None:
         self.output = Path(output)
         self.path = lock_path(output)
         self._fd: int | None = self._acquire()
+        self._file_fd: int | None = None
+        try:
+            self._file_fd = self._lock_file()
+        except BaseException:
+            self.release()
+            raise
 
     def _acquire(self) -> int:
         # A releasing holder unlinks the file; if we locked an unlinked file, retry on
@@ -93,11 +103,7 @@ class OutputLock:
                     f"another run is writing {self.output} ({who}, whose pid is in "
                     f"{self.path}); wait for it to finish or stop it, or choose another output"
                 ) from None
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
-            except FileNotFoundError:
-                same = False
-            if same:
+            if _still_at(fd, self.path):
                 try:
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -107,13 +113,67 @@ class OutputLock:
             os.close(fd)
         raise OutputLockedError(f"cannot lock {self.output}: {self.path} keeps being replaced")
 
+    def _lock_file(self) -> int | None:
+        """Lock the file now at the output's path, creating it if need be (None: the path
+        is not a regular file, a device say, which no run can pay twice into)."""
+        for _ in range(100):
+            try:
+                if not stat.S_ISREG(os.stat(self.output).st_mode):
+                    return None
+            except FileNotFoundError:
+                pass  # created below, or through a dangling symlink to where it will be
+            except OSError as exc:
+                raise write_error("open the output file", self.output, exc) from exc
+            try:
+                # Opened for writing: NFS emulates flock with locks that need it. Two runs
+                # creating the file at once open the same one (no O_EXCL) and one locks it.
+                fd = os.open(self.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            except OSError as exc:
+                raise write_error("open the output file", self.output, exc) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _flock_holder(fd)
+                os.close(fd)
+                who = f"process {holder}" if holder else "another process"
+                raise OutputLockedError(
+                    f"another run is writing {self.output} under another name for the same "
+                    f"file, a symlink or hard link ({who}); wait for it to finish or stop it, "
+                    "or choose another output"
+                ) from None
+            # The holder may have replaced the file (--fresh, rerank's sort) between our
+            # open and our lock: then the lock we hold guards nothing; take the new file.
+            if _still_at(fd, self.output):
+                return fd
+            os.close(fd)
+        raise OutputLockedError(f"cannot lock {self.output}: it keeps being replaced")
+
+    def follow(self, fd: int | None = None) -> None:
+        """After the output at our path was replaced by a new file, lock that one and let the
+        old one go. `fd`: the new file, already locked by the caller before it was renamed
+        into place; without it, the file at the path is opened and locked now, and a run
+        that locked it first makes this raise OutputLockedError (never two writers)."""
+        if self._fd is None:
+            raise ValueError("follow needs a held lock")
+        if fd is None:
+            new = self._lock_file()
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            new = fd
+        old, self._file_fd = self._file_fd, new
+        if old is not None:
+            os.close(old)
+
     @property
     def held(self) -> bool:
         """Whether this object still holds the lock."""
         return self._fd is not None
 
     def release(self) -> None:
-        """Remove the lock file and drop the lock (idempotent)."""
+        """Remove the lock file and drop both locks (idempotent)."""
+        file_fd, self._file_fd = self._file_fd, None
+        if file_fd is not None:
+            os.close(file_fd)
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -135,6 +195,31 @@ class OutputLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether `path` still names the file open as `fd`."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The pid holding a flock on `fd`'s file, from /proc/locks (Linux; else None)."""
+    info = os.fstat(fd)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            table = locks.read()
+    except OSError:
+        return None
+    # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; "->" lines are waiters.
+    for row in table.splitlines():
+        fields = row.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
 
 
 def _read_pid(fd: int) -> int | None:
@@ -210,6 +295,9 @@ class ResultWriter:
         os.close(self._fd)
         self._fd = None
         moved = move_aside(self.path)
+        if self._lock is not None:
+            # The old file's lock is kept until the new one is held.
+            self._lock.follow()
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         except OSError as exc:
@@ -224,15 +312,26 @@ class ResultWriter:
         temporary = self.path.with_name(f".{self.path.name}.sorting")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-            try:
-                for line in lines:
-                    self._write_file(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.path)
         except OSError as exc:
             raise write_error("rewrite", self.path, exc) from exc
+        try:
+            # Locked before it takes the output's name, so no moment leaves the output
+            # unlocked for a run reaching it by another name.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for line in lines:
+                self._write_file(fd, line)
+            os.fsync(fd)
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            os.close(fd)
+            raise write_error("rewrite", self.path, exc) from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        if self._lock is not None:
+            self._lock.follow(fd)  # it owns the descriptor now
+        else:
+            os.close(fd)
         os.close(self._fd)
         self._fd = None
         try:

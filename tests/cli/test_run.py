@@ -124,9 +124,9 @@ def test_bad_lines_become_error_records_with_line_numbers(
     assert all(r["error"]["type"] == "invalid_input" for r in bad.values())
     assert "line 2" in bad[2]["error"]["message"]
     assert "duplicate" in bad[5]["error"]["message"]
-    # A rerun reports nothing twice and sends nothing.
+    # A rerun reports nothing twice and sends nothing; the bad lines' records still count.
     again = run_cli("run", "-m", "mock:fast", "-i", "in.jsonl", "-o", "out.jsonl", "--json")
-    assert again.returncode == 0
+    assert again.returncode == 1
     assert json.loads(again.stdout)["requests"] == 0
     assert len(read_records(tmp_path / "out.jsonl")) == len(records)
 

@@ -110,8 +110,10 @@ def test_max_cost_stops_the_run_and_a_higher_cap_resumes(
         "[sampling]\nmax_new_tokens = 64\n"
     )
     first = run_cli("run", "job.toml", "--json")
-    assert first.returncode == 0, first.stderr.decode()
+    # Stopped with lines left: never 0, whatever was written is ok.
+    assert first.returncode == 4, first.stderr.decode()
     summary = json.loads(first.stdout)
+    assert summary["exit_code"] == 4
     assert summary["cost_cap_reached"] is True
     assert summary["interrupted"] is False
     assert summary["max_cost_usd"] == 0.0005
@@ -125,9 +127,11 @@ def test_max_cost_stops_the_run_and_a_higher_cap_resumes(
 
     # The cap counts what earlier runs spent: the same cap sends nothing more.
     again = run_cli("run", "job.toml")
-    assert again.returncode == 0, again.stderr.decode()
+    assert again.returncode == 4, again.stderr.decode()
     assert b"stopped by the spending cap" in again.stderr
     assert b"requests: 0 " in again.stderr
+    assert b"resume with a higher --max-cost" in again.stderr
+    assert json.loads((tmp_path / "out.jsonl.run.json").read_text())["last_run"]["exit_code"] == 4
     assert len(read_records(tmp_path / "out.jsonl")) == len(records)
 
     higher = run_cli("run", "job.toml", "--max-cost", "1", "--json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -111,6 +112,40 @@ def test_second_run_on_same_output_is_refused(
         assert first.wait(timeout=30) == 130
 
 
+def test_runs_on_other_names_for_the_output_are_refused(
+    cli_env: Callable[..., dict[str, str]],
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    write_prompts: Callable[..., list[dict[str, Any]]],
+    tmp_path: Path,
+    start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
+) -> None:
+    url, _ = start_mock_server(latency_s=0.5)
+    write_prompts(tmp_path / "in.jsonl", 40)
+    env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=url)
+    args = ["run", "-m", "openai:x", "-i", "in.jsonl", "--quiet", "--max-concurrent-requests", "2"]
+    out = tmp_path / "out.jsonl"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "lm_deluge_cli", *args, "-o", "out.jsonl"], env=env
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (tmp_path / "link.jsonl").symlink_to("out.jsonl")
+        (tmp_path / "other").mkdir()
+        os.link(out, tmp_path / "other" / "same.jsonl")
+        for name in ("link.jsonl", "other/same.jsonl"):
+            second = run_cli(*args, "-o", name, env=env)
+            assert second.returncode == 2, second.stderr.decode()
+            assert b"another run is writing" in second.stderr
+            assert f"process {first.pid}".encode() in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 130
+    ids = [r["id"] for r in read_records(out)]
+    assert len(ids) == len(set(ids)), "an id was written twice"
+
+
 def test_fresh_moves_old_output_aside(
     run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
     write_prompts: Callable[..., list[dict[str, Any]]],
@@ -146,6 +181,24 @@ def test_status_and_export(
     # One record per input line, in input order; the broken line keeps its error record.
     assert [r["id"] for r in final] == [*(f"x{i}" for i in range(5)), None]
     assert final[-1]["line"] == 6 and final[-1]["error"]["type"] == "invalid_input"
+
+
+def test_a_rerun_exits_with_what_the_output_holds(
+    run_cli: Callable[..., subprocess.CompletedProcess[bytes]], tmp_path: Path
+) -> None:
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": "a", "prompt": "p"}\n{broken\n{"id": "b", "prompt": "q"}\n[1]\n'
+    )
+    args = ("run", "-m", "mock:fast", "-i", "in.jsonl", "-o", "out.jsonl")
+    assert run_cli(*args).returncode == 1
+    # Nothing left to do, but two lines' records are errors: still 1, and said so.
+    again = run_cli(*args)
+    assert again.returncode == 1, again.stderr.decode()
+    assert b"done: 0 ok, 0 failed, 4 already done earlier (2 of them failed)" in again.stderr
+    summary = json.loads(run_cli(*args, "--json").stdout)
+    assert (summary["exit_code"], summary["skipped_failed"]) == (1, 2)
+    manifest = json.loads((tmp_path / "out.jsonl.run.json").read_text())
+    assert manifest["last_run"]["exit_code"] == 1
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,88 @@ def test_lock_held_by_another_process(tmp_path: Path, holder: subprocess.Popen[s
     assert str(lock_path(out)) in message
 
 
+def _other_name(tmp_path: Path, how: str) -> Path:
+    """Another name reaching tmp_path/out.jsonl: a link of some kind, or another spelling."""
+    out = tmp_path / "out.jsonl"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if how == "symlink":
+        (tmp_path / "link.jsonl").symlink_to("out.jsonl")
+        return tmp_path / "link.jsonl"
+    if how == "symlink in another directory":
+        (elsewhere / "out.jsonl").symlink_to(out)
+        return elsewhere / "out.jsonl"
+    if how == "hard link":
+        os.link(out, elsewhere / "same.jsonl")
+        return elsewhere / "same.jsonl"
+    if how == "symlinked directory":
+        (tmp_path / "dir-link").symlink_to(tmp_path)
+        return tmp_path / "dir-link" / "out.jsonl"
+    return elsewhere / ".." / "out.jsonl"  # another spelling of the same path
+
+
+OTHER_NAMES = [
+    "symlink",
+    "symlink in another directory",
+    "hard link",
+    "symlinked directory",
+    "another spelling",
+]
+
+
+@pytest.mark.parametrize("how", OTHER_NAMES)
+def test_lock_holds_the_file_whatever_name_reaches_it(
+    tmp_path: Path, holder: subprocess.Popen[str], how: str
+) -> None:
+    other = _other_name(tmp_path, how)
+    with pytest.raises(OutputLockedError) as info:
+        ResultWriter(other)
+    message = str(info.value)
+    assert "another run is writing" in message
+    assert str(other) in message
+    if sys.platform == "linux":  # the holder of a lock on the file is read from /proc/locks
+        assert f"process {holder.pid}" in message
+    assert len(_lines(tmp_path / "out.jsonl")) == 3  # nothing written by the refused writer
+
+
+def test_an_output_created_through_a_dangling_symlink_is_locked(tmp_path: Path) -> None:
+    link = tmp_path / "link.jsonl"
+    link.symlink_to("out.jsonl")  # the file does not exist yet
+    with ResultWriter(link) as writer:
+        writer.write(_record(1))
+        with pytest.raises(OutputLockedError):
+            ResultWriter(tmp_path / "out.jsonl")
+    with ResultWriter(tmp_path / "out.jsonl"):
+        pass  # released
+
+
+def test_two_new_outputs_racing_to_create_one_file(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    (tmp_path / "link.jsonl").symlink_to("out.jsonl")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(tmp_path / name), "1", "hold"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for name in ("out.jsonl", "link.jsonl")
+    ]
+    try:
+        ready = [proc.stdout.readline().strip() == "ready" for proc in procs if proc.stdout]
+        assert sorted(ready) == [False, True]  # one holds the new file, the other was refused
+        refused = procs[ready.index(False)]
+        assert refused.wait(timeout=30) != 0
+        assert refused.stderr is not None and "OutputLockedError" in refused.stderr.read()
+        assert len(_lines(tmp_path / "out.jsonl")) == 1
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def test_sigkilled_holder_leaves_no_stale_lock(
     tmp_path: Path, holder: subprocess.Popen[str]
 ) -> None:
@@ -319,3 +401,28 @@ def test_start_over_on_an_empty_output_moves_nothing(tmp_path: Path) -> None:
     with ResultWriter(out) as writer:
         assert writer.start_over() is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_start_over_keeps_the_new_file_locked_under_any_name(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b'{"id": 1}\n')
+    (tmp_path / "link.jsonl").symlink_to("out.jsonl")
+    with ResultWriter(out) as writer:
+        writer.start_over()
+        with pytest.raises(OutputLockedError, match="another name"):
+            ResultWriter(tmp_path / "link.jsonl")
+        # The old file, moved aside, is no longer the output: nothing holds it.
+        moved = next(tmp_path.glob("out.jsonl.*.bak"))
+        ResultWriter(moved).close()
+
+
+def test_replace_contents_keeps_the_new_file_locked_under_any_name(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "link.jsonl").symlink_to("out.jsonl")
+    with ResultWriter(out) as writer:
+        writer.write({"id": 2})
+        writer.replace_contents([b'{"id": 1}\n', b'{"id": 2}\n'])
+        with pytest.raises(OutputLockedError, match="another name"):
+            ResultWriter(tmp_path / "link.jsonl")
+        writer.write({"id": 3})
+    assert [r["id"] for r in _lines(out)] == [1, 2, 3]
