@@ -26,7 +26,14 @@ from lm_deluge_cli.errors import UsageError
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, LineSplitter, read_function
 from lm_deluge_cli.io.parse import BadLine, parse_line
-from lm_deluge_cli.io.source import check_input, is_stream, open_input, pollable
+from lm_deluge_cli.io.source import (
+    SNIFF_BYTES,
+    check_input,
+    is_stream,
+    open_input,
+    pollable,
+    utf16_problem,
+)
 from lm_deluge_cli.types import Prompt, id_key
 
 __all__ = [
@@ -122,7 +129,8 @@ class InputReader(Generic[ItemT]):
     Asynchronously, a pipe or terminal is awaited until it is readable and then read
     without blocking, so an idle stdin never ties up a worker thread (nor Ctrl-C). A path
     that is not a regular file (a named pipe, /dev/fd/N, a device) is opened without
-    waiting for its writer (see `open_input`) and read once, like stdin.
+    waiting for its writer (see `open_input`) and read once, like stdin. An input that
+    starts as UTF-16 raises UsageError before any of its lines is yielded.
     """
 
     @overload
@@ -175,15 +183,19 @@ class InputReader(Generic[ItemT]):
             check_input(source)
             if os.fspath(source) == "-":
                 stream: BinaryIO = sys.stdin.buffer
+                self._name = "stdin"
             else:
                 stream = self._owned = open_input(source)
+                self._name = os.fspath(source)
         else:
             stream = source
+            self._name = str(getattr(stream, "name", "the input"))
 
         # A pipe, terminal or socket can block for ever: read it by fd once it is readable.
         self._wait_fd: int | None = None
         self._selector: selectors.BaseSelector | None = None
         self._read = read_function(stream)
+        self._is_stream = True
         try:
             fd = stream.fileno()
             mode = os.fstat(fd).st_mode
@@ -192,11 +204,16 @@ class InputReader(Generic[ItemT]):
         else:
             if stat.S_ISREG(mode):
                 self._total_bytes = os.fstat(fd).st_size
+                # Stdin from a file (``< in.jsonl``) is still told to convert on the way in.
+                self._is_stream = source == "-"
             elif pollable(fd):
                 self._wait_fd = fd
                 self._read = partial(os.read, fd)
             # Other devices (/dev/null in cron jobs) cannot be polled and never block.
 
+        # The input's start, kept until its first line is whole: a UTF-16 input is refused
+        # before any of its lines is used (None once looked at).
+        self._head: bytes | None = b""
         self._splitter = LineSplitter()
         self._pending: deque[tuple[int, Line]] = deque()
         self._eof = False
@@ -266,7 +283,9 @@ class InputReader(Generic[ItemT]):
                 elif self._wait_fd is not None:
                     self._wait_readable(self._wait_fd)
                 chunk = self._read(self._chunk_size)
-                if chunk:
+                if self._head is not None:
+                    self._take_head(self._head, chunk)
+                elif chunk:
                     self._pending.extend(self._splitter.feed(chunk))
                 else:
                     self._eof = True
@@ -284,6 +303,23 @@ class InputReader(Generic[ItemT]):
         if done and self._total_bytes is not None:
             self._bytes_read = self._total_bytes
         return items, done
+
+    def _take_head(self, head: bytes, chunk: bytes) -> None:
+        """Gather the input's first line (up to SNIFF_BYTES) and refuse it if it is UTF-16;
+        once looked at, it is split into lines like any chunk."""
+        head += chunk
+        if chunk and b"\n" not in head and len(head) < SNIFF_BYTES:
+            self._head = head
+            return
+        self._head = None
+        problem = utf16_problem(head, self._name, stream=self._is_stream)
+        if problem is not None:
+            raise UsageError(problem)
+        if head:
+            self._pending.extend(self._splitter.feed(head))
+        if not chunk:
+            self._eof = True
+            self._pending.extend(self._splitter.finish())
 
     def _wait_readable(self, fd: int) -> None:
         """Block until a read of the input cannot wait (iterated without an event loop).

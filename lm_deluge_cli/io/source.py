@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import os
 import selectors
+import shlex
 import stat
 from pathlib import Path
 from typing import BinaryIO
 
 from lm_deluge_cli.errors import UsageError
 
-__all__ = ["check_input", "is_stream", "open_input", "pollable"]
+__all__ = [
+    "SNIFF_BYTES",
+    "check_input",
+    "is_stream",
+    "open_input",
+    "pollable",
+    "utf16_problem",
+]
 
 STDIN = "-"
+# The most of the input's start gathered before its encoding is judged (the reader judges
+# once it has the first line, so a slow stdin's first line is not held back).
+SNIFF_BYTES = 4096
+# Byte-order marks and codecs; the first characters decoded tell UTF-16 apart.
+_UTF16 = ((b"\xff\xfe", "utf-16-le", "UTF-16LE"), (b"\xfe\xff", "utf-16-be", "UTF-16BE"))
+_PEEK_BYTES = 256
 
 
 def is_stream(path: str | os.PathLike[str]) -> bool:
@@ -37,10 +51,11 @@ def is_stream(path: str | os.PathLike[str]) -> bool:
 
 
 def check_input(path: str | os.PathLike[str]) -> None:
-    """Raise UsageError, naming the input and the fix, if it cannot be read.
+    """Raise UsageError, naming the input and the fix, if it cannot be read as JSONL.
 
-    A regular file is opened; a stream is only looked at, never opened (see the module
-    docstring). ``-`` (stdin) always passes. Call this before anything runs.
+    A regular file is opened and its start read (a UTF-16 file is refused here, before
+    anything runs); a stream is only looked at, never opened (see the module docstring).
+    Call this before anything runs.
     """
     if os.fspath(path) == STDIN:
         return
@@ -60,11 +75,15 @@ def check_input(path: str | os.PathLike[str]) -> None:
             raise UsageError(f"cannot read input {p}: permission denied (check its permissions)")
         return
     try:
-        os.close(os.open(p, os.O_RDONLY))
+        with open(p, "rb") as stream:
+            head = stream.read(SNIFF_BYTES)
     except OSError as exc:
         raise UsageError(
             f"cannot read input file {p}: {exc.strerror or exc} (check its permissions)"
         ) from exc
+    problem = utf16_problem(head, str(p), stream=False)
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def open_input(path: str | os.PathLike[str]) -> BinaryIO:
@@ -96,3 +115,36 @@ def pollable(fd: int) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+def utf16_problem(head: bytes, name: str, *, stream: bool) -> str | None:
+    """What to say if the input's first bytes look like UTF-16 (None if they do not).
+
+    The start looks like UTF-16 when, decoded as UTF-16 (little- or big-endian, after a
+    byte-order mark if there is one), it begins like a JSON object.
+    """
+    encoding = _utf16_name(head)
+    if encoding is None:
+        return None
+    iconv = f"iconv -f {encoding} -t UTF-8"
+    if stream:
+        how = f"convert it on the way in: … | {iconv} | lm-deluge … -i -"
+    else:
+        converted = str(Path(name).with_suffix(".utf8.jsonl"))
+        how = f"convert it first: {iconv} {shlex.quote(name)} > {shlex.quote(converted)}"
+    return f"{name} looks like UTF-16 text, but input must be UTF-8 JSONL; {how}"
+
+
+def _utf16_name(head: bytes) -> str | None:
+    """iconv's name for the input's encoding if its start looks like UTF-16, else None."""
+    # A JSONL line starts with "{": in UTF-16 that is 7B 00 or 00 7B, which UTF-8 JSON
+    # never holds (a NUL byte). A byte-order mark alone is not enough: a bad first line
+    # may start with those bytes too, and is then one bad line among good ones.
+    for bom, codec, name in _UTF16:
+        marked = head.startswith(bom)
+        body = head[len(bom) :] if marked else head
+        body = body[: min(len(body), _PEEK_BYTES) // 2 * 2]
+        if body.decode(codec, errors="replace").lstrip(" \t\r\n").startswith("{"):
+            # iconv reads a byte-order mark; without one, "UTF-16" would mean big-endian.
+            return "UTF-16" if marked else name
+    return None

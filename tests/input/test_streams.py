@@ -1,4 +1,4 @@
-"""Inputs that can be read only once (a named pipe, /dev/fd/N, stdin), end to end.
+"""Inputs that can be read only once (a named pipe, /dev/fd/N, stdin), end to end, and UTF-16.
 
 Each runs the CLI as a process: the pipe is opened by it, its writer is a thread here that
 writes in bursts with pauses, and signals reach it as they would from a shell.
@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from lm_deluge_cli.errors import UsageError
+from tests.input.conftest import Ran
 
 RUN = [sys.executable, "-m", "lm_deluge_cli", "run", "-m", "mock:fast", "--no-cache"]
 
@@ -161,3 +164,21 @@ def test_stdin_piped_in_bursts_ends_with_every_line(tmp_path: Path) -> None:
     _, stderr = _finish(proc)  # closes stdin: the end of the input
     assert proc.returncode == 0, stderr.decode()
     assert len(_records(tmp_path / "out.jsonl")) == 15
+
+
+def test_a_utf16_file_is_refused_before_anything_runs(run_input: Callable[..., Ran]) -> None:
+    with pytest.raises(UsageError, match=r"looks like UTF-16.*iconv -f UTF-16 -t UTF-8"):
+        run_input('{"prompt": "a"}\n{"prompt": "b"}\n'.encode("utf-16"))
+
+
+def test_a_utf16_stdin_exits_2_with_one_line_and_sends_nothing(tmp_path: Path) -> None:
+    data = '{"prompt": "a"}\n{"prompt": "b"}\n'.encode("utf-16")
+    result = subprocess.run(
+        [*RUN, "-i", "-", "-o", "out.jsonl", "--quiet"], input=data, capture_output=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        "error: stdin looks like UTF-16 text, but input must be UTF-8 JSONL; convert it on the "
+        "way in: … | iconv -f UTF-16 -t UTF-8 | lm-deluge … -i -"
+    ]
+    assert _records(tmp_path / "out.jsonl") == []

@@ -310,6 +310,24 @@ def test_a_named_pipe_read_without_an_event_loop_waits_for_its_late_writer(
     late.join(5)
 
 
+@pytest.mark.anyio
+async def test_a_utf16_stdin_is_refused_before_any_line(stdin_pipe: int) -> None:
+    data = '{"prompt": "a"}\n{"prompt": "b"}\n'.encode("utf-16-le")
+    # The first line arrives in pieces: it is judged once whole.
+    os.write(stdin_pipe, data[:3])
+
+    def rest() -> None:
+        os.write(stdin_pipe, data[3:])
+        os.close(stdin_pipe)
+
+    threading.Timer(0.2, rest).start()
+    seen: list[Prompt | BadLine] = []
+    with anyio.fail_after(5), pytest.raises(UsageError, match=r"stdin looks like UTF-16.*iconv"):
+        async for item in InputReader("-"):
+            seen.append(item)
+    assert seen == []
+
+
 def test_reads_from_an_open_stream(tmp_path: Path) -> None:
     path = _write(tmp_path, b'{"prompt": "a"}\n')
     with open(path, "rb") as stream:
