@@ -224,8 +224,8 @@ async def run_job(
 
 
 def check_paths(job: Job) -> None:
-    """Refuse an unreadable input (a UTF-16 file) and an output that is the input, before
-    anything runs."""
+    """Refuse an unreadable input (a closed stdin, a UTF-16 file) and an output that is
+    the input, before anything runs."""
     check_input(job.input)
     if job.input == STDIO:
         return

@@ -13,6 +13,7 @@ import os
 import selectors
 import shlex
 import stat
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,10 +55,14 @@ def check_input(path: str | os.PathLike[str]) -> None:
     """Raise UsageError, naming the input and the fix, if it cannot be read as JSONL.
 
     A regular file is opened and its start read (a UTF-16 file is refused here, before
-    anything runs); a stream is only looked at, never opened (see the module docstring).
-    Call this before anything runs.
+    anything runs); a stream is only looked at, never opened (see the module docstring);
+    stdin only if it is closed (``<&-``). Call this before anything runs.
     """
     if os.fspath(path) == STDIN:
+        if sys.stdin is None:
+            raise UsageError(
+                "cannot read prompts from stdin: it is closed; pipe the prompts in, or give -i FILE"
+            )
         return
     p = Path(path)
     try:

@@ -6,6 +6,7 @@ import codecs
 import contextlib
 import gzip
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -54,6 +55,12 @@ def test_opening_a_pipe_does_not_wait_for_its_writer(fifo: Path) -> None:
 
     threading.Thread(target=open_it, daemon=True).start()
     assert opened.wait(5), "open_input waited for the pipe's writer"
+
+
+def test_a_closed_stdin_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", None)  # what Python makes of a closed fd 0
+    with pytest.raises(UsageError, match=r"stdin: it is closed; pipe the prompts in, or give -i"):
+        check_input("-")
 
 
 def test_a_pipe_is_checked_without_being_opened(fifo: Path) -> None:

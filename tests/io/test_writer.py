@@ -319,3 +319,11 @@ def test_start_over_on_an_empty_output_moves_nothing(tmp_path: Path) -> None:
     with ResultWriter(out) as writer:
         assert writer.start_over() is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+
+
+def test_a_closed_stdout_is_refused_before_anything_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", None)  # what Python makes of a closed fd 1
+    with pytest.raises(OutputWriteError, match="stdout is closed; give -o FILE"):
+        ResultWriter("-")
