@@ -31,9 +31,10 @@ from lm_deluge_cli.errors import (
 )
 from lm_deluge_cli.io.manifest import write_manifest
 from lm_deluge_cli.io.overlap import first_output_id, output_overlap
-from lm_deluge_cli.io.reader import BadLine, InputReader, check_input, count_lines
+from lm_deluge_cli.io.reader import BadLine, InputReader, count_lines
 from lm_deluge_cli.io.resume import ResumeState, scan_output
 from lm_deluge_cli.io.shard import Shard
+from lm_deluge_cli.io.source import check_input, is_stream
 from lm_deluge_cli.io.writer import ResultWriter
 from lm_deluge_cli.progress import ProgressView, watched
 from lm_deluge_cli.providers.endpoints import resolve_endpoints
@@ -146,7 +147,7 @@ async def run_job(
     """
     manifest = manifest or {}
     endpoints = resolve_endpoints(job.models, registry=job.model_registry())
-    check_paths(job)
+    await anyio.to_thread.run_sync(check_paths, job)
     if any(endpoint.provider.name != "mock" for endpoint in endpoints):
         # The HTTP library loads now, off the event loop and before the run's clock starts,
         # not while the first requests wait for it (aiohttp: 0.2-0.4 s on a loaded machine).
@@ -231,10 +232,11 @@ async def run_job(
 
 
 def check_paths(job: Job) -> None:
-    """Refuse an unreadable input, and an output that is the input, before anything runs."""
+    """Refuse an unreadable input (a closed stdin, a UTF-16 file) and an output that is
+    the input, before anything runs."""
+    check_input(job.input)
     if job.input == STDIO:
         return
-    check_input(Path(job.input))
     if job.output != STDIO and _same_file(Path(job.input), Path(job.output)):
         raise UsageError(
             f"input and output are the same file ({job.output}): results would be "
@@ -274,7 +276,9 @@ async def open_output(
         # Under the same lock throughout: no other run can start in between.
         moved = writer.start_over()
     state = scan_output(output)
-    if job.input != STDIO:
+    # A stream can be read only once, by the run itself: its lines skip the done ids as
+    # they go by, unchecked against the output beforehand.
+    if not is_stream(job.input):
         # Before the manifest is rewritten: a refused run leaves everything as it was.
         await _check_overlap(Path(job.input), output, state)
     write_manifest(output, manifest)
@@ -284,10 +288,9 @@ async def open_output(
 
 
 async def count_input(job: Job, stats: RunStats) -> None:
-    """The input's line count as the run's first estimate of its total (a shard's share)."""
-    if job.input == STDIO:
-        return
-    lines = await anyio.to_thread.run_sync(count_lines, Path(job.input))
+    """The input's line count as the run's first estimate of its total (a shard's share);
+    a stream's is not counted (that would read it), and the progress goes without one."""
+    lines = await anyio.to_thread.run_sync(count_lines, job.input)
     # A shard's share is known once the input is read; until then, estimated.
     if lines is not None and job.shard is not None:
         lines = -(-lines // job.shard.count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -85,8 +86,26 @@ def _find_error(exc: BaseException) -> LMDelugeError | None:
     return None
 
 
+def _fill_closed_standard_fds() -> None:
+    """Put /dev/null where a standard stream was closed (``<&-``, ``>&-``).
+
+    Otherwise the next file opened takes its number: the event loop (libuv) aborts when it
+    closes one of its own there, and what is meant for that stream lands in the file.
+    ``sys.stdin`` / ``sys.stdout`` stay None, so ``-i -`` and ``-o -`` still say it is closed.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _fill_closed_standard_fds()
     final = FinalCode()
     # Keys may live in ./.env; real environment variables win.
     load_dotenv(dotenv_path=".env", override=False)

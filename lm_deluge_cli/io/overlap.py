@@ -4,7 +4,8 @@ Resuming onto the output of another input would send every line again and mix tw
 results in one file; an input with lines removed leaves results that `export` will not
 show. Both are worth saying before anything is sent. This reads the input once more, only
 for ids (a line's ``id``, else ``custom_id``, else its line number, as the reader takes
-them), and only when the output already holds results.
+them), and only when the output already holds results: so only a regular file, never a
+stream (stdin, a pipe), which the run itself must read (see `io.source`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """Stream prompts out of a JSONL file or stdin, in input order, without ever holding it whole.
 
 Reading and parsing happen in a worker thread, one bounded batch at a time, so a slow
-disk or a big parse never blocks the event loop.
+disk or a big parse never blocks the event loop. A stream (stdin, a named pipe, a device)
+is read exactly once, here, and waited on where a cancel reaches the wait.
 """
 
 from __future__ import annotations
 
 import os
+import selectors
 import stat
 import sys
 import threading
@@ -25,6 +27,14 @@ from lm_deluge_cli.io.daemon_thread import run_in_daemon_thread
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, LineSplitter, read_function
 from lm_deluge_cli.io.parse import BadLine, parse_line
+from lm_deluge_cli.io.source import (
+    SNIFF_BYTES,
+    check_input,
+    is_stream,
+    open_input,
+    pollable,
+    utf16_problem,
+)
 from lm_deluge_cli.types import Prompt, id_key
 
 __all__ = [
@@ -65,44 +75,20 @@ class LineItem(Protocol):
 ItemT = TypeVar("ItemT", bound=LineItem)
 
 
-def check_input(path: str | os.PathLike[str]) -> None:
-    """Raise UsageError, naming the path and the fix, if the input cannot be read.
-
-    ``-`` (stdin) always passes. Call this before anything runs.
-    """
-    if os.fspath(path) == "-":
-        return
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(
-            f"input file not found: {p} (check the path, or pass - to read prompts from stdin)"
-        )
-    if p.is_dir():
-        raise UsageError(f"input {p} is a directory; pass a JSONL file with one prompt per line")
-    try:
-        # Non-blocking, so that checking a named pipe does not wait for its writer.
-        os.close(os.open(p, os.O_RDONLY | os.O_NONBLOCK))
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read input file {p}: {exc.strerror or exc} (check its permissions)"
-        ) from exc
-
-
 def count_lines(
     path: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> int | None:
     """Count a file's lines quickly (blank ones too): an estimate of its prompt count.
 
-    None for stdin, a pipe or anything but a regular file: counting would consume it.
+    None for stdin, a pipe or anything but a regular file, which is never opened here:
+    counting would consume it.
     """
-    if os.fspath(path) == "-":
+    if is_stream(path):
         return None
     count = 0
     last = b"\n"
     try:
         with open(path, "rb", buffering=0) as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                return None
             while chunk := stream.read(chunk_size):
                 count += chunk.count(b"\n")
                 last = chunk[-1:]
@@ -142,7 +128,10 @@ class InputReader(Generic[ItemT]):
 
     Iterate with ``async for`` inside a running event loop, or with plain ``for``.
     Asynchronously, a pipe or terminal is awaited until it is readable and then read
-    without blocking, so an idle stdin never ties up a worker thread (nor Ctrl-C).
+    without blocking, so an idle stdin never ties up a worker thread (nor Ctrl-C). A path
+    that is not a regular file (a named pipe, /dev/fd/N, a device) is opened without
+    waiting for its writer (see `open_input`) and read once, like stdin. An input that
+    starts as UTF-16 raises UsageError before any of its lines is yielded.
     """
 
     @overload
@@ -192,20 +181,22 @@ class InputReader(Generic[ItemT]):
             files_root=None if files_root is None else Path(files_root),
         )
         if isinstance(source, str | os.PathLike):
+            check_input(source)
             if os.fspath(source) == "-":
                 stream: BinaryIO = sys.stdin.buffer
+                self._name = "stdin"
             else:
-                check_input(source)
-                try:
-                    stream = self._owned = open(source, "rb", buffering=0)  # noqa: SIM115
-                except OSError as exc:
-                    raise UsageError(f"cannot read input file {source}: {exc.strerror}") from exc
+                stream = self._owned = open_input(source)
+                self._name = os.fspath(source)
         else:
             stream = source
+            self._name = str(getattr(stream, "name", "the input"))
 
         # A pipe, terminal or socket can block for ever: read it by fd once it is readable.
         self._wait_fd: int | None = None
+        self._selector: selectors.BaseSelector | None = None
         self._read = read_function(stream)
+        self._is_stream = True
         try:
             fd = stream.fileno()
             mode = os.fstat(fd).st_mode
@@ -214,11 +205,16 @@ class InputReader(Generic[ItemT]):
         else:
             if stat.S_ISREG(mode):
                 self._total_bytes = os.fstat(fd).st_size
-            elif stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd):
+                # Stdin from a file (``< in.jsonl``) is still told to convert on the way in.
+                self._is_stream = source == "-"
+            elif pollable(fd):
                 self._wait_fd = fd
                 self._read = partial(os.read, fd)
             # Other devices (/dev/null in cron jobs) cannot be polled and never block.
 
+        # The input's start, kept until its first line is whole: a UTF-16 input is refused
+        # before any of its lines is used (None once looked at).
+        self._head: bytes | None = b""
         self._splitter = LineSplitter()
         self._pending: deque[tuple[int, Line]] = deque()
         self._eof = False
@@ -303,8 +299,12 @@ class InputReader(Generic[ItemT]):
                     break
                 if reads is not None:
                     reads -= 1
+                elif self._wait_fd is not None:
+                    self._wait_readable(self._wait_fd)
                 chunk = self._read(self._chunk_size)
-                if chunk:
+                if self._head is not None:
+                    self._take_head(self._head, chunk)
+                elif chunk:
                     self._pending.extend(self._splitter.feed(chunk))
                 else:
                     self._eof = True
@@ -322,6 +322,35 @@ class InputReader(Generic[ItemT]):
         if done and self._total_bytes is not None:
             self._bytes_read = self._total_bytes
         return items, done
+
+    def _take_head(self, head: bytes, chunk: bytes) -> None:
+        """Gather the input's first line (up to SNIFF_BYTES) and refuse it if it is UTF-16;
+        once looked at, it is split into lines like any chunk."""
+        head += chunk
+        if chunk and b"\n" not in head and len(head) < SNIFF_BYTES:
+            self._head = head
+            return
+        self._head = None
+        problem = utf16_problem(head, self._name, stream=self._is_stream)
+        if problem is not None:
+            raise UsageError(problem)
+        if head:
+            self._pending.extend(self._splitter.feed(head))
+        if not chunk:
+            self._eof = True
+            self._pending.extend(self._splitter.finish())
+
+    def _wait_readable(self, fd: int) -> None:
+        """Block until a read of the input cannot wait (iterated without an event loop).
+
+        A pipe opened before its writer reads as empty until the writer comes: a read
+        before that would end the input early.
+        """
+        if self._selector is None:
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(fd, selectors.EVENT_READ)
+        while not self._selector.select():
+            pass
 
     def _line(self, offset: int, raw: Line) -> ItemT | BadLine | None:
         if offset == 0 and raw[:3] == _BOM:
@@ -359,6 +388,9 @@ class InputReader(Generic[ItemT]):
                 self._close_owned()
 
     def _close_owned(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
         if self._owned is not None:
             self._owned.close()
             self._owned = None

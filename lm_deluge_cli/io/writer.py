@@ -249,6 +249,9 @@ class ResultWriter:
         self._fd: int | None = None
         self._lock: OutputLock | None = None
         self._closed = False
+        if self.path is None and sys.stdout is None:
+            # Started with stdout closed (``>&-``): said before anything is sent.
+            raise OutputWriteError("cannot write results: stdout is closed; give -o FILE")
         if self.path is not None:
             self._lock = OutputLock(self.path)
             try:

@@ -43,7 +43,7 @@ async def run_batching_job(
     finished left out) into its output; `when_complete` runs, still under the output's
     lock, once a run ends neither interrupted nor stopped by the provider."""
     manifest = manifest or {}
-    check_paths(job)
+    await anyio.to_thread.run_sync(check_paths, job)
     stats = RunStats()
     # Load the tokenizer off the event loop: its first load may wait on the network.
     await anyio.to_thread.run_sync(estimate_text_tokens, "")

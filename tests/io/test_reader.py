@@ -232,6 +232,102 @@ async def test_cancel_while_stdin_is_idle(stdin_pipe: int) -> None:
     assert scope.cancelled_caught
 
 
+# ------------------------------------------------------------- named pipes: read once
+
+
+def _burst(first: int, count: int) -> bytes:
+    return b"".join(
+        orjson.dumps({"id": i, "prompt": str(i)}) + b"\n" for i in range(first, first + count)
+    )
+
+
+def _write_bursts(fifo: Path, bursts: int, size: int, pause_s: float, written: list[int]) -> None:
+    """Open the pipe (waiting for its reader), write `bursts` bursts with pauses, close it."""
+    fd = os.open(fifo, os.O_WRONLY)
+    try:
+        for burst in range(bursts):
+            os.write(fd, _burst(burst * size, size))
+            written.append(burst)
+            time.sleep(pause_s)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.anyio
+async def test_a_named_pipe_fed_in_bursts_gives_every_line_as_it_comes(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    written: list[int] = []
+    writer = threading.Thread(target=_write_bursts, args=(fifo, 3, 5, 0.3, written), daemon=True)
+    writer.start()
+    seen: list[int] = []
+    bursts_written_at_first_line: int | None = None
+    with anyio.fail_after(10):
+        async with InputReader(fifo) as reader:
+            assert reader.statistics().total_bytes is None
+            async for item in reader:
+                assert isinstance(item, Prompt)
+                if bursts_written_at_first_line is None:
+                    bursts_written_at_first_line = len(written)
+                seen.append(item.line)
+    writer.join(5)
+    assert seen == list(range(1, 16))
+    # Streamed: the first lines came before the writer was done.
+    assert bursts_written_at_first_line is not None and bursts_written_at_first_line < 3
+
+
+@pytest.mark.anyio
+async def test_a_named_pipe_whose_writer_never_comes_can_be_cancelled(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # If opening waited for a writer, this one lets it go after 5 s (and the test fails).
+    rescue = threading.Timer(5, lambda: os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)))
+    rescue.start()
+    started = time.monotonic()
+    seen: list[Prompt | BadLine] = []
+    try:
+        with anyio.move_on_after(0.3) as scope:
+            async with InputReader(fifo) as reader:
+                async for item in reader:
+                    seen.append(item)
+    finally:
+        rescue.cancel()
+    assert time.monotonic() - started < 2
+    assert scope.cancelled_caught
+    assert seen == []
+
+
+def test_a_named_pipe_read_without_an_event_loop_waits_for_its_late_writer(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    written: list[int] = []
+    late = threading.Timer(0.3, _write_bursts, args=(fifo, 2, 3, 0.2, written))
+    late.start()
+    with InputReader(fifo) as reader:  # opened before the writer comes
+        assert [i.line for i in reader] == list(range(1, 7))
+    late.join(5)
+
+
+@pytest.mark.anyio
+async def test_a_utf16_stdin_is_refused_before_any_line(stdin_pipe: int) -> None:
+    data = '{"prompt": "a"}\n{"prompt": "b"}\n'.encode("utf-16-le")
+    # The first line arrives in pieces: it is judged once whole.
+    os.write(stdin_pipe, data[:3])
+
+    def rest() -> None:
+        os.write(stdin_pipe, data[3:])
+        os.close(stdin_pipe)
+
+    threading.Timer(0.2, rest).start()
+    seen: list[Prompt | BadLine] = []
+    with anyio.fail_after(5), pytest.raises(UsageError, match=r"stdin looks like UTF-16.*iconv"):
+        async for item in InputReader("-"):
+            seen.append(item)
+    assert seen == []
+
+
 def test_reads_from_an_open_stream(tmp_path: Path) -> None:
     path = _write(tmp_path, b'{"prompt": "a"}\n')
     with open(path, "rb") as stream:
@@ -277,16 +373,21 @@ def test_count_lines(tmp_path: Path, data: bytes, count: int) -> None:
     assert count_lines(_write(tmp_path, data), chunk_size=64) == count
 
 
-def test_count_lines_never_consumes_a_pipe(tmp_path: Path) -> None:
+def test_count_lines_never_opens_a_pipe(tmp_path: Path) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    check_input(fifo)  # does not wait for a writer either
-    # Opening a FIFO for reading waits for a writer: give it one that writes nothing.
-    writer = threading.Thread(target=lambda: os.close(os.open(fifo, os.O_WRONLY)))
-    writer.start()
+    # A writer waits in its open until a reader opens the pipe: counting must not be one.
+    released = threading.Event()
+
+    def writer() -> None:
+        os.close(os.open(fifo, os.O_WRONLY))
+        released.set()
+
+    threading.Thread(target=writer, daemon=True).start()
     assert count_lines(fifo) is None
-    writer.join()
     assert count_lines("-") is None
+    assert not released.wait(0.3)
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # lets the writer go
 
 
 def test_local_image_paths_resolve_against_the_input_folder(

@@ -426,3 +426,11 @@ def test_replace_contents_keeps_the_new_file_locked_under_any_name(tmp_path: Pat
             ResultWriter(tmp_path / "link.jsonl")
         writer.write({"id": 3})
     assert [r["id"] for r in _lines(out)] == [1, 2, 3]
+
+
+def test_a_closed_stdout_is_refused_before_anything_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "stdout", None)  # what Python makes of a closed fd 1
+    with pytest.raises(OutputWriteError, match="stdout is closed; give -o FILE"):
+        ResultWriter("-")
