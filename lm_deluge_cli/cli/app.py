@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
+from typing import TextIO
 
 import typer
 from dotenv import load_dotenv
@@ -72,6 +74,20 @@ def _configure_logging() -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     root.propagate = False
+    # A library's own warnings (Pillow's about a huge image, …) print in the same style,
+    # without the file and line they came from.
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    logging.getLogger("lm_deluge_cli").warning("%s", message)
 
 
 def _find_error(exc: BaseException) -> LMDelugeError | None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import anyio
 import orjson
@@ -23,12 +23,19 @@ from lm_deluge_cli.config import STDIO, Job, JobOverrides
 from lm_deluge_cli.engine import learning
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.engine.task import Task
-from lm_deluge_cli.errors import EXIT_INTERRUPTED
+from lm_deluge_cli.errors import EXIT_INTERRUPTED, OutputWriteError
 from lm_deluge_cli.progress import ProgressView, format_cost, format_duration, make_view
 from lm_deluge_cli.runner import JobReport, run_job
 from lm_deluge_cli.transport.event_loop import backend_options
 
-__all__ = ["Runner", "ToolSummary", "configure_logging", "execute", "job_overrides"]
+__all__ = [
+    "Runner",
+    "ToolSummary",
+    "configure_logging",
+    "execute",
+    "job_overrides",
+    "stdout_for",
+]
 
 # A command's own way to run a job (embed, rerank): called with fresh, view, stop, manifest.
 Runner = Callable[..., Awaitable[JobReport]]
@@ -44,6 +51,14 @@ class ToolSummary:
     name: str
     lines: Callable[[RunStatistics], list[str]] = lambda _: []
     fields: Callable[[RunStatistics], dict[str, object]] = lambda _: {}
+
+
+def stdout_for(what: str, instead: str) -> TextIO:
+    """stdout, to print `what` on; refused when the shell closed it (``>&-``), saying to
+    do `instead`. Asked before anything runs, so a closed stdout costs no request."""
+    if sys.stdout is None:
+        raise OutputWriteError(f"cannot print {what}: stdout is closed; {instead}")
+    return sys.stdout
 
 
 def job_overrides(flags: Mapping[str, Any]) -> JobOverrides:
@@ -77,6 +92,8 @@ def execute(
     batching commands) and exit with the run's exit code."""
     # soft_wrap: long paths and commands stay on one line (logs are grepped, commands pasted).
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if json_summary and job.output != STDIO:
+        stdout_for("the --json summary", "drop --json, or leave stdout open")
     view = make_view(console, quiet=quiet)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = _manifest(job, started, tool.name if tool else None)
@@ -128,8 +145,9 @@ def _finish(
         summary = report.to_dict()
         if tool is not None:
             summary.update(tool=tool.name, **tool.fields(statistics))
-        stream = sys.stderr if job.output == STDIO else sys.stdout
-        stream.write(orjson.dumps(summary).decode() + "\n")
+        (sys.stderr if job.output == STDIO else sys.stdout).write(
+            orjson.dumps(summary).decode() + "\n"
+        )
     elif not quiet:
         _print_summary(console, report, tool.lines(statistics) if tool else [])
     if report.outcome.cost_cap_reached:

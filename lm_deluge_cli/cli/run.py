@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
+from typing import TextIO
 
 import orjson
 import typer
 
 from lm_deluge_cli.cli import options
-from lm_deluge_cli.cli.execute import configure_logging, execute, job_overrides
+from lm_deluge_cli.cli.execute import configure_logging, execute, job_overrides, stdout_for
 from lm_deluge_cli.config import load_job
 from lm_deluge_cli.engine.plan import DryRunReport, plan_job
 from lm_deluge_cli.errors import EXIT_OK
@@ -64,16 +64,17 @@ def run(
     configure_logging(verbose=verbose, quiet=quiet)
     job = load_job(job_file, overrides, need_output=not dry_run)
     if dry_run:
+        stdout = stdout_for("the dry run's plan", "leave stdout open")
         plan = plan_job(job, skip_done=not fresh)
         if json_summary:
-            sys.stdout.write(orjson.dumps(plan.to_dict()).decode() + "\n")
+            stdout.write(orjson.dumps(plan.to_dict()).decode() + "\n")
         else:
-            _print_dry_run(plan)
+            _print_dry_run(plan, stdout)
         raise typer.Exit(EXIT_OK)
     execute(job, fresh=fresh, quiet=quiet, json_summary=json_summary)
 
 
-def _print_dry_run(report: DryRunReport) -> None:
+def _print_dry_run(report: DryRunReport, stdout: TextIO) -> None:
     """The dry run as a small table on stdout: it is the command's result."""
 
     def cost(value: float | None) -> str:
@@ -124,4 +125,4 @@ def _print_dry_run(report: DryRunReport) -> None:
         lines += [f"  {reason}" for reason in report.bad_line_examples]
         if report.bad_lines > len(report.bad_line_examples):
             lines.append(f"  … and {report.bad_lines - len(report.bad_line_examples):,} more")
-    sys.stdout.write("\n".join(lines) + "\n")
+    stdout.write("\n".join(lines) + "\n")

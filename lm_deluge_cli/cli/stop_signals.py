@@ -81,6 +81,8 @@ class FinalCode:
     def _flush(self) -> None:
         self._flushing = True
         for stream in (sys.stdout, sys.stderr):
+            if stream is None:  # closed by the shell (>&-)
+                continue
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
 

@@ -69,3 +69,46 @@ def test_a_run_with_every_standard_stream_closed_still_runs(
     code, _ = _run_closed("<&- >&- 2>&-", "-i", "in.jsonl", "-o", "out.jsonl", env=cli_env())
     assert code == 0
     assert len((tmp_path / "out.jsonl").read_bytes().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--dry-run",),
+            "error: cannot print the dry run's plan: stdout is closed; leave stdout open",
+        ),
+        (
+            ("--dry-run", "--json"),
+            "error: cannot print the dry run's plan: stdout is closed; leave stdout open",
+        ),
+        (
+            ("-o", "out.jsonl", "--json"),
+            "error: cannot print the --json summary: stdout is closed; drop --json, or leave "
+            "stdout open",
+        ),
+    ],
+)
+def test_what_would_print_on_a_closed_stdout_is_refused_before_anything_is_sent(
+    cli_env: Callable[..., dict[str, str]],
+    write_prompts: Callable[..., list[dict[str, Any]]],
+    tmp_path: Path,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    write_prompts(tmp_path / "in.jsonl", 3)
+    code, stderr = _run_closed(">&-", "-i", "in.jsonl", *args, "--quiet", env=cli_env())
+    assert (code, stderr) == (2, [message])
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_run_writing_to_a_file_with_stdout_closed_ends_cleanly(
+    cli_env: Callable[..., dict[str, str]],
+    write_prompts: Callable[..., list[dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    write_prompts(tmp_path / "in.jsonl", 3)
+    code, stderr = _run_closed(">&-", "-i", "in.jsonl", "-o", "out.jsonl", env=cli_env())
+    assert code == 0, stderr
+    assert not [line for line in stderr if "Traceback" in line or "Exception" in line]
+    assert len((tmp_path / "out.jsonl").read_bytes().splitlines()) == 3
