@@ -49,6 +49,10 @@ PDF_PAGE_TOKENS: Mapping[str, int] = {"openai": 3000, "anthropic": 3000, "gemini
 # stands in for the page count.
 PDF_BYTES_PER_PAGE = 100_000
 TIKTOKEN_ENCODING = "o200k_base"
+# Longer texts are estimated by the heuristic: tiktoken takes seconds over tens of MB, on
+# the event loop, where it would hold up every request and a stop; at this size the
+# heuristic's few percent are what the provider's reported usage corrects anyway.
+TIKTOKEN_MAX_CHARS = 1_000_000
 TIKTOKEN_LOAD_TIMEOUT_S = 5.0
 
 _PDF_PAGE = re.compile(rb"/Type\s*/Page(?![A-Za-z])")
@@ -108,7 +112,14 @@ def _counter() -> Callable[[str], int]:
 
 def estimate_text_tokens(text: str) -> int:
     """Tokens in one text."""
-    return _counter()(text)
+    return _bounded(_counter())(text)
+
+
+def _bounded(count: Callable[[str], int]) -> Callable[[str], int]:
+    """`count`, but the heuristic for a text over TIKTOKEN_MAX_CHARS."""
+    if count is _heuristic:
+        return count
+    return lambda text: _heuristic(text) if len(text) > TIKTOKEN_MAX_CHARS else count(text)
 
 
 def estimate_message_tokens(messages: Iterable[dict[str, Any]], *, provider: str = "openai") -> int:
@@ -117,7 +128,7 @@ def estimate_message_tokens(messages: Iterable[dict[str, Any]], *, provider: str
     `provider` ("openai", "anthropic", "gemini", or a wire-format name) picks the rule for
     images and PDFs; text is counted the same way for every provider.
     """
-    count = _counter()
+    count = _bounded(_counter())
     family = provider_family(provider)
     total = REPLY_PRIMING_TOKENS
     for message in messages:

@@ -173,6 +173,17 @@ def test_tiktoken_is_used_when_it_loads(monkeypatch: pytest.MonkeyPatch) -> None
     assert names == ["o200k_base"]
 
 
+def test_a_huge_text_is_estimated_without_tiktoken(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoding = WordEncoding()
+    monkeypatch.setattr(tiktoken, "get_encoding", lambda name: encoding)
+    huge = "word " * (tokens.TIKTOKEN_MAX_CHARS // 5 + 1)
+    assert estimate_text_tokens(huge) == (len(huge) + 3) // 4
+    in_message = estimate_message_tokens([{"role": "user", "content": huge}])
+    assert in_message == (len(huge) + 3) // 4 + tokens.MESSAGE_OVERHEAD_TOKENS + 3
+    assert encoding.kwargs == []  # never handed to tiktoken
+    assert estimate_text_tokens("word " * 10) == 10
+
+
 # --- Message framing -------------------------------------------------------------------
 
 
