@@ -17,7 +17,8 @@ RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
 @pytest.fixture
 def job(tmp_path: Path, write_prompts: Callable[..., Any]) -> list[str]:
     write_prompts(tmp_path / "in.jsonl", 20)
-    return ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json"]
+    unpaced = ["--max-requests-per-minute", "0", "--max-tokens-per-minute", "0"]
+    return ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json", *unpaced]
 
 
 def _spoil(path: Path) -> None:

@@ -54,6 +54,7 @@ def job_with_faults(tmp_path: Path, rate: float, attempts: int) -> Path:
         "mock = { latency_s = 0.0, latency_jitter_s = 0.0, "
         f"faults = {{ schema_violation = {rate} }} }}\n"
         f"[limits]\nmax_attempts = {attempts}\n"
+        'max_requests_per_minute = "unlimited"\nmax_tokens_per_minute = "unlimited"\n'
     )
     return job
 

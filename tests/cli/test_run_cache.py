@@ -12,6 +12,8 @@ import orjson
 import pytest
 
 RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+# These runs are about what the cache holds, not pacing: no limiter to wait on.
+UNPACED = ["--max-requests-per-minute", "0", "--max-tokens-per-minute", "0"]
 
 
 def summary(proc: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
@@ -27,7 +29,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def job(tmp_path: Path, write_prompts: Callable[..., Any]) -> list[str]:
     write_prompts(tmp_path / "in.jsonl", 40)
-    return ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json"]
+    return ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json", *UNPACED]
 
 
 def test_a_repeated_run_sends_nothing_and_changes_send_everything(
@@ -70,7 +72,17 @@ def test_identical_lines_share_one_request(run_cli: RunCli, tmp_path: Path) -> N
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(row) + "\n" for row in lines))
     result = summary(
         run_cli(
-            "run", "-m", "mock:fast", "-i", "in.jsonl", "-o", "out", "-q", "--json", "--no-cache"
+            "run",
+            "-m",
+            "mock:fast",
+            "-i",
+            "in.jsonl",
+            "-o",
+            "out",
+            "-q",
+            "--json",
+            "--no-cache",
+            *UNPACED,
         )
     )
     assert (result["ok"], result["requests"], result["deduplicated"]) == (1000, 10, 990)
@@ -110,7 +122,7 @@ def test_shards_together_run_every_line_once(
     run_cli: RunCli, tmp_path: Path, write_prompts: Callable[..., Any]
 ) -> None:
     rows = write_prompts(tmp_path / "in.jsonl", 60)
-    base = ["run", "-m", "mock:fast", "-i", "in.jsonl", "-q", "--json", "--no-cache"]
+    base = ["run", "-m", "mock:fast", "-i", "in.jsonl", "-q", "--json", "--no-cache", *UNPACED]
     parts = [summary(run_cli(*base, "-o", f"part{k}.jsonl", "--shard", f"{k}/3")) for k in range(3)]
     ids = [r["id"] for k in range(3) for r in records(tmp_path / f"part{k}.jsonl")]
     assert sorted(ids) == sorted(row["id"] for row in rows)
@@ -146,7 +158,7 @@ def test_a_rerun_writes_the_records_the_first_run_wrote_but_for_their_cost(
         for i in range(10)
     ]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    job = ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json", *flags]
+    job = ["run", "-m", "mock:fast", "-i", "in.jsonl", "--quiet", "--json", *flags, *UNPACED]
     assert summary(run_cli(*job, "-o", "first.jsonl"))["requests"] > 0
     assert summary(run_cli(*job, "-o", "again.jsonl"))["requests"] == 0
 

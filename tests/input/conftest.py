@@ -34,6 +34,9 @@ def run_bytes(data: bytes, **overrides: Any) -> Ran:
             "output": str(output),
             "models": ["mock:fast"],
             "no_cache": True,
+            # What a line becomes is the subject here, not pacing.
+            "max_requests_per_minute": 0,
+            "max_tokens_per_minute": 0,
             **overrides,
         }
         job = load_job(None, JobOverrides(**settings))
