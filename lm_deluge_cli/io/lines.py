@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "Line", "LineSplitter", "iter_lines", "read_function"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Line",
+    "LineSplitter",
+    "TooLong",
+    "iter_lines",
+    "read_function",
+]
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 
@@ -40,32 +47,51 @@ def read_function(stream: BinaryIO, limit: int | None = None) -> Callable[[int],
     return read_limited
 
 
-class LineSplitter:
-    """Push-based splitting: `feed` chunks in, get complete lines (and their offsets) out."""
+class TooLong(bytes):
+    """Stands for a line longer than the splitter's limit, its bytes dropped as they came:
+    handed over once, when the line passes the limit (a device that never sends a newline
+    still gets its line reported)."""
 
-    def __init__(self) -> None:
+
+class LineSplitter:
+    """Push-based splitting: `feed` chunks in, get complete lines (and their offsets) out.
+
+    With `max_line_bytes`, a line growing past it is handed over as one empty `TooLong`
+    at once, and the rest of it is dropped up to its newline: memory stays bounded whatever
+    the stream holds.
+    """
+
+    def __init__(self, max_line_bytes: int | None = None) -> None:
         self._offset = 0  # where the pending (incomplete) line starts
         self._pending = bytearray()
+        self._max = max_line_bytes
+        self._dropped = 0  # bytes of the pending line dropped (it was too long)
+        self._too_long = False  # the pending line has just passed the limit: to report
 
     def feed(self, chunk: bytes) -> list[tuple[int, Line]]:
         """The lines that `chunk` completes, as ``(offset, line)`` without the ``\\n``."""
         pieces = chunk.split(b"\n")
         if len(pieces) == 1:
-            self._pending += chunk
-            return []
-        first: Line = pieces[0]
-        if self._pending:
-            self._pending += first
-            first, self._pending = self._pending, bytearray()
+            self._add(chunk)
+            return self._report([])
         offset = self._offset
-        lines = [(offset, first)]
-        offset += len(first) + 1
+        lines: list[tuple[int, Line]] = []
+        if self._dropped:
+            offset += self._dropped + len(pieces[0]) + 1
+            self._dropped = 0
+        else:
+            first: Line = pieces[0]
+            if self._pending:
+                self._pending += first
+                first, self._pending = self._pending, bytearray()
+            lines.append((offset, first))
+            offset += len(first) + 1
         for piece in pieces[1:-1]:
             lines.append((offset, piece))
             offset += len(piece) + 1
-        self._pending += pieces[-1]
         self._offset = offset
-        return lines
+        self._add(pieces[-1])
+        return self._report(lines)
 
     def finish(self) -> list[tuple[int, Line]]:
         """At end of stream: the last line if it had no final newline."""
@@ -73,6 +99,21 @@ class LineSplitter:
             return []
         line, self._pending = self._pending, bytearray()
         return [(self._offset, line)]
+
+    def _add(self, data: bytes) -> None:
+        if self._dropped:
+            self._dropped += len(data)
+            return
+        self._pending += data
+        if self._max is not None and len(self._pending) > self._max:
+            self._dropped, self._pending = len(self._pending), bytearray()
+            self._too_long = True
+
+    def _report(self, lines: list[tuple[int, Line]]) -> list[tuple[int, Line]]:
+        if self._too_long:
+            self._too_long = False
+            lines.append((self._offset, TooLong()))
+        return lines
 
 
 def iter_lines(

@@ -25,7 +25,7 @@ import anyio
 from lm_deluge_cli.errors import UsageError
 from lm_deluge_cli.io.daemon_thread import run_in_daemon_thread
 from lm_deluge_cli.io.idset import IdSet
-from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, LineSplitter, read_function
+from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, LineSplitter, TooLong, read_function
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.io.source import (
     SNIFF_BYTES,
@@ -38,6 +38,7 @@ from lm_deluge_cli.io.source import (
 from lm_deluge_cli.types import Prompt, id_key
 
 __all__ = [
+    "MAX_LINE_BYTES",
     "BadLine",
     "InputReader",
     "LineItem",
@@ -55,6 +56,11 @@ DEFAULT_BATCH_BYTES = 1 << 20
 # The first batches are small and double (64, 64, 128, 256 … up to the batch size): the
 # first requests go out once 64 lines are parsed, not a whole batch.
 FIRST_BATCH_LINES = 64
+# A longer line is an invalid_input record, its bytes dropped as they are read, so that an
+# input that never ends its line (``-i /dev/zero``) cannot grow memory without bound. Far
+# above what any provider takes in one request (OpenAI's 50 MB of images is ~67 MB once
+# base64-encoded in a line).
+MAX_LINE_BYTES = 256 << 20
 
 Item = Prompt | BadLine
 
@@ -215,7 +221,7 @@ class InputReader(Generic[ItemT]):
         # The input's start, kept until its first line is whole: a UTF-16 input is refused
         # before any of its lines is used (None once looked at).
         self._head: bytes | None = b""
-        self._splitter = LineSplitter()
+        self._splitter = LineSplitter(MAX_LINE_BYTES)
         self._pending: deque[tuple[int, Line]] = deque()
         self._eof = False
         self._chunk_size = chunk_size
@@ -305,7 +311,12 @@ class InputReader(Generic[ItemT]):
                 if self._head is not None:
                     self._take_head(self._head, chunk)
                 elif chunk:
-                    self._pending.extend(self._splitter.feed(chunk))
+                    completed = self._splitter.feed(chunk)
+                    if not completed:
+                        # A line in progress (however long, or never ending) counts too:
+                        # the batch ends, and what the line became so far is handed over.
+                        bytes_left -= len(chunk)
+                    self._pending.extend(completed)
                 else:
                     self._eof = True
                     self._pending.extend(self._splitter.finish())
@@ -353,6 +364,13 @@ class InputReader(Generic[ItemT]):
             pass
 
     def _line(self, offset: int, raw: Line) -> ItemT | BadLine | None:
+        if isinstance(raw, TooLong):
+            self._bad += 1
+            return BadLine(
+                self._line_no,
+                f"line {self._line_no}: longer than {MAX_LINE_BYTES >> 20} MiB, so it was not "
+                "read; name large images and files by path instead of inlining them",
+            )
         if offset == 0 and raw[:3] == _BOM:
             raw = raw[3:]
         if raw[-1:] == b"\r":

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from lm_deluge_cli.errors import UsageError
+from lm_deluge_cli.io import reader as reader_module
 from lm_deluge_cli.io.reader import (
     BadLine,
     InputReader,
@@ -132,6 +133,27 @@ def test_small_batches_and_chunks_give_the_same_items(tmp_path: Path) -> None:
     small = _read(path, chunk_size=7, batch_lines=3, batch_bytes=100)
     assert [(i.line, i.id) for i in small] == [(i.line, i.id) for i in big]
     assert len(big) == 500
+
+
+def test_a_line_over_the_limit_is_a_bad_line_and_the_next_lines_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader_module, "MAX_LINE_BYTES", 4096)
+    data = b'{"id": 1, "prompt": "a"}\n{"prompt": "' + b"x" * 10_000 + b'"}\n{"prompt": "b"}\n'
+    found = _summary(_read(_write(tmp_path, data), chunk_size=1000))
+    assert [kind for kind, _, _ in found] == ["ok", "bad", "ok"]
+    assert [line for _, line, _ in found] == [1, 2, 3]
+    assert "line 2: longer than" in str(found[1][2])
+
+
+def test_an_input_that_never_ends_its_line_gets_a_bad_line_and_bounded_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reader_module, "MAX_LINE_BYTES", 1 << 20)
+    with open("/dev/zero", "rb") as zeros, InputReader(zeros) as reader:
+        first = next(iter(reader))
+    assert isinstance(first, BadLine) and first.line == 1
+    assert "longer than 1 MiB" in first.reason
 
 
 def test_fifty_megabyte_line(tmp_path: Path) -> None:
