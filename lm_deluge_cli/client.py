@@ -22,6 +22,7 @@ from lm_deluge_cli.config import (
     Limits,
     ModelEntry,
 )
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
@@ -32,7 +33,6 @@ from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.progress import make_view, watched
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.tool_use.definitions import ToolDefinitionError, check_tool_choice
 from lm_deluge_cli.tool_use.tool import Tool, ToolLike, as_tool, tool_definitions
 from lm_deluge_cli.types import (

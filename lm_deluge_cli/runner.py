@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from lm_deluge_cli.config import STDIO, Job
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.bound_by import Bound, bound_by
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
@@ -37,7 +38,6 @@ from lm_deluge_cli.io.shard import Shard
 from lm_deluge_cli.io.source import check_input, is_stream
 from lm_deluge_cli.io.writer import ResultWriter
 from lm_deluge_cli.progress import ProgressView, watched
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.tool_use.modules import load_tools
 from lm_deluge_cli.tool_use.tool import Tool, tool_definitions

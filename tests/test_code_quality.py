@@ -1,4 +1,4 @@
-"""ruff and mypy run as part of the suite, so one command checks everything."""
+"""ruff, mypy and the import contracts run in the suite: one command checks everything."""
 
 from __future__ import annotations
 
@@ -39,3 +39,9 @@ def test_ruff_format() -> None:
 
 def test_mypy() -> None:
     _run([*_tool("mypy")])
+
+
+def test_import_contracts() -> None:
+    # The layers in pyproject.toml's [tool.importlinter]: a lower layer never imports a
+    # higher one.
+    _run([*_tool("lint-imports"), "--no-cache"])

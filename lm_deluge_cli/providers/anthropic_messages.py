@@ -13,11 +13,11 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.engine.retry import parse_retry_after
 from lm_deluge_cli.errors import (
     APIStatusError,
     status_error_class,
 )
+from lm_deluge_cli.headers import parse_retry_after
 from lm_deluge_cli.providers.anthropic_answer import SCHEMA_TOOL, parse_message
 from lm_deluge_cli.providers.anthropic_cache import add_breakpoints
 from lm_deluge_cli.providers.anthropic_turns import (

@@ -20,13 +20,13 @@ from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 
-from lm_deluge_cli.engine.retry import parse_retry_after
 from lm_deluge_cli.errors import (
     APIError,
     APIStatusError,
     MissingAPIKeyError,
     status_error_class,
 )
+from lm_deluge_cli.headers import parse_retry_after
 from lm_deluge_cli.providers.anthropic_messages import (
     max_output_tokens,
     messages_body,

@@ -7,13 +7,13 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.engine.retry import parse_duration, parse_retry_after
 from lm_deluge_cli.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
     status_error_class,
 )
+from lm_deluge_cli.headers import parse_duration, parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.gemini_answer import WIRE_FORMAT, candidate_answers, usage
 from lm_deluge_cli.providers.parts import (

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.engine.retry import parse_retry_after
 from lm_deluge_cli.errors import APIStatusError, InternalServerError, status_error_class
+from lm_deluge_cli.headers import parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.capabilities import takes_reasoning_effort
 from lm_deluge_cli.providers.extensions import reasoning_parts, wire_message, wire_tools

@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.engine.retry import parse_duration, parse_retry_after
 from lm_deluge_cli.errors import (
     APIStatusError,
     status_error_class,
 )
+from lm_deluge_cli.headers import parse_duration, parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.extensions import wire_messages, wire_tools
 from lm_deluge_cli.providers.parts import (

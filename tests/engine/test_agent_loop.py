@@ -15,6 +15,7 @@ import pytest
 from lm_deluge_cli.cache.memory import MemoryCache
 from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
@@ -24,7 +25,6 @@ from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.tool_use.tool import Tool
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.types import (

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.config import Limits, ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.bound_by import (
     CONCURRENCY,
     COST_CAP,
@@ -24,7 +25,6 @@ from lm_deluge_cli.engine.limiter import LimiterStats
 from lm_deluge_cli.engine.pipeline import run_pipeline
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.types import Prompt, SamplingParams
 
 

@@ -6,9 +6,9 @@ import anyio
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.budget import SpendCap, check_priced, estimate_cost
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.providers.registry import load_registry
 
 pytestmark = pytest.mark.anyio

@@ -16,11 +16,11 @@ import pytest
 from lm_deluge_cli.cache import SqliteCache
 from lm_deluge_cli.cache.base import CorruptEntryError
 from lm_deluge_cli.config import CacheConfig, Limits, ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.pipeline import LOOKUP_BATCH, run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.types import Prompt, Result, SamplingParams
 
 pytestmark = pytest.mark.anyio

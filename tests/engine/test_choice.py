@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.choice import pick
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers.base import Endpoint
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.types import Prompt
 
 

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.fit import LineFit, answer_misfit
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
@@ -17,7 +18,6 @@ from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.registry import load_registry
 from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, SamplingParams
 from tests.engine.test_requester import ScriptedTransport, ok_body

@@ -11,12 +11,12 @@ import anyio
 import pytest
 
 from lm_deluge_cli.config import Limits, ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import to_json
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.types import Prompt, Result, SamplingParams
 
 pytestmark = pytest.mark.anyio

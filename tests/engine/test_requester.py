@@ -13,6 +13,7 @@ from lm_deluge_cli.cache.key import cache_key, content_digest
 from lm_deluge_cli.cache.memory import MemoryCache
 from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import AUTO, ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter import RateLimiter
@@ -24,7 +25,6 @@ from lm_deluge_cli.errors import APIConnectionError
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
 from lm_deluge_cli.providers.capabilities import supported_sampling
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, Result, SamplingParams
 

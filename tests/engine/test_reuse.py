@@ -14,12 +14,12 @@ import pytest
 from lm_deluge_cli.cache.memory import MemoryCache
 from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import Limits, ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.pipeline import run_pipeline
 from lm_deluge_cli.engine.reuse import CachePolicy, Reuse, StoredAnswer, cached_record
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.records import encode, ok_result, to_json
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.providers.mock.simulator import mock_completion
 from lm_deluge_cli.types import (
     Answer,

@@ -8,11 +8,11 @@ from contextlib import AsyncExitStack
 import pytest
 
 from lm_deluge_cli.config import AUTO, Limits, ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.types import SamplingParams
 
 pytestmark = pytest.mark.anyio

@@ -22,13 +22,13 @@ import anyio
 import redis
 
 from lm_deluge_cli.config import Limits, ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.shared_limiter import KEY_PREFIX, SharedRateLimiter, fallback_share
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.endpoints import resolve_endpoints
 from lm_deluge_cli.types import RateLimitInfo, SamplingParams
 
 pytestmark = pytest.mark.anyio

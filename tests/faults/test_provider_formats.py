@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
@@ -18,7 +19,6 @@ from lm_deluge_cli.errors import status_error_class
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import Adapter, Endpoint, adapter_for
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.mock.formats import base_url
 from lm_deluge_cli.providers.mock.server import serve
 from lm_deluge_cli.providers.mock.simulator import MockSettings

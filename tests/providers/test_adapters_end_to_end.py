@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import (
     APIStatusError,
@@ -27,7 +28,6 @@ from lm_deluge_cli.errors import (
 )
 from lm_deluge_cli.providers import Adapter, Endpoint, adapter_for
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.mock.formats import base_url
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator, mock_completion
 from lm_deluge_cli.providers.mock.wire import count_prompt_tokens, count_text_tokens

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import OverloadedError, RateLimitError
 from lm_deluge_cli.providers import Endpoint, adapter_for
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.mock.formats import base_url
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator, mock_completion
 from lm_deluge_cli.providers.mock.wire import count_prompt_tokens, count_text_tokens

@@ -13,6 +13,7 @@ import pytest
 from lm_deluge_cli.cache.memory import MemoryCache
 from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.requester import ModelSlot, Requester
@@ -22,7 +23,6 @@ from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
 from lm_deluge_cli.providers.base import Adapter, Endpoint
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.mock.formats import base_url
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.types import Prompt, SamplingParams

@@ -20,8 +20,8 @@ import orjson
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.errors import APIConnectionError, APIStatusError, APITimeoutError, ConfigError
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.mock.formats import match_route
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter

@@ -10,13 +10,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from lm_deluge_cli.engine.retry import parse_retry_after
 from lm_deluge_cli.errors import (
     APIResponseValidationError,
     APIStatusError,
     ConfigError,
     status_error_class,
 )
+from lm_deluge_cli.headers import parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text, redact
 from lm_deluge_cli.providers.parts import bearer_json_request, count, unreadable
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
-from lm_deluge_cli.providers.endpoints import base_url_source, check_base_url, header_safe
+from lm_deluge_cli.providers.base_url import base_url_source, check_base_url, header_safe
 from lm_deluge_cli.providers.registry import check_keys, read_field
 from lm_deluge_cli.providers.retrieval.base import (
     EmbeddingModel,

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.providers import Adapter, Endpoint, adapter_for
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.endpoints import resolve_endpoint
 from lm_deluge_cli.providers.mock.formats import base_url, match_route
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.providers.mock.wire import count_text_tokens, mock_completion

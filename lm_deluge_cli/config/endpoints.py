@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
-from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.fields import ModelEntry
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
 from lm_deluge_cli.providers.base import Endpoint
+from lm_deluge_cli.providers.base_url import base_url_source, check_base_url, header_safe
 from lm_deluge_cli.providers.bedrock import credentials_from_env
 from lm_deluge_cli.providers.registry import Registry, load_registry
 
-__all__ = [
-    "base_url_source",
-    "check_base_url",
-    "header_safe",
-    "resolve_endpoint",
-    "resolve_endpoints",
-]
+__all__ = ["resolve_endpoint", "resolve_endpoints"]
 
 
 def resolve_endpoint(
@@ -67,43 +61,6 @@ def resolve_endpoint(
         sampling_overrides=dict(entry.sampling),
         region=entry.region,
     )
-
-
-def check_base_url(url: str, model: str, source: str, key_env: str) -> None:
-    """Refuse a base URL with a user name or password in it (``http://user:KEY@host/v1``),
-    naming where it came from (`source`) but showing nothing of the credentials.
-
-    The key goes in the provider's own header; an HTTP client given credentials in the URL
-    too either refuses every request ("Cannot combine AUTHORIZATION header") or sends both,
-    and a URL is quoted in error messages and logs where a key must never appear.
-    """
-    try:
-        netloc = urlsplit(url).netloc
-    except ValueError:
-        netloc = url  # unparsable: only the "@" test below matters
-    if "@" not in netloc:
-        return
-    host = netloc.rpartition("@")[2]
-    scheme = url.partition("://")[0] if "://" in url else "http"
-    where = f"the key variable {key_env}" if key_env else "a key variable (api_key_env)"
-    raise ConfigError(
-        f"the base URL of {model} ({source}) has a user name or password in it "
-        f"({scheme}://***@{host}/…); remove the part before '@' and put the key in {where}, "
-        "which is sent in the provider's own header"
-    )
-
-
-def base_url_source(override: str | None, variable: str, env: Mapping[str, str]) -> str:
-    """Where the base URL in force came from, as `Registry.base_url` chose it."""
-    if override:
-        return "its base_url"
-    if variable and env.get(variable):
-        return f"${variable}"
-    return "its provider's base_url in the registry"
-
-
-def header_safe(key: str) -> bool:
-    return key.isascii() and key.isprintable() and not any(c.isspace() for c in key)
 
 
 def resolve_endpoints(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lm_deluge_cli.config import ModelEntry
+from lm_deluge_cli.config.endpoints import resolve_endpoint, resolve_endpoints
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.endpoints import resolve_endpoint, resolve_endpoints
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
 from lm_deluge_cli.types import Prompt, SamplingParams
 
