@@ -9,7 +9,7 @@ import math
 from collections.abc import AsyncIterator, Sequence
 
 from lm_deluge_cli.cache.base import CacheStats, CorruptEntryError, effective_ttl
-from lm_deluge_cli.cache.redact import redact_url
+from lm_deluge_cli.redaction import redact_url
 from lm_deluge_cli.redis_client import open_client
 
 __all__ = [

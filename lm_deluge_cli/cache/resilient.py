@@ -25,9 +25,9 @@ from lm_deluge_cli.cache.base import (
     SupportsSetMany,
 )
 from lm_deluge_cli.cache.damage import is_damage
-from lm_deluge_cli.cache.redact import scrub, url_secrets
 from lm_deluge_cli.cache.spec import parse_spec
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.redaction import scrub, url_secrets
 
 __all__ = ["DEFAULT_COOL_OFF_S", "CacheCounters", "ResilientCache", "open_resilient"]
 

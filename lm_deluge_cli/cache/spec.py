@@ -13,9 +13,9 @@ from pathlib import Path
 from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.cache.disk import DiskCache
 from lm_deluge_cli.cache.memory import MemoryCache
-from lm_deluge_cli.cache.redact import redact_url, scrub, url_secrets
 from lm_deluge_cli.cache.sqlite import DEFAULT_TABLE, SqliteCache
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.redaction import redact_url, scrub, url_secrets
 
 __all__ = [
     "ACCEPTED_FORMS",

@@ -11,9 +11,9 @@ import orjson
 import typer
 
 from lm_deluge_cli.cache.damage import DamagedCacheError, is_damage, remove_damaged
-from lm_deluge_cli.cache.redact import scrub, url_secrets
 from lm_deluge_cli.cache.spec import default_cache_file, open_cache, parse_spec
 from lm_deluge_cli.errors import LMDelugeError, UsageError
+from lm_deluge_cli.redaction import scrub, url_secrets
 
 __all__ = ["cache"]
 

@@ -8,10 +8,10 @@ import re
 from dataclasses import fields
 from typing import Any
 
-from lm_deluge_cli.cache.redact import redact_url
 from lm_deluge_cli.config.checks import check_keys, is_number, positive_int, table_of
 from lm_deluge_cli.config.fields import AUTO, UNLIMITED, JobOverrides, Limits, Rate
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.redaction import redact_url
 from lm_deluge_cli.sampling import describe_value
 
 __all__ = ["flag_rate", "parse_limits", "parse_rate"]

@@ -27,7 +27,7 @@ from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import FatalProviderError
 from lm_deluge_cli.io.reader import BadLine
 from lm_deluge_cli.io.records import api_error_result, bad_line_result
-from lm_deluge_cli.providers.base import redact
+from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.types import ErrorInfo, Prompt, Result
 
 __all__ = ["DEFAULT_GRACE_S", "RunOutcome", "count_record", "run_pipeline"]
@@ -60,7 +60,7 @@ def _internal_error(prompt: Prompt, exc: Exception) -> Result:
     record = api_error_result(prompt, exc, model=prompt.model, attempts=0)
     # The exception's text may quote a request: never let a key through.
     error = record.error or ErrorInfo("internal_error", "")
-    error = dataclasses.replace(error, message=redact(error.message))
+    error = dataclasses.replace(error, message=redact_keys(error.message))
     log.error(
         "internal error on line %d: %s",
         prompt.line,

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
-from lm_deluge_cli.cache.redact import redact_url
 from lm_deluge_cli.config import AUTO, Limits, ModelEntry, Rate
 from lm_deluge_cli.engine.budget import SpendCap, check_priced
 from lm_deluge_cli.engine.fit import check_answers
@@ -24,6 +23,7 @@ from lm_deluge_cli.engine.warmup import PrefixGate
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers import Endpoint, adapter_for, max_output_tokens
 from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
+from lm_deluge_cli.redaction import redact_url
 from lm_deluge_cli.transport import Transport, make_transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import PromptCache, RequestDefaults, SamplingParams

@@ -44,7 +44,6 @@ from importlib import resources
 import anyio
 import redis.asyncio as aioredis
 
-from lm_deluge_cli.cache.redact import redact_url, scrub, url_secrets
 from lm_deluge_cli.engine.clock import Clock, MonotonicClock
 from lm_deluge_cli.engine.limiter import (
     DEFAULT_BURST_S,
@@ -59,6 +58,7 @@ from lm_deluge_cli.engine.limiter import (
     Ticket,
 )
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.redaction import redact_url, scrub, url_secrets
 from lm_deluge_cli.redis_client import open_client
 from lm_deluge_cli.types import RateLimitInfo
 

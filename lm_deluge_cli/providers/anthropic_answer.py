@@ -10,8 +10,9 @@ from typing import Any
 import orjson
 
 from lm_deluge_cli.errors import APIResponseValidationError
-from lm_deluge_cli.providers.base import redact, response_snippet
+from lm_deluge_cli.providers.base import response_snippet
 from lm_deluge_cli.providers.parts import PARSE_ERRORS, count, finish_reason, tool_call
+from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.types import Answer, Completion, HttpResponse, Reasoning, ToolCall, Usage
 
 __all__ = ["REFUSAL_TEXT", "SCHEMA_TOOL", "THINKING_BLOCKS", "message_answer", "parse_message"]
@@ -50,7 +51,7 @@ def parse_message(
         snippet = response_snippet(response.body, secret, 120)
         message = f"unreadable {what} ({type(exc).__name__}: {exc}); body starts"
         raise APIResponseValidationError(
-            f"{redact(message, secret)} {snippet!r}", status_code=response.status
+            f"{redact_keys(message, secret)} {snippet!r}", status_code=response.status
         ) from exc
     return Completion((answer,), usage)
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import orjson
 
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
+from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.types import (
     Completion,
     HttpRequest,
@@ -21,7 +22,7 @@ from lm_deluge_cli.types import (
     SamplingParams,
 )
 
-__all__ = ["Adapter", "Endpoint", "error_text", "redact", "response_snippet"]
+__all__ = ["Adapter", "Endpoint", "error_text", "response_snippet"]
 
 MAX_ERROR_MESSAGE_CHARS = 500
 # How much of a body that is not a JSON error object is quoted in a message.
@@ -31,7 +32,6 @@ MAX_SNIPPET_CHARS = 200
 MAX_HTML_BYTES = 8192
 
 # Key-shaped tokens that some providers echo back, partly masked, in error messages.
-_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|gsk|xai|AIza)[-_A-Za-z0-9*.]{8,}")
 _HTML = re.compile(rb"\s*<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE)
 _HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
@@ -84,13 +84,6 @@ class Adapter(Protocol):
         ...
 
 
-def redact(text: str, secret: str | None = None) -> str:
-    """Remove a key, and anything shaped like one, from text that may reach a user."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
-    return _KEYLIKE.sub("[redacted]", text)
-
-
 def response_snippet(body: bytes, secret: str | None, limit: int = MAX_SNIPPET_CHARS) -> str:
     """The start of a raw body on one line, redacted *before* it is cut so no key is left
     half-shown. An HTML page (a gateway's 502, a bot check) is given as its text:
@@ -101,7 +94,7 @@ def response_snippet(body: bytes, secret: str | None, limit: int = MAX_SNIPPET_C
         window = "HTML page: " + html.unescape(_TAG.sub(" ", _HIDDEN.sub(" ", page)))
     else:
         window = body[: limit + extra + 64].decode("utf-8", "replace")
-    return " ".join(redact(window, secret).split())[:limit].strip()
+    return " ".join(redact_keys(window, secret).split())[:limit].strip()
 
 
 def error_text(body: bytes, secret: str | None) -> tuple[str, str | None]:
@@ -125,7 +118,7 @@ def error_text(body: bytes, secret: str | None) -> tuple[str, str | None]:
             message = err
     if message is None:
         message = response_snippet(body, secret)
-    message = redact(message, secret)
+    message = redact_keys(message, secret)
     if len(message) > MAX_ERROR_MESSAGE_CHARS:
         message = message[:MAX_ERROR_MESSAGE_CHARS] + "…"
     return message, code

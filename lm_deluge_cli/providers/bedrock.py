@@ -32,7 +32,8 @@ from lm_deluge_cli.providers.anthropic_messages import (
     messages_body,
     parse_message,
 )
-from lm_deluge_cli.providers.base import Endpoint, error_text, redact
+from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.types import (
     Completion,
     HttpRequest,
@@ -217,7 +218,7 @@ def _status_error(response: HttpResponse, secrets: list[str]) -> APIStatusError:
     message, _ = error_text(response.body, None)
     # Again after JSON decoding, for a secret the body held with other escapes ("\u002b").
     for secret in secrets:
-        message = redact(message, secret)
+        message = redact_keys(message, secret)
     error_type = _error_type(response.headers.get("x-amzn-errortype")) or _body_type(response.body)
     label = f"{response.status}: {error_type}: " if error_type else f"{response.status}: "
     error = status_error_class(response.status)(

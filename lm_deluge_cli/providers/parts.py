@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 
 from lm_deluge_cli.errors import APIError, APIResponseValidationError
-from lm_deluge_cli.providers.base import Endpoint, redact, response_snippet
+from lm_deluge_cli.providers.base import Endpoint, response_snippet
+from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.types import FINISH_REASONS, HttpRequest, HttpResponse, ToolCall
 
 __all__ = [
@@ -281,7 +282,7 @@ def unreadable(
     snippet = response_snippet(response.body, endpoint.api_key, 120)
     message = f"unreadable {what} ({type(exc).__name__}: {exc}); body starts"
     return APIResponseValidationError(
-        f"{redact(message, endpoint.api_key)} {snippet!r}", status_code=response.status
+        f"{redact_keys(message, endpoint.api_key)} {snippet!r}", status_code=response.status
     )
 
 

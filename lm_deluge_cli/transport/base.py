@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from abc import ABC, abstractmethod
 
 from lm_deluge_cli.errors import APIStatusError
+from lm_deluge_cli.redaction import REDACTED, credential_forms, scrub
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = ["Transport", "failure_message", "refuse_redirect"]
-
-# Request headers that carry credentials; HTTP libraries quote header values in some errors.
-_SECRET_HEADERS = frozenset(
-    {"authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token"}
-)
 
 
 class Transport(ABC):
@@ -63,28 +58,4 @@ def refuse_redirect(request: HttpRequest, response: HttpResponse) -> HttpRespons
 def redact(text: str, request: HttpRequest) -> str:
     """`text` with every credential of `request` (header values, URL password and query
     values) replaced by ``[redacted]``."""
-    forms: set[str] = set()
-    for name, value in request.headers.items():
-        if name.lower() not in _SECRET_HEADERS:
-            continue
-        # The whole value and the credential after the scheme, raw and as Python would quote them.
-        for part in (value, *value.split(None, 1)[1:]):
-            for candidate in (part, part.strip()):
-                forms.add(candidate)
-                forms.add(repr(candidate)[1:-1])
-                forms.add(repr(candidate.encode("utf-8", "backslashreplace"))[2:-1])
-    # A base URL can carry credentials too (user:password@host, ?api-key=…).
-    try:
-        url = urllib.parse.urlsplit(request.url)
-        password = url.password
-    except ValueError:  # a malformed URL is what failed: nothing to parse credentials from
-        url, password = None, None
-    if password:
-        forms.add(password)
-    if url is not None:
-        for _, value in urllib.parse.parse_qsl(url.query):
-            forms.add(value)
-    for form in sorted(forms, key=len, reverse=True):
-        if len(form) >= 4:
-            text = text.replace(form, "[redacted]")
-    return text
+    return scrub(text, credential_forms(request.headers, request.url), REDACTED)

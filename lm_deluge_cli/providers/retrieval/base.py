@@ -17,9 +17,10 @@ from lm_deluge_cli.errors import (
     status_error_class,
 )
 from lm_deluge_cli.headers import parse_retry_after
-from lm_deluge_cli.providers.base import Endpoint, error_text, redact
+from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.parts import bearer_json_request, count, unreadable
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
+from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.types import HttpRequest, HttpResponse, RateLimitInfo
 
 __all__ = [
@@ -283,7 +284,7 @@ def status_error(endpoint: RetrievalEndpoint, response: HttpResponse) -> APIStat
     message, code = error_text(response.body, endpoint.api_key)
     detail = _detail(response.body)
     if detail is not None:
-        message = redact(detail, endpoint.api_key)
+        message = redact_keys(detail, endpoint.api_key)
     return status_error_class(response.status)(
         f"{response.status}: {message}",
         status_code=response.status,
