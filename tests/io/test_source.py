@@ -97,7 +97,7 @@ def _utf16(text: str, codec: str) -> bytes:
         (b"", False),
         (b"\x00", False),
         (b"\xff\xfe", False),
-        (gzip.compress(LINE.encode() * 50), False),
+        (gzip.compress(LINE.encode() * 50, mtime=0), False),
         # A bad first line that starts like a byte-order mark, or holds NUL bytes, is one
         # bad line among good ones, not the sign of a UTF-16 file.
         (b"\xff\xfe\n" + LINE.encode(), False),
