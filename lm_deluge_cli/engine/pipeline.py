@@ -24,6 +24,7 @@ from lm_deluge_cli.engine.line_plan import Plan
 from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.engine.task import Answered
+from lm_deluge_cli.engine.worker_pool import WorkerPool
 from lm_deluge_cli.errors import FatalProviderError
 from lm_deluge_cli.io.reader import BadLine
 from lm_deluge_cli.io.records import api_error_result, bad_line_result
@@ -111,17 +112,13 @@ async def run_pipeline(
     # before the workers; the workers close their side together, once all have ended.
     results = Channel[Result](workers, senders=4)
     interrupted = False
-    hired = 0
-    pool: anyio.abc.TaskGroup | None = None
-    # Set once `dispatch` sends no more: the pool may then end with its last worker.
-    hiring_over = anyio.Event()
+    # Closed once `dispatch` sends no more: the pool then ends with its last worker.
+    pool = WorkerPool(workers)
 
     def hire() -> None:
         """Start a worker for the plan about to be queued unless one is waiting for it."""
-        nonlocal hired
-        if pool is not None and hired < workers and not work_queue.receivers_waiting:
-            hired += 1
-            pool.start_soon(work)
+        if pool.can_hire and not work_queue.receivers_waiting:
+            pool.hire(work)
 
     async def produce() -> None:
         try:
@@ -188,7 +185,7 @@ async def run_pipeline(
             looked_up.close_receiver()
             work_queue.close_sender()
             results.close_sender()
-            hiring_over.set()
+            pool.close()
 
     async def work() -> None:
         while (plan := await work_queue.receive()) is not None:
@@ -258,20 +255,15 @@ async def run_pipeline(
                             stages.start_soon(look_up)
                             stages.start_soon(dispatch)
                 finally:
-                    hiring_over.set()
+                    pool.close()
 
             async def run_workers(
                 *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
             ) -> None:
-                nonlocal pool
                 try:
                     with workers_scope:
-                        async with anyio.create_task_group() as pool:
-                            # Holds the pool open while `dispatch` may still hire.
-                            pool.start_soon(hiring_over.wait)
-                            task_status.started()
+                        await pool.run(task_status=task_status)
                 finally:
-                    pool = None
                     results.close_sender()
                 watcher.cancel()
 

@@ -21,6 +21,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from lm_deluge_cli.engine.batch_sender import BatchSender, Halted
 from lm_deluge_cli.engine.pipeline import DEFAULT_GRACE_S, RunOutcome
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.engine.worker_pool import WorkerPool
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import Record
 
@@ -95,21 +96,18 @@ async def run_batches(
     item_send, item_recv = anyio.create_memory_object_stream[tuple[Any, int]](1000)
     batch_send, batch_recv = anyio.create_memory_object_stream[Batch[ItemT]](workers)
     interrupted = False
-    hired = 0
     # Workers that will be free once every batch sent is taken (a started worker counts
     # before it first waits; a batch sent counts before a worker takes it).
     spare = 0
-    pool: anyio.abc.TaskGroup | None = None
-    # Set once the batcher sends no more: the pool may then end with its last worker.
-    hiring_over = anyio.Event()
+    # Closed once the batcher sends no more: the pool then ends with its last worker.
+    pool = WorkerPool(workers)
 
     def hire() -> None:
         """Count the batch about to be sent, starting a worker for it if none will be free."""
-        nonlocal hired, spare
-        if pool is not None and hired < workers and spare <= 0:
-            hired += 1
+        nonlocal spare
+        if spare <= 0 and pool.can_hire:
             spare += 1
-            pool.start_soon(work, batch_recv.clone())
+            pool.hire(work, batch_recv.clone())
         spare -= 1
 
     def write(record: Record) -> None:
@@ -231,21 +229,16 @@ async def run_batches(
                     await batch(item_recv, batch_send)
                 await batch_send.aclose()
             finally:
-                hiring_over.set()
+                pool.close()
 
         async def run_workers(
             *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
         ) -> None:
-            nonlocal pool
             try:
                 with workers_scope:
-                    async with anyio.create_task_group() as pool:
-                        # Holds the pool open (and the stream, which hiring clones) while
-                        # the batcher may still hire.
-                        pool.start_soon(hiring_over.wait)
-                        task_status.started()
+                    # Holds the stream open too (hiring clones it) while the batcher may hire.
+                    await pool.run(task_status=task_status)
             finally:
-                pool = None
                 await batch_recv.aclose()
             watcher.cancel()
 
