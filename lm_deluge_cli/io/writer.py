@@ -13,7 +13,7 @@ import fcntl
 import os
 import stat
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -88,65 +88,48 @@ class OutputLock:
     def _acquire(self) -> int:
         # A releasing holder unlinks the file; if we locked an unlinked file, retry on
         # the new one, or two runs could each hold a lock on a different inode.
-        for _ in range(100):
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-            except OSError as exc:
-                raise write_error("create the lock file", self.path, exc) from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_pid(fd)
-                os.close(fd)
-                who = f"process {holder}" if holder else "another process"
-                raise OutputLockedError(
-                    f"another run is writing {self.output} ({who}, whose pid is in "
-                    f"{self.path}); wait for it to finish or stop it, or choose another output"
-                ) from None
-            if _still_at(fd, self.path):
-                try:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-                except OSError:
-                    pass  # the pid is a courtesy; the lock itself is already held
-                return fd
-            os.close(fd)
-        raise OutputLockedError(f"cannot lock {self.output}: {self.path} keeps being replaced")
+        fd = _lock_at(
+            self.path,
+            os.O_RDWR | os.O_CREAT,
+            "create the lock file",
+            lambda held: (
+                f"another run is writing {self.output} ({_holder(_read_pid(held))}, whose pid "
+                f"is in {self.path}); wait for it to finish or stop it, or choose another output"
+            ),
+            f"cannot lock {self.output}: {self.path} keeps being replaced",
+        )
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid is a courtesy; the lock itself is already held
+        return fd
 
     def _lock_file(self) -> int | None:
         """Lock the file now at the output's path, creating it if need be (None: the path
         is not a regular file, a device say, which no run can pay twice into)."""
-        for _ in range(100):
-            try:
-                if not stat.S_ISREG(os.stat(self.output).st_mode):
-                    return None
-            except FileNotFoundError:
-                pass  # created below, or through a dangling symlink to where it will be
-            except OSError as exc:
-                raise write_error("open the output file", self.output, exc) from exc
-            try:
-                # Opened for writing: NFS emulates flock with locks that need it. Two runs
-                # creating the file at once open the same one (no O_EXCL) and one locks it.
-                fd = os.open(self.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-            except OSError as exc:
-                raise write_error("open the output file", self.output, exc) from exc
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _flock_holder(fd)
-                os.close(fd)
-                who = f"process {holder}" if holder else "another process"
-                raise OutputLockedError(
-                    f"another run is writing {self.output} under another name for the same "
-                    f"file, a symlink or hard link ({who}); wait for it to finish or stop it, "
-                    "or choose another output"
-                ) from None
-            # The holder may have replaced the file (--fresh, rerank's sort) between our
-            # open and our lock: then the lock we hold guards nothing; take the new file.
-            if _still_at(fd, self.output):
-                return fd
-            os.close(fd)
-        raise OutputLockedError(f"cannot lock {self.output}: it keeps being replaced")
+        try:
+            if not stat.S_ISREG(os.stat(self.output).st_mode):
+                return None
+        except FileNotFoundError:
+            pass  # created below, or through a dangling symlink to where it will be
+        except OSError as exc:
+            raise write_error("open the output file", self.output, exc) from exc
+        # Opened for writing: NFS emulates flock with locks that need it. Two runs creating
+        # the file at once open the same one (no O_EXCL) and one locks it. The holder may
+        # replace the file (--fresh, rerank's sort) between our open and our lock: then the
+        # new file is taken.
+        return _lock_at(
+            self.output,
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+            "open the output file",
+            lambda held: (
+                f"another run is writing {self.output} under another name for the same "
+                f"file, a symlink or hard link ({_holder(_flock_holder(held))}); wait for it "
+                "to finish or stop it, or choose another output"
+            ),
+            f"cannot lock {self.output}: it keeps being replaced",
+        )
 
     def follow(self, fd: int | None = None) -> None:
         """After the output at our path was replaced by a new file, lock that one and let the
@@ -195,6 +178,31 @@ class OutputLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _lock_at(path: Path, flags: int, action: str, busy: Callable[[int], str], replaced: str) -> int:
+    """Open `path` with `flags` and take an exclusive flock on the file it names, trying
+    again while that file is replaced between the open and the lock (a lock on a file no
+    longer at the path guards nothing). Another holder raises OutputLockedError(busy(fd))."""
+    for _ in range(100):
+        try:
+            fd = os.open(path, flags, FILE_MODE)
+        except OSError as exc:
+            raise write_error(action, path, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            message = busy(fd)
+            os.close(fd)
+            raise OutputLockedError(message) from None
+        if _still_at(fd, path):
+            return fd
+        os.close(fd)
+    raise OutputLockedError(replaced)
+
+
+def _holder(pid: int | None) -> str:
+    return f"process {pid}" if pid else "another process"
 
 
 def _still_at(fd: int, path: Path) -> bool:
