@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -85,3 +86,13 @@ def start_mock_server() -> Iterator[StartMockServer]:
     yield start
     for stop in stops:
         stop()
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Iterator[Path]:
+    """A named pipe; a writer still waiting in its open when the test ends is let go."""
+    path = tmp_path / "fifo"
+    os.mkfifo(path)
+    yield path
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))

@@ -6,7 +6,6 @@ writes in bursts with pauses, and signals reach it as they would from a shell.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +57,6 @@ class Bursts(threading.Thread):
                 os.close(fd)
         except BaseException as exc:  # a reader that went away: the test says so
             self.error = exc
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Iterator[Path]:
-    """A named pipe; a writer still waiting in its open when the test ends is let go."""
-    path = tmp_path / "fifo"
-    os.mkfifo(path)
-    yield path
-    with contextlib.suppress(OSError):
-        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
 
 
 def _finish(proc: subprocess.Popen[bytes], timeout: float = 30) -> tuple[bytes, bytes]:

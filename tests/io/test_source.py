@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
 import gzip
 import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +16,6 @@ from lm_deluge_cli.errors import UsageError
 from lm_deluge_cli.io.source import check_input, is_stream, open_input, utf16_problem
 
 LINE = '{"prompt": "hello there"}\n'
-
-
-@pytest.fixture
-def fifo(tmp_path: Path) -> Iterator[Path]:
-    """A named pipe; a writer still waiting in its open when the test ends is let go."""
-    path = tmp_path / "fifo"
-    os.mkfifo(path)
-    yield path
-    with contextlib.suppress(OSError):
-        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
 
 
 def test_streams_are_anything_but_a_regular_file(tmp_path: Path, fifo: Path) -> None:
