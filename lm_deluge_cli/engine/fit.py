@@ -11,10 +11,12 @@ the answer as all of max_new_tokens with any thinking budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import random
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lm_deluge_cli.engine.bound_by import TOKENS, where_to_raise
+from lm_deluge_cli.engine.choice import pick_fitting
 from lm_deluge_cli.engine.line_plan import ModelSlot
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers import Endpoint, max_output_tokens
@@ -33,6 +35,7 @@ __all__ = [
     "fits_none",
     "misfit",
     "need_on",
+    "refit",
 ]
 
 # The run's limiter (engine/setup.py); any other is a model's own.
@@ -175,6 +178,31 @@ class LineFit:
             return None
         need = need_on(endpoint, sampling, self.estimate(endpoint.wire_format))
         return misfit(name, info, need, budget)
+
+
+def refit(
+    fit: LineFit,
+    drawn: ModelSlot,
+    problem: str,
+    slots: Sequence[ModelSlot],
+    sampling_on: Callable[[ModelSlot], SamplingParams],
+    draw: float | None,
+    rng: random.Random,
+) -> ModelSlot | str:
+    """Another model for a line that does not fit `drawn` (for `problem`): one it fits, by
+    weight with the same `draw`, so a rerun agrees; or why it fits none (`fits_none`). A line
+    that names its model stays with it."""
+    problems: dict[str, str | None] = {drawn.endpoint.name: problem}
+    if fit.prompt.model is not None:
+        return fits_none(problems)
+
+    def fits(other: ModelSlot) -> bool:
+        found = fit.problem(other, sampling_on(other))
+        problems[other.endpoint.name] = found
+        return found is None
+
+    fitting = pick_fitting(slots, fits, draw, rng)
+    return fits_none(problems) if fitting is None else fitting
 
 
 def budget_of(slot: ModelSlot) -> Budget | None:

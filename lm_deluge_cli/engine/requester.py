@@ -15,8 +15,8 @@ import anyio
 
 from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
-from lm_deluge_cli.engine.choice import alive, content_draw, pick, pick_fitting
-from lm_deluge_cli.engine.fit import LineFit, budget_of, fits_none
+from lm_deluge_cli.engine.choice import alive, content_draw, pick
+from lm_deluge_cli.engine.fit import LineFit, budget_of, refit
 from lm_deluge_cli.engine.limiter import Ticket
 from lm_deluge_cli.engine.line_plan import ModelSlot, Plan
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
@@ -173,23 +173,21 @@ class Requester:
         fit = LineFit(prompt)
         problem = fit.problem(slot, sampling)
         if problem is not None:
-            # Not the model drawn: one of the others it fits, unless the line names its model.
-            fitting = None
-            problems: dict[str, str | None] = {slot.endpoint.name: problem}
-            if prompt.model is None:
-
-                def fits(other: ModelSlot) -> bool:
-                    found = fit.problem(other, self._sampling(other, prompt)[0])
-                    problems[other.endpoint.name] = found
-                    return found is None
-
-                fitting = pick_fitting(self.slots, fits, draw, self.rng)
-            if fitting is None:
+            fitting = refit(
+                fit,
+                slot,
+                problem,
+                self.slots,
+                lambda s: self._sampling(s, prompt)[0],
+                draw,
+                self.rng,
+            )
+            if isinstance(fitting, str):
                 return records.error_result(
                     prompt,
                     model=slot.endpoint.name,
                     error_type=records.INVALID_INPUT,
-                    message=f"line {prompt.line}: not sent: {fits_none(problems)}",
+                    message=f"line {prompt.line}: not sent: {fitting}",
                 )
             slot, (sampling, keys) = fitting, self._sampling(fitting, prompt)
         estimate = fit.counted(slot.endpoint.wire_format)
