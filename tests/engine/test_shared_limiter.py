@@ -189,9 +189,11 @@ _CHILD = """
 import sys, time, anyio
 from lm_deluge_cli.engine.shared_limiter import SharedRateLimiter
 
-async def main(url, key, rpm, start, seconds):
+async def main(url, key, rpm, seconds):
     limiter = await SharedRateLimiter.connect(url, key=key, requests_per_minute=rpm,
                                               tokens_per_minute=None)
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
     await anyio.sleep(max(0.0, start - time.time()))
     with anyio.move_on_after(start + seconds - time.time()):
         while True:
@@ -199,28 +201,42 @@ async def main(url, key, rpm, start, seconds):
             print(time.time(), flush=True)
     await limiter.aclose()
 
-url, key, rpm, start, seconds = sys.argv[1:]
-anyio.run(main, url, key, float(rpm), float(start), float(seconds))
+url, key, rpm, seconds = sys.argv[1:]
+anyio.run(main, url, key, float(rpm), float(seconds))
 """
 
 
 async def test_two_os_processes_share_the_rate(redis_server: RedisServer, key: str) -> None:
-    start = time.time() + 1.5  # after both have started and connected
-    args = [redis_server.url, key, "1200", repr(start), "2.0"]
+    args = [redis_server.url, key, "1200", "2.0"]
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", _CHILD, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [sys.executable, "-c", _CHILD, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]
+    # Both start at once, when both have connected: a child slow to start (a busy machine
+    # takes seconds to import) must not shorten its own window.
+    for child in children:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n", child.stderr and child.stderr.read()
+    start = time.time() + 0.2
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(f"{start!r}\n")
+        child.stdin.flush()
     outputs = [child.communicate(timeout=30) for child in children]
     for child, (_, err) in zip(children, outputs, strict=True):
-        assert child.returncode == 0, err.decode()
+        assert child.returncode == 0, err
     per_child = [[float(line) for line in out.split()] for out, _ in outputs]
     both = per_child[0] + per_child[1]
     assert min(both) >= start
-    # 20 a second plus one bucket of 10 over 2 s, whoever sends them.
-    assert 45 <= len(both) <= 51
+    # 20 a second plus one bucket of 10 over 2 s, whoever sends them: never more. Fewer
+    # is slow, not wrong: two processes beside a busy suite wake late (CI saw 43).
+    assert 38 <= len(both) <= 51
     assert most_in_any_window(both, 1.0) <= 31
     assert min(len(times) for times in per_child) >= 0.3 * len(both)
 
