@@ -30,7 +30,7 @@ from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.task import Answered
-from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.errors import ConfigError, NotRunError
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.progress import make_view, watched
 from lm_deluge_cli.tool_use.definitions import ToolDefinitionError, check_tool_choice
@@ -47,7 +47,7 @@ from lm_deluge_cli.types import (
 __all__ = ["NOT_RUN", "AgentResult", "LLMClient", "PromptInput", "Result", "not_run"]
 
 # The error type of a prompt the run stopped before sending.
-NOT_RUN = "not_run"
+NOT_RUN = NotRunError.type
 
 # A prompt is a string, a Conversation, a list of OpenAI chat messages, or a dict shaped like
 # an input line (whose "messages" may also be a Conversation).

@@ -7,7 +7,12 @@
     │   └── OutputLockedError             another run is writing the same output
     ├── OutputWriteError ················ exit 2: the output cannot be written (disk full, …)
     ├── FatalProviderError ·············· exit 3: a provider refuses every request (bad key, …)
-    └── APIError ························ one request failed; becomes an error record
+    │   └── AllModelsDeadError            …every model of the run refused its requests
+    ├── NotRunError ····················· exit 4: the run stopped before sending this line
+    │                                     (spending cap, interrupt); the same command resumes it
+    └── APIError ························ one request failed; becomes an error record (exit 1)
+        ├── MissingCredentialsError       a model's credentials are incomplete (fatal)
+        ├── ModelUnavailableError         not sent: its model stopped taking requests earlier
         ├── APIConnectionError            nothing usable came back
         │   └── APITimeoutError           …within request_timeout
         ├── APIResponseValidationError    a 2xx whose body we cannot read
@@ -16,15 +21,24 @@
         │                                 or refusal): retried, never cached
         └── APIStatusError                the provider answered with an error status
             ├── BadRequestError           400
-            ├── AuthenticationError       401
-            ├── PermissionDeniedError     403
+            ├── AuthenticationError       401, or a bad key whatever the status (fatal)
+            ├── PermissionDeniedError     403, or an account the model is refused to (fatal)
+            ├── QuotaExhaustedError       402, or a 429 whose quota or credit is used up
+            │                             until someone pays or the period ends (fatal)
             ├── NotFoundError             404
             ├── RequestTimeoutError       408
             ├── ConflictError             409
             ├── UnprocessableEntityError  422
             ├── RateLimitError            429
+            ├── RequestCancelledError     499: the connection closed early; may succeed again
             ├── InternalServerError       5xx
+            │   └── NotImplementedByServerError  501: no retry will change it
             └── OverloadedError           529
+
+A fatal error (`fatal`) makes its model unusable for the rest of the run; a retryable one
+(`retryable`) is sent again, up to max_attempts. Both are properties of the class: an
+adapter that reads more than the status (an error code, a quota's window) chooses the
+class that says so, and never changes them on one error.
 
 Foreign exceptions (aiohttp, httpx, OSError) are translated once, in
 `lm_deluge_cli.transport`, with ``raise ... from exc``.
@@ -32,11 +46,12 @@ Foreign exceptions (aiohttp, httpx, OSError) are translated once, in
 A run that raises none of these exits with what its output holds: 0 when every line's
 latest record is ok, 1 when any is an error (this run's or an earlier run's), 4 when it
 stopped with lines left (the spending cap), 130 when interrupted (Ctrl-C or SIGTERM).
+`exit_code` on each class is that code.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "EXIT_FATAL_PROVIDER",
@@ -50,6 +65,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AllModelsDeadError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigError",
@@ -59,12 +75,18 @@ __all__ = [
     "InternalServerError",
     "LMDelugeError",
     "MissingAPIKeyError",
+    "MissingCredentialsError",
+    "ModelUnavailableError",
     "NotFoundError",
+    "NotImplementedByServerError",
+    "NotRunError",
     "OutputLockedError",
     "OutputWriteError",
     "OverloadedError",
     "PermissionDeniedError",
+    "QuotaExhaustedError",
     "RateLimitError",
+    "RequestCancelledError",
     "RequestTimeoutError",
     "SchemaValidationError",
     "UnprocessableEntityError",
@@ -85,7 +107,7 @@ EXIT_INTERRUPTED = 130
 class LMDelugeError(Exception):
     """Base of every error this package raises on purpose."""
 
-    exit_code = EXIT_USAGE
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 class UsageError(LMDelugeError):
@@ -126,19 +148,50 @@ class FatalProviderError(LMDelugeError):
     exit_code = EXIT_FATAL_PROVIDER
 
 
+class AllModelsDeadError(FatalProviderError):
+    """Every model of the run refused its requests; carries the last model's fatal error."""
+
+    def __init__(self, error: APIError, model: str, key_variable: str) -> None:
+        hint = f" (check {key_variable})" if key_variable else ""
+        super().__init__(f"{model} refused the requests{hint}: {error.message}")
+        self.error = error
+        self.model = model
+
+
+class NotRunError(LMDelugeError):
+    """The run stopped (spending cap, interrupt) before sending this line: in the Python
+    API's results where a record would be; the same command or call resumes it."""
+
+    type: ClassVar[str] = "not_run"
+    exit_code = EXIT_LINES_LEFT
+
+
 class APIError(LMDelugeError):
     """One request failed. `type` is the short name written into error records."""
 
-    type = "api_error"
-    retryable = False
+    type: ClassVar[str] = "api_error"
+    retryable: ClassVar[bool] = False
     # Fatal: the model is unusable for the rest of the run (bad key, no permission, no quota).
-    fatal = False
+    fatal: ClassVar[bool] = False
 
     def __init__(self, message: str, *, status_code: int | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
         self.body = body
+
+
+class MissingCredentialsError(APIError):
+    """A model's credentials are missing or incomplete: every request would fail alike."""
+
+    type = "authentication_error"
+    fatal = True
+
+
+class ModelUnavailableError(APIError):
+    """Not sent: the model stopped taking requests earlier in the run (a fatal error)."""
+
+    type = "model_unavailable"
 
 
 class APIConnectionError(APIError):
@@ -209,6 +262,14 @@ class PermissionDeniedError(APIStatusError):
     fatal = True
 
 
+class QuotaExhaustedError(APIStatusError):
+    """The account's credit or quota is used up (402, OpenAI's insufficient_quota, a daily
+    or monthly quota): every request fails until someone pays or the period ends."""
+
+    type = "quota_exhausted"
+    fatal = True
+
+
 class NotFoundError(APIStatusError):
     type = "not_found"
 
@@ -232,9 +293,23 @@ class RateLimitError(APIStatusError):
     retryable = True
 
 
+class RequestCancelledError(APIStatusError):
+    """499: the connection closed before the provider answered; sending again may work."""
+
+    type = "cancelled"
+    retryable = True
+
+
 class InternalServerError(APIStatusError):
     type = "server_error"
     retryable = True
+
+
+class NotImplementedByServerError(InternalServerError):
+    """501: the server does not do what was asked, however often it is asked."""
+
+    type = "not_implemented"
+    retryable = False
 
 
 class OverloadedError(APIStatusError):
@@ -251,12 +326,14 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     409: ConflictError,
     422: UnprocessableEntityError,
     429: RateLimitError,
+    499: RequestCancelledError,
+    501: NotImplementedByServerError,
     529: OverloadedError,
 }
 
 
 def status_error_class(status_code: int) -> type[APIStatusError]:
-    """The error class for an HTTP error status (5xx other than 529 → InternalServerError)."""
+    """The error class for an HTTP error status (other 5xx → InternalServerError)."""
     if status_code in _STATUS_CLASSES:
         return _STATUS_CLASSES[status_code]
     if status_code >= 500:

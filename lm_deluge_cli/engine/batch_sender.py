@@ -13,20 +13,23 @@ from typing import Generic, TypeVar
 
 import anyio
 
+from lm_deluge_cli.engine.halt import Halted
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.errors import APIError, FatalProviderError, RateLimitError
+from lm_deluge_cli.errors import (
+    AllModelsDeadError,
+    APIError,
+    ModelUnavailableError,
+    RateLimitError,
+)
 from lm_deluge_cli.transport import Transport
 from lm_deluge_cli.types import HttpRequest, HttpResponse, RateLimitInfo
 
 __all__ = [
     "BatchFailedError",
     "BatchSender",
-    "DeadModelError",
-    "Halted",
-    "ModelUnavailableError",
     "Sent",
 ]
 
@@ -52,20 +55,6 @@ class BatchFailedError(Exception):
         super().__init__(error.message)
         self.error = error
         self.attempts = attempts
-
-
-class Halted(Exception):
-    """The run is stopping: this batch was not sent and is left for the resume."""
-
-
-class DeadModelError(FatalProviderError):
-    """The model refused the key or the quota: the run cannot go on."""
-
-
-class ModelUnavailableError(APIError):
-    """A batch not sent because the model stopped taking requests earlier in the run."""
-
-    type = "model_unavailable"
 
 
 class BatchSender:
@@ -102,7 +91,7 @@ class BatchSender:
         self.learner = learner
         self.rng = rng or random.Random()
         # Set when the provider refused the key or quota: nothing more is sent.
-        self.fatal: DeadModelError | None = None
+        self.fatal: AllModelsDeadError | None = None
         # Set when the run stops: batches not yet sent are left for the resume.
         self.halted = False
 
@@ -180,10 +169,9 @@ class BatchSender:
         return value, time.monotonic() - sent
 
     def _note_error(self, error: APIError) -> None:
-        if isinstance(error, RateLimitError) and not error.fatal:
+        if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
             self.limits.limiters[0].pause(pause_for_rate_limit(error))
         if error.fatal and self.fatal is None:
-            hint = f" (check {self.api_key_env})" if self.api_key_env else ""
-            self.fatal = DeadModelError(f"{self.model} refused the requests{hint}: {error.message}")
+            self.fatal = AllModelsDeadError(error, self.model, self.api_key_env)
             self.stats.dead_models.append(self.model)

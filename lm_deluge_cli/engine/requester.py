@@ -17,6 +17,7 @@ from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
 from lm_deluge_cli.engine.choice import alive, content_draw, pick
 from lm_deluge_cli.engine.fit import LineFit, budget_of, refit
+from lm_deluge_cli.engine.halt import Halted
 from lm_deluge_cli.engine.limiter import Ticket
 from lm_deluge_cli.engine.line_plan import ModelSlot, Plan
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
@@ -32,9 +33,10 @@ from lm_deluge_cli.engine.slots import Slots
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission, PrefixGate, cache_prefix
 from lm_deluge_cli.errors import (
+    AllModelsDeadError,
     APIError,
     EmptyAnswerError,
-    FatalProviderError,
+    ModelUnavailableError,
     RateLimitError,
     SchemaValidationError,
     UsageError,
@@ -67,20 +69,6 @@ log = logging.getLogger(__name__)
 NO_INFO = RateLimitInfo()
 # Costs are kept to a millionth of a cent: beyond that is float noise.
 COST_DECIMALS = 10
-
-
-class AllModelsDeadError(FatalProviderError):
-    """Every model of the run is unusable; carries the last fatal error."""
-
-    def __init__(self, error: APIError, model: str, key_variable: str) -> None:
-        hint = f" (check {key_variable})" if key_variable else ""
-        super().__init__(f"{model} refused the requests{hint}: {error.message}")
-        self.error = error
-        self.model = model
-
-
-class _Halted(Exception):
-    """The run is stopping: this prompt is left unsent for the resume."""
 
 
 class Requester:
@@ -274,7 +262,7 @@ class Requester:
         (answers the cache holds are used). None if the run halted first."""
         try:
             return await self._run(plan)
-        except _Halted:
+        except Halted:
             return None
         finally:
             if self.reuse is not None:
@@ -288,7 +276,7 @@ class Requester:
         if pending is not None:
             await pending.wait()
             if pending.record is None:
-                raise _Halted  # the run stopped before the shared request finished
+                raise Halted  # the run stopped before the shared request finished
             self.stats.deduplicated += 1
             return shared_record(prompt, pending.record)
         earlier = reuse.recent(key)
@@ -355,14 +343,14 @@ class Requester:
 
         async def one(index: int) -> None:
             # A halted one is left for the resume; the others' answers are stored.
-            with contextlib.suppress(_Halted):
+            with contextlib.suppress(Halted):
                 results[index] = await self._answer(prompt, slot, 1, estimate)
 
         async with anyio.create_task_group() as group:
             for index in range(count):
                 group.start_soon(one, index)
         if any(result is None for result in results):
-            raise _Halted
+            raise Halted
         return [result for result in results if result is not None]
 
     async def _answer(
@@ -378,12 +366,12 @@ class Requester:
             if slot.dead_reason is not None:
                 # Another prompt found this model unusable while we waited.
                 if self._alive(exclude=None) is None:
-                    raise _Halted  # the run is stopping: unsent prompts are left for the resume
+                    raise Halted  # the run is stopping: unsent prompts are left for the resume
                 if prompt.model is not None:
                     return records.error_result(
                         prompt,
                         model=slot.endpoint.name,
-                        error_type="model_unavailable",
+                        error_type=ModelUnavailableError.type,
                         message=f"{slot.endpoint.name} stopped: {slot.dead_reason}",
                         attempts=attempt,
                     )
@@ -444,7 +432,7 @@ class Requester:
         """One request; returns the completion, its own latency (no queueing) and its cost."""
         request = slot.adapter.build_request(slot.endpoint, prompt, sampling, self.request_timeout)
         if self.halted:
-            raise _Halted
+            raise Halted
         reserved = 0.0
         # Thinking budgets count: the provider may bill and rate-limit them as output, as it
         # does every sample asked of one request.
@@ -456,7 +444,7 @@ class Requester:
             reserved = estimate_cost(slot.endpoint.model, estimate, output, ttl) or 0.0
             if not await self.budget.reserve(reserved):
                 self.stats.cost_cap_reached = True
-                raise _Halted  # the cap is reached: left for a run with a higher cap
+                raise Halted  # the cap is reached: left for a run with a higher cap
         cost: float | None = None
         try:
             probe: AbstractAsyncContextManager[None] = (
@@ -539,7 +527,7 @@ class Requester:
                 tickets = await slot.limits.acquire(tokens)
                 if self.halted:
                     slot.limits.release(tickets)
-                    raise _Halted
+                    raise Halted
             except BaseException:
                 stats.drop_big_line(big)
                 raise
@@ -576,7 +564,7 @@ class Requester:
 
     def _note_error(self, slot: ModelSlot, error: APIError) -> None:
         """Update what all prompts share after a failed attempt: pauses, dead models."""
-        if isinstance(error, RateLimitError) and not error.fatal:
+        if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
             # The limiter the provider's budget belongs to: the model's own, else the run's.
             slot.limits.limiters[0].pause(pause_for_rate_limit(error))

@@ -15,6 +15,9 @@ import orjson
 
 from lm_deluge_cli.errors import (
     APIStatusError,
+    AuthenticationError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
     status_error_class,
 )
 from lm_deluge_cli.headers import parse_retry_after
@@ -91,10 +94,16 @@ _NOT_SCHEMAS = frozenset(
 # OpenAI tool_choice strings → Anthropic tool_choice types.
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
 # error.type values that no retry or wait will fix: the key, its rights, or the bill.
-_FATAL_TYPES = frozenset({"authentication_error", "permission_error", "billing_error"})
+_FATAL_TYPES: dict[str, type[APIStatusError]] = {
+    "authentication_error": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "billing_error": QuotaExhaustedError,
+}
 # error.details.error_code of a 429 that is the tier's monthly spend cap, not a rate limit:
 # it has no retry-after and every request fails until the month ends.
-_FATAL_CODES = frozenset({"enforced_spend_limit_reached"})
+_FATAL_CODES: dict[str, type[APIStatusError]] = {
+    "enforced_spend_limit_reached": QuotaExhaustedError
+}
 
 
 class AnthropicMessagesAdapter:
@@ -127,17 +136,14 @@ class AnthropicMessagesAdapter:
     def _status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
         message, error_type = error_text(response.body, endpoint.api_key)
         detail = _detail_code(response.body)
-        error = status_error_class(response.status)(
+        cls = _FATAL_CODES.get(detail or "") or _FATAL_TYPES.get(error_type or "")
+        return (cls or status_error_class(response.status))(
             f"{response.status}: {message}",
             status_code=response.status,
             # Every rate-limit 429 carries retry-after; the spend-cap 429 has none.
             retry_after=parse_retry_after(response.headers),
             code=detail or error_type,
         )
-        if error_type in _FATAL_TYPES or detail in _FATAL_CODES:
-            error.fatal = True
-            error.retryable = False
-        return error
 
 
 def messages_body(

@@ -21,9 +21,14 @@ from urllib.parse import quote, unquote, urlsplit
 import orjson
 
 from lm_deluge_cli.errors import (
-    APIError,
     APIStatusError,
+    AuthenticationError,
+    InternalServerError,
     MissingAPIKeyError,
+    MissingCredentialsError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
     status_error_class,
 )
 from lm_deluge_cli.headers import parse_retry_after
@@ -74,29 +79,23 @@ _REGION_IN_HOST = re.compile(
 # exactly the path that was signed (aiohttp would decode "%3A" back to ":"); "/" in an
 # inference-profile ARN is still escaped.
 _PATH_SAFE = "!$&'()*+,;=:@"
-# x-amzn-ErrorType names that no retry will fix: the credentials or their rights.
-_FATAL_TYPES = frozenset(
-    {
-        "AccessDeniedException",
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignature",
-        "ExpiredTokenException",
-        "MissingAuthenticationTokenException",
-    }
-)
-# Types worth retrying whatever their status: ServiceQuotaExceededException is a 400 that
-# Bedrock documents as "resubmit later".
-_RETRYABLE_TYPES = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceQuotaExceededException",
-        "ModelNotReadyException",
-        "ModelTimeoutException",
-        "ServiceUnavailableException",
-        "InternalServerException",
-    }
-)
+# x-amzn-ErrorType names whose meaning holds whatever the status: the credentials or their
+# rights, which no retry will fix, and the types worth retrying (ServiceQuotaExceeded is a
+# 400 that Bedrock documents as "resubmit later").
+_TYPE_CLASSES: dict[str, type[APIStatusError]] = {
+    "AccessDeniedException": PermissionDeniedError,
+    "UnrecognizedClientException": AuthenticationError,
+    "InvalidSignatureException": AuthenticationError,
+    "IncompleteSignature": AuthenticationError,
+    "ExpiredTokenException": AuthenticationError,
+    "MissingAuthenticationTokenException": AuthenticationError,
+    "ThrottlingException": RateLimitError,
+    "ServiceQuotaExceededException": RateLimitError,
+    "ModelNotReadyException": RateLimitError,
+    "ModelTimeoutException": RequestTimeoutError,
+    "ServiceUnavailableException": InternalServerError,
+    "InternalServerException": InternalServerError,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +169,7 @@ class BedrockAnthropicAdapter:
             credentials = self._credentials or credentials_from_env(env, endpoint.name)
         except MissingAPIKeyError as exc:
             # Every request of this model would fail the same way: stop using it.
-            error = APIError(str(exc))
-            error.fatal = True
-            raise error from None
+            raise MissingCredentialsError(str(exc)) from None
         base_url, region = resolve_region(endpoint.base_url, env, endpoint.region)
         # Bedrock takes no URL sources, only base64 ones: image URLs are refused, and file
         # parts only ever become base64 (PDF) or text document sources.
@@ -221,18 +218,20 @@ def _status_error(response: HttpResponse, secrets: list[str]) -> APIStatusError:
         message = redact_keys(message, secret)
     error_type = _error_type(response.headers.get("x-amzn-errortype")) or _body_type(response.body)
     label = f"{response.status}: {error_type}: " if error_type else f"{response.status}: "
-    error = status_error_class(response.status)(
+    cls = status_error_class(response.status)
+    named = _TYPE_CLASSES.get(error_type or "")
+    # The type tells what the status may not: credentials no retry will fix, or "later".
+    already = named is not None and (
+        (named.fatal and cls.fatal) or (named.retryable and cls.retryable)
+    )
+    if named is not None and not already:
+        cls = named
+    return cls(
         label + message,
         status_code=response.status,
         retry_after=parse_retry_after(response.headers),
         code=error_type,
     )
-    if error_type in _FATAL_TYPES:
-        error.fatal = True
-        error.retryable = False
-    elif error_type in _RETRYABLE_TYPES:
-        error.retryable = True
-    return error
 
 
 def _error_type(raw: str | None) -> str | None:

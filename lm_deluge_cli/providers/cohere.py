@@ -11,7 +11,12 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.errors import APIStatusError, InternalServerError, status_error_class
+from lm_deluge_cli.errors import (
+    APIStatusError,
+    InternalServerError,
+    QuotaExhaustedError,
+    status_error_class,
+)
 from lm_deluge_cli.headers import parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.parts import (
@@ -131,20 +136,14 @@ class CohereV2Adapter:
 
     def status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
         message, code = error_text(response.body, endpoint.api_key)
-        error = status_error_class(response.status)(
+        # 402: the account's billing limit is reached.
+        cls = QuotaExhaustedError if response.status == 402 else status_error_class(response.status)
+        return cls(
             f"{response.status}: {message}",
             status_code=response.status,
             retry_after=parse_retry_after(response.headers),
             code=code,
         )
-        if response.status == 499:  # the request was cancelled; sending it again may work
-            error.retryable = True
-        elif response.status == 501:  # not implemented: no retry will change that
-            error.retryable = False
-        elif response.status == 402:  # the account's billing limit is reached
-            error.fatal = True
-            error.retryable = False
-        return error
 
 
 def _message(message: Message) -> dict[str, Any]:

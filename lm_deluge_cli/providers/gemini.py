@@ -11,6 +11,9 @@ from lm_deluge_cli.errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
+    RequestCancelledError,
     status_error_class,
 )
 from lm_deluge_cli.headers import parse_duration, parse_retry_after
@@ -377,23 +380,22 @@ def status_error(endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
     if retry_after is None:
         retry_after = _retry_delay(details)
     cls = status_error_class(response.status)
+    if status == "CANCELLED":  # 499: the connection closed early; the request may succeed
+        cls = RequestCancelledError
     if reasons & _BAD_KEY_REASONS:
         cls = AuthenticationError  # Gemini answers a bad key with 400, not 401
+    elif status == "FAILED_PRECONDITION":  # no free tier in this region: billing must be on
+        cls = PermissionDeniedError
+    # 402: prepaid credits are used up; a 429 of a daily quota lasts until midnight.
+    elif response.status == 402 or (response.status == 429 and _quota_exhausted(details)):
+        cls = QuotaExhaustedError
     code = next((r for r in reasons if isinstance(r, str)), None) or status
-    error = cls(
+    return cls(
         f"{response.status}: {message}",
         status_code=response.status,
         retry_after=retry_after,
         code=code,
     )
-    if status == "CANCELLED":  # 499: the connection closed early; the request may succeed
-        error.retryable = True
-    no_quota = response.status == 429 and _quota_exhausted(details)
-    # 402: prepaid credits are used up; FAILED_PRECONDITION: no free tier in this region.
-    if no_quota or response.status == 402 or status == "FAILED_PRECONDITION":
-        error.fatal = True
-        error.retryable = False
-    return error
 
 
 def _error_fields(body: bytes) -> tuple[str | None, list[dict[str, Any]]]:

@@ -13,7 +13,12 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.errors import APIStatusError, InternalServerError, status_error_class
+from lm_deluge_cli.errors import (
+    APIStatusError,
+    InternalServerError,
+    QuotaExhaustedError,
+    status_error_class,
+)
 from lm_deluge_cli.headers import parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.capabilities import takes_reasoning_effort
@@ -180,19 +185,18 @@ class MistralAdapter:
         info = self.rate_limit_info(response.headers)
         if retry_after is None and response.status == 429 and info.remaining_tokens == 0:
             retry_after = info.reset_tokens_s
-        error = status_error_class(response.status)(
+        cls = status_error_class(response.status)
+        # 402: the workspace has no credit left. A 429 with the month's tokens at 0 will
+        # keep failing until next month, however long we wait.
+        month_left = _first(response.headers, _MONTH_REMAINING)
+        if response.status == 402 or (response.status == 429 and month_left == 0):
+            cls = QuotaExhaustedError
+        return cls(
             f"{response.status}: {message}",
             status_code=response.status,
             retry_after=retry_after,
             code=_error_code(response.body),
         )
-        # 402: the workspace has no credit left. A 429 with the month's tokens at 0 will
-        # keep failing until next month, however long we wait.
-        month_left = _first(response.headers, _MONTH_REMAINING)
-        if response.status == 402 or (response.status == 429 and month_left == 0):
-            error.fatal = True
-            error.retryable = False
-        return error
 
 
 def mistral_tool_call_id(call_id: str) -> str:

@@ -9,6 +9,9 @@ import orjson
 
 from lm_deluge_cli.errors import (
     APIStatusError,
+    AuthenticationError,
+    PermissionDeniedError,
+    QuotaExhaustedError,
     status_error_class,
 )
 from lm_deluge_cli.headers import parse_duration, parse_retry_after
@@ -46,7 +49,11 @@ __all__ = [
 # finish_reason → ours (stop, length, tool_calls and content_filter are already ours).
 _FINISH_REASONS = {"function_call": "tool_calls", "eos": "stop", "model_length": "length"}
 # Error codes that no retry or wait will fix: stop using the model.
-_FATAL_CODES = frozenset({"insufficient_quota", "invalid_api_key", "account_deactivated"})
+_FATAL_CODES: dict[str, type[APIStatusError]] = {
+    "insufficient_quota": QuotaExhaustedError,
+    "invalid_api_key": AuthenticationError,
+    "account_deactivated": PermissionDeniedError,
+}
 
 
 def max_output_tokens(endpoint: Endpoint, sampling: SamplingParams) -> int:
@@ -174,16 +181,13 @@ def status_error(endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
             if w is not None and remaining == 0
         ]
         retry_after = max(waits) if waits else None
-    error = status_error_class(response.status)(
+    cls = _FATAL_CODES.get(code or "") or status_error_class(response.status)
+    return cls(
         f"{response.status}: {message}",
         status_code=response.status,
         retry_after=retry_after,
         code=code,
     )
-    if code in _FATAL_CODES:
-        error.fatal = True
-        error.retryable = False
-    return error
 
 
 def _usage(raw: Any) -> Usage:

@@ -16,7 +16,7 @@ from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.config import CacheConfig, Job, Limits, ModelEntry
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.errors import ConfigError, NotRunError
 from lm_deluge_cli.io.records import Record
 from lm_deluge_cli.io.text_lines import Document, QueryItem, TextItem
 from lm_deluge_cli.progress import make_view, watched
@@ -213,7 +213,7 @@ def embed_parallel_sync(
 
 def _embedding(index: int, text: str, record: Record | None) -> EmbeddingResult:
     if record is None:
-        error = {"type": "not_run", "message": "the run stopped before this text was sent"}
+        error = {"type": NotRunError.type, "message": "the run stopped before this text was sent"}
         return EmbeddingResult(index, text, None, "error", None, error)
     usage = record.get("usage") or {}
     return EmbeddingResult(
@@ -315,7 +315,7 @@ def _documents_per_query(
 
 def _ranking(index: int, query: str, documents: list[str], record: Record | None) -> RerankResult:
     if record is None:
-        error = {"type": "not_run", "message": "the run stopped before this query was sent"}
+        error = {"type": NotRunError.type, "message": "the run stopped before this query was sent"}
         return RerankResult(index, query, documents, "error", None, error=error)
     results = [(r["index"], r["relevance_score"]) for r in record.get("results") or []]
     return RerankResult(

@@ -18,7 +18,8 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from lm_deluge_cli.engine.batch_sender import BatchSender, Halted
+from lm_deluge_cli.engine.batch_sender import BatchSender
+from lm_deluge_cli.engine.halt import Halted
 from lm_deluge_cli.engine.pipeline import DEFAULT_GRACE_S, RunOutcome
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.worker_pool import WorkerPool

@@ -27,6 +27,7 @@ from lm_deluge_cli.errors import (
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
+    QuotaExhaustedError,
     RateLimitError,
 )
 from lm_deluge_cli.providers.anthropic_answer import REFUSAL_TEXT
@@ -376,12 +377,12 @@ ERRORS: list[tuple[str, int, type[APIStatusError], str, str]] = [
     # A spend limit you set is told apart only by its message, which is not read.
     ("error_400_workspace_spend_limit", 400, BadRequestError, "", "invalid_request_error"),
     ("error_401_authentication", 401, AuthenticationError, "fatal", "authentication_error"),
-    ("error_402_billing", 402, APIStatusError, "fatal", "billing_error"),
+    ("error_402_billing", 402, QuotaExhaustedError, "fatal", "billing_error"),
     ("error_403_permission", 403, PermissionDeniedError, "fatal", "permission_error"),
     ("error_404_not_found", 404, NotFoundError, "", "not_found_error"),
     ("error_413_request_too_large", 413, APIStatusError, "", "request_too_large"),
     ("error_429_rate_limit", 429, RateLimitError, "retry", "rate_limit_error"),
-    ("error_429_spend_cap", 429, RateLimitError, "fatal", "enforced_spend_limit_reached"),
+    ("error_429_spend_cap", 429, QuotaExhaustedError, "fatal", "enforced_spend_limit_reached"),
     ("error_500_api_error", 500, InternalServerError, "retry", "api_error"),
     ("error_504_timeout", 504, InternalServerError, "retry", "timeout_error"),
     ("error_529_overloaded", 529, OverloadedError, "retry", "overloaded_error"),
@@ -411,7 +412,7 @@ def test_error_classification(
 def test_a_fatal_spend_cap_does_not_make_every_rate_limit_fatal(
     endpoint: Callable[..., Endpoint],
 ) -> None:
-    with pytest.raises(RateLimitError) as cap:
+    with pytest.raises(QuotaExhaustedError) as cap:
         ADAPTER.parse_response(endpoint(), error_response("error_429_spend_cap", 429))
     with pytest.raises(RateLimitError) as rate:
         ADAPTER.parse_response(endpoint(), error_response("error_429_rate_limit", 429))

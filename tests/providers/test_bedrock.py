@@ -446,7 +446,7 @@ def test_malformed_2xx_bodies_are_validation_errors(raw: bytes) -> None:
 ERRORS: list[tuple[str, type[APIStatusError], str, str]] = [
     ("error_400_validation", BadRequestError, "", "ValidationException"),
     # A 400 that Bedrock documents as "resubmit your request later".
-    ("error_400_service_quota", BadRequestError, "retry", "ServiceQuotaExceededException"),
+    ("error_400_service_quota", RateLimitError, "retry", "ServiceQuotaExceededException"),
     ("error_403_access_denied", PermissionDeniedError, "fatal", "AccessDeniedException"),
     ("error_403_invalid_signature", PermissionDeniedError, "fatal", "InvalidSignatureException"),
     (

@@ -16,8 +16,11 @@ from lm_deluge_cli.errors import (
     BadRequestError,
     InternalServerError,
     NotFoundError,
+    NotImplementedByServerError,
     PermissionDeniedError,
+    QuotaExhaustedError,
     RateLimitError,
+    RequestCancelledError,
     UnprocessableEntityError,
 )
 from lm_deluge_cli.providers.base import Endpoint
@@ -406,16 +409,16 @@ def _message(text: str) -> bytes:
 ERRORS: list[tuple[int, bytes, type[APIStatusError], str, str]] = [
     (400, F("error_400_bad_request"), BadRequestError, "", "at least 1 token"),
     (401, F("error_401_unauthorized"), AuthenticationError, "fatal", "invalid api token"),
-    (402, F("error_402_payment_required"), APIStatusError, "fatal", "payment method"),
+    (402, F("error_402_payment_required"), QuotaExhaustedError, "fatal", "payment method"),
     (403, _message("forbidden"), PermissionDeniedError, "fatal", "forbidden"),
     (404, _message("model 'command-z' not found"), NotFoundError, "", "not found"),
     (422, _message("invalid request: temperature"), UnprocessableEntityError, "", "temperature"),
     (429, F("error_429_trial"), RateLimitError, "retry", "Trial key"),
     # 498: the request or response holds a deny-listed token; it would again.
     (498, _message("blocked output"), APIStatusError, "", "blocked output"),
-    (499, F("error_499_cancelled"), APIStatusError, "retry", "request cancelled"),
+    (499, F("error_499_cancelled"), RequestCancelledError, "retry", "request cancelled"),
     (500, F("error_500_internal"), InternalServerError, "retry", "internal server error"),
-    (501, _message("not implemented"), InternalServerError, "", "not implemented"),
+    (501, _message("not implemented"), NotImplementedByServerError, "", "not implemented"),
     (503, _message("service unavailable"), InternalServerError, "retry", "unavailable"),
     (504, _message("gateway timeout"), InternalServerError, "retry", "timeout"),
 ]

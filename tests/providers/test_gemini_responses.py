@@ -18,7 +18,9 @@ from lm_deluge_cli.errors import (
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
+    QuotaExhaustedError,
     RateLimitError,
+    RequestCancelledError,
 )
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.gemini import GeminiAdapter
@@ -378,15 +380,15 @@ ERRORS: list[tuple[int, bytes, type[APIStatusError], str, str | None, float | No
     (400, F("error_400_api_key_invalid"), AuthenticationError, "fatal", "API_KEY_INVALID", None),
     (400, _EXPIRED_KEY, AuthenticationError, "fatal", "API_KEY_EXPIRED", None),
     (400, F("error_400_invalid_argument"), BadRequestError, "", "INVALID_ARGUMENT", None),
-    (400, _NO_FREE_TIER, BadRequestError, "fatal", "FAILED_PRECONDITION", None),
-    (402, _NO_CREDIT, APIStatusError, "fatal", "RESOURCE_EXHAUSTED", None),
+    (400, _NO_FREE_TIER, PermissionDeniedError, "fatal", "FAILED_PRECONDITION", None),
+    (402, _NO_CREDIT, QuotaExhaustedError, "fatal", "RESOURCE_EXHAUSTED", None),
     (403, _DENIED, PermissionDeniedError, "fatal", "PERMISSION_DENIED", None),
     (404, F("error_404_not_found"), NotFoundError, "", "NOT_FOUND", None),
     (429, F("error_429_per_minute"), RateLimitError, "retry", "RESOURCE_EXHAUSTED", 26.0),
     # A per-day quota, or a quota of 0, will not refill within the run: the wait is moot.
-    (429, F("error_429_per_day"), RateLimitError, "fatal", "RESOURCE_EXHAUSTED", 47.0),
-    (429, _ZERO_QUOTA, RateLimitError, "fatal", "RESOURCE_EXHAUSTED", 25.465784708),
-    (499, _CANCELLED, APIStatusError, "retry", "CANCELLED", None),
+    (429, F("error_429_per_day"), QuotaExhaustedError, "fatal", "RESOURCE_EXHAUSTED", 47.0),
+    (429, _ZERO_QUOTA, QuotaExhaustedError, "fatal", "RESOURCE_EXHAUSTED", 25.465784708),
+    (499, _CANCELLED, RequestCancelledError, "retry", "CANCELLED", None),
     (500, F("error_500_internal"), InternalServerError, "retry", "INTERNAL", None),
     (503, F("error_503_unavailable"), InternalServerError, "retry", "UNAVAILABLE", None),
     (504, _DEADLINE, InternalServerError, "retry", "DEADLINE_EXCEEDED", None),

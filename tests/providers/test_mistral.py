@@ -18,6 +18,7 @@ from lm_deluge_cli.errors import (
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
+    QuotaExhaustedError,
     RateLimitError,
     UnprocessableEntityError,
 )
@@ -334,7 +335,7 @@ _MONTH_GONE = {
 ERRORS: list[tuple[int, bytes, dict[str, str], type[APIStatusError], str, str | None, str]] = [
     (400, _BAD_CALL_ID, {}, BadRequestError, "", "invalid_function_call", "Tool call id"),
     (401, F("error_401_unauthorized"), {}, AuthenticationError, "fatal", None, "Unauthorized"),
-    (402, _NO_CREDIT, {}, APIStatusError, "fatal", None, "Payment required"),
+    (402, _NO_CREDIT, {}, QuotaExhaustedError, "fatal", None, "Payment required"),
     (403, b'{"message": "Forbidden"}', {}, PermissionDeniedError, "fatal", None, "Forbidden"),
     (404, b'{"detail": "Not Found"}', {}, NotFoundError, "", None, "Not Found"),
     (422, F("error_422_validation"), {}, UnprocessableEntityError, "", None, "field required"),
@@ -342,7 +343,7 @@ ERRORS: list[tuple[int, bytes, dict[str, str], type[APIStatusError], str, str | 
     (429, F("error_429_requests"), {}, RateLimitError, "retry", None, "Requests rate limit"),
     (429, _CAPACITY, {}, RateLimitError, "retry", "invalid_request_error", "capacity"),
     # The month's token budget is spent: no wait within the run will help.
-    (429, _RATE_LIMITED, _MONTH_GONE, RateLimitError, "fatal", "rate_limited", "Rate"),
+    (429, _RATE_LIMITED, _MONTH_GONE, QuotaExhaustedError, "fatal", "rate_limited", "Rate"),
     (500, _INTERNAL, {}, InternalServerError, "retry", None, "Internal server error"),
     (503, _HTML_503, {}, InternalServerError, "retry", None, "503 Service Unavailable"),
 ]  # fmt: skip

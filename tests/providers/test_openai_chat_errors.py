@@ -22,6 +22,7 @@ from lm_deluge_cli.errors import (
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
+    QuotaExhaustedError,
     RateLimitError,
     RequestTimeoutError,
     UnprocessableEntityError,
@@ -122,7 +123,7 @@ ERRORS: list[tuple[int, bytes, type[APIStatusError], str, str | None, str]] = [
     (422, error_body("bad"), UnprocessableEntityError, "", None, "bad"),
     (429, _429_RATE, RateLimitError, "retry", "rate_limit_exceeded", "Please try again in 174ms"),
     (429, _429_LARGE, RateLimitError, "retry", "rate_limit_exceeded", "Request too large"),
-    (429, _429_QUOTA, RateLimitError, "fatal", "insufficient_quota", "exceeded your current quota"),
+    (429, _429_QUOTA, QuotaExhaustedError, "fatal", "insufficient_quota", "current quota"),
     (500, _500, InternalServerError, "retry", "server_error", "Sorry about that"),
     (502, _HTML_502, InternalServerError, "retry", None, "502 Bad Gateway"),
     (503, _OVERLOADED_503, InternalServerError, "retry", "server_error", "overloaded"),
@@ -162,6 +163,7 @@ def test_error_classification(
         (BadRequestError, "bad_request"),
         (AuthenticationError, "authentication_error"),
         (RateLimitError, "rate_limit"),
+        (QuotaExhaustedError, "quota_exhausted"),
         (InternalServerError, "server_error"),
         (OverloadedError, "overloaded"),
         (APIStatusError, "status_error"),
@@ -182,9 +184,9 @@ def test_a_fatal_quota_error_does_not_make_every_rate_limit_fatal(
     endpoint: Callable[..., Endpoint],
 ) -> None:
     quota = HttpResponse(429, {}, fixture_bytes("error_429_insufficient_quota"))
-    with pytest.raises(RateLimitError) as first:
+    with pytest.raises(QuotaExhaustedError) as first:
         ADAPTER.parse_response(endpoint(), quota)
-    assert first.value.fatal
+    assert first.value.fatal and first.value.type == "quota_exhausted"
     rate = HttpResponse(429, {}, fixture_bytes("error_429_rate_limit_exceeded"))
     with pytest.raises(RateLimitError) as second:
         ADAPTER.parse_response(endpoint(), rate)

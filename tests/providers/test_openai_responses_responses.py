@@ -20,6 +20,7 @@ from lm_deluge_cli.errors import (
     BadRequestError,
     InternalServerError,
     OverloadedError,
+    QuotaExhaustedError,
     RateLimitError,
 )
 from lm_deluge_cli.providers.base import Endpoint
@@ -388,7 +389,7 @@ def test_a_wrong_key_is_fatal_and_never_shown() -> None:
 
 def test_no_quota_left_is_fatal() -> None:
     body = (FIXTURES / "openai" / "error_429_insufficient_quota.json").read_bytes()
-    with pytest.raises(RateLimitError) as caught:
+    with pytest.raises(QuotaExhaustedError) as caught:
         parse(body, 429)
     assert caught.value.fatal and not caught.value.retryable
 

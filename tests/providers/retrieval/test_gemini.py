@@ -11,6 +11,7 @@ from lm_deluge_cli.errors import (
     AuthenticationError,
     BadRequestError,
     InternalServerError,
+    QuotaExhaustedError,
     RateLimitError,
 )
 from lm_deluge_cli.providers.retrieval import EmbedOptions, GeminiEmbedAdapter
@@ -121,7 +122,7 @@ def test_spent_daily_quota_is_fatal() -> None:
             "violations": [{"quotaId": "EmbedContentRequestsPerDayPerProjectPerModel-FreeTier"}],
         },
     )
-    with pytest.raises(RateLimitError) as caught:
+    with pytest.raises(QuotaExhaustedError) as caught:
         ADAPTER.parse_response(GEMINI, failed(429, body), 1)
     assert caught.value.fatal and not caught.value.retryable
 
