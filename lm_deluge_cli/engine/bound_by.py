@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lm_deluge_cli.engine.learning import FROM_HEADERS
-from lm_deluge_cli.engine.limiter import LimiterStats
+from lm_deluge_cli.engine.limiter import RUN_LIMITER, LimiterStats
 from lm_deluge_cli.engine.stats import RunStatistics
 
 __all__ = [
@@ -46,9 +46,6 @@ _LABELS = {
     COST_CAP: "the spending cap",
     PROVIDER: "the provider",
 }
-
-# The run-wide limiter's name (engine/setup.py); any other limiter is a model's own.
-_RUN = "run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +130,7 @@ def bound_by(
         return Bound(limit, None, fraction, window.detail(limit))
     stats = now.limiters[index]
     old = earlier[index] if index < len(earlier) else None
-    model = None if stats.name == _RUN else stats.name
+    model = None if stats.name == RUN_LIMITER else stats.name
     learned = now.learned_limits.get(stats.name) if model is not None else None
     if learned is not None and learned.source == FROM_HEADERS and limit in learned.auto:
         # A limit learned from the provider's own headers: the provider's, not ours.

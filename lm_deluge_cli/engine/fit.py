@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from lm_deluge_cli.engine.bound_by import TOKENS, where_to_raise
 from lm_deluge_cli.engine.choice import pick_fitting
 from lm_deluge_cli.engine.line_plan import ModelSlot
+from lm_deluge_cli.engine.sender import Budget, budget_of
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers import Endpoint, max_output_tokens
 from lm_deluge_cli.providers.capabilities import NATIVE_SAMPLES
@@ -30,16 +31,12 @@ __all__ = [
     "LineFit",
     "Need",
     "answer_misfit",
-    "budget_of",
     "check_answers",
     "fits_none",
     "misfit",
     "need_on",
     "refit",
 ]
-
-# The run's limiter (engine/setup.py); any other is a model's own.
-_RUN = "run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +91,6 @@ def fits_none(problems: Mapping[str, str | None]) -> str:
         return found[0][1]
     each = "; ".join(f"on {name}, {problem}" for name, problem in found)
     return f"it fits none of the job's models: {each}"
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """The smallest tokens/min a model's requests pass through: a model's own limit
-    (`model` names it; `learned` when learned from its provider), or the run's (None)."""
-
-    tokens_per_minute: float
-    model: str | None = None
-    learned: bool = False
 
 
 def misfit(name: str, model: ModelInfo, need: Need, budget: Budget | None) -> str | None:
@@ -203,14 +190,3 @@ def refit(
 
     fitting = pick_fitting(slots, fits, draw, rng)
     return fits_none(problems) if fitting is None else fitting
-
-
-def budget_of(slot: ModelSlot) -> Budget | None:
-    """The smallest tokens/min `slot`'s requests pass through, and whose it is."""
-    tightest = slot.limits.token_budget()
-    if tightest is None:
-        return None
-    rate, limiter = tightest
-    if limiter.name == _RUN:
-        return Budget(rate)
-    return Budget(rate, limiter.name, learned=slot.learner is not None)

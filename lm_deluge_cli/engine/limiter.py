@@ -16,6 +16,7 @@ from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = [
     "DEFAULT_BURST_S",
+    "RUN_LIMITER",
     "WAIT_PROVIDER",
     "WAIT_REQUESTS",
     "WAIT_TOKENS",
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 # short windows, so saving a whole minute and spending it at once gets most of it
 # refused; half a second keeps us inside a window of one second or more.
 DEFAULT_BURST_S = 0.5
+# The name of the run-wide limiter (engine/setup.py); any other limiter is a model's own.
+RUN_LIMITER = "run"
 
 # After a 429 the effective rate drops to this fraction of the current one…
 SLOWDOWN_FACTOR = 0.8

@@ -3,36 +3,37 @@ run on one of them (`Plan`), as the look-up stage hands it to the workers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lm_deluge_cli.cache.key import sample_key
-from lm_deluge_cli.engine.learning import LimitLearner
-from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.reuse import StoredAnswer
+from lm_deluge_cli.engine.sender import Route
 from lm_deluge_cli.providers import Adapter, Endpoint
-from lm_deluge_cli.transport import Transport
-from lm_deluge_cli.types import Prompt, SamplingParams
+from lm_deluge_cli.types import Prompt, RateLimitInfo, SamplingParams
 
 __all__ = ["ModelSlot", "Plan"]
 
 
-@dataclass(slots=True)
-class ModelSlot:
-    """A model the run can send to, with its own transport and optional limiter."""
+@dataclass(slots=True, kw_only=True)
+class ModelSlot(Route):
+    """A chat model the run can send to: its endpoint, adapter and sampling, and (from
+    `Route`) its transport, limits and health."""
 
     endpoint: Endpoint
     adapter: Adapter
-    transport: Transport
-    weight: float
     sampling: SamplingParams
-    # The model's own limiter (if it has limits) then the run's: acquired in that order.
-    limits: LimiterChain
-    # Per limiter of `limits`: whether this model's rate-limit headers describe its budget.
-    headers_describe: tuple[bool, ...]
-    # Set when the provider refused the key or quota: no more requests go here.
-    dead_reason: str | None = None
-    # Learns the model's "auto" limits (and applies them to limits.limiters[0]).
-    learner: LimitLearner | None = None
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def key_variable(self) -> str:
+        return self.endpoint.api_key_env
+
+    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
+        return self.adapter.rate_limit_info(headers)
 
 
 @dataclass(slots=True)

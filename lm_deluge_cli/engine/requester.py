@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import logging
 import random
-import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import cast
@@ -15,12 +14,10 @@ import anyio
 
 from lm_deluge_cli.cache.key import RequestKeys, content_digest, line_key
 from lm_deluge_cli.engine.budget import SpendCap, estimate_cost
-from lm_deluge_cli.engine.choice import alive, content_draw, pick
-from lm_deluge_cli.engine.fit import LineFit, budget_of, refit
+from lm_deluge_cli.engine.choice import content_draw, pick
+from lm_deluge_cli.engine.fit import LineFit, refit
 from lm_deluge_cli.engine.halt import Halted
-from lm_deluge_cli.engine.limiter import Ticket
 from lm_deluge_cli.engine.line_plan import ModelSlot, Plan
-from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
 from lm_deluge_cli.engine.reuse import (
     Pending,
     Reuse,
@@ -29,15 +26,13 @@ from lm_deluge_cli.engine.reuse import (
     combine_samples,
     shared_record,
 )
+from lm_deluge_cli.engine.sender import Outgoing, RequestFailedError, Sender
 from lm_deluge_cli.engine.slots import Slots
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission, PrefixGate, cache_prefix
 from lm_deluge_cli.errors import (
     AllModelsDeadError,
-    APIError,
     EmptyAnswerError,
-    ModelUnavailableError,
-    RateLimitError,
     SchemaValidationError,
     UsageError,
 )
@@ -52,7 +47,6 @@ from lm_deluge_cli.schema import completion_violation
 from lm_deluge_cli.tokens import estimate_message_tokens
 from lm_deluge_cli.types import (
     Completion,
-    HttpRequest,
     HttpResponse,
     Prompt,
     RateLimitInfo,
@@ -91,19 +85,23 @@ class Requester:
         warmup: PrefixGate | None = None,
     ) -> None:
         self.slots = list(slots)
-        self.concurrency = Slots(max_concurrent_requests)
-        self.max_attempts = max_attempts
         self.request_timeout = request_timeout
-        self.retry_other_model = retry_other_model
         self.stats = stats
         self.rng = rng or random.Random()
-        self.fatal: AllModelsDeadError | None = None
+        # Limits, retries, failover, the spending cap: the run's one sender.
+        self.sender = Sender(
+            self.slots,
+            max_concurrent_requests=max_concurrent_requests,
+            max_attempts=max_attempts,
+            stats=stats,
+            rng=self.rng,
+            budget=budget,
+            retry_other_model=retry_other_model,
+        )
         # The spending cap, if the job has one.
         self.budget = budget
         # The cache and identical lines in flight (None: every line sends its own request).
         self.reuse = reuse
-        # Set when the run stops: nothing more is sent, prompts not sent get no record.
-        self.halted = False
         # (model, parameter) pairs already warned about: one warning each per run.
         self.warned: set[tuple[str, str]] = set()
         # The job's tools, tool choice and prompt cache key, for lines without their own.
@@ -117,18 +115,28 @@ class Requester:
         self._job_sampling: dict[int, tuple[SamplingParams, RequestKeys | None]] = {}
 
     def halt(self) -> None:
-        """Send nothing more; requests already sent still complete."""
-        self.halted = True
+        """Send nothing more; requests already sent still complete, prompts not sent get
+        no record."""
+        self.sender.halt()
+
+    @property
+    def concurrency(self) -> Slots:
+        return self.sender.concurrency
+
+    @property
+    def fatal(self) -> AllModelsDeadError | None:
+        """Set when every model refused its key or quota: the run cannot go on."""
+        return self.sender.fatal
 
     @property
     def cap_reached(self) -> bool:
         """Whether the spending cap refused a request: the run should stop dispatching."""
-        return self.budget is not None and self.budget.reached
+        return self.sender.cap_reached
 
     @property
     def should_stop(self) -> bool:
         """Whether the run cannot usefully go on (every model dead, or the cap reached)."""
-        return self.fatal is not None or self.cap_reached
+        return self.sender.should_stop
 
     async def process(self, prompt: Prompt) -> Result | None:
         """Run one prompt to its final record (ok or error), or None if the run halted first.
@@ -361,130 +369,37 @@ class Requester:
         if estimate is None:
             # Images and PDFs are counted by the rule of the provider the prompt starts on.
             estimate = estimate_message_tokens(prompt.messages, provider=slot.endpoint.wire_format)
-        attempt = 0
-        while True:
-            if slot.dead_reason is not None:
-                # Another prompt found this model unusable while we waited.
-                if self._alive(exclude=None) is None:
-                    raise Halted  # the run is stopping: unsent prompts are left for the resume
-                if prompt.model is not None:
-                    return records.error_result(
-                        prompt,
-                        model=slot.endpoint.name,
-                        error_type=ModelUnavailableError.type,
-                        message=f"{slot.endpoint.name} stopped: {slot.dead_reason}",
-                        attempts=attempt,
-                    )
-                slot = self._pick(prompt, exclude=slot)
-            attempt += 1
-            sampling = self._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
-            if sampling.samples != count:
-                sampling = dataclasses.replace(sampling, samples=count)
-            try:
-                completion, latency, cost = await self._attempt(slot, prompt, sampling, estimate)
-            except APIError as error:
-                self._note_error(slot, error)
-                decision = decide(error, attempt, self.max_attempts, self.rng)
-                # A refused key moves the prompt to another live model, if there is one.
-                moved = (
-                    error.fatal
-                    and prompt.model is None
-                    and attempt < self.max_attempts
-                    and self._alive(exclude=slot) is not None
-                )
-                if not (decision.retry or moved):
-                    return records.error_result(
-                        prompt,
-                        model=slot.endpoint.name,
-                        error_type=error.type,
-                        message=error.message,
-                        status_code=error.status_code,
-                        attempts=attempt,
-                    )
-                self.stats.retries += 1
-                if decision.retry:
-                    log.debug("retrying %s: %s", prompt.id, decision.reason)
-                    await anyio.sleep(decision.delay_s)
-                if self.retry_other_model and prompt.model is None:
-                    slot = self._pick(prompt, exclude=slot)
-                continue
-            usage = completion.usage
-            self.stats.input_tokens += usage.input_tokens
-            self.stats.output_tokens += usage.output_tokens
-            self.stats.cache_read_tokens += usage.cached_input_tokens
-            self.stats.cache_write_tokens += usage.cache_write_tokens
-            if cost is None:
-                self.stats.cost_known = False
-            else:
-                self.stats.cost_usd += cost
-            return records.ok_result(
-                prompt,
-                model=slot.endpoint.name,
-                completion=completion,
-                cost_usd=cost,
-                attempts=attempt,
-                latency_s=latency,
-            )
-
-    async def _attempt(
-        self, slot: ModelSlot, prompt: Prompt, sampling: SamplingParams, estimate: int
-    ) -> tuple[Completion, float, float | None]:
-        """One request; returns the completion, its own latency (no queueing) and its cost."""
-        request = slot.adapter.build_request(slot.endpoint, prompt, sampling, self.request_timeout)
-        if self.halted:
-            raise Halted
-        reserved = 0.0
-        # Thinking budgets count: the provider may bill and rate-limit them as output, as it
-        # does every sample asked of one request.
-        output = max_output_tokens(slot.endpoint, sampling) * sampling.samples
-        if self.budget is not None:
-            # With prompt caching on, the input may be written to the cache, which costs more.
-            prompt_cache = slot.endpoint.prompt_cache
-            ttl = prompt_cache.ttl if prompt_cache is not None else None
-            reserved = estimate_cost(slot.endpoint.model, estimate, output, ttl) or 0.0
-            if not await self.budget.reserve(reserved):
-                self.stats.cost_cap_reached = True
-                raise Halted  # the cap is reached: left for a run with a higher cap
-        cost: float | None = None
+        ask = _Ask(self, prompt, count, estimate)
         try:
-            probe: AbstractAsyncContextManager[None] = (
-                slot.learner.probe() if slot.learner is not None else nullcontext()
+            sent = await self.sender.send(ask, slot, pinned=prompt.model is not None)
+        except RequestFailedError as failed:
+            error = failed.error
+            return records.error_result(
+                prompt,
+                model=failed.route.name,
+                error_type=error.type,
+                message=error.message,
+                status_code=error.status_code,
+                attempts=failed.attempts,
             )
-            async with probe, self._warm(slot, prompt) as admission:
-                tokens = estimate + output
-                response, tickets, sent = await self._send(slot, request, tokens, prompt.line)
-                admission.warmed = response.status < 300
-                info = slot.adapter.rate_limit_info(response.headers)
-                if slot.learner is not None:
-                    slot.learner.learn(info, response.status)
-                slot.limits.observe(tickets, info, describes=slot.headers_describe)
-            completion = slot.adapter.parse_response(slot.endpoint, response)
-            cost = slot.endpoint.model.cost(completion.usage)
-            if cost is not None:
-                cost = round(cost, COST_DECIMALS)
-        finally:
-            if self.budget is not None:
-                self.budget.settle(reserved, cost or 0.0)
-        # No answer can be longer than max_tokens: a report above it (a broken server) must
-        # not put the whole run in token debt for minutes.
-        used = completion.usage.input_tokens + min(completion.usage.output_tokens, output)
-        if used:
-            slot.limits.reconcile(tickets, used)
-        for answer in completion.answers:
-            if answer.empty:
-                raise EmptyAnswerError(
-                    f"{response.status}: the answer holds no text, tool call or refusal "
-                    f"(finish reason {answer.provider_finish_reason or answer.finish_reason})",
-                    status_code=response.status,
-                )
-            if sampling.json_schema is not None:
-                problem = completion_violation(answer.text, sampling.json_schema)
-                if problem is not None:
-                    raise SchemaValidationError(
-                        f"the answer does not match the json_schema: {problem}",
-                        status_code=response.status,
-                    )
-        return completion, time.monotonic() - sent, cost
+        completion, cost, stats = sent.value, sent.cost_usd, self.stats
+        usage = completion.usage
+        stats.input_tokens += usage.input_tokens
+        stats.output_tokens += usage.output_tokens
+        stats.cache_read_tokens += usage.cached_input_tokens
+        stats.cache_write_tokens += usage.cache_write_tokens
+        if cost is None:
+            stats.cost_known = False
+        else:
+            stats.cost_usd += cost
+        return records.ok_result(
+            prompt,
+            model=sent.route.endpoint.name,
+            completion=completion,
+            cost_usd=cost,
+            attempts=sent.attempts,
+            latency_s=sent.latency_s,
+        )
 
     def _warm(self, slot: ModelSlot, prompt: Prompt) -> AbstractAsyncContextManager[Admission]:
         """Held around a request: waits for the leader of its cached prefix, if it has one
@@ -499,60 +414,6 @@ class Requester:
             return nullcontext(Admission())
         return self.warmup.admit(*prefix)
 
-    async def _send(
-        self, slot: ModelSlot, request: HttpRequest, tokens: int, line: int
-    ) -> tuple[HttpResponse, tuple[Ticket, ...], float]:
-        """Wait for a concurrency slot and the limiters, then send; also when it left. A
-        request holding much of a tokens/min budget is named in the progress (`line`)."""
-        stats = self.stats
-        # While every slot is sending and a request waits for one, concurrency is what holds
-        # the run back: stats.slots_full_s adds up that time (engine/bound_by.py).
-        wants_slot = not self.concurrency.available_tokens
-        if wants_slot:
-            stats.slot_waiters += 1
-            full = stats.in_flight == stats.max_concurrent_requests
-            if full and stats.slots_full_since is None:
-                stats.slots_full_since = time.monotonic()
-        try:
-            await self.concurrency.acquire()
-        finally:
-            if wants_slot:
-                stats.slot_waiters -= 1
-        try:
-            budget = budget_of(slot)
-            big = None
-            if budget is not None:
-                big = stats.note_big_line(line, tokens, budget.tokens_per_minute, budget.model)
-            try:
-                tickets = await slot.limits.acquire(tokens)
-                if self.halted:
-                    slot.limits.release(tickets)
-                    raise Halted
-            except BaseException:
-                stats.drop_big_line(big)
-                raise
-            stats.requests += 1
-            stats.in_flight += 1
-            sent = time.monotonic()
-            if big is not None:
-                big.sent_at = sent
-            if stats.in_flight == stats.max_concurrent_requests and stats.slot_waiters:
-                stats.slots_full_since = sent
-            try:
-                response = await slot.transport.send(request)
-            except BaseException:
-                # Answered, if only by a failure: the limiter stops counting it as in flight.
-                slot.limits.observe(tickets, NO_INFO, describes=slot.headers_describe)
-                raise
-            finally:
-                stats.in_flight -= 1
-                if stats.slots_full_since is not None:
-                    stats.slots_full_s += time.monotonic() - stats.slots_full_since
-                    stats.slots_full_since = None
-        finally:
-            self.concurrency.release()
-        return response, tickets, sent
-
     def _supported(self, endpoint: Endpoint, sampling: SamplingParams) -> SamplingParams:
         """`sampling` without what the model does not take, warning once per parameter."""
         kept, dropped = supported_sampling(endpoint, sampling)
@@ -562,35 +423,77 @@ class Requester:
                 log.warning("%s", unsupported_message(endpoint, parameter))
         return kept
 
-    def _note_error(self, slot: ModelSlot, error: APIError) -> None:
-        """Update what all prompts share after a failed attempt: pauses, dead models."""
-        if isinstance(error, RateLimitError):
-            self.stats.rate_limited += 1
-            # The limiter the provider's budget belongs to: the model's own, else the run's.
-            slot.limits.limiters[0].pause(pause_for_rate_limit(error))
-        if not error.fatal or slot.dead_reason is not None:
-            return
-        slot.dead_reason = error.message
-        self.stats.dead_models.append(slot.endpoint.name)
-        if self._alive(exclude=None) is None:
-            if self.fatal is None:
-                self.fatal = AllModelsDeadError(
-                    error, slot.endpoint.name, slot.endpoint.api_key_env
-                )
-        else:
-            # The run goes on with the other models; the summary names the last one only.
-            key = slot.endpoint.api_key_env
-            log.error(
-                "stopped sending to %s%s: %s",
-                slot.endpoint.name,
-                f" (check {key})" if key else "",
-                error.message,
-            )
-
-    def _alive(self, exclude: ModelSlot | None) -> ModelSlot | None:
-        return alive(self.slots, exclude)
-
     def _pick(
         self, prompt: Prompt, exclude: ModelSlot | None, draw: float | None = None
     ) -> ModelSlot:
         return pick(self.slots, prompt, exclude, draw, self.rng)
+
+
+class _Ask:
+    """A prompt's request as the sender sends it: built for whichever model it is on, its
+    completion read, paid for, and checked (empty, off-schema) after it is paid for."""
+
+    __slots__ = ("count", "estimate", "output", "prompt", "requester", "sampling")
+
+    def __init__(self, requester: Requester, prompt: Prompt, count: int, estimate: int) -> None:
+        self.requester = requester
+        self.prompt = prompt
+        self.count = count
+        # The prompt's tokens as counted on the model it started on.
+        self.estimate = estimate
+        # How the latest attempt sampled, and the most output tokens it asked for.
+        self.sampling = SamplingParams()
+        self.output = 0
+
+    def outgoing(self, slot: ModelSlot, attempt: int) -> Outgoing:
+        requester, prompt = self.requester, self.prompt
+        sampling = requester._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
+        if sampling.samples != self.count:
+            sampling = dataclasses.replace(sampling, samples=self.count)
+        self.sampling = sampling
+        request = slot.adapter.build_request(
+            slot.endpoint, prompt, sampling, requester.request_timeout
+        )
+        # Thinking budgets count: the provider may bill and rate-limit them as output, as it
+        # does every sample asked of one request.
+        output = self.output = max_output_tokens(slot.endpoint, sampling) * sampling.samples
+        worst = 0.0
+        if requester.budget is not None:
+            # With prompt caching on, the input may be written to the cache, which costs more.
+            prompt_cache = slot.endpoint.prompt_cache
+            ttl = prompt_cache.ttl if prompt_cache is not None else None
+            worst = estimate_cost(slot.endpoint.model, self.estimate, output, ttl) or 0.0
+        return Outgoing(request, self.estimate + output, worst, prompt.line)
+
+    def admit(self, slot: ModelSlot) -> AbstractAsyncContextManager[Admission]:
+        return self.requester._warm(slot, self.prompt)
+
+    def read(self, slot: ModelSlot, response: HttpResponse) -> Completion:
+        return slot.adapter.parse_response(slot.endpoint, response)
+
+    def cost(self, slot: ModelSlot, answer: Completion) -> float | None:
+        cost = slot.endpoint.model.cost(answer.usage)
+        return None if cost is None else round(cost, COST_DECIMALS)
+
+    def used_tokens(self, slot: ModelSlot, answer: Completion) -> int:
+        # No answer can be longer than max_tokens: a report above it (a broken server) must
+        # not put the whole run in token debt for minutes.
+        usage = answer.usage
+        return usage.input_tokens + min(usage.output_tokens, self.output)
+
+    def check(self, slot: ModelSlot, answer: Completion, status: int) -> None:
+        schema = self.sampling.json_schema
+        for one in answer.answers:
+            if one.empty:
+                raise EmptyAnswerError(
+                    f"{status}: the answer holds no text, tool call or refusal "
+                    f"(finish reason {one.provider_finish_reason or one.finish_reason})",
+                    status_code=status,
+                )
+            if schema is not None:
+                problem = completion_violation(one.text, schema)
+                if problem is not None:
+                    raise SchemaValidationError(
+                        f"the answer does not match the json_schema: {problem}",
+                        status_code=status,
+                    )

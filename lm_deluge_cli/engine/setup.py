@@ -13,7 +13,7 @@ from lm_deluge_cli.config import AUTO, Limits, ModelEntry, Rate
 from lm_deluge_cli.engine.budget import SpendCap, check_priced
 from lm_deluge_cli.engine.fit import check_answers
 from lm_deluge_cli.engine.learning import LimitLearner
-from lm_deluge_cli.engine.limiter import RateLimiter
+from lm_deluge_cli.engine.limiter import RUN_LIMITER, RateLimiter
 from lm_deluge_cli.engine.limiter_chain import Limiter, LimiterChain
 from lm_deluge_cli.engine.line_plan import ModelSlot
 from lm_deluge_cli.engine.requester import Requester
@@ -75,7 +75,7 @@ async def _shared(
             "pip install 'lm-deluge-cli[redis]'"
         ) from exc
     return await SharedRateLimiter.connect(
-        url, key=key, requests_per_minute=requests, tokens_per_minute=tokens, name="run"
+        url, key=key, requests_per_minute=requests, tokens_per_minute=tokens, name=RUN_LIMITER
     )
 
 
@@ -89,7 +89,7 @@ async def run_limiter_for(
     run_requests = _fixed(limits.max_requests_per_minute)
     run_tokens = _fixed(limits.max_tokens_per_minute)
     if shared_limiter is None:
-        return RateLimiter(run_requests, run_tokens, name="run")
+        return RateLimiter(run_requests, run_tokens, name=RUN_LIMITER)
     shared = await _shared(shared_limiter, shared_limiter_key, run_requests, run_tokens)
     stack.push_async_callback(shared.aclose)
     return shared

@@ -150,7 +150,7 @@ async def record_of(requester: Requester, p: Prompt) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries wait zero seconds here; the delays themselves are tested in test_retry."""
-    import lm_deluge_cli.engine.requester as module
+    import lm_deluge_cli.engine.sender as module
     from lm_deluge_cli.engine.retry import decide as real
 
     def instant(*args: Any, **kwargs: Any) -> Any:

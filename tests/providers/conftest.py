@@ -176,8 +176,8 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
         decision = retry.decide(*args, **kwargs)
         return type(decision)(decision.retry, 0.0, decision.reason)
 
-    monkeypatch.setattr("lm_deluge_cli.engine.requester.decide", instant)
-    monkeypatch.setattr("lm_deluge_cli.engine.requester.pause_for_rate_limit", lambda e: 0.0)
+    monkeypatch.setattr("lm_deluge_cli.engine.sender.decide", instant)
+    monkeypatch.setattr("lm_deluge_cli.engine.sender.pause_for_rate_limit", lambda e: 0.0)
 
 
 @pytest.fixture
