@@ -18,13 +18,14 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from lm_deluge_cli.engine.batch_sender import BatchSender
 from lm_deluge_cli.engine.halt import Halted
 from lm_deluge_cli.engine.pipeline import DEFAULT_GRACE_S, RunOutcome
+from lm_deluge_cli.engine.sender import Sender
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.worker_pool import WorkerPool
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import Record
+from lm_deluge_cli.retrieval.senders import RetrievalRoute
 
 __all__ = ["IDLE_FLUSH_S", "Batch", "BatchLimits", "run_batches"]
 
@@ -74,7 +75,7 @@ async def run_batches(
     on_halt: Callable[[Batch[ItemT]], None],
     bad_line: Callable[[BadLine], Record],
     sink: Callable[[Record], None],
-    sender: BatchSender,
+    sender: Sender[RetrievalRoute],
     stats: RunStats,
     limits: BatchLimits,
     *,
@@ -189,7 +190,7 @@ async def run_batches(
                     with anyio.CancelScope(shield=True):
                         for record in produced:
                             write(record)
-                    if sender.fatal is not None:
+                    if sender.should_stop:
                         stop.set()
                 finally:
                     spare += 1  # free for the next batch
@@ -204,7 +205,7 @@ async def run_batches(
             nonlocal interrupted
             with watcher:
                 await stop.wait()
-                interrupted = sender.fatal is None
+                interrupted = not sender.should_stop
                 sender.halt()
                 reader_scope.cancel()
                 batcher_scope.cancel()
@@ -248,4 +249,4 @@ async def run_batches(
         tg.start_soon(watch_stop)
         tg.start_soon(run_reader)
         tg.start_soon(run_batcher)
-    return RunOutcome(stats.snapshot(), interrupted, sender.fatal)
+    return RunOutcome(stats.snapshot(), interrupted, sender.fatal, sender.cap_reached)

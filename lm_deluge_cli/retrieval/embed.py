@@ -21,9 +21,9 @@ from typing import Any
 import anyio
 
 from lm_deluge_cli.config import Job
-from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
 from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.reuse import Reuse
+from lm_deluge_cli.engine.sender import Outgoing, RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
@@ -43,9 +43,16 @@ from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import embed_key
 from lm_deluge_cli.retrieval.records import bad_line_record, error_fields, retrieval_record
-from lm_deluge_cli.retrieval.senders import build_sender, one_model
+from lm_deluge_cli.retrieval.senders import (
+    BatchExchange,
+    RetrievalRoute,
+    build_sender,
+    check_cap,
+    one_model,
+)
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
+from lm_deluge_cli.types import HttpResponse
 
 __all__ = ["EmbedSettings", "embed_records", "run_embed"]
 
@@ -93,7 +100,7 @@ class Embedder:
         self,
         endpoint: RetrievalEndpoint,
         options: EmbedOptions,
-        sender: BatchSender,
+        sender: Sender[RetrievalRoute],
         reuse: Reuse,
         stats: RunStats,
         request_timeout: float,
@@ -104,6 +111,7 @@ class Embedder:
         self.adapter: EmbedAdapter = embed_adapter_for(endpoint.provider.embed_format)
         self.options = options
         self.sender = sender
+        (self.route,) = sender.routes
         self.reuse = reuse
         self.stats = stats
         self.request_timeout = request_timeout
@@ -177,15 +185,8 @@ class Embedder:
         texts = [item.text for _, item in batch.items]
         estimate = batch.total_tokens
         try:
-            sent = await self.sender.send(
-                lambda: self.adapter.build_request(
-                    self.endpoint, texts, self.options, self.request_timeout
-                ),
-                lambda response: self.adapter.parse_response(self.endpoint, response, len(texts)),
-                estimate,
-                lambda answer: answer.input_tokens,
-            )
-        except BatchFailedError as failed:
+            sent = await self.sender.send(_Embedding(self, texts, estimate), self.route)
+        except RequestFailedError as failed:
             error = failed.error
             records = []
             for key, _ in batch.items:
@@ -250,6 +251,38 @@ class Embedder:
 # little-endian float64: exact, and decoded without a per-number check.
 _VECTOR_TAG = b"vec1"
 _HEADER = struct.Struct("<4sI")
+
+
+class _Embedding(BatchExchange[EmbedBatch]):
+    """One batch of texts as an exchange of the sender."""
+
+    __slots__ = ("embedder", "estimate", "texts")
+
+    def __init__(self, embedder: Embedder, texts: list[str], estimate: int) -> None:
+        self.embedder = embedder
+        self.texts = texts
+        # The batch's input tokens as we count them (used when the provider reports none).
+        self.estimate = estimate
+
+    def outgoing(self, route: RetrievalRoute, attempt: int) -> Outgoing:
+        embedder = self.embedder
+        request = embedder.adapter.build_request(
+            route.endpoint, self.texts, embedder.options, embedder.request_timeout
+        )
+        worst = 0.0
+        if embedder.sender.budget is not None:
+            worst = embedder.model.cost(self.estimate) or 0.0
+        return Outgoing(request, self.estimate, worst)
+
+    def read(self, route: RetrievalRoute, response: HttpResponse) -> EmbedBatch:
+        return self.embedder.adapter.parse_response(route.endpoint, response, len(self.texts))
+
+    def cost(self, route: RetrievalRoute, answer: EmbedBatch) -> float | None:
+        used = answer.input_tokens
+        return self.embedder.model.cost(self.estimate if used is None else used)
+
+    def used_tokens(self, route: RetrievalRoute, answer: EmbedBatch) -> int:
+        return answer.input_tokens or 0
 
 
 def _encode_vector(vector: list[float], tokens: int) -> bytes:
@@ -334,7 +367,9 @@ async def run_embed(
     endpoint = resolve_embedding_endpoint(
         entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
     )
-    embed_options(endpoint, settings)  # a bad option fails before the output is touched
+    # A bad option, or a cap the model's price cannot hold, fails before the output is touched.
+    embed_options(endpoint, settings)
+    check_cap(job, endpoint)
 
     def pipeline(
         source: AsyncIterable[Any],

@@ -50,6 +50,9 @@ async def run_batching_job(
     async with AsyncExitStack() as stack:
         reuse = await open_reuse(job.cache, stack)
         out = await open_output(job, stack, fresh=fresh, manifest=manifest)
+        if out.state is not None and job.limits.max_cost is not None:
+            # The cap is the output's budget: what earlier runs spent counts.
+            stats.earlier_cost_usd = out.state.cost_usd
         await count_input(job, stats)
         reader = stack.enter_context(InputReader(job.input, parse=parse))
         source = skip_done(reader, out.state, stats, job.shard)
@@ -58,7 +61,7 @@ async def run_batching_job(
             stats.snapshot,
             lambda: pipeline(source, out.writer.write, stats, stack, reuse),
         )
-        complete = not outcome.interrupted and outcome.fatal is None
+        complete = not (outcome.interrupted or outcome.fatal or outcome.cost_cap_reached)
         if when_complete is not None and complete and out.path is not None:
             when_complete(out.writer)
         # The cache entries still queued are stored before the summary counts them.

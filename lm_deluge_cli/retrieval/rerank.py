@@ -26,9 +26,9 @@ import anyio
 import orjson
 
 from lm_deluge_cli.config import Job
-from lm_deluge_cli.engine.batch_sender import BatchFailedError, BatchSender
 from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.reuse import Reuse
+from lm_deluge_cli.engine.sender import Outgoing, RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
@@ -39,6 +39,7 @@ from lm_deluge_cli.io.writer import ResultWriter
 from lm_deluge_cli.progress import ProgressView
 from lm_deluge_cli.providers.retrieval import (
     RerankAdapter,
+    RerankBatch,
     RerankModel,
     RetrievalEndpoint,
     rerank_adapter_for,
@@ -48,9 +49,16 @@ from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import rerank_key
 from lm_deluge_cli.retrieval.records import bad_line_record, error_fields, retrieval_record
-from lm_deluge_cli.retrieval.senders import build_sender, one_model
+from lm_deluge_cli.retrieval.senders import (
+    BatchExchange,
+    RetrievalRoute,
+    build_sender,
+    check_cap,
+    one_model,
+)
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
+from lm_deluge_cli.types import HttpResponse
 
 __all__ = ["RerankSettings", "run_rerank", "sort_ranked"]
 
@@ -74,7 +82,7 @@ class Reranker:
     def __init__(
         self,
         endpoint: RetrievalEndpoint,
-        sender: BatchSender,
+        sender: Sender[RetrievalRoute],
         reuse: Reuse,
         stats: RunStats,
         request_timeout: float,
@@ -84,6 +92,7 @@ class Reranker:
         self.model: RerankModel = endpoint.model
         self.adapter: RerankAdapter = rerank_adapter_for(endpoint.provider.rerank_format)
         self.sender = sender
+        (self.route,) = sender.routes
         self.reuse = reuse
         self.stats = stats
         self.request_timeout = request_timeout
@@ -113,25 +122,14 @@ class Reranker:
         self, query: str, documents: Sequence[str], tokens: int
     ) -> tuple[list[float], int, float | None, int, float]:
         """One request: each document's score, the input tokens, the cost, the attempts
-        and the latency. Raises BatchFailedError (or Halted)."""
-        sent = await self.sender.send(
-            lambda: self.adapter.build_request(
-                self.endpoint, query, documents, self.request_timeout
-            ),
-            lambda response: self.adapter.parse_response(self.endpoint, response, len(documents)),
-            tokens,
-            lambda answer: answer.input_tokens,
-        )
-        answer = sent.value
+        and the latency. Raises RequestFailedError (or Halted)."""
+        sent = await self.sender.send(_Scoring(self, query, documents, tokens), self.route)
+        answer, cost = sent.value, sent.cost_usd
         scores: list[float] = [math.nan] * len(documents)
         for index, value in answer.scores:
             scores[index] = value
         self.tokens_estimated = answer.input_tokens is None
         used = answer.input_tokens if answer.input_tokens is not None else tokens
-        units = answer.search_units
-        if units is None and self.model.per_search_usd is not None:
-            units = -(-len(documents) // 100)
-        cost = self.model.cost(used, units)
         self.stats.input_tokens += used
         if cost is None:
             self.stats.cost_known = False
@@ -139,6 +137,49 @@ class Reranker:
             self.stats.cost_usd += cost
         await self.store(query, documents, scores)
         return scores, used, cost, sent.attempts, sent.latency_s
+
+
+class _Scoring(BatchExchange[RerankBatch]):
+    """One query's documents as an exchange of the sender."""
+
+    __slots__ = ("documents", "estimate", "query", "reranker")
+
+    def __init__(
+        self, reranker: Reranker, query: str, documents: Sequence[str], estimate: int
+    ) -> None:
+        self.reranker = reranker
+        self.query = query
+        self.documents = documents
+        # The request's input tokens as we count them (used when the provider reports none).
+        self.estimate = estimate
+
+    def outgoing(self, route: RetrievalRoute, attempt: int) -> Outgoing:
+        reranker = self.reranker
+        request = reranker.adapter.build_request(
+            route.endpoint, self.query, self.documents, reranker.request_timeout
+        )
+        worst = 0.0
+        if reranker.sender.budget is not None:
+            worst = reranker.model.cost(self.estimate, self._units(None)) or 0.0
+        return Outgoing(request, self.estimate, worst)
+
+    def read(self, route: RetrievalRoute, response: HttpResponse) -> RerankBatch:
+        return self.reranker.adapter.parse_response(route.endpoint, response, len(self.documents))
+
+    def cost(self, route: RetrievalRoute, answer: RerankBatch) -> float | None:
+        used = answer.input_tokens
+        units = self._units(answer.search_units)
+        return self.reranker.model.cost(self.estimate if used is None else used, units)
+
+    def used_tokens(self, route: RetrievalRoute, answer: RerankBatch) -> int:
+        return answer.input_tokens or 0
+
+    def _units(self, reported: int | None) -> int | None:
+        """The search units billed: as reported, else one per 100 documents where the
+        model is priced by them."""
+        if reported is None and self.reranker.model.per_search_usd is not None:
+            return -(-len(self.documents) // 100)
+        return reported
 
 
 def _decode_score(raw: bytes) -> float:
@@ -216,7 +257,7 @@ class DocumentRanker:
             scores, used, cost, attempts, latency = await self.reranker.score(
                 self.query, texts, batch.total_tokens
             )
-        except BatchFailedError as failed:
+        except RequestFailedError as failed:
             return [
                 self.record(
                     item, None, None, None, failed.attempts, 0.0, error=error_fields(failed.error)
@@ -285,7 +326,7 @@ class QueryRanker:
             tokens = sum(query_tokens + estimate_text_tokens(t) for t in texts)
             try:
                 got, used, spent, tries, took = await reranker.score(item.query, texts, tokens)
-            except BatchFailedError as failed:
+            except RequestFailedError as failed:
                 return self.record(
                     item,
                     None,
@@ -401,6 +442,7 @@ async def run_rerank(
         entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
     )
     check_settings(settings)
+    check_cap(job, endpoint)
 
     def pipeline(
         source: AsyncIterable[Any],

@@ -1,22 +1,59 @@
-"""The one model an embed or rerank run sends to, with its transport and limits."""
+"""The model an embed or rerank run sends to, as a `Route` of the one sender, with its
+transport, limits and spending cap; and what every batch request shares as an exchange."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from lm_deluge_cli.config import Job, ModelEntry
-from lm_deluge_cli.engine.batch_sender import BatchSender
+from lm_deluge_cli.engine.budget import SpendCap
+from lm_deluge_cli.engine.sender import Route, Sender
 from lm_deluge_cli.engine.setup import mock_settings, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
+from lm_deluge_cli.engine.warmup import Admission
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers.mock.simulator import Simulator
-from lm_deluge_cli.providers.retrieval import RetrievalEndpoint
+from lm_deluge_cli.providers.retrieval import EmbeddingModel, RetrievalEndpoint
 from lm_deluge_cli.transport import Transport, make_transport
 from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import RateLimitInfo
 
-__all__ = ["build_sender", "one_model"]
+__all__ = ["BatchExchange", "RetrievalRoute", "build_sender", "check_cap", "one_model"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True, kw_only=True)
+class RetrievalRoute(Route):
+    """An embedding or rerank model the run sends to."""
+
+    endpoint: RetrievalEndpoint
+    reads_headers: Callable[[Mapping[str, str]], RateLimitInfo]
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def key_variable(self) -> str:
+        return self.endpoint.api_key_env
+
+    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
+        return self.reads_headers(headers)
+
+
+class BatchExchange(Generic[T]):
+    """What embedding and rerank requests share as exchanges of the sender: no prompt-cache
+    warm-up, and nothing to check once an answer is read."""
+
+    def admit(self, route: RetrievalRoute) -> AbstractAsyncContextManager[Admission]:
+        return nullcontext(Admission())
+
+    def check(self, route: RetrievalRoute, answer: T, status: int) -> None:
+        return None
 
 
 def one_model(job: Job, command: str) -> ModelEntry:
@@ -27,12 +64,21 @@ def one_model(job: Job, command: str) -> ModelEntry:
             f"{command} takes exactly one model (-m), got {len(job.models)}: {names}; "
             "vectors and scores from different models cannot be compared"
         )
-    if job.limits.max_cost is not None:
-        raise ConfigError(
-            f"{command} does not take a spending cap (max_cost) yet: remove it from the job "
-            "file; the summary and every record still report the cost"
-        )
     return job.models[0]
+
+
+def check_cap(job: Job, endpoint: RetrievalEndpoint) -> None:
+    """Raise ConfigError when the job has a spending cap and the model has no price."""
+    if job.limits.max_cost is None:
+        return
+    model = endpoint.model
+    priced = model.cost(1) if isinstance(model, EmbeddingModel) else model.cost(1, 1)
+    if priced is None:
+        raise ConfigError(
+            f"max_cost (--max-cost) cannot be enforced: the price of {endpoint.name} is not "
+            "known (`lm-deluge models` lists the models with prices); drop the cap or use "
+            "a priced model"
+        )
 
 
 async def build_sender(
@@ -41,27 +87,39 @@ async def build_sender(
     rate_limit_info: Callable[[Mapping[str, str]], RateLimitInfo],
     stats: RunStats,
     stack: AsyncExitStack,
-) -> BatchSender:
-    """A sender within the job's limits; the transport closes with `stack`."""
+) -> Sender[RetrievalRoute]:
+    """A sender within the job's limits and spending cap; the transport closes with
+    `stack`. What earlier runs on the output spent (stats.earlier_cost_usd) counts."""
     entry = job.models[0]
+    limits = job.limits
+    budget: SpendCap | None = None
+    if limits.max_cost is not None:
+        check_cap(job, endpoint)
+        budget = SpendCap(limits.max_cost)
+        budget.carry_over(stats.earlier_cost_usd)
+        stats.max_cost_usd = limits.max_cost
+        stats.spend_cap = budget
+    stats.max_concurrent_requests = limits.max_concurrent_requests
     transport: Transport
     if endpoint.provider.name == "mock":
         transport = InProcessTransport(Simulator(mock_settings(entry, endpoint.model.wire_id)))
     else:
-        transport = make_transport(job.limits.max_concurrent_requests)
+        transport = make_transport(limits.max_concurrent_requests)
         stack.push_async_callback(transport.aclose)
-    limits = job.limits
     run_limiter = await run_limiter_for(limits, stack, limits.limiter, limits.limiter_key)
     chain, describes, learner = model_limits(entry, limits, run_limiter, True, stats)
-    return BatchSender(
-        model=endpoint.name,
-        api_key_env=endpoint.api_key_env,
+    route = RetrievalRoute(
+        endpoint=endpoint,
+        reads_headers=rate_limit_info,
         transport=transport,
         limits=chain,
         headers_describe=describes,
-        rate_limit_info=rate_limit_info,
+        learner=learner,
+    )
+    return Sender(
+        [route],
         max_concurrent_requests=limits.max_concurrent_requests,
         max_attempts=limits.max_attempts,
         stats=stats,
-        learner=learner,
+        budget=budget,
     )

@@ -59,6 +59,7 @@ def make_job(
     mock: Mapping[str, Any] | None = None,
     concurrency: int = 4,
     attempts: int = 3,
+    max_cost: float | None = None,
     cache_dir: Path | None = None,
     source: str = "in.jsonl",
     output: str = "out.jsonl",
@@ -73,6 +74,7 @@ def make_job(
         max_concurrent_requests=concurrency,
         max_attempts=attempts,
         request_timeout=30.0,
+        max_cost=max_cost,
     )
     cache = CacheConfig(location=str(cache_dir)) if cache_dir is not None else CacheConfig(False)
     return Job(

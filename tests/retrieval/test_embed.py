@@ -6,13 +6,21 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lm_deluge_cli.engine.stats import RunStatistics
-from lm_deluge_cli.errors import EXIT_FATAL_PROVIDER, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
+from lm_deluge_cli.errors import (
+    EXIT_FATAL_PROVIDER,
+    EXIT_INTERRUPTED,
+    EXIT_LINES_LEFT,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    ConfigError,
+)
 from lm_deluge_cli.progress import ProgressView
 from lm_deluge_cli.providers.mock.wire import embedding_vector
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
@@ -278,6 +286,45 @@ def test_a_refused_key_is_fatal_and_stops_the_run(
     assert all(r["status"] == "error" for r in records)
     assert any(r["error"]["status_code"] == 401 for r in records)
     assert "sk-wrong" not in (tmp_path / "out.jsonl").read_text()
+
+
+def test_the_spending_cap_stops_the_run_and_a_higher_cap_finishes_it(
+    tmp_path: Path, loopback: Callable[..., Loopback], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = loopback(api_key=KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    ids = write_texts(tmp_path / "in.jsonl", 1_000)
+    settings = EmbedSettings(dimensions=DIMENSIONS, batch_size=50)
+    run = partial(embed, tmp_path, OPENAI_MODEL, settings=settings, base_url=server.url)
+    whole = run(output="whole.jsonl")
+    assert whole.exit_code == EXIT_OK
+    price = sum(r["cost_usd"] for r in read_records(tmp_path / "whole.jsonl"))
+    assert price > 0
+
+    cap = price * 0.4
+    first = run(max_cost=cap, concurrency=2)
+    assert first.exit_code == EXIT_LINES_LEFT and first.outcome.cost_cap_reached
+    done = read_records(tmp_path / "out.jsonl")
+    assert 0 < len(done) < 1_000
+    assert all(r["status"] == "ok" for r in done)
+    assert sum(r["cost_usd"] for r in done) <= cap
+
+    # The cap is the output's: what the first run spent counts toward the second's.
+    second = run(max_cost=price * 1.01, concurrency=2)
+    assert second.exit_code == EXIT_OK, second.to_dict()
+    records = read_records(tmp_path / "out.jsonl")
+    assert sorted(r["id"] for r in records) == sorted(ids)
+    assert sum(r["cost_usd"] for r in records) == pytest.approx(price)
+
+
+def test_an_unpriced_model_refuses_a_spending_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CO_API_KEY", KEY)
+    write_texts(tmp_path / "in.jsonl", 3)
+    with pytest.raises(ConfigError, match=r"price of \S*embed-english-light-v3\.0 is not known"):
+        embed(tmp_path, "cohere:embed-english-light-v3.0", settings=EmbedSettings(), max_cost=1.0)
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def test_a_stop_mid_run_is_interrupted_and_a_rerun_completes(tmp_path: Path) -> None:

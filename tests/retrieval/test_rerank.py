@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lm_deluge_cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED
+from lm_deluge_cli.errors import EXIT_INTERRUPTED, EXIT_LINES_LEFT, EXIT_OK, EXIT_SOME_FAILED
+from lm_deluge_cli.providers.mock.formats import base_url
 from lm_deluge_cli.providers.mock.wire import relevance_score
 from lm_deluge_cli.providers.retrieval import load_retrieval_registry
 from lm_deluge_cli.retrieval.rerank import RerankSettings, run_rerank
 from lm_deluge_cli.runner import JobReport
+from tests.faults.support import KEY, Loopback
 from tests.retrieval.support import (
     StopAfter,
     by_id,
@@ -107,6 +110,37 @@ def test_query_mode_interrupted_then_resumed_still_has_every_document_once(
     assert second.resumed_ok == len(partial)
     assert second.to_dict()["requests"] == (600 - len(partial)) // 50
     assert_sorted_and_complete(tmp_path / "out.jsonl", ids)
+
+
+def test_the_spending_cap_stops_the_run_and_a_higher_cap_finishes_it(
+    tmp_path: Path, loopback: Callable[..., Loopback], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cohere bills a search unit ($0.002) per query of up to 100 documents.
+    server = loopback(api_key=KEY)
+    monkeypatch.setenv("CO_API_KEY", KEY)
+    queries = [
+        (f"which subject is number {n}", [document(i) for i in range(10)]) for n in range(20)
+    ]
+    write_queries(tmp_path / "in.jsonl", queries)
+    model, url = "cohere:rerank-v3.5", base_url(server.root, "cohere")
+
+    def run(cap: float) -> JobReport:
+        job = make_job(tmp_path, model, base_url=url, concurrency=1, max_cost=cap)
+        return run_sync(lambda: run_rerank(job, RerankSettings()))
+
+    first = run(0.0101)
+    assert first.exit_code == EXIT_LINES_LEFT and first.outcome.cost_cap_reached
+    done = read_records(tmp_path / "out.jsonl")
+    assert len(done) == 5 and server.stats()["requests_seen"] == 5
+    assert sum(r["cost_usd"] for r in done) == pytest.approx(0.01)
+
+    # The cap is the output's: the first run's $0.01 counts toward the second's $0.04.
+    second = run(0.0401)
+    assert second.exit_code == EXIT_OK, second.to_dict()
+    records = read_records(tmp_path / "out.jsonl")
+    assert sorted(r["id"] for r in records) == sorted(f"q{n}" for n in range(20))
+    assert sum(r["cost_usd"] for r in records) == pytest.approx(0.04)
+    assert server.stats()["requests_seen"] == 20
 
 
 def write_queries(path: Path, queries: list[tuple[str, list[str]]]) -> None:
