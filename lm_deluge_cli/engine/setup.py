@@ -21,11 +21,11 @@ from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import PrefixGate
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.mock.simulator import MockSettings, Simulator
+from lm_deluge_cli.mock.transport import InProcessTransport
 from lm_deluge_cli.providers import Endpoint, adapter_for, max_output_tokens
-from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.redaction import redact_url
 from lm_deluge_cli.transport import Transport, make_transport
-from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import PromptCache, RequestDefaults, SamplingParams
 
 if TYPE_CHECKING:

@@ -10,10 +10,10 @@ from lm_deluge_cli.engine.batch_sender import BatchSender
 from lm_deluge_cli.engine.setup import mock_settings, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.mock.simulator import Simulator
+from lm_deluge_cli.mock.simulator import Simulator
+from lm_deluge_cli.mock.transport import InProcessTransport
 from lm_deluge_cli.providers.retrieval import RetrievalEndpoint
 from lm_deluge_cli.transport import Transport, make_transport
-from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = ["build_sender", "one_model"]

@@ -14,13 +14,13 @@ from lm_deluge_cli.config import ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import OverloadedError, RateLimitError
+from lm_deluge_cli.mock.formats import base_url
+from lm_deluge_cli.mock.simulator import MockSettings, Simulator, mock_completion
+from lm_deluge_cli.mock.transport import InProcessTransport
+from lm_deluge_cli.mock.wire import count_prompt_tokens, count_text_tokens
 from lm_deluge_cli.providers import Endpoint, adapter_for
-from lm_deluge_cli.providers.mock.formats import base_url
-from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator, mock_completion
-from lm_deluge_cli.providers.mock.wire import count_prompt_tokens, count_text_tokens
 from lm_deluge_cli.providers.openai_responses import OpenAIResponsesAdapter
 from lm_deluge_cli.transport.base import Transport
-from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 from .conftest import RecordRequester, one_model_requester
