@@ -115,7 +115,9 @@ def aws_env(key: str) -> dict[str, str]:
 
 def endpoint(case: Case, root: str, key: str = RIGHT_KEY) -> Endpoint:
     env = {case.key_env: key} if case.key_env else aws_env(key)
-    entry = ModelEntry(name=case.model, base_url=base_url(root, case.provider))
+    # The variable is named, so the key is read at a mock:// URL too (where a provider's own
+    # is not): the simulator checks it.
+    entry = ModelEntry(case.model, base_url=base_url(root, case.provider), api_key_env=case.key_env)
     return resolve_endpoint(entry, env=env)
 
 

@@ -47,7 +47,9 @@ def anyio_backend() -> str:
 
 def endpoint(root: str, key: str = RIGHT_KEY, model: str = MODEL) -> Endpoint:
     """The model at the mock's OpenAI base URL, sent to the Responses API."""
-    entry = ModelEntry(name=model, base_url=base_url(root, "openai"))
+    # The variable is named, so the key is read at a mock:// URL too (where OpenAI's own is
+    # not): the simulator checks it.
+    entry = ModelEntry(model, base_url=base_url(root, "openai"), api_key_env="OPENAI_API_KEY")
     resolved = resolve_endpoint(entry, env={"OPENAI_API_KEY": key})
     info = dataclasses.replace(resolved.model, wire_format="openai_responses")
     return dataclasses.replace(resolved, model=info)
