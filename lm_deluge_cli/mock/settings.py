@@ -11,9 +11,12 @@ from typing import Any
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.mock.faults import check_faults
 
-__all__ = ["MockSettings"]
+__all__ = ["MOCK_DEFAULTS", "MockSettings", "mock_settings"]
 
 _EPSILON = 1e-9  # float slack when the failure rates are added up
+
+# What a model on the mock simulates unless its entry says otherwise (mock:fast: nothing).
+MOCK_DEFAULTS: Mapping[str, float] = MappingProxyType({"latency_s": 0.2, "latency_jitter_s": 0.1})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,14 @@ class MockSettings:
                 raise ConfigError(f"mock: unknown key {key!r}; known keys: {known}")
             values[key] = _check_type(key, value, *kind)
         return cls(**values)
+
+
+def mock_settings(overrides: Mapping[str, Any], wire_id: str) -> MockSettings:
+    """A model's settings: its entry's ``mock`` table (`overrides`) over the defaults, which
+    give mock:fast (`wire_id` "fast") no latency and every other model a realistic one."""
+    base: dict[str, Any] = {} if wire_id == "fast" else dict(MOCK_DEFAULTS)
+    base.update(overrides)
+    return MockSettings.from_mapping(base)
 
 
 # field → (type, may be None); bools are rejected where numbers are expected.

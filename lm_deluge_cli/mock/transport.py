@@ -1,9 +1,12 @@
-"""A transport that answers from the built-in mock simulator, with no socket at all."""
+"""A transport that answers from the built-in mock simulator, with no socket at all: the one
+a model whose base URL is ``mock://`` sends through."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import anyio
@@ -11,11 +14,12 @@ import anyio
 from lm_deluge_cli.errors import APIConnectionError, APITimeoutError
 from lm_deluge_cli.mock.formats import Route, match_route
 from lm_deluge_cli.mock.formats.openai import error_body
+from lm_deluge_cli.mock.settings import mock_settings
 from lm_deluge_cli.mock.simulator import Simulator
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
-__all__ = ["InProcessTransport"]
+__all__ = ["InProcessTransport", "mock_transport"]
 
 _JSON = {"content-type": "application/json"}
 
@@ -64,3 +68,9 @@ class InProcessTransport(Transport):
                 "connection failed: the connection was reset before the whole body arrived"
             )
         return HttpResponse(sim.status, sim.headers, sim.body)
+
+
+def mock_transport(overrides: Mapping[str, Any], wire_id: str) -> InProcessTransport:
+    """A model's own simulator behind an in-process transport: its entry's ``mock`` table
+    (`overrides`) over the defaults for `wire_id` (see `mock_settings`)."""
+    return InProcessTransport(Simulator(mock_settings(overrides, wire_id)))

@@ -7,13 +7,10 @@ from contextlib import AsyncExitStack
 
 from lm_deluge_cli.config import Job, ModelEntry
 from lm_deluge_cli.engine.batch_sender import BatchSender
-from lm_deluge_cli.engine.setup import mock_settings, model_limits, run_limiter_for
+from lm_deluge_cli.engine.setup import Transports, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.mock.simulator import Simulator
-from lm_deluge_cli.mock.transport import InProcessTransport
 from lm_deluge_cli.providers.retrieval import RetrievalEndpoint
-from lm_deluge_cli.transport import Transport, make_transport
 from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = ["build_sender", "one_model"]
@@ -43,14 +40,9 @@ async def build_sender(
     stack: AsyncExitStack,
 ) -> BatchSender:
     """A sender within the job's limits; the transport closes with `stack`."""
-    entry = job.models[0]
-    transport: Transport
-    if endpoint.provider.name == "mock":
-        transport = InProcessTransport(Simulator(mock_settings(entry, endpoint.model.wire_id)))
-    else:
-        transport = make_transport(job.limits.max_concurrent_requests)
-        stack.push_async_callback(transport.aclose)
-    limits = job.limits
+    entry, limits = job.models[0], job.limits
+    transports = Transports(limits.max_concurrent_requests, stack)
+    transport = transports.for_model(entry, endpoint.base_url, endpoint.model.wire_id)
     run_limiter = await run_limiter_for(limits, stack, limits.limiter, limits.limiter_key)
     chain, describes, learner = model_limits(entry, limits, run_limiter, True, stats)
     return BatchSender(

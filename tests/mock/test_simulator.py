@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.mock.settings import mock_settings
 from lm_deluge_cli.mock.simulator import (
     MockSettings,
     MockStats,
@@ -457,6 +458,16 @@ def test_settings_from_mapping() -> None:
     assert isinstance(settings.latency_s, float)
     assert settings.charge_refusals is True
     assert MockSettings.from_mapping({}) == MockSettings()
+
+
+def test_a_model_s_settings_are_its_entry_s_over_the_defaults() -> None:
+    # mock:fast answers at once; any other model on the mock takes a realistic time.
+    assert mock_settings({}, "fast") == MockSettings()
+    assert mock_settings({}, "gpt-4.1-mini") == MockSettings(latency_s=0.2, latency_jitter_s=0.1)
+    ours = mock_settings({"latency_s": 0, "requests_per_minute": 60}, "standard")
+    assert ours == MockSettings(latency_jitter_s=0.1, requests_per_minute=60.0)
+    with pytest.raises(ConfigError, match="latncy_s"):
+        mock_settings({"latncy_s": 1}, "fast")
 
 
 @pytest.mark.parametrize(
