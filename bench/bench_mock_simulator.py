@@ -21,8 +21,8 @@ import _harness as h
 import orjson
 from _report import finish, fmt
 
-from lm_deluge_cli.providers.mock.formats import Route, match_route
-from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
+from lm_deluge_cli.mock.formats import Route, match_route
+from lm_deluge_cli.mock.simulator import MockSettings, Simulator
 
 
 def _prompt(i: int) -> str:

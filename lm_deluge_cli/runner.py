@@ -38,6 +38,7 @@ from lm_deluge_cli.io.shard import Shard
 from lm_deluge_cli.io.source import check_input, is_stream
 from lm_deluge_cli.io.writer import ResultWriter
 from lm_deluge_cli.progress import ProgressView, watched
+from lm_deluge_cli.providers.base_url import is_mock_url
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.tool_use.modules import load_tools
 from lm_deluge_cli.tool_use.tool import Tool, tool_definitions
@@ -148,7 +149,7 @@ async def run_job(
     manifest = manifest or {}
     endpoints = resolve_endpoints(job.models, registry=job.model_registry())
     await anyio.to_thread.run_sync(check_paths, job)
-    if any(endpoint.provider.name != "mock" for endpoint in endpoints):
+    if any(not is_mock_url(endpoint.base_url) for endpoint in endpoints):
         # The HTTP library loads now, off the event loop and before the run's clock starts,
         # not while the first requests wait for it (aiohttp: 0.2-0.4 s on a loaded machine).
         await anyio.to_thread.run_sync(transport_class)

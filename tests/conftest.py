@@ -13,8 +13,8 @@ from typing import Any
 import hypothesis
 import pytest
 
-from lm_deluge_cli.providers.mock.server import serve
-from lm_deluge_cli.providers.mock.simulator import MockSettings
+from lm_deluge_cli.mock.server import serve
+from lm_deluge_cli.mock.simulator import MockSettings
 
 # A real redis-server for the tests that need one (cache backends, the shared limiter).
 pytest_plugins = ["tests.redis_server"]

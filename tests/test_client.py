@@ -11,7 +11,7 @@ import lm_deluge_cli
 from lm_deluge_cli import LLMClient, SamplingParams
 from lm_deluge_cli.conversation import Conversation, Message, Text
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
-from lm_deluge_cli.providers.mock.simulator import mock_completion
+from lm_deluge_cli.mock.simulator import mock_completion
 
 
 def test_public_names_are_exported() -> None:

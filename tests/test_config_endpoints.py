@@ -78,6 +78,29 @@ def test_mock_models_need_no_key() -> None:
     assert endpoint.compatible is False
 
 
+@pytest.mark.parametrize(
+    ("entry", "env"),
+    [
+        (ModelEntry("gpt-4.1-mini", base_url="mock://in-process/v1"), {}),
+        (ModelEntry("gpt-4.1-mini"), {"OPENAI_BASE_URL": "MOCK://in-process/v1"}),
+        (ModelEntry("claude-sonnet-4-5", base_url="mock://in-process/anthropic"), {}),
+    ],
+)
+def test_any_provider_at_a_mock_url_reads_no_key(entry: ModelEntry, env: dict[str, str]) -> None:
+    # The in-process mock needs none: the provider's real key is not required, nor read.
+    for real in ({}, {"OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": KEY}):
+        endpoint = resolve_endpoint(entry, env={**env, **real})
+        assert (endpoint.api_key, endpoint.api_key_env) == (None, "")
+
+
+def test_a_mock_url_still_reads_the_variable_its_entry_names() -> None:
+    # For a mock whose api_key setting checks the key it is sent.
+    entry = ModelEntry("gpt-4.1-mini", base_url="mock://in-process/v1", api_key_env="MOCK_KEY")
+    assert resolve_endpoint(entry, env={"MOCK_KEY": "sk-for-the-mock"}).api_key == "sk-for-the-mock"
+    with pytest.raises(MissingAPIKeyError, match="MOCK_KEY"):
+        resolve_endpoint(entry, env={"OPENAI_API_KEY": KEY})
+
+
 def test_key_whitespace_is_stripped() -> None:
     endpoint = resolve_endpoint(ModelEntry("gpt-4o"), env={"OPENAI_API_KEY": f"  {KEY}\n"})
     assert endpoint.api_key == KEY

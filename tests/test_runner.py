@@ -67,6 +67,14 @@ def test_a_run_on_the_in_process_mock_loads_none(
     assert _start_up(monkeypatch, "mock:fast", {}, tmp_path) == ["clock"]
 
 
+def test_a_run_of_any_provider_on_a_mock_url_loads_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The base URL's scheme decides, not the provider: no key, no HTTP library.
+    env = {"OPENAI_BASE_URL": "mock://in-process/v1"}
+    assert _start_up(monkeypatch, "openai:gpt-4o-mini", env, tmp_path) == ["clock"]
+
+
 LINES = b"".join(
     [
         b'{"id": 1, "prompt": "one"}\n',

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image as PILImage
 
 from lm_deluge_cli import Conversation, LLMClient, Message
-from lm_deluge_cli.providers.mock.simulator import mock_completion
+from lm_deluge_cli.mock.simulator import mock_completion
 
 from .conftest import CANARY_KEY, StartMockServer
 

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.mock.faults import BODY_FAULTS, WIRE_FAULTS
-from lm_deluge_cli.providers.mock.formats import BASE_PATHS
-from lm_deluge_cli.providers.mock.server import MockServer, run
-from lm_deluge_cli.providers.mock.simulator import MockSettings
+from lm_deluge_cli.mock.faults import BODY_FAULTS, WIRE_FAULTS
+from lm_deluge_cli.mock.formats import BASE_PATHS
+from lm_deluge_cli.mock.server import MockServer, run
+from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.providers.registry import load_registry
 
 __all__ = ["mock_server"]

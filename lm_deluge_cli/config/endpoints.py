@@ -8,7 +8,12 @@ from collections.abc import Mapping, Sequence
 from lm_deluge_cli.config.fields import ModelEntry
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
 from lm_deluge_cli.providers.base import Endpoint
-from lm_deluge_cli.providers.base_url import base_url_source, check_base_url, header_safe
+from lm_deluge_cli.providers.base_url import (
+    base_url_source,
+    check_base_url,
+    header_safe,
+    key_variable,
+)
 from lm_deluge_cli.providers.bedrock import credentials_from_env
 from lm_deluge_cli.providers.registry import Registry, load_registry
 
@@ -25,7 +30,7 @@ def resolve_endpoint(
     provider = registry.provider(model.provider)
     # The same `env` for the base URL as for the key, so a caller's mapping is the whole truth.
     base_url = registry.base_url(provider, entry.base_url, env)
-    key_env = provider.api_key_env if entry.api_key_env is None else entry.api_key_env
+    key_env = key_variable(base_url, provider.api_key_env, entry.api_key_env)
     check_base_url(
         base_url, entry.name, base_url_source(entry.base_url, provider.base_url_env, env), key_env
     )

@@ -22,34 +22,46 @@ from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import PrefixGate
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers import Endpoint, adapter_for, max_output_tokens
-from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
+from lm_deluge_cli.providers.base_url import is_mock_url
 from lm_deluge_cli.redaction import redact_url
 from lm_deluge_cli.transport import Transport, make_transport
-from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import PromptCache, RequestDefaults, SamplingParams
 
 if TYPE_CHECKING:
     from lm_deluge_cli.engine.shared_limiter import SharedRateLimiter
 
 __all__ = [
-    "MOCK_DEFAULTS",
+    "Transports",
     "build_requester",
-    "mock_settings",
     "model_limits",
     "run_limiter_for",
 ]
 
 log = logging.getLogger(__name__)
 
-# What a mock model other than mock:fast simulates unless its entry says otherwise.
-MOCK_DEFAULTS: dict[str, float] = {"latency_s": 0.2, "latency_jitter_s": 0.1}
 
+class Transports:
+    """What each model sends through, chosen by its base URL's scheme: ``mock://`` is answered
+    in-process by a simulator of its own (its entry's ``mock`` settings), whatever its
+    provider; any other URL goes through the one network transport the run's models share,
+    made when first needed and closed with `stack`."""
 
-def mock_settings(entry: ModelEntry, wire_id: str) -> MockSettings:
-    """mock:fast answers at once; other mock models get a realistic latency by default."""
-    base: dict[str, object] = {} if wire_id == "fast" else dict(MOCK_DEFAULTS)
-    base.update(entry.mock)
-    return MockSettings.from_mapping(base)
+    def __init__(self, max_connections: int, stack: AsyncExitStack) -> None:
+        self._max_connections = max_connections
+        self._stack = stack
+        self._network: Transport | None = None
+
+    def for_model(self, entry: ModelEntry, base_url: str, wire_id: str) -> Transport:
+        """The transport of `entry`, resolved to `base_url` and the model id `wire_id`."""
+        if is_mock_url(base_url):
+            # Imported here: a run that sends over the network never loads the simulator.
+            from lm_deluge_cli.mock.transport import mock_transport
+
+            return mock_transport(entry.mock, wire_id)
+        if self._network is None:
+            self._network = make_transport(self._max_connections)
+            self._stack.push_async_callback(self._network.aclose)
+        return self._network
 
 
 def _fixed(rate: Rate) -> float | None:
@@ -164,7 +176,7 @@ async def build_requester(
         stats.max_cost_usd = limits.max_cost
         stats.spend_cap = budget
     stats.max_concurrent_requests = limits.max_concurrent_requests
-    network: Transport | None = None
+    transports = Transports(limits.max_concurrent_requests, stack)
     run_limiter = await run_limiter_for(limits, stack, shared_limiter, shared_limiter_key)
     # With one model, the provider's rate-limit headers describe the run's budget too.
     single = len(entries) == 1
@@ -172,14 +184,7 @@ async def build_requester(
     for entry, endpoint in zip(entries, endpoints, strict=True):
         if prompt_cache is not None:
             endpoint = dataclasses.replace(endpoint, prompt_cache=prompt_cache)
-        transport: Transport
-        if endpoint.provider.name == "mock":
-            transport = InProcessTransport(Simulator(mock_settings(entry, endpoint.model.wire_id)))
-        else:
-            if network is None:
-                network = make_transport(limits.max_concurrent_requests)
-                stack.push_async_callback(network.aclose)
-            transport = network
+        transport = transports.for_model(entry, endpoint.base_url, endpoint.model.wire_id)
         chain, describes, learner = model_limits(entry, limits, run_limiter, single, stats)
         slots.append(
             ModelSlot(

@@ -1,4 +1,5 @@
-"""Provider adapters (one per wire format), the model registry, and the mock provider."""
+"""Provider adapters (one per wire format) and the model registry; the mock provider, a test
+double, is a package of its own (`lm_deluge_cli.mock`)."""
 
 from __future__ import annotations
 

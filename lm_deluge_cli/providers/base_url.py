@@ -9,7 +9,37 @@ from urllib.parse import urlsplit
 
 from lm_deluge_cli.errors import ConfigError
 
-__all__ = ["base_url_source", "check_base_url", "header_safe"]
+__all__ = [
+    "MOCK_SCHEME",
+    "base_url_source",
+    "check_base_url",
+    "header_safe",
+    "is_mock_url",
+    "key_variable",
+]
+
+# A base URL with this scheme is answered in-process by the mock (lm_deluge_cli.mock), never
+# sent over the network, whatever the model's provider.
+MOCK_SCHEME = "mock"
+
+
+def is_mock_url(url: str) -> bool:
+    """Whether requests to `url` are answered by the in-process mock (``mock://…``)."""
+    scheme, sep, _ = url.partition("://")
+    return bool(sep) and scheme.lower() == MOCK_SCHEME
+
+
+def key_variable(url: str, provider_variable: str, entry_variable: str | None) -> str:
+    """The variable a model's key is read from ("" = none): the entry's own `entry_variable`
+    if it names one, else its provider's, except at a mock URL.
+
+    The mock needs no key, so a model of any provider sent to ``mock://`` reads none unless
+    its entry names one (for a mock whose ``api_key`` setting checks it): a job is tried on
+    the mock without the provider's real key set, and that key is never read for it.
+    """
+    if entry_variable is not None:
+        return entry_variable
+    return "" if is_mock_url(url) else provider_variable
 
 
 def check_base_url(url: str, model: str, source: str, key_env: str) -> None:

@@ -11,14 +11,11 @@ from typing import Generic, TypeVar
 from lm_deluge_cli.config import Job, ModelEntry
 from lm_deluge_cli.engine.budget import SpendCap
 from lm_deluge_cli.engine.sender import Route, Sender
-from lm_deluge_cli.engine.setup import mock_settings, model_limits, run_limiter_for
+from lm_deluge_cli.engine.setup import Transports, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.mock.simulator import Simulator
 from lm_deluge_cli.providers.retrieval import EmbeddingModel, RetrievalEndpoint
-from lm_deluge_cli.transport import Transport, make_transport
-from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = ["BatchExchange", "RetrievalRoute", "build_sender", "check_cap", "one_model"]
@@ -100,12 +97,8 @@ async def build_sender(
         stats.max_cost_usd = limits.max_cost
         stats.spend_cap = budget
     stats.max_concurrent_requests = limits.max_concurrent_requests
-    transport: Transport
-    if endpoint.provider.name == "mock":
-        transport = InProcessTransport(Simulator(mock_settings(entry, endpoint.model.wire_id)))
-    else:
-        transport = make_transport(limits.max_concurrent_requests)
-        stack.push_async_callback(transport.aclose)
+    transports = Transports(limits.max_concurrent_requests, stack)
+    transport = transports.for_model(entry, endpoint.base_url, endpoint.model.wire_id)
     run_limiter = await run_limiter_for(limits, stack, limits.limiter, limits.limiter_key)
     chain, describes, learner = model_limits(entry, limits, run_limiter, True, stats)
     route = RetrievalRoute(

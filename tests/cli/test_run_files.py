@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lm_deluge_cli.providers.mock.wire import (
+from lm_deluge_cli.mock.wire import (
     FILE_TOKENS,
     MESSAGE_OVERHEAD_TOKENS,
     count_text_tokens,

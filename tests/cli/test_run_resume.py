@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from lm_deluge_cli.providers.mock.simulator import mock_completion
+from lm_deluge_cli.mock.simulator import mock_completion
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.llm_tools.score import score_prompt
-from lm_deluge_cli.providers.mock.wire import yes_probability
+from lm_deluge_cli.mock.wire import yes_probability
 
 RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
 QUESTION = "Is this review positive?"

@@ -20,7 +20,7 @@ from lm_deluge_cli.engine.reuse import CachePolicy, Reuse, StoredAnswer, cached_
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.records import encode, ok_result, to_json
-from lm_deluge_cli.providers.mock.simulator import mock_completion
+from lm_deluge_cli.mock.simulator import mock_completion
 from lm_deluge_cli.types import (
     Answer,
     Completion,

@@ -1,4 +1,5 @@
-"""build_requester: which limiters and learners each model gets, and the spending cap."""
+"""build_requester: which limiters, learners and transport each model gets, and the spending
+cap."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import pytest
 
 from lm_deluge_cli.config import AUTO, Limits, ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoints
+from lm_deluge_cli.engine import setup
 from lm_deluge_cli.engine.requester import Requester
-from lm_deluge_cli.engine.setup import build_requester
+from lm_deluge_cli.engine.setup import Transports, build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.types import SamplingParams
+from lm_deluge_cli.mock.transport import InProcessTransport
+from lm_deluge_cli.transport import Transport
+from lm_deluge_cli.types import HttpRequest, HttpResponse, SamplingParams
 
 pytestmark = pytest.mark.anyio
 
@@ -98,3 +102,45 @@ async def test_a_model_that_cannot_give_such_answers_is_named_and_the_others_ser
     assert len(requester.slots) == 2
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1 and "mock:fast" in warned[0] and "other models" in warned[0]
+
+
+class FakeNetwork(Transport):
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.closed = False
+
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        raise AssertionError("nothing is sent")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_the_transport_follows_the_base_url_s_scheme_not_the_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[FakeNetwork] = []
+
+    def make_transport(max_connections: int) -> FakeNetwork:
+        made.append(FakeNetwork(max_connections))
+        return made[-1]
+
+    monkeypatch.setattr(setup, "make_transport", make_transport)
+    fast, gpt = ModelEntry("mock:fast"), ModelEntry("gpt-4o", mock={"latency_s": 1.5})
+    async with AsyncExitStack() as stack:
+        transports = Transports(8, stack)
+        on_mock = [
+            transports.for_model(fast, "mock://in-process/v1", "fast"),
+            transports.for_model(gpt, "mock://in-process/v1", "gpt-4o"),
+        ]
+        # Each model on the mock gets a simulator of its own, with its entry's settings.
+        assert all(isinstance(t, InProcessTransport) for t in on_mock)
+        simulators = [t.simulator for t in on_mock if isinstance(t, InProcessTransport)]
+        assert [s.settings.latency_s for s in simulators] == [0.0, 1.5]
+        assert made == []
+        # Any other URL goes through the one network transport, whatever the provider.
+        network = transports.for_model(fast, "http://127.0.0.1:8089/v1", "fast")
+        assert transports.for_model(gpt, "https://api.openai.com/v1", "gpt-4o") is network
+        assert made == [network] and made[0].max_connections == 8
+        assert not made[0].closed
+    assert made[0].closed

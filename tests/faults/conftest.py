@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from lm_deluge_cli.config import JobOverrides, load_job
-from lm_deluge_cli.providers.mock.simulator import MockSettings
+from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.runner import JobReport, run_job
 from tests.faults.support import KEY, MODEL, Finished, Loopback, read_records, write_prompts
 

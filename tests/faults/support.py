@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lm_deluge_cli.providers.mock.server import MockServer, serve
-from lm_deluge_cli.providers.mock.simulator import MockSettings
-from lm_deluge_cli.providers.mock.wire import reply_text
+from lm_deluge_cli.mock.server import MockServer, serve
+from lm_deluge_cli.mock.simulator import MockSettings
+from lm_deluge_cli.mock.wire import reply_text
 from lm_deluge_cli.runner import JobReport
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"

@@ -17,11 +17,11 @@ from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import status_error_class
 from lm_deluge_cli.io.records import to_json
+from lm_deluge_cli.mock.formats import base_url
+from lm_deluge_cli.mock.server import serve
+from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.providers import Adapter, Endpoint, adapter_for
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.mock.formats import base_url
-from lm_deluge_cli.providers.mock.server import serve
-from lm_deluge_cli.providers.mock.simulator import MockSettings
 from lm_deluge_cli.providers.registry import load_registry
 from lm_deluge_cli.transport.aiohttp_transport import AiohttpTransport
 from lm_deluge_cli.types import Prompt, SamplingParams

@@ -15,8 +15,8 @@ from lm_deluge_cli.llm_tools.detect import load_detector
 from lm_deluge_cli.llm_tools.extract import ExtractTask
 from lm_deluge_cli.llm_tools.score import ScoreTask
 from lm_deluge_cli.llm_tools.translate import TranslateTask
-from lm_deluge_cli.providers.mock.formats import base_url
-from lm_deluge_cli.providers.mock.simulator import MockSettings
+from lm_deluge_cli.mock.formats import base_url
+from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.runner import run_job
 from lm_deluge_cli.schema import violation
 from tests.faults.support import KEY, Loopback

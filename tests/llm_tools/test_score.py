@@ -15,7 +15,7 @@ from lm_deluge_cli.llm_tools.score import (
     parse_answer,
     score_prompt,
 )
-from lm_deluge_cli.providers.mock.wire import yes_probability
+from lm_deluge_cli.mock.wire import yes_probability
 
 
 def finished(task: Any, record: dict[str, Any]) -> dict[str, Any]:

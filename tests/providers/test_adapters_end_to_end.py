@@ -26,14 +26,14 @@ from lm_deluge_cli.errors import (
     OverloadedError,
     RateLimitError,
 )
+from lm_deluge_cli.mock.formats import base_url
+from lm_deluge_cli.mock.simulator import MockSettings, Simulator, mock_completion
+from lm_deluge_cli.mock.transport import InProcessTransport
+from lm_deluge_cli.mock.wire import count_prompt_tokens, count_text_tokens
 from lm_deluge_cli.providers import Adapter, Endpoint, adapter_for
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.mock.formats import base_url
-from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator, mock_completion
-from lm_deluge_cli.providers.mock.wire import count_prompt_tokens, count_text_tokens
 from lm_deluge_cli.providers.registry import load_registry
 from lm_deluge_cli.transport.base import Transport
-from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 from .conftest import RecordRequester, one_model_requester
@@ -115,7 +115,9 @@ def aws_env(key: str) -> dict[str, str]:
 
 def endpoint(case: Case, root: str, key: str = RIGHT_KEY) -> Endpoint:
     env = {case.key_env: key} if case.key_env else aws_env(key)
-    entry = ModelEntry(name=case.model, base_url=base_url(root, case.provider))
+    # The variable is named, so the key is read at a mock:// URL too (where a provider's own
+    # is not): the simulator checks it.
+    entry = ModelEntry(case.model, base_url=base_url(root, case.provider), api_key_env=case.key_env)
     return resolve_endpoint(entry, env=env)
 
 

@@ -14,13 +14,13 @@ from lm_deluge_cli.config import ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import OverloadedError, RateLimitError
+from lm_deluge_cli.mock.formats import base_url
+from lm_deluge_cli.mock.simulator import MockSettings, Simulator, mock_completion
+from lm_deluge_cli.mock.transport import InProcessTransport
+from lm_deluge_cli.mock.wire import count_prompt_tokens, count_text_tokens
 from lm_deluge_cli.providers import Endpoint, adapter_for
-from lm_deluge_cli.providers.mock.formats import base_url
-from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator, mock_completion
-from lm_deluge_cli.providers.mock.wire import count_prompt_tokens, count_text_tokens
 from lm_deluge_cli.providers.openai_responses import OpenAIResponsesAdapter
 from lm_deluge_cli.transport.base import Transport
-from lm_deluge_cli.transport.in_process import InProcessTransport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 from .conftest import RecordRequester, one_model_requester
@@ -47,7 +47,9 @@ def anyio_backend() -> str:
 
 def endpoint(root: str, key: str = RIGHT_KEY, model: str = MODEL) -> Endpoint:
     """The model at the mock's OpenAI base URL, sent to the Responses API."""
-    entry = ModelEntry(name=model, base_url=base_url(root, "openai"))
+    # The variable is named, so the key is read at a mock:// URL too (where OpenAI's own is
+    # not): the simulator checks it.
+    entry = ModelEntry(model, base_url=base_url(root, "openai"), api_key_env="OPENAI_API_KEY")
     resolved = resolve_endpoint(entry, env={"OPENAI_API_KEY": key})
     info = dataclasses.replace(resolved.model, wire_format="openai_responses")
     return dataclasses.replace(resolved, model=info)

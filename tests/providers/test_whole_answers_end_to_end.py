@@ -20,10 +20,10 @@ from lm_deluge_cli.engine.requester import ModelSlot, Requester
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.records import to_json
+from lm_deluge_cli.mock.formats import base_url
 from lm_deluge_cli.providers import adapter_for
 from lm_deluge_cli.providers.base import Adapter, Endpoint
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
-from lm_deluge_cli.providers.mock.formats import base_url
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.types import Prompt, SamplingParams
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lm_deluge_cli.providers.mock.simulator import MockSettings
+from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.retrieval import batching
 from tests.faults.support import Loopback
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.mock.wire import embedding_vector, relevance_score
+from lm_deluge_cli.mock.wire import embedding_vector, relevance_score
 from lm_deluge_cli.retrieval.api import (
     EmbeddingResult,
     embed_parallel_async,

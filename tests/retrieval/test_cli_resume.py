@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lm_deluge_cli.providers.mock.wire import embedding_vector, relevance_score
+from lm_deluge_cli.mock.wire import embedding_vector, relevance_score
 from tests.faults.support import KEY, Loopback
 from tests.retrieval.support import by_id, read_records, text_of, write_texts
 

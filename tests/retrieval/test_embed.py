@@ -21,8 +21,8 @@ from lm_deluge_cli.errors import (
     EXIT_SOME_FAILED,
     ConfigError,
 )
+from lm_deluge_cli.mock.wire import embedding_vector
 from lm_deluge_cli.progress import ProgressView
-from lm_deluge_cli.providers.mock.wire import embedding_vector
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens

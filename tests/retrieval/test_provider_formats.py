@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lm_deluge_cli.errors import EXIT_OK
-from lm_deluge_cli.providers.mock.formats import base_url
-from lm_deluge_cli.providers.mock.wire import embedding_vector, relevance_score
+from lm_deluge_cli.mock.formats import base_url
+from lm_deluge_cli.mock.wire import embedding_vector, relevance_score
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 from lm_deluge_cli.retrieval.rerank import RerankSettings, run_rerank
 from tests.faults.support import KEY, Loopback

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.errors import EXIT_INTERRUPTED, EXIT_LINES_LEFT, EXIT_OK, EXIT_SOME_FAILED
-from lm_deluge_cli.providers.mock.formats import base_url
-from lm_deluge_cli.providers.mock.wire import relevance_score
+from lm_deluge_cli.mock.formats import base_url
+from lm_deluge_cli.mock.wire import relevance_score
 from lm_deluge_cli.providers.retrieval import load_retrieval_registry
 from lm_deluge_cli.retrieval.rerank import RerankSettings, run_rerank
 from lm_deluge_cli.runner import JobReport

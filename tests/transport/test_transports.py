@@ -1,4 +1,4 @@
-"""The transports over real loopback sockets, and the in-process one over the simulator.
+"""The network transports over real loopback sockets.
 
 Every network transport must behave the same: statuses come back as responses, failures
 become APIConnectionError / APITimeoutError, redirects are not followed.
@@ -7,7 +7,6 @@ become APIConnectionError / APITimeoutError, redirects are not followed.
 from __future__ import annotations
 
 import importlib.util
-import secrets
 import socket
 import threading
 import time
@@ -22,8 +21,6 @@ import pytest
 from lm_deluge_cli.config import ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoint
 from lm_deluge_cli.errors import APIConnectionError, APIStatusError, APITimeoutError, ConfigError
-from lm_deluge_cli.providers.mock.formats import match_route
-from lm_deluge_cli.providers.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
 from lm_deluge_cli.transport import (
     DEFAULT_HTTP_CLIENT,
@@ -34,8 +31,7 @@ from lm_deluge_cli.transport import (
 )
 from lm_deluge_cli.transport.aiohttp_transport import AiohttpTransport
 from lm_deluge_cli.transport.httpx_transport import POOL_CONNECTIONS, HttpxTransport
-from lm_deluge_cli.transport.in_process import InProcessTransport
-from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, SamplingParams
+from lm_deluge_cli.types import HttpRequest, Prompt, SamplingParams
 
 pytestmark = pytest.mark.anyio
 
@@ -391,116 +387,3 @@ def test_httpcore_finds_sniffio() -> None:
     # httpcore imports sniffio on every request; an absent one is a failed import, and a
     # search of the whole path, every time.
     assert importlib.util.find_spec("sniffio") is not None
-
-
-# --- InProcessTransport ----------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def in_process(**settings: Any) -> InProcessTransport:
-    return InProcessTransport(Simulator(MockSettings(**settings), clock=FakeClock()))
-
-
-MOCK_URL = "mock://in-process/v1"
-
-
-async def test_in_process_round_trip() -> None:
-    transport = in_process()
-    response = await transport.send(chat(MOCK_URL))
-    assert isinstance(response, HttpResponse)
-    assert response.status == 200
-    assert response.headers["content-type"] == "application/json"
-    body = orjson.loads(response.body)
-    assert body["choices"][0]["message"]["content"]
-    assert transport.simulator.statistics().ok == 1
-
-
-async def test_in_process_latency_is_waited() -> None:
-    transport = in_process(latency_s=0.1)
-    started = time.monotonic()
-    assert (await transport.send(chat(MOCK_URL))).status == 200
-    assert time.monotonic() - started >= 0.09
-
-
-@pytest.mark.parametrize("settings", [{"hang_rate": 1.0}, {"latency_s": 5.0}])
-async def test_in_process_timeout(settings: dict[str, Any]) -> None:
-    transport = in_process(**settings)
-    started = time.monotonic()
-    with pytest.raises(APITimeoutError):
-        await transport.send(chat(MOCK_URL, timeout=0.1))
-    assert 0.09 <= time.monotonic() - started < 1.0
-
-
-async def test_in_process_drop() -> None:
-    with pytest.raises(APIConnectionError) as info:
-        await in_process(drop_rate=1.0).send(chat(MOCK_URL))
-    assert not isinstance(info.value, APITimeoutError)
-
-
-async def test_in_process_reset_mid_body() -> None:
-    with pytest.raises(APIConnectionError) as info:
-        await in_process(faults={"reset_mid_body": 1.0}).send(chat(MOCK_URL))
-    assert "reset before the whole body arrived" in str(info.value)
-
-
-async def test_in_process_slow_body_takes_its_time_or_times_out() -> None:
-    transport = in_process(faults={"slow_body": 1.0}, slow_body_s=0.1)
-    started = time.monotonic()
-    assert (await transport.send(chat(MOCK_URL))).status == 200
-    assert time.monotonic() - started >= 0.09
-    with pytest.raises(APITimeoutError):
-        await in_process(faults={"slow_body": 1.0}, slow_body_s=5).send(chat(MOCK_URL, 0.1))
-
-
-async def test_in_process_statuses_are_responses() -> None:
-    transport = in_process(requests_per_minute=60, burst_s=1.0, error_rate=0.0)
-    assert (await transport.send(chat(MOCK_URL))).status == 200
-    refused = await transport.send(chat(MOCK_URL))
-    assert refused.status == 429
-    assert refused.headers["retry-after"] == "1"
-    assert (await in_process(error_rate=1.0).send(chat(MOCK_URL))).status == 500
-    assert (await in_process(api_key=KEY).send(chat(MOCK_URL))).status == 401
-
-
-@pytest.mark.parametrize(
-    ("path", "body"),
-    [
-        ("/v1/chat/completions", CHAT),
-        (
-            "/anthropic/v1/messages",
-            orjson.dumps(
-                {
-                    "model": "claude-sonnet-4-20250514",
-                    "max_tokens": 64,
-                    "messages": [{"role": "user", "content": "Hello"}],
-                }
-            ),
-        ),
-    ],
-)
-async def test_in_process_answers_what_the_simulator_answers_on_the_wire(
-    path: str, body: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The transport hands the simulator the request's bytes, headers lower-cased, and hands
-    back its answer untouched: the same bytes a server would send."""
-    monkeypatch.setattr(secrets, "token_hex", lambda _n=None: "0123456789abcdef")
-    monkeypatch.setattr(time, "time", lambda: 1_750_000_000.0)
-    headers = {"Content-Type": "application/json", "Anthropic-Version": "2023-06-01"}
-    transport, simulator = in_process(), Simulator(MockSettings(), clock=FakeClock())
-    route = match_route(path)
-    assert route is not None
-    # Twice: the second request reaches the route the first one looked up.
-    for _ in range(2):
-        response = await transport.send(
-            HttpRequest("POST", f"mock://in-process{path}", headers, body)
-        )
-        expected = simulator.handle(route, {name.lower(): v for name, v in headers.items()}, body)
-        assert response.status == expected.status == 200
-        assert (response.headers, response.body) == (expected.headers, expected.body)

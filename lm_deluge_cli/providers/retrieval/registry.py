@@ -13,7 +13,12 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
-from lm_deluge_cli.providers.base_url import base_url_source, check_base_url, header_safe
+from lm_deluge_cli.providers.base_url import (
+    base_url_source,
+    check_base_url,
+    header_safe,
+    key_variable,
+)
 from lm_deluge_cli.providers.registry import check_keys, read_field
 from lm_deluge_cli.providers.retrieval.base import (
     EmbeddingModel,
@@ -217,7 +222,8 @@ def resolve_embedding_endpoint(
 ) -> RetrievalEndpoint:
     """Resolve an embedding model name; raises MissingAPIKeyError naming the variable to set.
 
-    `api_key_env` None means the provider's variable, "" means no key is sent.
+    `api_key_env` None means the provider's variable (none at a ``mock://`` URL), "" means
+    no key is sent.
     """
     registry = load_retrieval_registry()
     return _endpoint(name, registry.embedding_model(name), registry, base_url, api_key_env, env)
@@ -247,7 +253,7 @@ def _endpoint(
     provider = registry.providers[model.provider]
     # The same `env` for the base URL as for the key, so a caller's mapping is the whole truth.
     url = registry.base_url(provider, base_url, env)
-    key_env = provider.api_key_env if api_key_env is None else api_key_env
+    key_env = key_variable(url, provider.api_key_env, api_key_env)
     check_base_url(url, name, base_url_source(base_url, provider.base_url_env, env), key_env)
     api_key: str | None = None
     if key_env:

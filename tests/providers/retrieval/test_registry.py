@@ -319,6 +319,19 @@ def test_mock_needs_no_key() -> None:
     assert resolve_rerank_endpoint("mock:rerank", env={}).provider.rerank_format == "jina"
 
 
+def test_any_provider_at_a_mock_url_reads_no_key_unless_its_entry_names_one() -> None:
+    env = {"OPENAI_API_KEY": KEY, "MOCK_KEY": "sk-for-the-mock"}
+    url = "mock://in-process/v1"
+    endpoint = resolve_embedding_endpoint("text-embedding-3-small", base_url=url, env=env)
+    assert (endpoint.api_key, endpoint.api_key_env) == (None, "")
+    rerank = resolve_rerank_endpoint("rerank-v3.5", base_url="mock://in-process/cohere", env={})
+    assert rerank.api_key is None
+    named = resolve_embedding_endpoint(
+        "text-embedding-3-small", base_url=url, api_key_env="MOCK_KEY", env=env
+    )
+    assert named.api_key == "sk-for-the-mock"
+
+
 def test_key_that_cannot_be_a_header_is_refused_without_showing_it() -> None:
     with pytest.raises(ConfigError) as caught:
         resolve_embedding_endpoint("voyage-3.5", env={"VOYAGE_API_KEY": "pa-abc def"})
