@@ -14,8 +14,6 @@ from lm_deluge_cli.conversation.local_files import BaseDir
 from lm_deluge_cli.conversation.message import Message
 from lm_deluge_cli.conversation.parts import Thinking
 from lm_deluge_cli.images import PROVIDER_LIMITS, WIRE_LIMITS, ImageLimits, provider_family
-from lm_deluge_cli.providers.anthropic_messages import translate_messages
-from lm_deluge_cli.providers.gemini import gemini_contents
 from lm_deluge_cli.tokens import estimate_message_tokens
 from lm_deluge_cli.types import Answer, Result
 
@@ -140,11 +138,17 @@ class Conversation:
 
         Raises `APIError` for what the Anthropic adapter cannot send.
         """
+        # The adapter is loaded when a conversion to its format is asked for, not by every
+        # reader of a conversation (reading input loads no adapter: pyproject's contracts).
+        from lm_deluge_cli.providers.anthropic_messages import translate_messages
+
         return translate_messages(self.to_openai(PROVIDER_LIMITS["anthropic"]))
 
     def to_gemini(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """(``systemInstruction`` or None, ``contents``) of a generateContent body, images
         fitted to Gemini's limits. Raises `APIError` for what the adapter cannot send."""
+        from lm_deluge_cli.providers.gemini import gemini_contents
+
         system, contents = gemini_contents(self.to_openai(PROVIDER_LIMITS["gemini"]))
         return ({"parts": system} if system else None), contents
 

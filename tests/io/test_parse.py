@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -389,3 +391,27 @@ def test_samples_or_n_on_a_line(line: dict[str, Any], samples: int) -> None:
 def test_too_many_samples_is_a_bad_line() -> None:
     bad = _parse({"prompt": "x", "n": 129})
     assert isinstance(bad, BadLine) and "'n' must be an integer from 1 to 128" in bad.reason
+
+
+_READ_ONE_LINE = """
+import sys
+from lm_deluge_cli.io.parse import parse_line
+from lm_deluge_cli.io.reader import InputReader
+prompt = parse_line(1, b'{"id": "a", "messages": [{"role": "user", "content": "hi"}]}')
+assert prompt.id == "a", prompt
+loaded = sorted(m for m in sys.modules if m.startswith("lm_deluge_cli."))
+print("\\n".join(loaded))
+"""
+
+
+def test_reading_a_line_loads_no_adapter_engine_or_transport() -> None:
+    # The import contracts see the imports written; this sees what a fresh process loads,
+    # package __init__ files included.
+    done = subprocess.run(
+        [sys.executable, "-c", _READ_ONE_LINE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.split()
+    assert "lm_deluge_cli.io.parse" in loaded
+    heavy = ("providers", "engine", "transport", "cache", "mock", "client", "retrieval")
+    assert [m for m in loaded if m.split(".")[1] in heavy] == []
