@@ -221,13 +221,17 @@ class Sender(Generic[R]):
                 return route
         return None
 
-    def other(self, exclude: R) -> R:
+    def pick(self) -> R:
+        """A live model by weight, for a request that may go to any of them."""
+        return self.other(None)
+
+    def other(self, exclude: R | None) -> R:
         """Another live model by weight (`exclude` itself when it is the only one)."""
         candidates = [r for r in self.routes if r.dead_reason is None and r.weight > 0]
         if len(candidates) > 1:
             candidates = [r for r in candidates if r is not exclude]
         if not candidates:
-            return exclude
+            return exclude if exclude is not None else self.routes[0]
         if len(candidates) == 1:
             return candidates[0]
         return candidates[weighted_index([r.weight for r in candidates], self.rng.random())]

@@ -189,7 +189,7 @@ async def embed_parallel_async(
             lambda: embed_records(
                 source(),
                 lambda record: records.__setitem__(record["line"] - 1, record),
-                endpoint,
+                [endpoint],
                 settings,
                 job,
                 stats,
@@ -280,7 +280,7 @@ async def rerank_parallel_async(
             lambda: rerank_records(
                 source(),
                 lambda record: records.__setitem__(record["line"] - 1, record),
-                endpoint,
+                [endpoint],
                 RerankSettings(top_n=top_k),
                 job,
                 stats,

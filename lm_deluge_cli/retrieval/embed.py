@@ -13,7 +13,7 @@ import math
 import struct
 import sys
 from array import array
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +37,6 @@ from lm_deluge_cli.providers.retrieval import (
     EmbedOptions,
     RetrievalEndpoint,
     embed_adapter_for,
-    resolve_embedding_endpoint,
 )
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
@@ -48,7 +47,7 @@ from lm_deluge_cli.retrieval.senders import (
     RetrievalRoute,
     build_sender,
     check_cap,
-    one_model,
+    job_endpoints,
 )
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
@@ -111,7 +110,6 @@ class Embedder:
         self.adapter: EmbedAdapter = embed_adapter_for(endpoint.provider.embed_format)
         self.options = options
         self.sender = sender
-        (self.route,) = sender.routes
         self.reuse = reuse
         self.stats = stats
         self.request_timeout = request_timeout
@@ -185,7 +183,7 @@ class Embedder:
         texts = [item.text for _, item in batch.items]
         estimate = batch.total_tokens
         try:
-            sent = await self.sender.send(_Embedding(self, texts, estimate), self.route)
+            sent = await self.sender.send(_Embedding(self, texts, estimate), self.sender.pick())
         except RequestFailedError as failed:
             error = failed.error
             records = []
@@ -324,7 +322,7 @@ def batch_limits(model: EmbeddingModel, batch_size: int | None) -> BatchLimits:
 async def embed_records(
     source: AsyncIterable[TextItem | BadLine],
     sink: Callable[[Record], None],
-    endpoint: RetrievalEndpoint,
+    endpoints: Sequence[RetrievalEndpoint],
     settings: EmbedSettings,
     job: Job,
     stats: RunStats,
@@ -333,11 +331,13 @@ async def embed_records(
     reuse: Reuse,
     stop: anyio.Event | None = None,
 ) -> RunOutcome:
-    """The embed pipeline over `source`, records to `sink`; shared by the CLI and Python."""
+    """The embed pipeline over `source`, records to `sink`; shared by the CLI and Python.
+    `endpoints` are the job's models (one model, maybe at several keys or base URLs)."""
+    endpoint = endpoints[0]
     assert isinstance(endpoint.model, EmbeddingModel)
     options = embed_options(endpoint, settings)
     adapter = embed_adapter_for(endpoint.provider.embed_format)
-    sender = await build_sender(job, endpoint, adapter.rate_limit_info, stats, stack)
+    sender = await build_sender(job, endpoints, adapter.rate_limit_info, stats, stack)
     embedder = Embedder(endpoint, options, sender, reuse, stats, job.limits.request_timeout)
     return await run_batches(
         source,
@@ -363,10 +363,8 @@ async def run_embed(
     manifest: dict[str, Any] | None = None,
 ) -> JobReport:
     """Embed every line of the job's input into its output; rerun to resume."""
-    entry = one_model(job, "embed")
-    endpoint = resolve_embedding_endpoint(
-        entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
-    )
+    endpoints = job_endpoints(job, "embed")
+    endpoint = endpoints[0]
     # A bad option, or a cap the model's price cannot hold, fails before the output is touched.
     embed_options(endpoint, settings)
     check_cap(job, endpoint)
@@ -379,7 +377,7 @@ async def run_embed(
         reuse: Reuse,
     ) -> Awaitable[RunOutcome]:
         return embed_records(
-            source, sink, endpoint, settings, job, stats, stack, reuse=reuse, stop=stop
+            source, sink, endpoints, settings, job, stats, stack, reuse=reuse, stop=stop
         )
 
     return await run_batching_job(

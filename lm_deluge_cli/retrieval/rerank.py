@@ -43,7 +43,6 @@ from lm_deluge_cli.providers.retrieval import (
     RerankModel,
     RetrievalEndpoint,
     rerank_adapter_for,
-    resolve_rerank_endpoint,
 )
 from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
@@ -54,7 +53,7 @@ from lm_deluge_cli.retrieval.senders import (
     RetrievalRoute,
     build_sender,
     check_cap,
-    one_model,
+    job_endpoints,
 )
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
@@ -92,7 +91,6 @@ class Reranker:
         self.model: RerankModel = endpoint.model
         self.adapter: RerankAdapter = rerank_adapter_for(endpoint.provider.rerank_format)
         self.sender = sender
-        (self.route,) = sender.routes
         self.reuse = reuse
         self.stats = stats
         self.request_timeout = request_timeout
@@ -123,7 +121,7 @@ class Reranker:
     ) -> tuple[list[float], int, float | None, int, float]:
         """One request: each document's score, the input tokens, the cost, the attempts
         and the latency. Raises RequestFailedError (or Halted)."""
-        sent = await self.sender.send(_Scoring(self, query, documents, tokens), self.route)
+        sent = await self.sender.send(_Scoring(self, query, documents, tokens), self.sender.pick())
         answer, cost = sent.value, sent.cost_usd
         scores: list[float] = [math.nan] * len(documents)
         for index, value in answer.scores:
@@ -382,7 +380,7 @@ class QueryRanker:
 async def rerank_records(
     source: AsyncIterable[Any],
     sink: Callable[[Record], None],
-    endpoint: RetrievalEndpoint,
+    endpoints: Sequence[RetrievalEndpoint],
     settings: RerankSettings,
     job: Job,
     stats: RunStats,
@@ -392,10 +390,12 @@ async def rerank_records(
     stop: anyio.Event | None = None,
 ) -> RunOutcome:
     """The rerank pipeline over `source` (text items with `settings.query`, else query
-    items), records to `sink`; shared by the CLI and Python."""
+    items), records to `sink`; shared by the CLI and Python. `endpoints` are the job's
+    models (one model, maybe at several keys or base URLs)."""
+    endpoint = endpoints[0]
     assert isinstance(endpoint.model, RerankModel)
     adapter = rerank_adapter_for(endpoint.provider.rerank_format)
-    sender = await build_sender(job, endpoint, adapter.rate_limit_info, stats, stack)
+    sender = await build_sender(job, endpoints, adapter.rate_limit_info, stats, stack)
     reranker = Reranker(endpoint, sender, reuse, stats, job.limits.request_timeout)
     if settings.query is not None:
         ranker = DocumentRanker(reranker, settings.query)
@@ -437,10 +437,8 @@ async def run_rerank(
     manifest: dict[str, Any] | None = None,
 ) -> JobReport:
     """Rerank the job's input into its output; rerun to resume (and, with a query, sort)."""
-    entry = one_model(job, "rerank")
-    endpoint = resolve_rerank_endpoint(
-        entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env
-    )
+    endpoints = job_endpoints(job, "rerank")
+    endpoint = endpoints[0]
     check_settings(settings)
     check_cap(job, endpoint)
 
@@ -452,7 +450,7 @@ async def run_rerank(
         reuse: Reuse,
     ) -> Awaitable[RunOutcome]:
         return rerank_records(
-            source, sink, endpoint, settings, job, stats, stack, reuse=reuse, stop=stop
+            source, sink, endpoints, settings, job, stats, stack, reuse=reuse, stop=stop
         )
 
     single_query = settings.query is not None

@@ -3,22 +3,34 @@ transport, limits and spending cap; and what every batch request shares as an ex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
-from lm_deluge_cli.config import Job, ModelEntry
+from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.budget import SpendCap
 from lm_deluge_cli.engine.sender import Route, Sender
 from lm_deluge_cli.engine.setup import Transports, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers.retrieval import EmbeddingModel, RetrievalEndpoint
+from lm_deluge_cli.providers.retrieval import (
+    EmbeddingModel,
+    RetrievalEndpoint,
+    load_retrieval_registry,
+    resolve_embedding_endpoint,
+    resolve_rerank_endpoint,
+)
 from lm_deluge_cli.types import RateLimitInfo
 
-__all__ = ["BatchExchange", "RetrievalRoute", "build_sender", "check_cap", "one_model"]
+__all__ = [
+    "BatchExchange",
+    "RetrievalRoute",
+    "build_sender",
+    "check_cap",
+    "job_endpoints",
+]
 
 T = TypeVar("T")
 
@@ -53,15 +65,26 @@ class BatchExchange(Generic[T]):
         return None
 
 
-def one_model(job: Job, command: str) -> ModelEntry:
-    """The job's only model: vectors (or scores) of different models cannot be mixed."""
-    if len(job.models) != 1:
+def job_endpoints(job: Job, command: Literal["embed", "rerank"]) -> list[RetrievalEndpoint]:
+    """Each of the job's models resolved, their keys found.
+
+    Vectors (or scores) of different models cannot be mixed, so the models must be one
+    model, listed again only to fail over to another key, base URL or limits.
+    """
+    registry = load_retrieval_registry()
+    model_of = registry.embedding_model if command == "embed" else registry.rerank_model
+    if len({model_of(entry.name).id for entry in job.models}) > 1:
         names = ", ".join(m.name for m in job.models)
         raise ConfigError(
-            f"{command} takes exactly one model (-m), got {len(job.models)}: {names}; "
-            "vectors and scores from different models cannot be compared"
+            f"{command} takes exactly one model (-m), listed again only to fail over to "
+            f"another key, base URL or limits; got {len(job.models)}: {names}; vectors and "
+            "scores from different models cannot be compared"
         )
-    return job.models[0]
+    resolve = resolve_embedding_endpoint if command == "embed" else resolve_rerank_endpoint
+    return [
+        resolve(entry.name, base_url=entry.base_url, api_key_env=entry.api_key_env)
+        for entry in job.models
+    ]
 
 
 def check_cap(job: Job, endpoint: RetrievalEndpoint) -> None:
@@ -80,37 +103,44 @@ def check_cap(job: Job, endpoint: RetrievalEndpoint) -> None:
 
 async def build_sender(
     job: Job,
-    endpoint: RetrievalEndpoint,
+    endpoints: Sequence[RetrievalEndpoint],
     rate_limit_info: Callable[[Mapping[str, str]], RateLimitInfo],
     stats: RunStats,
     stack: AsyncExitStack,
 ) -> Sender[RetrievalRoute]:
-    """A sender within the job's limits and spending cap; the transport closes with
-    `stack`. What earlier runs on the output spent (stats.earlier_cost_usd) counts."""
-    entry = job.models[0]
+    """A sender to the job's models (`endpoints`, one per entry of job.models), within the
+    job's limits and spending cap; the transports close with `stack`. What earlier runs
+    on the output spent (stats.earlier_cost_usd) counts toward the cap."""
     limits = job.limits
     budget: SpendCap | None = None
     if limits.max_cost is not None:
-        check_cap(job, endpoint)
+        check_cap(job, endpoints[0])
         budget = SpendCap(limits.max_cost)
         budget.carry_over(stats.earlier_cost_usd)
         stats.max_cost_usd = limits.max_cost
         stats.spend_cap = budget
     stats.max_concurrent_requests = limits.max_concurrent_requests
     transports = Transports(limits.max_concurrent_requests, stack)
-    transport = transports.for_model(entry, endpoint.base_url, endpoint.model.wire_id)
     run_limiter = await run_limiter_for(limits, stack, limits.limiter, limits.limiter_key)
-    chain, describes, learner = model_limits(entry, limits, run_limiter, True, stats)
-    route = RetrievalRoute(
-        endpoint=endpoint,
-        reads_headers=rate_limit_info,
-        transport=transport,
-        limits=chain,
-        headers_describe=describes,
-        learner=learner,
-    )
+    # With one model, the provider's rate-limit headers describe the run's budget too.
+    single = len(endpoints) == 1
+    routes = []
+    for entry, endpoint in zip(job.models, endpoints, strict=True):
+        transport = transports.for_model(entry, endpoint.base_url, endpoint.model.wire_id)
+        chain, describes, learner = model_limits(entry, limits, run_limiter, single, stats)
+        routes.append(
+            RetrievalRoute(
+                endpoint=endpoint,
+                reads_headers=rate_limit_info,
+                transport=transport,
+                limits=chain,
+                headers_describe=describes,
+                weight=entry.weight,
+                learner=learner,
+            )
+        )
     return Sender(
-        [route],
+        routes,
         max_concurrent_requests=limits.max_concurrent_requests,
         max_attempts=limits.max_attempts,
         stats=stats,

@@ -4,6 +4,7 @@ a refused key and a stop mid-run, against the in-process mock and a loopback ser
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
@@ -285,6 +286,30 @@ def test_a_refused_key_is_fatal_and_stops_the_run(
     assert 0 < len(records) < 1_000
     assert all(r["status"] == "error" for r in records)
     assert any(r["error"]["status_code"] == 401 for r in records)
+    assert "sk-wrong" not in (tmp_path / "out.jsonl").read_text()
+
+
+def test_a_refused_key_moves_its_batches_to_the_same_model_at_another_key(
+    tmp_path: Path, loopback: Callable[..., Loopback], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = loopback(api_key=KEY)
+    monkeypatch.setenv("WRONG_KEY", "sk-wrong-0000000000000000")
+    monkeypatch.setenv("RIGHT_KEY", KEY)
+    ids = write_texts(tmp_path / "in.jsonl", 1_000)
+    built = make_job(tmp_path, OPENAI_MODEL, base_url=server.url, api_key_env="WRONG_KEY")
+    wrong = built.models[0]
+    right = dataclasses.replace(wrong, api_key_env="RIGHT_KEY")
+    built = dataclasses.replace(built, models=(wrong, right))
+    settings = EmbedSettings(dimensions=DIMENSIONS, batch_size=10)
+    report = run_sync(lambda: run_embed(built, settings))
+
+    assert report.exit_code == EXIT_OK, report.to_dict()
+    assert report.outcome.statistics.dead_models == (OPENAI_MODEL,)
+    records = by_id(read_records(tmp_path / "out.jsonl"))
+    assert set(records) == set(ids)
+    assert all(r["status"] == "ok" for r in records.values())
+    # Each batch refused once at most, then answered at the other key.
+    assert server.stats()["requests_seen"] <= 100 + 4
     assert "sk-wrong" not in (tmp_path / "out.jsonl").read_text()
 
 

@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from lm_deluge_cli.errors import EXIT_INTERRUPTED, EXIT_LINES_LEFT, EXIT_OK, EXIT_SOME_FAILED
+from lm_deluge_cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_LINES_LEFT,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    ConfigError,
+)
 from lm_deluge_cli.mock.formats import base_url
 from lm_deluge_cli.mock.wire import relevance_score
 from lm_deluge_cli.providers.retrieval import load_retrieval_registry
@@ -141,6 +147,41 @@ def test_the_spending_cap_stops_the_run_and_a_higher_cap_finishes_it(
     assert sorted(r["id"] for r in records) == sorted(f"q{n}" for n in range(20))
     assert sum(r["cost_usd"] for r in records) == pytest.approx(0.04)
     assert server.stats()["requests_seen"] == 20
+
+
+def test_a_refused_key_moves_its_queries_to_the_same_model_at_another_key(
+    tmp_path: Path, loopback: Callable[..., Loopback], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = loopback(api_key=KEY)
+    monkeypatch.setenv("WRONG_KEY", "co-wrong-0000000000000000")
+    monkeypatch.setenv("RIGHT_KEY", KEY)
+    documents = [document(i) for i in range(10)]
+    write_queries(tmp_path / "in.jsonl", [(f"subject {n}", documents) for n in range(40)])
+    url = base_url(server.root, "cohere")
+    built = make_job(tmp_path, "cohere:rerank-v3.5", base_url=url, api_key_env="WRONG_KEY")
+    wrong = built.models[0]
+    built = dataclasses.replace(
+        built, models=(wrong, dataclasses.replace(wrong, api_key_env="RIGHT_KEY"))
+    )
+    report = run_sync(lambda: run_rerank(built, RerankSettings()))
+
+    assert report.exit_code == EXIT_OK, report.to_dict()
+    assert report.outcome.statistics.dead_models == ("cohere:rerank-v3.5",)
+    records = read_records(tmp_path / "out.jsonl")
+    assert sorted(r["id"] for r in records) == sorted(f"q{n}" for n in range(40))
+    assert all(r["status"] == "ok" for r in records)
+    assert server.stats()["requests_seen"] <= 40 + 4
+    assert "co-wrong" not in (tmp_path / "out.jsonl").read_text()
+
+
+def test_different_models_cannot_be_mixed(tmp_path: Path) -> None:
+    write_texts(tmp_path / "in.jsonl", 3, text=document)
+    built = make_job(tmp_path, "mock:rerank")
+    other = dataclasses.replace(built.models[0], name="voyage:rerank-2.5")
+    built = dataclasses.replace(built, models=(built.models[0], other))
+    with pytest.raises(ConfigError, match="exactly one model"):
+        run_sync(lambda: run_rerank(built, RerankSettings(query=QUERY)))
+    assert not (tmp_path / "out.jsonl").exists()
 
 
 def write_queries(path: Path, queries: list[tuple[str, list[str]]]) -> None:
