@@ -234,8 +234,7 @@ async def run_pipeline(
                     max(grace_s, requester.request_timeout) if requester.cap_reached else grace_s
                 )
                 with anyio.move_on_after(grace):
-                    while stats.in_flight > 0:
-                        await anyio.sleep(0.05)
+                    await requester.sender.wait_idle()
                 if stats.in_flight:
                     log.warning(
                         "%d requests still in flight after %gs; abandoning them",

@@ -199,10 +199,19 @@ class Sender(Generic[R]):
         self.fatal: AllModelsDeadError | None = None
         # Set when the run stops: nothing more is sent; requests not sent raise Halted.
         self.halted = False
+        # Made by `wait_idle` and set when the last request in flight is answered.
+        self._idle: anyio.Event | None = None
 
     def halt(self) -> None:
         """Send nothing more; requests already sent still complete."""
         self.halted = True
+
+    async def wait_idle(self) -> None:
+        """Return once no request is in flight (at once when none is)."""
+        while self.stats.in_flight:
+            if self._idle is None:
+                self._idle = anyio.Event()
+            await self._idle.wait()
 
     @property
     def cap_reached(self) -> bool:
@@ -373,6 +382,9 @@ class Sender(Generic[R]):
                 raise
             finally:
                 stats.in_flight -= 1
+                if not stats.in_flight and self._idle is not None:
+                    self._idle.set()
+                    self._idle = None
                 if stats.slots_full_since is not None:
                     stats.slots_full_s += time.monotonic() - stats.slots_full_since
                     stats.slots_full_since = None

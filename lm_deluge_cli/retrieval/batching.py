@@ -210,8 +210,7 @@ async def run_batches(
                 reader_scope.cancel()
                 batcher_scope.cancel()
                 with anyio.move_on_after(grace_s):
-                    while stats.in_flight > 0:
-                        await anyio.sleep(0.05)
+                    await sender.wait_idle()
                 if stats.in_flight:
                     log.warning(
                         "%d requests still in flight after %gs; abandoning them",
