@@ -23,7 +23,7 @@ import anyio
 from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.reuse import Reuse
-from lm_deluge_cli.engine.sender import Outgoing, RequestFailedError, Sender
+from lm_deluge_cli.engine.sender import RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
@@ -51,7 +51,7 @@ from lm_deluge_cli.retrieval.senders import (
 )
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
-from lm_deluge_cli.types import HttpResponse
+from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = ["EmbedSettings", "embed_records", "run_embed"]
 
@@ -254,33 +254,24 @@ _HEADER = struct.Struct("<4sI")
 class _Embedding(BatchExchange[EmbedBatch]):
     """One batch of texts as an exchange of the sender."""
 
-    __slots__ = ("embedder", "estimate", "texts")
+    __slots__ = ("embedder", "texts")
 
     def __init__(self, embedder: Embedder, texts: list[str], estimate: int) -> None:
+        super().__init__(estimate, embedder.sender.budget is not None)
         self.embedder = embedder
         self.texts = texts
-        # The batch's input tokens as we count them (used when the provider reports none).
-        self.estimate = estimate
 
-    def outgoing(self, route: RetrievalRoute, attempt: int) -> Outgoing:
+    def request(self, route: RetrievalRoute) -> HttpRequest:
         embedder = self.embedder
-        request = embedder.adapter.build_request(
+        return embedder.adapter.build_request(
             route.endpoint, self.texts, embedder.options, embedder.request_timeout
         )
-        worst = 0.0
-        if embedder.sender.budget is not None:
-            worst = embedder.model.cost(self.estimate) or 0.0
-        return Outgoing(request, self.estimate, worst)
 
     def read(self, route: RetrievalRoute, response: HttpResponse) -> EmbedBatch:
         return self.embedder.adapter.parse_response(route.endpoint, response, len(self.texts))
 
-    def cost(self, route: RetrievalRoute, answer: EmbedBatch) -> float | None:
-        used = answer.input_tokens
-        return self.embedder.model.cost(self.estimate if used is None else used)
-
-    def used_tokens(self, route: RetrievalRoute, answer: EmbedBatch) -> int:
-        return answer.input_tokens or 0
+    def price(self, tokens: int, answer: EmbedBatch | None) -> float | None:
+        return self.embedder.model.cost(tokens)
 
 
 def _encode_vector(vector: list[float], tokens: int) -> bytes:

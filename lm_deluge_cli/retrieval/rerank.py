@@ -28,7 +28,7 @@ import orjson
 from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.reuse import Reuse
-from lm_deluge_cli.engine.sender import Outgoing, RequestFailedError, Sender
+from lm_deluge_cli.engine.sender import RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
@@ -57,7 +57,7 @@ from lm_deluge_cli.retrieval.senders import (
 )
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
-from lm_deluge_cli.types import HttpResponse
+from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = ["RerankSettings", "run_rerank", "sort_ranked"]
 
@@ -140,44 +140,32 @@ class Reranker:
 class _Scoring(BatchExchange[RerankBatch]):
     """One query's documents as an exchange of the sender."""
 
-    __slots__ = ("documents", "estimate", "query", "reranker")
+    __slots__ = ("documents", "query", "reranker")
 
     def __init__(
         self, reranker: Reranker, query: str, documents: Sequence[str], estimate: int
     ) -> None:
+        super().__init__(estimate, reranker.sender.budget is not None)
         self.reranker = reranker
         self.query = query
         self.documents = documents
-        # The request's input tokens as we count them (used when the provider reports none).
-        self.estimate = estimate
 
-    def outgoing(self, route: RetrievalRoute, attempt: int) -> Outgoing:
+    def request(self, route: RetrievalRoute) -> HttpRequest:
         reranker = self.reranker
-        request = reranker.adapter.build_request(
+        return reranker.adapter.build_request(
             route.endpoint, self.query, self.documents, reranker.request_timeout
         )
-        worst = 0.0
-        if reranker.sender.budget is not None:
-            worst = reranker.model.cost(self.estimate, self._units(None)) or 0.0
-        return Outgoing(request, self.estimate, worst)
 
     def read(self, route: RetrievalRoute, response: HttpResponse) -> RerankBatch:
         return self.reranker.adapter.parse_response(route.endpoint, response, len(self.documents))
 
-    def cost(self, route: RetrievalRoute, answer: RerankBatch) -> float | None:
-        used = answer.input_tokens
-        units = self._units(answer.search_units)
-        return self.reranker.model.cost(self.estimate if used is None else used, units)
-
-    def used_tokens(self, route: RetrievalRoute, answer: RerankBatch) -> int:
-        return answer.input_tokens or 0
-
-    def _units(self, reported: int | None) -> int | None:
-        """The search units billed: as reported, else one per 100 documents where the
-        model is priced by them."""
-        if reported is None and self.reranker.model.per_search_usd is not None:
-            return -(-len(self.documents) // 100)
-        return reported
+    def price(self, tokens: int, answer: RerankBatch | None) -> float | None:
+        # The search units billed: as reported, else one per 100 documents where the model
+        # is priced by them.
+        units = answer.search_units if answer is not None else None
+        if units is None and self.reranker.model.per_search_usd is not None:
+            units = -(-len(self.documents) // 100)
+        return self.reranker.model.cost(tokens, units)
 
 
 def _decode_score(raw: bytes) -> float:

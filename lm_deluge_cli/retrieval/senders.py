@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.budget import SpendCap
-from lm_deluge_cli.engine.sender import Route, Sender
+from lm_deluge_cli.engine.sender import Outgoing, Route, Sender
 from lm_deluge_cli.engine.setup import Transports, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission
@@ -22,7 +22,7 @@ from lm_deluge_cli.providers.retrieval import (
     resolve_embedding_endpoint,
     resolve_rerank_endpoint,
 )
-from lm_deluge_cli.types import RateLimitInfo
+from lm_deluge_cli.types import HttpRequest, RateLimitInfo
 
 __all__ = [
     "BatchExchange",
@@ -31,8 +31,6 @@ __all__ = [
     "check_cap",
     "job_endpoints",
 ]
-
-T = TypeVar("T")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -54,14 +52,52 @@ class RetrievalRoute(Route):
         return self.reads_headers(headers)
 
 
-class BatchExchange(Generic[T]):
-    """What embedding and rerank requests share as exchanges of the sender: no prompt-cache
-    warm-up, and nothing to check once an answer is read."""
+class Counted(Protocol):
+    """An answer that may report the input tokens it was billed for."""
+
+    @property
+    def input_tokens(self) -> int | None: ...
+
+
+A = TypeVar("A", bound=Counted)
+
+
+class BatchExchange(Generic[A]):
+    """What embedding and rerank requests share as exchanges of the sender: the limiter is
+    charged our count of the input (`estimate`), replaced by the provider's where it
+    reports one; the spending cap reserves that count's price; no prompt-cache warm-up,
+    and nothing to check once an answer is read. A subclass says how to build the request
+    (`request`), read the answer (`read`) and price it (`price`)."""
+
+    __slots__ = ("budgeted", "estimate")
+
+    def __init__(self, estimate: int, budgeted: bool) -> None:
+        self.estimate = estimate
+        # Whether the run has a spending cap: only then is the worst case priced.
+        self.budgeted = budgeted
+
+    def request(self, route: RetrievalRoute) -> HttpRequest:
+        raise NotImplementedError
+
+    def price(self, tokens: int, answer: A | None) -> float | None:
+        """What `tokens` of input cost, with what `answer` reports (None: before it)."""
+        raise NotImplementedError
+
+    def outgoing(self, route: RetrievalRoute, attempt: int) -> Outgoing:
+        worst = (self.price(self.estimate, None) or 0.0) if self.budgeted else 0.0
+        return Outgoing(self.request(route), self.estimate, worst)
 
     def admit(self, route: RetrievalRoute) -> AbstractAsyncContextManager[Admission]:
         return nullcontext(Admission())
 
-    def check(self, route: RetrievalRoute, answer: T, status: int) -> None:
+    def cost(self, route: RetrievalRoute, answer: A) -> float | None:
+        used = answer.input_tokens
+        return self.price(self.estimate if used is None else used, answer)
+
+    def used_tokens(self, route: RetrievalRoute, answer: A) -> int:
+        return answer.input_tokens or 0
+
+    def check(self, route: RetrievalRoute, answer: A, status: int) -> None:
         return None
 
 
