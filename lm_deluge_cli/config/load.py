@@ -32,7 +32,6 @@ from lm_deluge_cli.config.requests import (
 )
 from lm_deluge_cli.errors import ConfigError, InvalidValueError
 from lm_deluge_cli.io.shard import Shard, parse_shard
-from lm_deluge_cli.sampling import check_sampling_value
 from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
 
 __all__ = ["load_job", "parse_model_flag", "validate_sampling"]
@@ -128,16 +127,7 @@ def load_job(
         raise ConfigError("no model: give -m PROVIDER:MODEL, or add a [[models]] entry to the job")
 
     limits = parse_limits(data.get("limits", {}), where, overrides)
-    sampling_data = table_of(data.get("sampling", {}), where, "sampling")
-    sampling_overrides = validate_sampling(sampling_data, f"{where}: sampling", base_dir)
-    for name in SAMPLING_FIELDS:
-        # Only some sampling fields have a flag (stop and json_schema live in files).
-        value = getattr(overrides, name, None)
-        if value is not None:
-            try:
-                sampling_overrides[name] = check_sampling_value(name, value)
-            except ValueError as exc:
-                raise ConfigError(f"--{name.replace('_', '-')} {exc}") from None
+    sampling, sampling_set = _sampling(data, where, overrides, base_dir)
     registry_entries = data.get("registry", [])
     if not isinstance(registry_entries, list) or not all(
         isinstance(e, dict) for e in registry_entries
@@ -155,7 +145,7 @@ def load_job(
             output=output_path,
             models=models,
             limits=limits,
-            sampling=SamplingParams().merged(sampling_overrides),
+            sampling=sampling,
             retry_other_model=_given(overrides.retry_other_model, data, "retry_other_model", False),
             fsync=_given(overrides.fsync, data, "fsync", DEFAULT_FSYNC),
             job_file=job_file,
@@ -163,7 +153,7 @@ def load_job(
             cache=cache,
             shard=shard,
             files_root=files_root,
-            sampling_set=frozenset(sampling_overrides),
+            sampling_set=sampling_set,
             requests=requests,
             prompt_cache=prompt_cache,
             prompt_cache_warmup_s=prompt_cache_warmup(data, overrides, prompt_cache),
@@ -172,6 +162,28 @@ def load_job(
         )
     except InvalidValueError as exc:
         raise _name_by_source(exc, _JOB_SOURCES, overrides, f"{where}: ") from None
+
+
+def _sampling(
+    data: Mapping[str, Any], where: str, overrides: JobOverrides, base_dir: Path
+) -> tuple[SamplingParams, frozenset[str]]:
+    """The job's [sampling] with the sampling flags over it (SamplingParams checks them),
+    and the fields either set."""
+    table = table_of(data.get("sampling", {}), where, "sampling")
+    check_keys(table, SAMPLING_FIELDS, f"{where}: sampling", "")
+    values = dict(table)
+    schema = values.get("json_schema")
+    if isinstance(schema, str):
+        values["json_schema"] = read_schema(base_dir / schema, f"{where}: sampling.json_schema")
+    # Only some sampling fields have a flag (stop and json_schema live in files).
+    flagged = {name for name in SAMPLING_FIELDS if getattr(overrides, name, None) is not None}
+    values.update((name, getattr(overrides, name)) for name in flagged)
+    try:
+        return SamplingParams(**values), frozenset(values)
+    except InvalidValueError as exc:
+        if exc.field in flagged:
+            raise exc.at("--" + exc.field.replace("_", "-")) from None
+        raise exc.at(f"{where}: sampling.{exc.field}") from None
 
 
 def _given(flag: Any, data: Mapping[str, Any], key: str, default: Any) -> Any:
