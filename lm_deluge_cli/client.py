@@ -22,7 +22,9 @@ from lm_deluge_cli.config import (
     Limits,
     ModelEntry,
 )
+from lm_deluge_cli.config.checks import check_positive_int
 from lm_deluge_cli.config.endpoints import resolve_endpoints
+from lm_deluge_cli.config.fields import check_warmup
 from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
@@ -30,7 +32,7 @@ from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.task import Answered
-from lm_deluge_cli.errors import ConfigError, NotRunError
+from lm_deluge_cli.errors import ConfigError, InvalidValueError, NotRunError
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.progress import make_view, watched
 from lm_deluge_cli.tool_use.definitions import ToolDefinitionError, check_tool_choice
@@ -121,17 +123,10 @@ class LLMClient:
         weights = list(weights) if weights is not None else [1.0] * len(names)
         if len(weights) != len(names):
             raise ConfigError(f"got {len(names)} models but {len(weights)} weights")
-        self.models = tuple(
-            ModelEntry(name=n, weight=float(w)) for n, w in zip(names, weights, strict=True)
-        )
-        for value, name in (
-            (max_concurrent_requests, "max_concurrent_requests"),
-            (max_attempts, "max_attempts"),
-            (request_timeout, "request_timeout"),
-        ):
-            if not value > 0:
-                raise ConfigError(f"{name} must be positive, got {value!r}")
-        # As on the command line, 0 (or None) means no rate limit.
+        pairs = zip(names, weights, strict=True)
+        self.models = tuple(_entry(i, name, weight) for i, (name, weight) in enumerate(pairs))
+        # As on the command line, 0 (or None) means no rate limit. Limits checks the rest,
+        # with the job file's messages (`max_attempts must be a positive integer, got 0`).
         self.limits = Limits(
             max_requests_per_minute=max_requests_per_minute or None,
             max_tokens_per_minute=max_tokens_per_minute or None,
@@ -145,7 +140,7 @@ class LLMClient:
         # A result cache (a directory, a .sqlite file, leveldb:…, redis://…, memory:), or
         # an open Cache object shared by every call; None: no cache. Identical prompts in
         # one call share one request either way (unless dedupe is False).
-        self.cache = _cache_config(cache)
+        self.cache = CacheConfig.given(cache)
         # Tools (Tool objects, typed functions or definitions) for prompts without their own.
         self.tools = tuple(as_tool(tool) for tool in tools or ())
         self.defaults = _defaults(self.tools, tool_choice)
@@ -153,9 +148,7 @@ class LLMClient:
         # Seconds a request waits for the first one sharing its cached prefix (0: none).
         if prompt_cache_warmup is None:
             prompt_cache_warmup = DEFAULT_PROMPT_CACHE_WARMUP_S if self.prompt_cache else 0.0
-        if not prompt_cache_warmup >= 0:
-            raise ConfigError(f"prompt_cache_warmup must be >= 0, got {prompt_cache_warmup!r}")
-        self.prompt_cache_warmup = prompt_cache_warmup
+        self.prompt_cache_warmup = check_warmup(prompt_cache_warmup, "prompt_cache_warmup")
         self.dedupe = dedupe
 
     @classmethod
@@ -269,8 +262,7 @@ class LLMClient:
         With a cache (``LLMClient(cache=…)``) every round's answer is stored, so a run
         started again after a crash pays only for rounds it had not been answered.
         """
-        if max_rounds < 1:
-            raise ConfigError(f"max_rounds must be at least 1, got {max_rounds}")
+        check_positive_int(max_rounds, "max_rounds")
         chosen = tuple(as_tool(t) for t in tools) if tools is not None else self.tools
         if not chosen:
             raise ConfigError(
@@ -350,21 +342,12 @@ async def _prompts(prompts: Sequence[PromptInput]) -> AsyncIterator[Prompt | Bad
         yield parse_line(line, orjson.dumps({"id": index, **raw}))
 
 
-def _cache_config(cache: str | os.PathLike[str] | Cache | None) -> CacheConfig:
-    """The cache a client's calls use. A spec is opened and closed by each call (so a
-    ``memory:`` cache lasts one call); a Cache object, such as ``MemoryCache()``, is
-    shared by every call of every client given it, and never closed by them."""
-    if cache is None:
-        return CacheConfig(enabled=False)
-    if isinstance(cache, str | os.PathLike):
-        return CacheConfig(location=os.fspath(cache))
-    if not all(callable(getattr(cache, name, None)) for name in ("get", "set")):
-        raise ConfigError(
-            f"cache must be a cache location (a path, leveldb:PATH, redis://…, memory:) or "
-            f"an object with async get and set methods, such as MemoryCache(); got "
-            f"{type(cache).__name__}"
-        )
-    return CacheConfig(backend=cache)
+def _entry(index: int, name: str, weight: float) -> ModelEntry:
+    """The model entry for ``models[index]``; a name or weight it refuses is named so."""
+    try:
+        return ModelEntry(name=name, weight=weight)
+    except InvalidValueError as exc:
+        raise exc.at(f"models[{index}]" if exc.field == "name" else f"weights[{index}]") from None
 
 
 def _defaults(tools: Sequence[Tool], tool_choice: str | None) -> RequestDefaults:

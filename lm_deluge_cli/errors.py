@@ -3,6 +3,7 @@
     LMDelugeError
     ├── UsageError ······················ exit 2: bad flags, job file or input path
     │   ├── ConfigError                   a key or value in the job is wrong
+    │   │   └── InvalidValueError         …refused by the value's own check (Limits, Job, …)
     │   ├── MissingAPIKeyError            the key's environment variable is not set
     │   └── OutputLockedError             another run is writing the same output
     ├── OutputWriteError ················ exit 2: the output cannot be written (disk full, …)
@@ -73,6 +74,7 @@ __all__ = [
     "EmptyAnswerError",
     "FatalProviderError",
     "InternalServerError",
+    "InvalidValueError",
     "LMDelugeError",
     "MissingAPIKeyError",
     "MissingCredentialsError",
@@ -118,6 +120,24 @@ class UsageError(LMDelugeError):
 
 class ConfigError(UsageError):
     """A key or value in the job (file or flags) is wrong; the message names it."""
+
+
+class InvalidValueError(ConfigError):
+    """A config value (`Limits`, `Job`, …) refused one of its fields in its constructor.
+
+    `field` is the field as the value names it (``max_attempts``, ``sampling.top_p``) and
+    `problem` the rest of the message (``must be a positive integer, got 0``). Code that
+    knows where the field came from names it so with `at`: a job file's key, a flag.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field} {problem}")
+
+    def at(self, label: str) -> ConfigError:
+        """The same error, naming the field as `label` (``job.toml: limits.max_attempts``)."""
+        return ConfigError(f"{label} {self.problem}")
 
 
 class MissingAPIKeyError(UsageError):

@@ -1,5 +1,5 @@
 """The shared vocabulary: prompts in, answers and results out. Values only: no I/O, and no
-logic beyond merging and reading their own fields."""
+logic beyond checking, merging and reading their own fields."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+
+from lm_deluge_cli.errors import InvalidValueError
+from lm_deluge_cli.sampling import check_sampling_value
 
 __all__ = [
     "FINISH_REASONS",
@@ -71,8 +74,20 @@ class SamplingParams:
     # adapter that cannot return several sends one request per sample and ignores it.
     samples: int = 1
 
+    def __post_init__(self) -> None:
+        # Checked as a job file's [sampling] is, whoever made the value; each field kept as
+        # the check leaves it (numbers as floats, stop as a tuple).
+        for name in SAMPLING_FIELDS:
+            value = getattr(self, name)
+            try:
+                checked = check_sampling_value(name, value)
+            except ValueError as exc:
+                raise InvalidValueError(name, str(exc)) from None
+            if checked is not value:
+                object.__setattr__(self, name, checked)
+
     def merged(self, overrides: Mapping[str, Any] | None) -> SamplingParams:
-        """A copy with the given fields replaced (already validated by the caller)."""
+        """A copy with the given fields replaced (and checked, as any SamplingParams is)."""
         if not overrides:
             return self
         return dataclasses.replace(self, **overrides)

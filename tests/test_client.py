@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image as PILImage
 
 import lm_deluge_cli
 from lm_deluge_cli import LLMClient, SamplingParams
+from lm_deluge_cli.config import load_job
 from lm_deluge_cli.conversation import Conversation, Message, Text
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
 from lm_deluge_cli.mock.simulator import mock_completion
+
+from .job_files import MINIMAL
 
 
 def test_public_names_are_exported() -> None:
@@ -63,6 +67,60 @@ def test_missing_key_and_bad_arguments() -> None:
         LLMClient(["mock:fast"], weights=[1, 2])
     with pytest.raises(ConfigError, match="max_concurrent_requests"):
         LLMClient("mock:fast", max_concurrent_requests=0)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "toml"),
+    [
+        ("max_attempts", 0, "0"),
+        ("max_concurrent_requests", 2.5, "2.5"),
+        ("request_timeout", -1.0, "-1.0"),
+        ("max_requests_per_minute", -5.0, None),
+    ],
+)
+def test_bad_limits_get_the_job_files_message_minus_its_place(
+    tmp_path: Path, argument: str, value: Any, toml: str | None
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        LLMClient("mock:fast", **{argument: value})
+    if argument == "max_requests_per_minute":
+        # Only the way to say "no limit" differs: None here, "unlimited" in a file.
+        assert str(info.value) == (
+            'max_requests_per_minute must be a positive number per minute, "auto" or None '
+            "for unlimited, got -5.0"
+        )
+        return
+    job_file = tmp_path / "job.toml"
+    job_file.write_text(f"{MINIMAL}[limits]\n{argument} = {toml}\n")
+    with pytest.raises(ConfigError) as from_file:
+        load_job(job_file)
+    assert str(from_file.value) == f"{job_file}: limits.{info.value}"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"weights": [1, 0]}, "weights[1] must be a positive number, got 0"),
+        ({"models": ["mock:fast", ""]}, 'models[1] is required, e.g. "openai:gpt-4.1-mini"'),
+        ({"prompt_cache_warmup": -1}, "prompt_cache_warmup must be a number of seconds"),
+        ({"cache": ""}, "cache must be a directory, a .sqlite file or a URL"),
+    ],
+)
+def test_other_bad_arguments_are_named(kwargs: dict[str, Any], message: str) -> None:
+    kwargs = {"models": ["mock:fast", "mock:other"], **kwargs}
+    with pytest.raises(ConfigError) as info:
+        LLMClient(**kwargs)
+    assert str(info.value).startswith(message)
+
+
+def test_max_rounds_is_checked_as_in_a_job() -> None:
+    with pytest.raises(ConfigError, match=r"^max_rounds must be a positive integer, got 0$"):
+        LLMClient("mock:fast").run_agent_loops(["x"], tools=[_tool], max_rounds=0)
+
+
+def _tool(city: str) -> str:
+    """A tool for the agent loop's argument check."""
+    return city
 
 
 def test_zero_rates_mean_unlimited() -> None:

@@ -375,10 +375,10 @@ def test_parse_model_flag(value: str, name: str, weight: float) -> None:
         ("=2", "give a model name"),
         ("gpt-4o=", "must be a number"),
         ("gpt-4o=two", "must be a number"),
-        ("gpt-4o=0", "must be positive"),
-        ("gpt-4o=-1", "must be positive"),
-        ("gpt-4o=nan", "must be positive"),
-        ("gpt-4o=inf", "must be positive"),
+        ("gpt-4o=0", "weight must be a positive number"),
+        ("gpt-4o=-1", "weight must be a positive number"),
+        ("gpt-4o=nan", "weight must be a positive number"),
+        ("gpt-4o=inf", "weight must be a positive number"),
     ],
 )
 def test_parse_model_flag_errors(value: str, fragment: str) -> None:

@@ -32,7 +32,7 @@ def test_file_rates(tmp_path: Path, toml_value: str, expected: float | None) -> 
 @pytest.mark.parametrize(
     ("toml_value", "shown"),
     [("0", "0"), ("-5", "-5"), ("inf", "inf"), ("nan", "nan"), ('"none"', "'none'"),
-     ("true", "True"), ('"Unlimited"', "'Unlimited'")],
+     ("true", "got true"), ('"Unlimited"', "'Unlimited'")],
 )  # fmt: skip
 def test_bad_file_rates_name_the_key(tmp_path: Path, toml_value: str, shown: str) -> None:
     for section, key in (

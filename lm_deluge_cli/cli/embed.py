@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from lm_deluge_cli.cli import options
-from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute, job_overrides
-from lm_deluge_cli.config import load_job
+from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute
+from lm_deluge_cli.config import JobOverrides, load_job
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 
 __all__ = ["embed"]
@@ -70,7 +70,25 @@ def embed(
 ) -> None:
     """Embed texts: each {"id", "text"} line gets one record with its "embedding"; many texts
     go in each request; rerun to resume, and vectors seen before come from the cache."""
-    overrides = job_overrides(locals())
+    overrides = JobOverrides(
+        input=input,
+        output=output,
+        models=model or (),
+        max_requests_per_minute=max_requests_per_minute,
+        max_tokens_per_minute=max_tokens_per_minute,
+        max_concurrent_requests=max_concurrent_requests,
+        max_attempts=max_attempts,
+        request_timeout=request_timeout,
+        limiter=limiter,
+        limiter_key=limiter_key,
+        fsync=fsync,
+        shard=shard,
+        cache=cache,
+        no_cache=no_cache,
+        cache_read_only=cache_read_only,
+        refresh_cache=refresh_cache,
+        cache_ttl=cache_ttl,
+    )
     configure_logging(verbose=verbose, quiet=quiet)
     job = load_job(job_file, overrides)
     settings = EmbedSettings(dimensions=dimensions, input_type=input_type, batch_size=batch_size)

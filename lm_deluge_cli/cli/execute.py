@@ -7,10 +7,10 @@ import logging
 import shlex
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 import anyio
 import orjson
@@ -19,7 +19,7 @@ from rich.console import Console
 
 from lm_deluge_cli.cli.gc_tuning import fewer_collections
 from lm_deluge_cli.cli.stop_signals import STOP_SIGNALS, exit_on_signal, restore
-from lm_deluge_cli.config import STDIO, Job, JobOverrides
+from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.engine import learning
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.engine.task import Task
@@ -33,14 +33,11 @@ __all__ = [
     "ToolSummary",
     "configure_logging",
     "execute",
-    "job_overrides",
     "stdout_for",
 ]
 
 # A command's own way to run a job (embed, rerank): called with fresh, view, stop, manifest.
 Runner = Callable[..., Awaitable[JobReport]]
-
-_OVERRIDE_FIELDS = tuple(f.name for f in fields(JobOverrides))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +56,6 @@ def stdout_for(what: str, instead: str) -> TextIO:
     if sys.stdout is None:
         raise OutputWriteError(f"cannot print {what}: stdout is closed; {instead}")
     return sys.stdout
-
-
-def job_overrides(flags: Mapping[str, Any]) -> JobOverrides:
-    """The JobOverrides a command's parameters give (pass ``locals()`` at its top): each
-    parameter named like a JobOverrides field sets it; ``model`` sets ``models``."""
-    values = {name: flags[name] for name in _OVERRIDE_FIELDS if name in flags}
-    values["models"] = flags.get("model") or ()
-    return JobOverrides(**values)
 
 
 def configure_logging(*, verbose: bool, quiet: bool) -> None:

@@ -1,8 +1,8 @@
 """The options `run` and the toolkit commands share, declared once as `Annotated` aliases.
 
-A command lists the ones it takes (``max_attempts: options.MaxAttempts = None``); their
-values become a `JobOverrides` in `execute.job_overrides`, so a parameter here is named
-like the JobOverrides field it sets (``model`` for ``models``).
+A command lists the ones it takes (``max_attempts: options.MaxAttempts = None``) and hands
+each one that sets a job value to its `JobOverrides` by name (``max_attempts=max_attempts``,
+``models=model or ()``): a flag left out of that call is caught by tests/cli/test_options.py.
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import fields
@@ -12,32 +10,28 @@ from typing import Any
 
 from lm_deluge_cli.config.checks import (
     check_keys,
-    is_number,
+    check_sampling,
     opt_str,
     read_schema,
     table_of,
-    unknown_key,
 )
 from lm_deluge_cli.config.fields import (
     DEFAULT_FSYNC,
-    FSYNC_POLICIES,
     STDIO,
     CacheConfig,
     Job,
     JobOverrides,
     ModelEntry,
 )
-from lm_deluge_cli.config.limits import parse_limits, parse_rate
+from lm_deluge_cli.config.limits import FILE_UNLIMITED, file_rate, name_refused, parse_limits
 from lm_deluge_cli.config.requests import (
     agent_fields,
-    dedupe_of,
     prompt_cache_of,
     prompt_cache_warmup,
     request_defaults,
 )
-from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.errors import ConfigError, InvalidValueError
 from lm_deluge_cli.io.shard import Shard, parse_shard
-from lm_deluge_cli.sampling import check_sampling_value
 from lm_deluge_cli.types import SAMPLING_FIELDS, SamplingParams
 
 __all__ = ["load_job", "parse_model_flag", "validate_sampling"]
@@ -65,11 +59,26 @@ _TOP_KEYS = (
     "prompt_cache_warmup",
 )
 
-_CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
-
 _MODEL_KEYS = tuple(f.name for f in fields(ModelEntry))
 
-_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+# Job fields a flag or the top of the job file sets: the flag's JobOverrides field, and the
+# file's key (how a value the Job refuses is named).
+_JOB_SOURCES = {
+    "retry_other_model": ("retry_other_model", "retry_other_model"),
+    "fsync": ("fsync", "fsync"),
+    "dedupe": ("no_dedupe", "dedupe"),
+    "prompt_cache_warmup_s": ("prompt_cache_warmup", "prompt_cache_warmup"),
+    "max_rounds": ("max_rounds", "max_rounds"),
+}
+# CacheConfig's fields likewise: their flags, and their keys in the file's [cache] table.
+_CACHE_SOURCES = {
+    "enabled": ("no_cache", "enabled"),
+    "read_only": ("cache_read_only", "read_only"),
+    "refresh": ("refresh_cache", "refresh"),
+    "location": ("cache", "path"),
+    "ttl_s": ("cache_ttl", "ttl"),
+}
+_CACHE_KEYS = ("enabled", "path", "read_only", "refresh", "ttl")
 
 
 def load_job(
@@ -118,91 +127,106 @@ def load_job(
         raise ConfigError("no model: give -m PROVIDER:MODEL, or add a [[models]] entry to the job")
 
     limits = parse_limits(data.get("limits", {}), where, overrides)
-    sampling_data = table_of(data.get("sampling", {}), where, "sampling")
-    sampling_overrides = validate_sampling(sampling_data, f"{where}: sampling", base_dir)
-    for name in SAMPLING_FIELDS:
-        # Only some sampling fields have a flag (stop and json_schema live in files).
-        value = getattr(overrides, name, None)
-        if value is not None:
-            try:
-                sampling_overrides[name] = check_sampling_value(name, value)
-            except ValueError as exc:
-                raise ConfigError(f"--{name.replace('_', '-')} {exc}") from None
-    retry_other = data.get("retry_other_model", False)
-    if overrides.retry_other_model is not None:
-        retry_other = overrides.retry_other_model
-    if not isinstance(retry_other, bool):
-        raise ConfigError(f"{where}: retry_other_model must be true or false")
-    fsync = overrides.fsync or data.get("fsync", DEFAULT_FSYNC)
-    if fsync not in FSYNC_POLICIES:
-        raise ConfigError(f"{where}: fsync must be one of {', '.join(FSYNC_POLICIES)}")
+    sampling, sampling_set = _sampling(data, where, overrides, base_dir)
     registry_entries = data.get("registry", [])
     if not isinstance(registry_entries, list) or not all(
         isinstance(e, dict) for e in registry_entries
     ):
         raise ConfigError(f"{where}: registry must be a list of [[registry]] tables")
     prompt_cache = prompt_cache_of(data, where, overrides)
-    job = Job(
-        input=input_path,
-        output=output_path,
-        models=models,
-        limits=limits,
-        sampling=SamplingParams().merged(sampling_overrides),
-        retry_other_model=retry_other,
-        fsync=fsync,
-        job_file=job_file,
-        registry=tuple(registry_entries),
-        cache=_cache(data.get("cache", {}), where, overrides, base_dir),
-        shard=_shard(overrides.shard, data.get("shard"), where),
-        files_root=_files_root(overrides.files_root, data.get("files_root"), where, base_dir),
-        sampling_set=frozenset(sampling_overrides),
-        requests=request_defaults(data, where, overrides.tool_choice, base_dir),
-        prompt_cache=prompt_cache,
-        prompt_cache_warmup_s=prompt_cache_warmup(data, where, overrides, prompt_cache),
-        dedupe=dedupe_of(data, where, overrides),
-        **agent_fields(data, where, overrides, base_dir),
-    )
-    # Checked now, so a bad entry is a usage error before anything else happens.
-    job.model_registry()
-    return job
+    cache = _cache(data.get("cache", {}), where, overrides, base_dir)
+    shard = _shard(overrides.shard, data.get("shard"), where)
+    files_root = _files_root(overrides.files_root, data.get("files_root"), where, base_dir)
+    requests = request_defaults(data, where, overrides.tool_choice, base_dir)
+    agent = agent_fields(data, where, overrides, base_dir)
+    try:
+        return Job(
+            input=input_path,
+            output=output_path,
+            models=models,
+            limits=limits,
+            sampling=sampling,
+            retry_other_model=_given(overrides.retry_other_model, data, "retry_other_model", False),
+            fsync=_given(overrides.fsync, data, "fsync", DEFAULT_FSYNC),
+            job_file=job_file,
+            registry=tuple(registry_entries),
+            cache=cache,
+            shard=shard,
+            files_root=files_root,
+            sampling_set=sampling_set,
+            requests=requests,
+            prompt_cache=prompt_cache,
+            prompt_cache_warmup_s=prompt_cache_warmup(data, overrides, prompt_cache),
+            dedupe=False if overrides.no_dedupe else data.get("dedupe", True),
+            **agent,
+        )
+    except InvalidValueError as exc:
+        raise _name_by_source(exc, _JOB_SOURCES, overrides, f"{where}: ") from None
+
+
+def _sampling(
+    data: Mapping[str, Any], where: str, overrides: JobOverrides, base_dir: Path
+) -> tuple[SamplingParams, frozenset[str]]:
+    """The job's [sampling] with the sampling flags over it (SamplingParams checks them),
+    and the fields either set."""
+    table = table_of(data.get("sampling", {}), where, "sampling")
+    check_keys(table, SAMPLING_FIELDS, f"{where}: sampling", "")
+    values = dict(table)
+    schema = values.get("json_schema")
+    if isinstance(schema, str):
+        values["json_schema"] = read_schema(base_dir / schema, f"{where}: sampling.json_schema")
+    # Only some sampling fields have a flag (stop and json_schema live in files).
+    flagged = {name for name in SAMPLING_FIELDS if getattr(overrides, name, None) is not None}
+    values.update((name, getattr(overrides, name)) for name in flagged)
+    try:
+        return SamplingParams(**values), frozenset(values)
+    except InvalidValueError as exc:
+        if exc.field in flagged:
+            raise exc.at("--" + exc.field.replace("_", "-")) from None
+        raise exc.at(f"{where}: sampling.{exc.field}") from None
+
+
+def _given(flag: Any, data: Mapping[str, Any], key: str, default: Any) -> Any:
+    """The flag's value if it was given, else the job file's, else `default`."""
+    return flag if flag is not None else data.get(key, default)
+
+
+def _name_by_source(
+    exc: InvalidValueError,
+    sources: Mapping[str, tuple[str, str]],
+    overrides: JobOverrides,
+    file_prefix: str,
+) -> ConfigError:
+    """`exc` naming its field as the flag that gave it, else as the job file's key after
+    `file_prefix` (`sources`: each field's JobOverrides field and file key)."""
+    if exc.field not in sources:
+        return exc
+    flag, key = sources[exc.field]
+    if getattr(overrides, flag) is not None:
+        return exc.at("--" + flag.replace("_", "-"))
+    return exc.at(file_prefix + key)
 
 
 def _cache(raw: Any, where: str, overrides: JobOverrides, base_dir: Path) -> CacheConfig:
     table = table_of(raw, where, "cache")
     check_keys(table, _CACHE_KEYS, where, "cache.")
+    values = {name: table[key] for name, (_, key) in _CACHE_SOURCES.items() if key in table}
+    path = values.get("location")
+    # A path in the job file is relative to it; a URL or memory: is not a path.
+    if isinstance(path, str) and path and not _is_cache_url(path):
+        values["location"] = str(base_dir / Path(path).expanduser())
     flags = {
         "enabled": None if overrides.no_cache is None else not overrides.no_cache,
         "read_only": overrides.cache_read_only,
         "refresh": overrides.refresh_cache,
+        "location": overrides.cache,
+        "ttl_s": overrides.cache_ttl,
     }
-    values: dict[str, bool] = {}
-    for key, flag in flags.items():
-        value = table.get(key, key == "enabled") if flag is None else flag
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: cache.{key} must be true or false")
-        values[key] = value
-    location = overrides.cache
-    if location is None:
-        path = table.get("path")
-        if path is not None and (not isinstance(path, str) or not path):
-            raise ConfigError(f"{where}: cache.path must be a directory, a .sqlite file or a URL")
-        # A path in the job file is relative to it; a URL or memory: is not a path.
-        if path is not None and not _is_cache_url(path):
-            path = str(base_dir / Path(path).expanduser())
-        location = path
-    ttl = overrides.cache_ttl if overrides.cache_ttl is not None else table.get("ttl")
-    if ttl is not None and (not is_number(ttl) or not 0 < ttl < math.inf):
-        name = "--cache-ttl" if overrides.cache_ttl is not None else f"{where}: cache.ttl"
-        raise ConfigError(f"{name} must be a positive number of seconds, got {ttl!r}")
-    if values["read_only"] and values["refresh"]:
-        raise ConfigError(f"{where}: cache: read_only and refresh cannot both be set")
-    return CacheConfig(
-        enabled=values["enabled"],
-        location=location,
-        read_only=values["read_only"],
-        refresh=values["refresh"],
-        ttl_s=None if ttl is None else float(ttl),
-    )
+    values.update((name, flag) for name, flag in flags.items() if flag is not None)
+    try:
+        return CacheConfig(**values)
+    except InvalidValueError as exc:
+        raise _name_by_source(exc, _CACHE_SOURCES, overrides, f"{where}: cache.") from None
 
 
 def _files_root(flag: str | None, value: Any, where: str, base_dir: Path) -> str | None:
@@ -247,9 +271,10 @@ def parse_model_flag(value: str) -> ModelEntry:
             weight = float(weight_text)
         except ValueError:
             raise ConfigError(f"-m {value!r}: the weight after '=' must be a number") from None
-        if not weight > 0 or not math.isfinite(weight):
-            raise ConfigError(f"-m {value!r}: the weight must be positive")
-    return ModelEntry(name=name, weight=weight)
+    try:
+        return ModelEntry(name=name, weight=weight)
+    except InvalidValueError as exc:
+        raise exc.at(f"-m {value!r}: the {exc.field}") from None
 
 
 def validate_sampling(
@@ -259,17 +284,10 @@ def validate_sampling(
 
     With `base_dir` (a job file's folder) a string json_schema names a JSON file there.
     """
-    clean: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in SAMPLING_FIELDS:
-            raise ConfigError(unknown_key(key, SAMPLING_FIELDS, where))
-        if key == "json_schema" and isinstance(value, str) and base_dir is not None:
-            value = read_schema(base_dir / value, f"{where}.{key}")
-        try:
-            clean[key] = check_sampling_value(key, value)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.{key} {exc}") from None
-    return clean
+    schema = data.get("json_schema")
+    if isinstance(schema, str) and base_dir is not None:
+        data = {**data, "json_schema": read_schema(base_dir / schema, f"{where}.json_schema")}
+    return check_sampling(data, where)
 
 
 def _models(raw: Any, where: str) -> tuple[ModelEntry, ...]:
@@ -282,40 +300,18 @@ def _models(raw: Any, where: str) -> tuple[ModelEntry, ...]:
         label = f"models[{index}]"
         table = table_of(item, where, label)
         check_keys(table, _MODEL_KEYS, where, label + ".")
-        name = table.get("name")
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f'{where}: {label}.name is required, e.g. "openai:gpt-4.1-mini"')
-        weight = table.get("weight", 1.0)
-        if not is_number(weight) or not weight > 0 or not math.isfinite(weight):
-            raise ConfigError(f"{where}: {label}.weight must be a positive number")
-        for key in ("base_url", "api_key_env"):
-            if key in table and not isinstance(table[key], str):
-                raise ConfigError(f"{where}: {label}.{key} must be a string")
-        region = table.get("region")
-        if region is not None and not (isinstance(region, str) and _AWS_REGION.fullmatch(region)):
-            raise ConfigError(
-                f'{where}: {label}.region must be an AWS region such as "us-east-1", got {region!r}'
-            )
-        mock = table_of(table.get("mock", {}), where, f"{label}.mock")
-        entries.append(
-            ModelEntry(
-                name=name,
-                weight=float(weight),
-                base_url=table.get("base_url"),
-                api_key_env=table.get("api_key_env"),
-                sampling=validate_sampling(
-                    table_of(table.get("sampling", {}), where, f"{label}.sampling"),
-                    f"{where}: {label}.sampling",
-                ),
-                max_requests_per_minute=parse_rate(
-                    table.get("max_requests_per_minute"),
-                    f"{where}: {label}.max_requests_per_minute",
-                ),
-                max_tokens_per_minute=parse_rate(
-                    table.get("max_tokens_per_minute"), f"{where}: {label}.max_tokens_per_minute"
-                ),
-                mock=mock,
-                region=region,
-            )
-        )
+        values = {
+            **table,
+            "name": table.get("name"),
+            "sampling": table_of(table.get("sampling", {}), where, f"{label}.sampling"),
+            "mock": table_of(table.get("mock", {}), where, f"{label}.mock"),
+            "max_requests_per_minute": file_rate(table.get("max_requests_per_minute")),
+            "max_tokens_per_minute": file_rate(table.get("max_tokens_per_minute")),
+        }
+        try:
+            entries.append(ModelEntry(**values))
+        except InvalidValueError as exc:
+            raise name_refused(
+                exc, f"{where}: {label}.{exc.field}", FILE_UNLIMITED, values
+            ) from None
     return tuple(entries)

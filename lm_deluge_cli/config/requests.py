@@ -3,19 +3,17 @@ caching and its warm-up, identical lines shared or not, and agent loops."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lm_deluge_cli.config.checks import is_number, positive_int, read_schema
+from lm_deluge_cli.config.checks import read_schema
 from lm_deluge_cli.config.fields import (
     DEFAULT_MAX_ROUNDS,
     DEFAULT_PROMPT_CACHE_WARMUP_S,
     JobOverrides,
 )
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.sampling import describe_value
 from lm_deluge_cli.tool_use.definitions import (
     ToolDefinitionError,
     check_tool_choice,
@@ -26,7 +24,6 @@ from lm_deluge_cli.types import PROMPT_CACHE_TTLS, PromptCache, RequestDefaults
 
 __all__ = [
     "agent_fields",
-    "dedupe_of",
     "prompt_cache_of",
     "prompt_cache_warmup",
     "request_defaults",
@@ -85,43 +82,29 @@ def agent_fields(
     rounds_label = "--max-rounds"
     if rounds is None and "max_rounds" in data:
         rounds, rounds_label = data["max_rounds"], f"{where}: max_rounds"
-    if rounds is not None:
-        rounds = positive_int(rounds, rounds_label)
-        if module is None:
-            raise ConfigError(
-                f"{rounds_label} needs tools to run: give tools_module (a Python file whose "
-                "functions answer the tool calls)"
-            )
+    if rounds is not None and module is None:
+        raise ConfigError(
+            f"{rounds_label} needs tools to run: give tools_module (a Python file whose "
+            "functions answer the tool calls)"
+        )
     if module is not None:
         path = Path(module).expanduser().absolute()
         if path.suffix != ".py" or not path.is_file():
             raise ConfigError(f"{label} {path} is not a Python file")
         module = str(path)
-    return {"tools_module": module, "max_rounds": rounds or DEFAULT_MAX_ROUNDS}
+    return {"tools_module": module, "max_rounds": DEFAULT_MAX_ROUNDS if rounds is None else rounds}
 
 
 def prompt_cache_warmup(
-    data: Mapping[str, Any], where: str, overrides: JobOverrides, prompt_cache: PromptCache | None
-) -> float:
-    value: Any = overrides.prompt_cache_warmup
-    label = "--prompt-cache-warmup"
-    if value is None:
-        value, label = data.get("prompt_cache_warmup"), f"{where}: prompt_cache_warmup"
+    data: Mapping[str, Any], overrides: JobOverrides, prompt_cache: PromptCache | None
+) -> Any:
+    """Seconds of prompt-cache warm-up: the flag's, else the job's, else the default (none
+    without prompt caching)."""
+    if overrides.prompt_cache_warmup is not None:
+        return overrides.prompt_cache_warmup
+    value = data.get("prompt_cache_warmup")
     if value is None:
         return DEFAULT_PROMPT_CACHE_WARMUP_S if prompt_cache is not None else 0.0
-    if not is_number(value) or not 0 <= value < math.inf:
-        raise ConfigError(
-            f"{label} must be a number of seconds (0: no warm-up), got {describe_value(value)}"
-        )
-    return float(value)
-
-
-def dedupe_of(data: Mapping[str, Any], where: str, overrides: JobOverrides) -> bool:
-    if overrides.no_dedupe:
-        return False
-    value = data.get("dedupe", True)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: dedupe must be true or false")
     return value
 
 

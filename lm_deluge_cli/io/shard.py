@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.errors import ConfigError, InvalidValueError
 from lm_deluge_cli.types import id_key
 
 __all__ = ["Shard", "parse_shard"]
@@ -37,6 +37,14 @@ class Shard:
     index: int
     count: int
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            count = max(self.count, 1)
+            raise InvalidValueError(
+                "shard",
+                f"{self}: K counts from 0 and must be below N (0/{count} to {count - 1}/{count})",
+            )
+
     def owns(self, item: _Line) -> bool:
         """Whether this shard runs (or reports) `item`."""
         if self.count == 1:
@@ -54,10 +62,7 @@ def parse_shard(text: str, where: str = "--shard") -> Shard:
     match = _SHARD.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ConfigError(f"{where} must be K/N, e.g. 0/4 (the first of four parts), got {text!r}")
-    index, count = int(match.group(1)), int(match.group(2))
-    if count < 1 or index >= count:
-        raise ConfigError(
-            f"{where} {text!r}: K counts from 0 and must be below N (0/{max(count, 1)} to "
-            f"{max(count, 1) - 1}/{max(count, 1)})"
-        )
-    return Shard(index, count)
+    try:
+        return Shard(int(match.group(1)), int(match.group(2)))
+    except InvalidValueError as exc:
+        raise exc.at(where) from None

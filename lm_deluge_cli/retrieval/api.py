@@ -16,7 +16,7 @@ from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.config import CacheConfig, Job, Limits, ModelEntry
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.errors import ConfigError, NotRunError
+from lm_deluge_cli.errors import ConfigError, InvalidValueError, NotRunError
 from lm_deluge_cli.io.records import Record
 from lm_deluge_cli.io.text_lines import Document, QueryItem, TextItem
 from lm_deluge_cli.progress import make_view, watched
@@ -111,13 +111,7 @@ def _job(
     request_timeout: float,
     cache: str | Cache | None,
 ) -> Job:
-    for value, name in (
-        (max_concurrent_requests, "max_concurrent_requests"),
-        (max_attempts, "max_attempts"),
-        (request_timeout, "request_timeout"),
-    ):
-        if not value > 0:
-            raise ConfigError(f"{name} must be positive, got {value!r}")
+    # Limits and ModelEntry check these as they do a job file's, naming the same arguments.
     limits = Limits(
         max_requests_per_minute=max_requests_per_minute or None,
         max_tokens_per_minute=max_tokens_per_minute or None,
@@ -125,16 +119,15 @@ def _job(
         max_attempts=max_attempts,
         request_timeout=request_timeout,
     )
-    entry = ModelEntry(name=model, base_url=base_url, api_key_env=api_key_env)
-    return Job(input="-", output="-", models=(entry,), limits=limits, cache=_cache(cache))
-
-
-def _cache(cache: str | Cache | None) -> CacheConfig:
-    if cache is None:
-        return CacheConfig(enabled=False)
-    if isinstance(cache, str):
-        return CacheConfig(location=cache)
-    return CacheConfig(backend=cache)
+    try:
+        entry = ModelEntry(name=model, base_url=base_url, api_key_env=api_key_env)
+    except InvalidValueError as exc:
+        if exc.field != "name":
+            raise
+        raise exc.at("model") from None
+    return Job(
+        input="-", output="-", models=(entry,), limits=limits, cache=CacheConfig.given(cache)
+    )
 
 
 async def embed_parallel_async(

@@ -56,3 +56,9 @@ def test_parse(text: str, expected: Shard) -> None:
 def test_bad_shards_say_what_is_expected(text: str) -> None:
     with pytest.raises(ConfigError, match="--shard"):
         parse_shard(text)
+
+
+@pytest.mark.parametrize(("index", "count"), [(2, 2), (0, 0), (-1, 3)])
+def test_a_shard_outside_its_count_is_refused_however_made(index: int, count: int) -> None:
+    with pytest.raises(ConfigError, match=rf"^shard {index}/{count}: K counts from 0"):
+        Shard(index, count)

@@ -117,3 +117,14 @@ def test_rerank_refuses_a_document_list_count_unlike_the_queries() -> None:
         anyio.run(
             lambda: rerank_parallel_async(["a", "b"], [["x"], ["y"], ["z"]], model="mock:rerank")
         )
+
+
+def test_bad_limits_and_arguments_are_named_as_in_a_job() -> None:
+    with pytest.raises(ConfigError, match=r"^max_attempts must be a positive integer, got 0$"):
+        embed_parallel_sync(["a"], "mock:embed", max_attempts=0)
+    with pytest.raises(ConfigError, match=r"^request_timeout must be a positive number"):
+        anyio.run(lambda: rerank_parallel_async(["a"], ["x"], "mock:rerank", request_timeout=0))
+    with pytest.raises(ConfigError, match=r"^model is required"):
+        embed_parallel_sync(["a"], "")
+    with pytest.raises(ConfigError, match=r"^cache must be an object with async get and set"):
+        embed_parallel_sync(["a"], "mock:embed", cache=42)
