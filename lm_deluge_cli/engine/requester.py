@@ -441,8 +441,9 @@ class _Ask:
         self.count = count
         # The prompt's tokens as counted on the model it started on.
         self.estimate = estimate
-        # How the latest attempt sampled, and the most output tokens it asked for.
-        self.sampling = SamplingParams()
+        # How the latest attempt sampled, and the most output tokens it asked for (set by
+        # `outgoing`; no SamplingParams made here: each one made checks its fields).
+        self.sampling: SamplingParams | None = None
         self.output = 0
 
     def outgoing(self, slot: ModelSlot, attempt: int) -> Outgoing:
@@ -482,7 +483,7 @@ class _Ask:
         return usage.input_tokens + min(usage.output_tokens, self.output)
 
     def check(self, slot: ModelSlot, answer: Completion, status: int) -> None:
-        schema = self.sampling.json_schema
+        schema = self.sampling.json_schema if self.sampling is not None else None
         for one in answer.answers:
             if one.empty:
                 raise EmptyAnswerError(
