@@ -25,7 +25,7 @@ import _harness as h
 from _report import finish, fmt
 
 from lm_deluge_cli.providers.registry import load_registry
-from lm_deluge_cli.types import Usage
+from lm_deluge_cli.results import Usage
 
 MODEL = "anthropic:claude-sonnet-4-5"
 SERVER_LATENCY_S = 0.5

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         LMDelugeError,
         UsageError,
     )
+    from lm_deluge_cli.results import Answer, Completion, ErrorInfo, Reasoning, ToolCall, Usage
     from lm_deluge_cli.retrieval.api import (
         EmbeddingResult,
         RerankResult,
@@ -29,16 +30,7 @@ if TYPE_CHECKING:
         stack_results,
     )
     from lm_deluge_cli.tool_use.tool import Tool
-    from lm_deluge_cli.types import (
-        Answer,
-        Completion,
-        ErrorInfo,
-        Prompt,
-        Reasoning,
-        SamplingParams,
-        ToolCall,
-        Usage,
-    )
+    from lm_deluge_cli.types import Prompt, SamplingParams
 
 # Each public name, and the module it lives in.
 _EXPORTS: dict[str, str] = {
@@ -58,6 +50,12 @@ _EXPORTS: dict[str, str] = {
     "FatalProviderError": "lm_deluge_cli.errors",
     "LMDelugeError": "lm_deluge_cli.errors",
     "UsageError": "lm_deluge_cli.errors",
+    "Answer": "lm_deluge_cli.results",
+    "Completion": "lm_deluge_cli.results",
+    "ErrorInfo": "lm_deluge_cli.results",
+    "Reasoning": "lm_deluge_cli.results",
+    "ToolCall": "lm_deluge_cli.results",
+    "Usage": "lm_deluge_cli.results",
     "EmbeddingResult": "lm_deluge_cli.retrieval.api",
     "RerankResult": "lm_deluge_cli.retrieval.api",
     "embed_parallel_async": "lm_deluge_cli.retrieval.api",
@@ -65,14 +63,8 @@ _EXPORTS: dict[str, str] = {
     "rerank_parallel_async": "lm_deluge_cli.retrieval.api",
     "stack_results": "lm_deluge_cli.retrieval.api",
     "Tool": "lm_deluge_cli.tool_use.tool",
-    "Answer": "lm_deluge_cli.types",
-    "Completion": "lm_deluge_cli.types",
-    "ErrorInfo": "lm_deluge_cli.types",
     "Prompt": "lm_deluge_cli.types",
-    "Reasoning": "lm_deluge_cli.types",
     "SamplingParams": "lm_deluge_cli.types",
-    "ToolCall": "lm_deluge_cli.types",
-    "Usage": "lm_deluge_cli.types",
 }
 
 __all__ = [

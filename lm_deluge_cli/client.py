@@ -35,16 +35,10 @@ from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import ConfigError, InvalidValueError, NotRunError
 from lm_deluge_cli.io.parse import BadLine, parse_line
 from lm_deluge_cli.progress import make_view, watched
+from lm_deluge_cli.results import ErrorInfo, Result
 from lm_deluge_cli.tool_use.definitions import ToolDefinitionError, check_tool_choice
 from lm_deluge_cli.tool_use.tool import Tool, ToolLike, as_tool, tool_definitions
-from lm_deluge_cli.types import (
-    ErrorInfo,
-    Prompt,
-    PromptCache,
-    RequestDefaults,
-    Result,
-    SamplingParams,
-)
+from lm_deluge_cli.types import Prompt, PromptCache, RequestDefaults, SamplingParams
 
 __all__ = ["NOT_RUN", "AgentResult", "LLMClient", "PromptInput", "Result", "not_run"]
 

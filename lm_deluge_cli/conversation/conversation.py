@@ -14,8 +14,8 @@ from lm_deluge_cli.conversation.local_files import BaseDir
 from lm_deluge_cli.conversation.message import Message
 from lm_deluge_cli.conversation.parts import Thinking
 from lm_deluge_cli.images import PROVIDER_LIMITS, WIRE_LIMITS, ImageLimits, provider_family
+from lm_deluge_cli.results import Answer, Result
 from lm_deluge_cli.tokens import estimate_message_tokens
-from lm_deluge_cli.types import Answer, Result
 
 __all__ = ["Conversation"]
 

@@ -153,7 +153,7 @@ class ToolResult:
 @dataclass(frozen=True, slots=True)
 class Thinking:
     """What the model said while thinking, on an assistant turn: its text and the opaque
-    parts its provider needs back to continue (`types.Reasoning`), sent to that provider's
+    parts its provider needs back to continue (`results.Reasoning`), sent to that provider's
     format only."""
 
     text: str | None

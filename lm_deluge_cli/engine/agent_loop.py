@@ -27,8 +27,9 @@ from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.io.parse import BadLine
+from lm_deluge_cli.results import Result, ToolCall, Usage
 from lm_deluge_cli.tool_use.tool import Tool
-from lm_deluge_cli.types import Message, Prompt, Result, ToolCall, Usage
+from lm_deluge_cli.types import Message, Prompt
 
 __all__ = ["Loop", "loop_result", "run_agent_loops"]
 

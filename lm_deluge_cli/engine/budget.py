@@ -15,7 +15,7 @@ import anyio
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.registry import ModelInfo
-from lm_deluge_cli.types import Usage
+from lm_deluge_cli.results import Usage
 
 __all__ = ["SpendCap", "check_priced", "estimate_cost"]
 

@@ -29,7 +29,8 @@ from lm_deluge_cli.errors import FatalProviderError
 from lm_deluge_cli.io.reader import BadLine
 from lm_deluge_cli.io.records import api_error_result, bad_line_result
 from lm_deluge_cli.redaction import redact_keys
-from lm_deluge_cli.types import ErrorInfo, Prompt, Result
+from lm_deluge_cli.results import ErrorInfo, Result
+from lm_deluge_cli.types import Prompt
 
 __all__ = ["DEFAULT_GRACE_S", "RunOutcome", "count_record", "run_pipeline"]
 

@@ -43,18 +43,10 @@ from lm_deluge_cli.providers.capabilities import (
     supported_sampling,
     unsupported_message,
 )
+from lm_deluge_cli.results import Completion, Result, Usage
 from lm_deluge_cli.schema import completion_violation
 from lm_deluge_cli.tokens import estimate_message_tokens
-from lm_deluge_cli.types import (
-    Completion,
-    HttpResponse,
-    Prompt,
-    RateLimitInfo,
-    RequestDefaults,
-    Result,
-    SamplingParams,
-    Usage,
-)
+from lm_deluge_cli.types import HttpResponse, Prompt, RateLimitInfo, RequestDefaults, SamplingParams
 
 __all__ = ["ModelSlot", "Plan", "Requester"]
 

@@ -27,7 +27,8 @@ from lm_deluge_cli.cache.spec import default_cache_file
 from lm_deluge_cli.cache.write_behind import WriteBehind
 from lm_deluge_cli.config import CacheConfig
 from lm_deluge_cli.io import records
-from lm_deluge_cli.types import Answer, Completion, Prompt, Result, Usage
+from lm_deluge_cli.results import Answer, Completion, Result, Usage
+from lm_deluge_cli.types import Prompt
 
 if TYPE_CHECKING:
     from lm_deluge_cli.engine.line_plan import Plan

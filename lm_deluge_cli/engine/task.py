@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.types import Prompt, Result
+from lm_deluge_cli.results import Result
+from lm_deluge_cli.types import Prompt
 
 __all__ = ["Answered", "LineParser", "Task"]
 

@@ -28,16 +28,8 @@ import orjson
 
 from lm_deluge_cli.errors import APIError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    ErrorInfo,
-    Prompt,
-    Reasoning,
-    Result,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, ErrorInfo, Reasoning, Result, ToolCall, Usage
+from lm_deluge_cli.types import Prompt
 
 __all__ = [
     "EMPTY_ANSWER",

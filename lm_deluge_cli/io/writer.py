@@ -20,7 +20,7 @@ from types import TracebackType
 
 from lm_deluge_cli.errors import OutputLockedError, OutputWriteError
 from lm_deluge_cli.io.records import Record, encode
-from lm_deluge_cli.types import Result
+from lm_deluge_cli.results import Result
 
 __all__ = [
     "FILE_MODE",

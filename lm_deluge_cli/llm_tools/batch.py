@@ -15,7 +15,8 @@ from lm_deluge_cli.client import NOT_RUN, LLMClient, not_run
 from lm_deluge_cli.engine.task import Answered, Task
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.types import Prompt, Result
+from lm_deluge_cli.results import Result
+from lm_deluge_cli.types import Prompt
 
 __all__ = ["NOT_RUN", "client_for", "prompts_of", "run_task"]
 

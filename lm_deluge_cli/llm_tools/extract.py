@@ -26,7 +26,8 @@ from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
 from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
 from lm_deluge_cli.llm_tools.schemas import schema_of
-from lm_deluge_cli.types import ErrorInfo, Message, Prompt, Result
+from lm_deluge_cli.results import ErrorInfo, Result
+from lm_deluge_cli.types import Message, Prompt
 
 __all__ = ["SCHEMA_MISMATCH", "ExtractTask", "extract", "extract_async", "extraction_prompt"]
 

@@ -29,7 +29,8 @@ from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
 from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
-from lm_deluge_cli.types import ErrorInfo, Prompt, Result
+from lm_deluge_cli.results import ErrorInfo, Result
+from lm_deluge_cli.types import Prompt
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",

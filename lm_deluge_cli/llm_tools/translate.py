@@ -19,7 +19,8 @@ from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
 from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
 from lm_deluge_cli.llm_tools.detect import DEFAULT_THRESHOLD, Detector, load_detector
 from lm_deluge_cli.llm_tools.languages import language_name
-from lm_deluge_cli.types import Answer, Prompt, Result, Usage
+from lm_deluge_cli.results import Answer, Result, Usage
+from lm_deluge_cli.types import Prompt
 
 __all__ = [
     "TranslateTask",

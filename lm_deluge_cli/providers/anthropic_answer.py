@@ -13,7 +13,8 @@ from lm_deluge_cli.errors import APIResponseValidationError
 from lm_deluge_cli.providers.base import response_snippet
 from lm_deluge_cli.providers.parts import PARSE_ERRORS, count, finish_reason, tool_call
 from lm_deluge_cli.redaction import redact_keys
-from lm_deluge_cli.types import Answer, Completion, HttpResponse, Reasoning, ToolCall, Usage
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse
 
 __all__ = ["REFUSAL_TEXT", "SCHEMA_TOOL", "THINKING_BLOCKS", "message_answer", "parse_message"]
 

@@ -29,8 +29,8 @@ from lm_deluge_cli.providers.anthropic_turns import (
     with_cache_control,
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.results import Completion
 from lm_deluge_cli.types import (
-    Completion,
     HttpRequest,
     HttpResponse,
     Message,

@@ -12,8 +12,8 @@ import orjson
 
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.redaction import redact_keys
+from lm_deluge_cli.results import Completion
 from lm_deluge_cli.types import (
-    Completion,
     HttpRequest,
     HttpResponse,
     Prompt,

@@ -39,14 +39,8 @@ from lm_deluge_cli.providers.anthropic_messages import (
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.redaction import redact_keys
-from lm_deluge_cli.types import (
-    Completion,
-    HttpRequest,
-    HttpResponse,
-    Prompt,
-    RateLimitInfo,
-    SamplingParams,
-)
+from lm_deluge_cli.results import Completion
+from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, RateLimitInfo, SamplingParams
 
 __all__ = [
     "BEDROCK_ANTHROPIC_VERSION",

@@ -31,17 +31,14 @@ from lm_deluge_cli.providers.parts import (
     unreadable,
     unsupported,
 )
+from lm_deluge_cli.results import Answer, Completion, Reasoning, Usage
 from lm_deluge_cli.types import (
-    Answer,
-    Completion,
     HttpRequest,
     HttpResponse,
     Message,
     Prompt,
     RateLimitInfo,
-    Reasoning,
     SamplingParams,
-    Usage,
 )
 
 __all__ = ["CohereV2Adapter", "max_output_tokens"]

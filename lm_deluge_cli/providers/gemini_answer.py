@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lm_deluge_cli.providers.parts import count, finish_reason, tool_call
-from lm_deluge_cli.types import Answer, Reasoning, ToolCall, Usage
+from lm_deluge_cli.results import Answer, Reasoning, ToolCall, Usage
 
 __all__ = ["WIRE_FORMAT", "candidate_answer", "candidate_answers", "usage"]
 

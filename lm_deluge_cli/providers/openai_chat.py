@@ -26,17 +26,8 @@ from lm_deluge_cli.providers.parts import (
     schema_response_format,
     unreadable,
 )
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    HttpRequest,
-    HttpResponse,
-    Prompt,
-    RateLimitInfo,
-    Reasoning,
-    SamplingParams,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, Reasoning, Usage
+from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, RateLimitInfo, SamplingParams
 
 __all__ = [
     "OpenAIChatAdapter",

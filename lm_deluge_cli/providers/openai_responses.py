@@ -43,8 +43,8 @@ from lm_deluge_cli.providers.parts import (
     unreadable,
     unsupported,
 )
+from lm_deluge_cli.results import Completion
 from lm_deluge_cli.types import (
-    Completion,
     HttpRequest,
     HttpResponse,
     Message,

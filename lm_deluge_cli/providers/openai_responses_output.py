@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lm_deluge_cli.providers.parts import count, tool_call
-from lm_deluge_cli.types import Answer, Reasoning, ToolCall, Usage
+from lm_deluge_cli.results import Answer, Reasoning, ToolCall, Usage
 
 __all__ = ["FORMAT", "responses_answer", "responses_usage"]
 

@@ -21,7 +21,8 @@ import orjson
 from lm_deluge_cli.errors import APIError, APIResponseValidationError
 from lm_deluge_cli.providers.base import Endpoint, response_snippet
 from lm_deluge_cli.redaction import redact_keys
-from lm_deluge_cli.types import FINISH_REASONS, HttpRequest, HttpResponse, ToolCall
+from lm_deluge_cli.results import FINISH_REASONS, ToolCall
+from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = [
     "PARSE_ERRORS",

@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.types import Usage
+from lm_deluge_cli.results import Usage
 
 __all__ = [
     "WIRE_FORMATS",

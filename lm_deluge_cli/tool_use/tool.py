@@ -27,8 +27,8 @@ import anyio.to_thread
 import orjson
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.results import ToolCall
 from lm_deluge_cli.tool_use.definitions import ToolDefinitionError, check_tools
-from lm_deluge_cli.types import ToolCall
 
 __all__ = [
     "Tool",

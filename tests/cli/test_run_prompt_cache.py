@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.providers.registry import load_registry
-from lm_deluge_cli.types import Usage
+from lm_deluge_cli.results import Usage
 
 KEY = "sk-ant-canary-7f3a9c1e5b2d4f6a8c0e"
 MODEL = "anthropic:claude-sonnet-4-5"

@@ -25,16 +25,10 @@ from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
+from lm_deluge_cli.results import Result
 from lm_deluge_cli.tool_use.tool import Tool
 from lm_deluge_cli.transport.base import Transport
-from lm_deluge_cli.types import (
-    HttpRequest,
-    HttpResponse,
-    Prompt,
-    RequestDefaults,
-    Result,
-    SamplingParams,
-)
+from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, RequestDefaults, SamplingParams
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,8 @@ from lm_deluge_cli.engine.pipeline import LOOKUP_BATCH, run_pipeline
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.types import Prompt, Result, SamplingParams
+from lm_deluge_cli.results import Result
+from lm_deluge_cli.types import Prompt, SamplingParams
 
 pytestmark = pytest.mark.anyio
 

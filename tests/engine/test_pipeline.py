@@ -17,7 +17,8 @@ from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import to_json
-from lm_deluge_cli.types import Prompt, Result, SamplingParams
+from lm_deluge_cli.results import Result
+from lm_deluge_cli.types import Prompt, SamplingParams
 
 pytestmark = pytest.mark.anyio
 

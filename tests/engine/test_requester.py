@@ -25,8 +25,9 @@ from lm_deluge_cli.errors import APIConnectionError
 from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.providers import adapter_for
 from lm_deluge_cli.providers.capabilities import supported_sampling
+from lm_deluge_cli.results import Result
 from lm_deluge_cli.transport.base import Transport
-from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, Result, SamplingParams
+from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, SamplingParams
 
 pytestmark = pytest.mark.anyio
 

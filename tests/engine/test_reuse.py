@@ -21,16 +21,8 @@ from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.records import encode, ok_result, to_json
 from lm_deluge_cli.mock.simulator import mock_completion
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    Prompt,
-    Reasoning,
-    Result,
-    SamplingParams,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, Reasoning, Result, ToolCall, Usage
+from lm_deluge_cli.types import Prompt, SamplingParams
 
 pytestmark = pytest.mark.anyio
 

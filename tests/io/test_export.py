@@ -14,7 +14,8 @@ from lm_deluge_cli.io import export as export_module
 from lm_deluge_cli.io.export import ExportSummary, export_latest, summarize
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import bad_line_result, error_result, ok_result, to_json
-from lm_deluge_cli.types import Completion, Prompt, Usage
+from lm_deluge_cli.results import Completion, Usage
+from lm_deluge_cli.types import Prompt
 
 
 def _prompt(id_: str | int, line: int) -> Prompt:

@@ -15,8 +15,9 @@ from lm_deluge_cli.config import JobOverrides, load_job
 from lm_deluge_cli.engine.agent_loop import Loop, loop_result
 from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import bad_line_result, error_result, from_json, ok_result, to_json
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
 from lm_deluge_cli.runner import run_job
-from lm_deluge_cli.types import Answer, Completion, Prompt, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import Prompt
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "configs" / "record.schema.json").read_text())

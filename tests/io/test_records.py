@@ -21,7 +21,8 @@ from lm_deluge_cli.io.records import (
     ok_result,
     to_json,
 )
-from lm_deluge_cli.types import Answer, Completion, Prompt, Reasoning, ToolCall, Usage
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import Prompt
 
 PROMPT = Prompt(id="row-1", line=4, messages=[], metadata={"k": [1, 2]})
 

@@ -19,7 +19,8 @@ from lm_deluge_cli.io.resume import (
     scan_output,
 )
 from lm_deluge_cli.io.writer import ResultWriter
-from lm_deluge_cli.types import Completion, Prompt, Usage
+from lm_deluge_cli.results import Completion, Usage
+from lm_deluge_cli.types import Prompt
 
 
 def _prompt(id_: str | int, line: int = 1) -> Prompt:

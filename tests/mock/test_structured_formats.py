@@ -19,8 +19,9 @@ from lm_deluge_cli.mock.simulator import MockSettings, Simulator
 from lm_deluge_cli.mock.wire import count_text_tokens, mock_completion
 from lm_deluge_cli.providers import Adapter, Endpoint, adapter_for
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
+from lm_deluge_cli.results import Completion
 from lm_deluge_cli.schema import completion_violation
-from lm_deluge_cli.types import Completion, HttpResponse, Prompt, SamplingParams
+from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 ROOT = "http://mock.test"
 AWS_ENV = {

@@ -38,15 +38,8 @@ from lm_deluge_cli.providers.anthropic_messages import (
     rate_limit_info_at,
 )
 from lm_deluge_cli.providers.base import Endpoint
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    HttpResponse,
-    RateLimitInfo,
-    Reasoning,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse, RateLimitInfo
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from lm_deluge_cli.errors import APIError
 from lm_deluge_cli.io.records import answer_json
 from lm_deluge_cli.providers.anthropic_turns import translate_messages
 from lm_deluge_cli.providers.bedrock import AwsCredentials, BedrockAnthropicAdapter
-from lm_deluge_cli.types import Answer, HttpResponse, Prompt, SamplingParams
+from lm_deluge_cli.results import Answer
+from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 from .conftest import ANTHROPIC_ADAPTER, _anthropic_endpoint
 

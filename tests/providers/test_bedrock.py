@@ -41,16 +41,8 @@ from lm_deluge_cli.providers.bedrock import (
     signing_key,
 )
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    HttpResponse,
-    Prompt,
-    RateLimitInfo,
-    Reasoning,
-    SamplingParams,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, Reasoning, Usage
+from lm_deluge_cli.types import HttpResponse, Prompt, RateLimitInfo, SamplingParams
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bedrock"
 SUITE: dict[str, Any] = orjson.loads((FIXTURES / "sigv4_test_suite.json").read_bytes())

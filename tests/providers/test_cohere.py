@@ -26,16 +26,8 @@ from lm_deluge_cli.errors import (
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.cohere import CohereV2Adapter
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    HttpResponse,
-    Prompt,
-    RateLimitInfo,
-    SamplingParams,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse, Prompt, RateLimitInfo, SamplingParams
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cohere"
 KEY = "co-canary-Zx81Qw7Lm3Np5Rt9Vb2Kd4"

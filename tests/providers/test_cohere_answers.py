@@ -12,14 +12,8 @@ import pytest
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.cohere import CohereV2Adapter
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
-from lm_deluge_cli.types import (
-    Completion,
-    HttpResponse,
-    Prompt,
-    Reasoning,
-    SamplingParams,
-    ToolCall,
-)
+from lm_deluge_cli.results import Completion, Reasoning, ToolCall
+from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cohere"
 ADAPTER = CohereV2Adapter()

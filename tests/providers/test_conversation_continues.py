@@ -13,18 +13,8 @@ from lm_deluge_cli.conversation import Conversation, Thinking
 from lm_deluge_cli.io.records import from_json, ok_result, to_json
 from lm_deluge_cli.providers import adapter_for
 from lm_deluge_cli.providers.base import Endpoint
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    ErrorInfo,
-    HttpResponse,
-    Prompt,
-    Reasoning,
-    Result,
-    SamplingParams,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, ErrorInfo, Reasoning, Result, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -16,7 +16,8 @@ import pytest
 from lm_deluge_cli.errors import APIError
 from lm_deluge_cli.io.records import answer_json
 from lm_deluge_cli.providers.gemini import GeminiAdapter
-from lm_deluge_cli.types import Answer, HttpResponse, Prompt, SamplingParams
+from lm_deluge_cli.results import Answer
+from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 from .conftest import _gemini_endpoint
 

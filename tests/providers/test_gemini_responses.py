@@ -24,15 +24,8 @@ from lm_deluge_cli.errors import (
 )
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.gemini import GeminiAdapter
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    HttpResponse,
-    RateLimitInfo,
-    Reasoning,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse, RateLimitInfo
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from lm_deluge_cli.errors import APIResponseValidationError, InternalServerError
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.mistral import MistralAdapter
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
-from lm_deluge_cli.types import Answer, Completion, HttpResponse, Reasoning, ToolCall, Usage
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mistral"
 ADAPTER = MistralAdapter()

@@ -17,16 +17,8 @@ from lm_deluge_cli.errors import APIResponseValidationError
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.openai_chat import OpenAIChatAdapter
 from lm_deluge_cli.providers.registry import ModelInfo, load_registry
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    HttpResponse,
-    Prompt,
-    Reasoning,
-    SamplingParams,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
 
 
 @pytest.fixture

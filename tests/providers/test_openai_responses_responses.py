@@ -27,15 +27,8 @@ from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.openai_responses import OpenAIResponsesAdapter
 from lm_deluge_cli.providers.openai_responses_output import FORMAT
 from lm_deluge_cli.providers.registry import ModelInfo, load_registry
-from lm_deluge_cli.types import (
-    Answer,
-    Completion,
-    HttpResponse,
-    RateLimitInfo,
-    Reasoning,
-    ToolCall,
-    Usage,
-)
+from lm_deluge_cli.results import Answer, Completion, Reasoning, ToolCall, Usage
+from lm_deluge_cli.types import HttpResponse, RateLimitInfo
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"

@@ -18,7 +18,7 @@ from lm_deluge_cli.providers.registry import (
     load_registry,
     parse_registry,
 )
-from lm_deluge_cli.types import Usage
+from lm_deluge_cli.results import Usage
 
 OFFICIAL = "https://api.openai.com/v1"
 

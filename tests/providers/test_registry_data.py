@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lm_deluge_cli.providers.registry import Registry, load_registry
-from lm_deluge_cli.types import Usage
+from lm_deluge_cli.results import Usage
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from lm_deluge_cli.providers.registry import (
     parse_registry,
     parse_user_models,
 )
-from lm_deluge_cli.types import Usage
+from lm_deluge_cli.results import Usage
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pydantic
 import pytest
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.results import ToolCall
 from lm_deluge_cli.tool_use.tool import Tool, tool_result_text
-from lm_deluge_cli.types import ToolCall
 
 pytestmark = pytest.mark.anyio
 
