@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lm_deluge_cli.mock import structured, wire
-from lm_deluge_cli.mock.formats import match_route, mistral, openai
+from lm_deluge_cli.mock.formats import match_route, mistral, openai, openai_request
 from lm_deluge_cli.mock.formats.base import (
     INT_HOLE,
     JSON_HOLE,
@@ -178,7 +178,7 @@ MOCKS = st.sampled_from(
 def test_plain_requests_get_the_same_answer_both_ways(
     provider: str, body: Any, mock: dict[str, Any]
 ) -> None:
-    assert openai.plain_request(body) is not None
+    assert openai_request.plain_request(body) is not None
     short, long = both_ways(provider, orjson.dumps(body), **mock)
     assert short == long
 

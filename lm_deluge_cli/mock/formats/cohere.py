@@ -34,7 +34,7 @@ from lm_deluge_cli.mock.formats.base import (
     short_id,
 )
 from lm_deluge_cli.mock.formats.chat import conversation_state
-from lm_deluge_cli.mock.formats.openai import function_tools
+from lm_deluge_cli.mock.formats.openai_request import function_tools
 from lm_deluge_cli.mock.wire import token_logprobs
 
 __all__ = ["CohereFormat"]

@@ -37,12 +37,8 @@ from lm_deluge_cli.mock.formats.base import (
     reason_phrase,
     short_id,
 )
-from lm_deluge_cli.mock.formats.openai import (
-    chat_request,
-    finish_reason,
-    plain_request,
-    validate_request,
-)
+from lm_deluge_cli.mock.formats.openai import finish_reason
+from lm_deluge_cli.mock.formats.openai_request import chat_request, plain_request, validate_request
 
 __all__ = ["MistralFormat"]
 

@@ -36,12 +36,8 @@ from lm_deluge_cli.mock.formats.base import (
     short_id,
 )
 from lm_deluge_cli.mock.formats.chat import conversation_state
-from lm_deluge_cli.mock.formats.openai import (
-    OpenAIFormat,
-    error_body,
-    logprobs_content,
-    response_format,
-)
+from lm_deluge_cli.mock.formats.openai import OpenAIFormat, error_body, logprobs_content
+from lm_deluge_cli.mock.formats.openai_request import response_format
 
 __all__ = ["ENCRYPTED_REASONING", "MIN_OUTPUT_TOKENS", "OpenAIResponsesFormat"]
 
