@@ -7,7 +7,8 @@ import io
 
 from rich.console import Console
 
-from lm_deluge_cli.engine.limiter import LimiterStats, RateLimiter
+from lm_deluge_cli.engine.limiter import RateLimiter
+from lm_deluge_cli.engine.limiter_values import LimiterStats
 from lm_deluge_cli.engine.stats import BigLine, RunStatistics, RunStats
 from lm_deluge_cli.progress import (
     BoundWindow,

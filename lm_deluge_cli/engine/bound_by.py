@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lm_deluge_cli.engine.learning import FROM_HEADERS
-from lm_deluge_cli.engine.limiter import RUN_LIMITER, LimiterStats
+from lm_deluge_cli.engine.limiter_values import RUN_LIMITER, LimiterStats
 from lm_deluge_cli.engine.stats import RunStatistics
 
 __all__ = [

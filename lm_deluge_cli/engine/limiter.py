@@ -12,20 +12,17 @@ from dataclasses import dataclass
 import anyio
 
 from lm_deluge_cli.engine.clock import Clock, MonotonicClock
+from lm_deluge_cli.engine.limiter_values import (
+    WAIT_PROVIDER,
+    WAIT_REQUESTS,
+    WAIT_TOKENS,
+    LimiterStats,
+    Ticket,
+)
+from lm_deluge_cli.engine.slowdown import SlowDown
 from lm_deluge_cli.types import RateLimitInfo
 
-__all__ = [
-    "DEFAULT_BURST_S",
-    "RUN_LIMITER",
-    "WAIT_PROVIDER",
-    "WAIT_REQUESTS",
-    "WAIT_TOKENS",
-    "Clock",
-    "LimiterStats",
-    "MonotonicClock",
-    "RateLimiter",
-    "Ticket",
-]
+__all__ = ["DEFAULT_BURST_S", "RateLimiter"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +30,6 @@ logger = logging.getLogger(__name__)
 # short windows, so saving a whole minute and spending it at once gets most of it
 # refused; half a second keeps us inside a window of one second or more.
 DEFAULT_BURST_S = 0.5
-# The name of the run-wide limiter (engine/setup.py); any other limiter is a model's own.
-RUN_LIMITER = "run"
-
-# After a 429 the effective rate drops to this fraction of the current one…
-SLOWDOWN_FACTOR = 0.8
-# …never below this fraction of the configured rate…
-SLOWDOWN_FLOOR = 0.05
-# …and climbs back by this fraction of the configured rate per second without a 429:
-# 10 s after a single cut, longer after repeated ones, so a rate set far above what
-# the provider allows settles near it instead of storming back every few seconds.
-SLOWDOWN_RECOVERY_PER_S = 0.02
 
 # A waiter re-checks at least this often, so a raised level (observe) or a faster
 # rate (set_limits) takes effect without waking sleepers explicitly.
@@ -55,62 +41,6 @@ _EPS = 1e-9
 # Both bound the memory kept when responses are never observed.
 _IN_FLIGHT_EXPIRY_S = 600.0
 _IN_FLIGHT_MAX = 50_000
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """Permission for one request, as `RateLimiter.acquire` granted it.
-
-    `seq` numbers dispatches from 1 and is also the count of requests dispatched so
-    far, this one included; `tokens_dispatched` is the running token total likewise.
-    `dispatched_s` is the limiter clock's time of dispatch. `earlier_in_flight` and
-    `earlier_in_flight_tokens` count the requests dispatched before this one whose
-    responses had not been observed yet.
-    """
-
-    tokens: int
-    seq: int
-    tokens_dispatched: int
-    dispatched_s: float
-    earlier_in_flight: int = 0
-    earlier_in_flight_tokens: int = 0
-
-    @property
-    def requests_dispatched(self) -> int:
-        return self.seq
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterStats:
-    """A snapshot of a limiter for display; levels and capacities are None when unlimited."""
-
-    name: str
-    requests_per_minute: float | None
-    tokens_per_minute: float | None
-    request_level: float | None
-    request_capacity: float | None
-    token_level: float | None
-    token_capacity: float | None
-    rate_factor: float
-    paused_until: float
-    pause_remaining_s: float
-    acquired: int
-    tokens_acquired: int
-    pauses: int
-    waiting: int
-    # Seconds the request at the head of the queue spent waiting, by what it waited on: the
-    # request bucket, the token bucket, or the provider (a 429's pause, the slow-down after
-    # one, or a level its rate-limit headers lowered). Requests queued behind it wait on the
-    # same thing, so each is wall-clock time during which this limiter held the run back.
-    waited_requests_s: float = 0.0
-    waited_tokens_s: float = 0.0
-    waited_provider_s: float = 0.0
-
-
-# What a waiting request waits on (see LimiterStats.waited_*).
-WAIT_REQUESTS = 0
-WAIT_TOKENS = 1
-WAIT_PROVIDER = 2
 
 
 @dataclass(slots=True)
@@ -151,10 +81,9 @@ class RateLimiter:
     Waiters are served first come, first served: one holds a lock and sleeps until
     its cost is covered, the rest queue behind it.
 
-    After a 429 (`pause`) the effective rate is scaled by `SLOWDOWN_FACTOR` (not below
-    `SLOWDOWN_FLOOR` of the configured rate); cuts compound while 429s keep coming,
-    and the rate recovers by `SLOWDOWN_RECOVERY_PER_S` per second after the pause
-    ends. Without 429s the rate is never reduced. Pass ``adaptive=False`` to turn this off.
+    After a 429 (`pause`) the effective rates slow down (`SlowDown`: a cut for each
+    episode of 429s, compounding while they keep coming, recovering after the pause
+    ends). Without 429s the rate is never reduced. Pass ``adaptive=False`` to turn this off.
     """
 
     def __init__(
@@ -181,9 +110,8 @@ class RateLimiter:
         # Reports on requests sent before the latest 429 are stale.
         self._seq_at_pause = 0
         self._waiting = 0
-        # Slow-down state: the factor in force until `_slow_since`, then recovering.
-        self._slow_factor = 1.0
-        self._slow_since: float | None = None
+        # The slow-down after 429s (turned on by `adaptive`).
+        self._slow = SlowDown()
         # Requests without an observed response: seq → (dispatch time, tokens), oldest
         # first, so that expired ones come off the front cheaply.
         self._in_flight: OrderedDict[int, tuple[float, int]] = OrderedDict()
@@ -253,7 +181,7 @@ class RateLimiter:
         if delay <= 0:
             return delay, -1
         bucket = self._tokens if on == WAIT_TOKENS else self._requests
-        if self._rate_factor(now) < 1.0 or (
+        if self._slow.factor(now) < 1.0 or (
             bucket is not None and bucket.lowered_at_seq == self._seq
         ):
             # Slowed down after a 429, or the provider reported less room than we had.
@@ -268,7 +196,7 @@ class RateLimiter:
         # Refill is held back during a pause; the factor only grows from `start`, so
         # the planned wait is never too short by more than float noise.
         start = max(now, bucket.updated)
-        return (start - now) + deficit / (bucket.rate * self._rate_factor(start))
+        return (start - now) + deficit / (bucket.rate * self._slow.factor(start))
 
     def _dispatch(self, tokens: int, now: float) -> Ticket:
         if self._requests is not None:
@@ -438,10 +366,10 @@ class RateLimiter:
         already_paused = now < self._paused_until
         if self._adaptive and not already_paused:
             # One slow-down per episode: the 429s of one burst arrive inside its pause.
-            self._slow_factor = max(SLOWDOWN_FLOOR, SLOWDOWN_FACTOR * self._rate_factor(now))
+            self._slow.cut(now)
         self._paused_until = max(self._paused_until, now + seconds)
         if self._adaptive:
-            self._slow_since = self._paused_until
+            self._slow.hold_until(self._paused_until)
         self._pauses += 1
         self._seq_at_pause = self._seq
         for bucket in (self._requests, self._tokens):
@@ -500,22 +428,13 @@ class RateLimiter:
 
     # -- time ----------------------------------------------------------------------
 
-    def _rate_factor(self, t: float) -> float:
-        """The slow-down multiplier at time `t` (1.0 when no 429 was seen lately)."""
-        if self._slow_since is None:
-            return 1.0
-        elapsed = t - self._slow_since
-        if elapsed <= 0:
-            return self._slow_factor
-        return min(1.0, self._slow_factor + SLOWDOWN_RECOVERY_PER_S * elapsed)
-
     def _level_at(self, bucket: _Bucket, now: float) -> float:
         """The bucket's level at `now` after refilling, without changing it."""
         if now <= bucket.updated or bucket.level >= bucket.capacity:
             return bucket.level
         # From a bucket's last update on, the factor rises linearly then stays flat
         # (concave), so the trapezoid slightly undercounts the refill: the safe side.
-        mean_factor = (self._rate_factor(bucket.updated) + self._rate_factor(now)) / 2.0
+        mean_factor = (self._slow.factor(bucket.updated) + self._slow.factor(now)) / 2.0
         gain = bucket.rate * (now - bucket.updated) * mean_factor
         return min(bucket.capacity, bucket.level + gain)
 
@@ -549,7 +468,7 @@ class RateLimiter:
             request_capacity=req.capacity if req else None,
             token_level=self._level_at(tok, now) if tok else None,
             token_capacity=tok.capacity if tok else None,
-            rate_factor=self._rate_factor(now),
+            rate_factor=self._slow.factor(now),
             paused_until=self._paused_until,
             pause_remaining_s=max(0.0, self._paused_until - now),
             acquired=self._seq,

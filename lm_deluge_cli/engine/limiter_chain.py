@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from lm_deluge_cli.engine.limiter import LimiterStats, Ticket
+from lm_deluge_cli.engine.limiter_values import LimiterStats, Ticket
 from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = ["Limiter", "LimiterChain"]

@@ -24,8 +24,8 @@ from lm_deluge_cli.engine.budget import SpendCap
 from lm_deluge_cli.engine.choice import weighted_index
 from lm_deluge_cli.engine.halt import Halted
 from lm_deluge_cli.engine.learning import LimitLearner
-from lm_deluge_cli.engine.limiter import RUN_LIMITER, Ticket
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
+from lm_deluge_cli.engine.limiter_values import RUN_LIMITER, Ticket
 from lm_deluge_cli.engine.retry import decide, pause_for_rate_limit
 from lm_deluge_cli.engine.slots import Slots
 from lm_deluge_cli.engine.stats import RunStats

@@ -13,8 +13,9 @@ from lm_deluge_cli.config import AUTO, Limits, ModelEntry, Rate
 from lm_deluge_cli.engine.budget import SpendCap, check_priced
 from lm_deluge_cli.engine.fit import check_answers
 from lm_deluge_cli.engine.learning import LimitLearner
-from lm_deluge_cli.engine.limiter import RUN_LIMITER, RateLimiter
+from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import Limiter, LimiterChain
+from lm_deluge_cli.engine.limiter_values import RUN_LIMITER
 from lm_deluge_cli.engine.line_plan import ModelSlot
 from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.reuse import Reuse

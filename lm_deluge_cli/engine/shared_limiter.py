@@ -45,18 +45,15 @@ import anyio
 import redis.asyncio as aioredis
 
 from lm_deluge_cli.engine.clock import Clock, MonotonicClock
-from lm_deluge_cli.engine.limiter import (
-    DEFAULT_BURST_S,
-    SLOWDOWN_FACTOR,
-    SLOWDOWN_FLOOR,
-    SLOWDOWN_RECOVERY_PER_S,
+from lm_deluge_cli.engine.limiter import DEFAULT_BURST_S, RateLimiter
+from lm_deluge_cli.engine.limiter_values import (
     WAIT_PROVIDER,
     WAIT_REQUESTS,
     WAIT_TOKENS,
     LimiterStats,
-    RateLimiter,
     Ticket,
 )
+from lm_deluge_cli.engine.slowdown import SLOWDOWN_FACTOR, SLOWDOWN_FLOOR, SLOWDOWN_RECOVERY_PER_S
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.redaction import redact_url, scrub, url_secrets
 from lm_deluge_cli.redis_client import open_client

@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from lm_deluge_cli.engine.learning import LearnedLimits
-from lm_deluge_cli.engine.limiter import LimiterStats
+from lm_deluge_cli.engine.limiter_values import LimiterStats
 
 if TYPE_CHECKING:
     from lm_deluge_cli.engine.budget import SpendCap

@@ -8,7 +8,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from lm_deluge_cli.engine.limiter import DEFAULT_BURST_S, RateLimiter, Ticket
+from lm_deluge_cli.engine.limiter import DEFAULT_BURST_S, RateLimiter
+from lm_deluge_cli.engine.limiter_values import Ticket
 
 
 class FakeClock:

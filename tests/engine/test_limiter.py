@@ -13,8 +13,9 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from lm_deluge_cli.engine.limiter import LimiterStats, RateLimiter, Ticket
+from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
+from lm_deluge_cli.engine.limiter_values import LimiterStats, Ticket
 from lm_deluge_cli.types import RateLimitInfo
 
 if TYPE_CHECKING:

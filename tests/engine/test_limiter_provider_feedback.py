@@ -7,13 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from lm_deluge_cli.engine.limiter import (
-    SLOWDOWN_FACTOR,
-    SLOWDOWN_FLOOR,
-    SLOWDOWN_RECOVERY_PER_S,
-    RateLimiter,
-    Ticket,
-)
+from lm_deluge_cli.engine.limiter import RateLimiter
+from lm_deluge_cli.engine.limiter_values import Ticket
+from lm_deluge_cli.engine.slowdown import SLOWDOWN_FACTOR, SLOWDOWN_RECOVERY_PER_S
 from lm_deluge_cli.types import RateLimitInfo
 
 if TYPE_CHECKING:
@@ -241,23 +237,16 @@ async def test_after_a_429_the_rate_dips_and_recovers(
 
 
 @pytest.mark.anyio
-async def test_slowdown_compounds_over_episodes_down_to_the_floor(
+async def test_a_429_after_the_pause_ended_cuts_again(
     limiter: Callable[..., RateLimiter], clock: FakeClock
 ) -> None:
     rl = limiter(clock, rpm=3000)
-    factors = []
-    for _ in range(30):
-        rl.pause(0.1)
-        clock.advance(0.2)
-        factors.append(rl.statistics().rate_factor)
-    # 0.1 s after each pause ends the factor has recovered by 0.002.
-    assert factors[0] == pytest.approx(0.8 + SLOWDOWN_RECOVERY_PER_S * 0.1)
-    assert factors[1] < factors[0]
-    assert min(factors) >= SLOWDOWN_FLOOR
-    assert factors[-1] == pytest.approx(SLOWDOWN_FLOOR + SLOWDOWN_RECOVERY_PER_S * 0.1)
-    # A deep cut takes longer to recover than a single one: additive increase.
-    clock.advance(10.0)
-    assert rl.statistics().rate_factor == pytest.approx(SLOWDOWN_FLOOR + 0.2 + 0.002)
+    rl.pause(0.1)
+    clock.advance(0.2)  # a new episode: the factor in force (recovered by 0.002) is cut
+    rl.pause(0.1)
+    factor = SLOWDOWN_FACTOR * (SLOWDOWN_FACTOR + SLOWDOWN_RECOVERY_PER_S * 0.1)
+    assert rl.statistics().rate_factor == pytest.approx(factor)
+    assert rl.pauses == 2
 
 
 @pytest.mark.anyio

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from lm_deluge_cli.engine.limiter import RateLimiter, Ticket
+from lm_deluge_cli.engine.limiter import RateLimiter
+from lm_deluge_cli.engine.limiter_values import Ticket
 from lm_deluge_cli.types import RateLimitInfo
 
 if TYPE_CHECKING:
