@@ -133,6 +133,18 @@ class RedisServer:
             raise RuntimeError(f"redis {args[0]} failed: {reply!r}")
         return reply.split(b"\r\n", 1)[0]
 
+    def hget(self, name: str, field_name: str) -> bytes | None:
+        """One field of a hash, read with redis-py (which every test that uses Redis has)."""
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            value = client.hget(name, field_name)
+        finally:
+            client.close()
+        assert value is None or isinstance(value, bytes)
+        return value
+
     def _answers(self) -> bool:
         try:
             return self.command("PING") == b"+PONG"

@@ -5,29 +5,23 @@ server of version 5 or later, and asyncio (redis-py's asyncio client).
 
 The budget is the one `RateLimiter` keeps (smooth buckets, half a second of burst, a
 request larger than the token bucket waiting for a full bucket and taking it below zero,
-the compounding slow-down after a 429 and its recovery), kept in the Redis hash
-``lm-deluge:limiter:{KEY}:state``. One Lua script (shared_limiter.lua) refills, applies
-queued credits and pauses, and either charges a request (replying 0) or replies how long
-until its cost is covered; it reads the time with Redis's ``TIME``, so machines whose
-clocks disagree still agree. Every process should be given the same limits: the script
-uses the rates passed in each call, so when processes disagree the budget follows
-whichever process asked last. The braces make ``KEY`` a Redis Cluster hash tag, so the
-state and the process set live on one node.
+the compounding slow-down after a 429 and its recovery), kept in Redis (shared_budget.py:
+its keys, and the script that takes one step of it on Redis's clock). Every process should
+be given the same limits: the budget follows whichever process asked last.
 
 A 429 (`pause`) pauses every process: the pause and the slow-down factor live in the
-hash. Refunds and debits (`release`, `reconcile`) and pauses are queued, then sent with
+budget. Refunds and debits (`release`, `reconcile`) and pauses are queued, then sent with
 this process's next call or at once by a background task, so they never block. `observe`
 only marks the request answered: a provider's rate-limit headers count the traffic of
 every process, and one process cannot tell which of it was in flight elsewhere.
 
-Each process registers in the sorted set ``lm-deluge:limiter:{KEY}:processes`` (score:
-Redis time) every `HEARTBEAT_S` seconds; an entry older than `LIVE_BEATS` heartbeats no
-longer counts. When Redis cannot be reached, at the start or mid-run, the process logs
-one warning and paces itself with a local `RateLimiter` at ``limit / max(2, N)`` (times
-the slow-down factor last seen), N being the number of live processes it last saw: its
-fair share, or half when it saw no other. It probes at every heartbeat and returns to
-the shared budget when Redis answers again, logging that once. Nothing Redis does makes
-`acquire` raise.
+Each process heartbeats every `HEARTBEAT_S` seconds; one that missed `LIVE_BEATS`
+heartbeats no longer counts. When Redis cannot be reached, at the start or mid-run, the
+process logs one warning and paces itself with a local `RateLimiter` at ``limit / max(2,
+N)`` (times the slow-down factor last seen), N being the number of live processes it last
+saw: its fair share, or half when it saw no other (shared_fallback.py). It probes at every
+heartbeat and returns to the shared budget when Redis answers again, logging that once.
+Nothing Redis does makes `acquire` raise.
 """
 
 from __future__ import annotations
@@ -38,11 +32,9 @@ import os
 import random
 import socket
 import uuid
-from dataclasses import dataclass, replace
-from importlib import resources
+from dataclasses import replace
 
 import anyio
-import redis.asyncio as aioredis
 
 from lm_deluge_cli.engine.clock import Clock, MonotonicClock
 from lm_deluge_cli.engine.limiter import DEFAULT_BURST_S, RateLimiter
@@ -53,25 +45,21 @@ from lm_deluge_cli.engine.limiter_values import (
     LimiterStats,
     Ticket,
 )
-from lm_deluge_cli.engine.slowdown import SLOWDOWN_FACTOR, SLOWDOWN_FLOOR, SLOWDOWN_RECOVERY_PER_S
-from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.redaction import redact_url, scrub, url_secrets
-from lm_deluge_cli.redis_client import open_client
+from lm_deluge_cli.engine.shared_budget import NOTHING_SEEN, BudgetTerms, RedisBudget
+from lm_deluge_cli.engine.shared_fallback import LocalTicket, fallback_limiter, fallback_share
+from lm_deluge_cli.redaction import scrub
 from lm_deluge_cli.types import RateLimitInfo
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_TIMEOUT_S",
     "HEARTBEAT_S",
-    "KEY_PREFIX",
     "LIVE_BEATS",
     "SharedRateLimiter",
-    "fallback_share",
 ]
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "lm-deluge:limiter:"
 # An unreachable server should cost seconds, not minutes: the process paces alone.
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
 DEFAULT_TIMEOUT_S = 2.0
@@ -79,11 +67,7 @@ DEFAULT_TIMEOUT_S = 2.0
 # stops counting towards the number of processes sharing the budget.
 HEARTBEAT_S = 2.0
 LIVE_BEATS = 5
-# A budget nobody used for this long is dropped; it would be full again by then anyway.
-KEY_TTL_S = 3600.0
 
-# One acquire and the background task use a connection each; a few spare for aclose.
-_MAX_CONNECTIONS = 4
 # A waiter re-asks at least this often, so other processes' refunds are seen soon.
 _MAX_SLEEP_S = 0.25
 # Waits are stretched at random by up to this long (and a fifth of the wait): processes
@@ -93,33 +77,6 @@ _MAX_SLEEP_S = 0.25
 _JITTER_S = 0.005
 _MAX_REASON_CHARS = 300
 _NO_INFO = RateLimitInfo()
-
-# The script's KEYS, ARGV and reply are described at its top.
-_SCRIPT = resources.files("lm_deluge_cli.engine").joinpath("shared_limiter.lua").read_text("utf-8")
-
-
-def fallback_share(live_processes: int) -> int:
-    """The part of the limits a process cut off from Redis takes: one of max(2, N)."""
-    return max(2, live_processes)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _LocalTicket(Ticket):
-    """A ticket granted by the fallback limiter while Redis was unreachable."""
-
-    limiter: RateLimiter
-    inner: Ticket
-
-
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    """The shared state as the latest script call saw it, at `at` on the local clock."""
-
-    request_level: float | None = None
-    token_level: float | None = None
-    rate_factor: float = 1.0
-    pause_remaining_s: float = 0.0
-    at: float = float("-inf")
 
 
 class SharedRateLimiter:
@@ -133,36 +90,23 @@ class SharedRateLimiter:
 
     def __init__(
         self,
-        client: aioredis.Redis,
-        url: str,
+        budget: RedisBudget,
         *,
-        key: str,
-        requests_per_minute: float | None,
-        tokens_per_minute: float | None,
-        burst_s: float,
-        adaptive: bool,
         heartbeat_s: float,
         timeout_s: float,
         name: str,
     ) -> None:
-        for rate in (requests_per_minute, tokens_per_minute):
-            if rate is not None and not rate > 0:
-                raise ValueError(f"a rate limit must be positive (or None), got {rate}")
-        if burst_s <= 0 or heartbeat_s <= 0:
-            raise ValueError("burst_s and heartbeat_s must be positive")
-        if not key:
-            raise ValueError("the shared limiter's key must not be empty")
+        if heartbeat_s <= 0:
+            raise ValueError("heartbeat_s must be positive")
+        terms = budget.terms
         self.name = name
-        self.key = key
-        self.location = redact_url(url)
-        self.requests_per_minute = requests_per_minute
-        self.tokens_per_minute = tokens_per_minute
-        self._client = client
-        self._script = client.register_script(_SCRIPT)
-        self._keys = [f"{KEY_PREFIX}{{{key}}}:state", f"{KEY_PREFIX}{{{key}}}:processes"]
-        self._secrets = url_secrets(url)
-        self._burst_s = burst_s
-        self._adaptive = adaptive
+        self.key = terms.key
+        self.location = budget.location
+        self.requests_per_minute = terms.requests_per_minute
+        self.tokens_per_minute = terms.tokens_per_minute
+        self._budget = budget
+        self._terms = terms
+        self._secrets = budget.secrets
         self._heartbeat_s = heartbeat_s
         self._timeout_s = timeout_s
         self._member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -180,8 +124,9 @@ class SharedRateLimiter:
         self._credit_requests = 0.0
         self._credit_tokens = 0.0
         self._pause_s: float | None = None
-        self._seen = _Seen()
-        self._live = 0
+        # The budget as the latest step that got through saw it, at `_seen_at` on the clock.
+        self._seen = NOTHING_SEEN
+        self._seen_at = float("-inf")
         # Set while Redis is unreachable: this process paces alone with it.
         self._fallback: RateLimiter | None = None
         # This process's waits by WAIT_* index (a fallback's are added when it is dropped).
@@ -207,29 +152,13 @@ class SharedRateLimiter:
         An unreachable server does not fail this: the limiter starts on its fallback.
         A malformed URL raises ConfigError.
         """
-        try:
-            client = open_client(
-                url,
-                max_connections=_MAX_CONNECTIONS,
-                connect_timeout_s=connect_timeout_s,
-                timeout_s=timeout_s,
-            )
-        except ValueError as exc:
-            reason = scrub(str(exc), url_secrets(url))
-            # From None: the original message may quote the URL, password included.
-            raise ConfigError(f"invalid Redis URL {redact_url(url)!r}: {reason}") from None
-        limiter = cls(
-            client,
-            url,
-            key=key,
-            requests_per_minute=requests_per_minute,
-            tokens_per_minute=tokens_per_minute,
-            burst_s=burst_s,
-            adaptive=adaptive,
-            heartbeat_s=heartbeat_s,
-            timeout_s=timeout_s,
-            name=name,
+        terms = BudgetTerms(
+            key, requests_per_minute, tokens_per_minute, burst_s, adaptive, heartbeat_s * LIVE_BEATS
         )
+        budget = RedisBudget.open(
+            url, terms, connect_timeout_s=connect_timeout_s, timeout_s=timeout_s
+        )
+        limiter = cls(budget, heartbeat_s=heartbeat_s, timeout_s=timeout_s, name=name)
         await limiter._call(cost=None, heartbeat=True)
         limiter._task = asyncio.get_running_loop().create_task(limiter._background())
         return limiter
@@ -257,21 +186,11 @@ class SharedRateLimiter:
                     if delay is not None:
                         wait = min(delay, _MAX_SLEEP_S)
                         wait += random.uniform(0.0, min(_JITTER_S, wait / 5))
-                        waited_on = self._waits_on(tokens)
+                        waited_on = self._terms.waits_on(self._seen, tokens)
                         await self._clock.sleep(wait)
                         self._waited_s[waited_on] += wait
         finally:
             self._waiting -= 1
-
-    def _waits_on(self, tokens: int) -> int:
-        """What a wait the script asked for is on (a WAIT_* index), from the levels it replied."""
-        seen = self._seen
-        if seen.pause_remaining_s > 0 or seen.rate_factor < 1.0:
-            return WAIT_PROVIDER
-        burst_s = self._burst_s
-        requests_s = _deficit_s(seen.request_level, 1.0, self.requests_per_minute, burst_s, 1.0)
-        tokens_s = _deficit_s(seen.token_level, float(tokens), self.tokens_per_minute, burst_s, 0.0)
-        return WAIT_TOKENS if tokens_s > requests_s else WAIT_REQUESTS
 
     def _ticket(self, tokens: int, fallback: RateLimiter | None, inner: Ticket | None) -> Ticket:
         self._seq += 1
@@ -279,7 +198,7 @@ class SharedRateLimiter:
         now = self._clock.now()
         if fallback is None or inner is None:
             return Ticket(tokens, self._seq, self._tokens_dispatched, now)
-        return _LocalTicket(
+        return LocalTicket(
             tokens, self._seq, self._tokens_dispatched, now, limiter=fallback, inner=inner
         )
 
@@ -287,21 +206,21 @@ class SharedRateLimiter:
 
     def reconcile(self, ticket: Ticket, actual_tokens: int) -> None:
         """Credit (or debit) the shared token bucket with estimate − actual."""
-        if isinstance(ticket, _LocalTicket):
+        if isinstance(ticket, LocalTicket):
             ticket.limiter.reconcile(ticket.inner, actual_tokens)
         elif self.tokens_per_minute is not None:
             self._queue(tokens=float(ticket.tokens - actual_tokens))
 
     def release(self, ticket: Ticket) -> None:
         """Give back a ticket whose request was never sent."""
-        if isinstance(ticket, _LocalTicket):
+        if isinstance(ticket, LocalTicket):
             ticket.limiter.release(ticket.inner)
         else:
             self._queue(requests=1.0, tokens=float(ticket.tokens))
 
     def observe(self, ticket: Ticket, info: RateLimitInfo) -> None:
         """Mark the request answered; provider headers are not applied (see the module)."""
-        if isinstance(ticket, _LocalTicket):
+        if isinstance(ticket, LocalTicket):
             ticket.limiter.observe(ticket.inner, _NO_INFO)
 
     def pause(self, seconds: float) -> None:
@@ -333,36 +252,18 @@ class SharedRateLimiter:
         """
         credit_requests, credit_tokens, pause_s = self._take_queued()
         was_cut_off = self._fallback is not None
-        args = (
-            self.requests_per_minute or 0,
-            self.tokens_per_minute or 0,
-            self._burst_s,
-            -1 if cost is None else cost,
-            credit_requests,
-            credit_tokens,
-            -1 if pause_s is None else pause_s,
-            1 if self._adaptive else 0,
-            int(KEY_TTL_S * 1000),
-            self._member if heartbeat else "",
-            self._heartbeat_s * LIVE_BEATS,
-            SLOWDOWN_FACTOR,
-            SLOWDOWN_FLOOR,
-            SLOWDOWN_RECOVERY_PER_S,
-        )
         try:
-            reply = await self._script(keys=self._keys, args=args)
-            delay = float(reply[0])
-            self._seen = _Seen(
-                _level(reply[1]),
-                _level(reply[2]),
-                float(reply[3]),
-                float(reply[4]),
-                self._clock.now(),
+            reply = await self._budget.step(
+                cost=cost,
+                credit_requests=credit_requests,
+                credit_tokens=credit_tokens,
+                pause_s=pause_s,
+                member=self._member if heartbeat else "",
             )
-            self._live = int(reply[5])
         except Exception as exc:  # any failure of Redis or of its reply
             self._cut_off(exc)
             return None
+        self._seen, self._seen_at = reply, self._clock.now()
         if was_cut_off and heartbeat and self._fallback is not None:
             self._fold_waits(self._fallback.statistics())
             self._fallback = None
@@ -371,9 +272,9 @@ class SharedRateLimiter:
                 "again (processes alive: %d)",
                 self.location,
                 self.key,
-                self._live,
+                reply.processes,
             )
-        return delay
+        return reply.delay
 
     def _take_queued(self) -> tuple[float, float, float | None]:
         queued = (self._credit_requests, self._credit_tokens, self._pause_s)
@@ -385,42 +286,33 @@ class SharedRateLimiter:
         """Pace alone at a share of the limits; warn once per outage."""
         if self._fallback is not None:
             return
-        share = fallback_share(self._live)
-        factor = self._seen.rate_factor
-
-        def part(rate: float | None) -> float | None:
-            return None if rate is None else rate * factor / share
-
-        fallback = RateLimiter(
-            part(self.requests_per_minute),
-            part(self.tokens_per_minute),
-            burst_s=self._burst_s,
+        live = self._seen.processes
+        share = fallback_share(live)
+        fallback = fallback_limiter(
+            self.requests_per_minute,
+            self.tokens_per_minute,
+            share=share,
+            rate_factor=self._seen.rate_factor,
+            pause_s=self._shared_paused_until() - self._clock.now(),
+            burst_s=self._terms.burst_s,
+            adaptive=self._terms.adaptive,
             name=self.name,
-            adaptive=self._adaptive,
+            clock=self._clock,
         )
-        paused_until = self._paused_until
-        if self._seen.pause_remaining_s > 0:
-            paused_until = max(paused_until, self._seen.at + self._seen.pause_remaining_s)
-        remaining = paused_until - self._clock.now()
-        if remaining > 0:
-            fallback.pause(remaining)
         self._fallback = fallback
         if self._closed:
             return
         reason = scrub(f"{type(exc).__name__}: {exc}", self._secrets)[:_MAX_REASON_CHARS]
+        rates = fallback.statistics()
         limits = ", ".join(
             f"{rate:g} {unit}/min"
             for rate, unit in (
-                (part(self.requests_per_minute), "requests"),
-                (part(self.tokens_per_minute), "tokens"),
+                (rates.requests_per_minute, "requests"),
+                (rates.tokens_per_minute, "tokens"),
             )
             if rate is not None
         )
-        seen = (
-            f"{self._live} processes were sharing them"
-            if self._live > 1
-            else "no other process was seen"
-        )
+        seen = f"{live} processes were sharing them" if live > 1 else "no other process was seen"
         logger.warning(
             "shared rate limiter %s (key %r) is unreachable (%s): this process paces "
             "itself at 1/%d of the limits (%s; %s) until Redis answers again",
@@ -457,10 +349,10 @@ class SharedRateLimiter:
             try:
                 if self._fallback is None:
                     await self._call(cost=None)
-                await self._client.zrem(self._keys[1], self._member)
+                await self._budget.leave(self._member)
             except Exception:  # best effort: the entry expires anyway
                 logger.debug("could not leave the shared limiter's process set", exc_info=True)
-        await self._client.aclose()
+        await self._budget.aclose()
 
     # -- observation ---------------------------------------------------------------
 
@@ -472,12 +364,19 @@ class SharedRateLimiter:
     @property
     def processes(self) -> int:
         """How many processes were live at the latest heartbeat (this one included)."""
-        return self._live
+        return self._seen.processes
 
     @property
     def pauses(self) -> int:
         """How many times `pause` was called in this process."""
         return self._pauses
+
+    def _shared_paused_until(self) -> float:
+        """When the pause ends: this process's own, or the budget's as last seen if later."""
+        seen = self._seen
+        if seen.pause_remaining_s > 0:
+            return max(self._paused_until, self._seen_at + seen.pause_remaining_s)
+        return self._paused_until
 
     def _fold_waits(self, stats: LimiterStats) -> None:
         """Count a dropped fallback's waits as this process's own."""
@@ -505,17 +404,15 @@ class SharedRateLimiter:
                 waited_provider_s=waited[WAIT_PROVIDER] + local.waited_provider_s,
             )
         seen = self._seen
-        paused_until = self._paused_until
-        if seen.pause_remaining_s > 0:
-            paused_until = max(paused_until, seen.at + seen.pause_remaining_s)
+        paused_until = self._shared_paused_until()
         return LimiterStats(
             name=self.name,
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
             request_level=seen.request_level,
-            request_capacity=_capacity(self.requests_per_minute, self._burst_s, 1.0),
+            request_capacity=self._terms.request_capacity,
             token_level=seen.token_level,
-            token_capacity=_capacity(self.tokens_per_minute, self._burst_s, 0.0),
+            token_capacity=self._terms.token_capacity,
             rate_factor=seen.rate_factor,
             paused_until=paused_until,
             pause_remaining_s=max(0.0, paused_until - now),
@@ -527,21 +424,3 @@ class SharedRateLimiter:
             waited_tokens_s=waited[WAIT_TOKENS],
             waited_provider_s=waited[WAIT_PROVIDER],
         )
-
-
-def _level(raw: bytes) -> float | None:
-    return float(raw) if raw else None
-
-
-def _capacity(per_minute: float | None, burst_s: float, minimum: float) -> float | None:
-    return None if per_minute is None else max(minimum, per_minute / 60.0 * burst_s)
-
-
-def _deficit_s(
-    level: float | None, cost: float, per_minute: float | None, burst_s: float, minimum: float
-) -> float:
-    """Seconds one bucket needs to refill to `cost` (at most its capacity) from `level`."""
-    capacity = _capacity(per_minute, burst_s, minimum)
-    if per_minute is None or capacity is None or level is None:
-        return 0.0
-    return max(0.0, min(cost, capacity) - level) / (per_minute / 60.0)

@@ -1,5 +1,5 @@
 """The slow-down after a 429: the factor a limiter's rates are scaled by, cut once for each
-episode of 429s and recovering once its pause ends (shared_limiter.lua keeps the same curve
+episode of 429s and recovering once its pause ends (shared_budget.lua keeps the same curve
 in Redis, with these constants)."""
 
 from __future__ import annotations

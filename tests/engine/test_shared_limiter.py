@@ -19,16 +19,15 @@ if TYPE_CHECKING:
 pytest.importorskip("redis")
 
 import anyio
-import redis
 
 from lm_deluge_cli.config import Limits, ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.limiter import RateLimiter
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
 from lm_deluge_cli.engine.setup import build_requester
-from lm_deluge_cli.engine.shared_limiter import KEY_PREFIX, SharedRateLimiter, fallback_share
+from lm_deluge_cli.engine.shared_budget import KEY_PREFIX
+from lm_deluge_cli.engine.shared_limiter import SharedRateLimiter
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.types import RateLimitInfo, SamplingParams
 
 pytestmark = pytest.mark.anyio
@@ -143,27 +142,6 @@ async def test_one_process_paces_at_the_rate(open_limiter: Open) -> None:
     assert stats.acquired == 36 and stats.requests_per_minute == 600.0
     assert stats.request_capacity == 5.0
     assert stats.request_level is not None and stats.request_level < 1.0
-
-
-async def test_the_budget_runs_on_redis_time(
-    open_limiter: Open, redis_server: RedisServer, key: str
-) -> None:
-    """The state's timestamps are the server's clock, not this machine's monotonic one."""
-    limiter = await open_limiter(requests_per_minute=600.0)
-    await limiter.acquire()
-    updated = float(state_field(redis_server, key, "ru"))
-    assert updated == pytest.approx(time.time(), abs=5.0)
-
-
-def state_field(server: RedisServer, key: str, field: str) -> bytes:
-    """One field of the budget's hash in Redis."""
-    client = redis.Redis.from_url(server.url)
-    try:
-        value = client.hget(f"{KEY_PREFIX}{{{key}}}:state", field)
-    finally:
-        client.close()
-    assert isinstance(value, bytes)
-    return value
 
 
 async def test_two_limiters_on_one_key_share_the_rate(open_limiter: Open) -> None:
@@ -282,7 +260,7 @@ async def test_a_pause_holds_every_limiter_on_the_key_and_slows_them(
     # A second 429 after the first pause ended compounds the slow-down.
     b.pause(0.0)
     await b.acquire()
-    factor = float(state_field(redis_server, key, "sf"))
+    factor = float(redis_server.hget(f"{KEY_PREFIX}{{{key}}}:state", "sf") or b"nan")
     assert factor == pytest.approx(0.8 * 0.8, abs=0.02)
 
 
@@ -353,11 +331,6 @@ async def test_a_chain_with_a_shared_limiter(open_limiter: Open) -> None:
 
 
 # -- without Redis -----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("live", "share"), [(0, 2), (1, 2), (2, 2), (3, 3), (10, 10)])
-def test_fallback_share(live: int, share: int) -> None:
-    assert fallback_share(live) == share
 
 
 async def test_redis_unreachable_at_the_start(
@@ -444,17 +417,6 @@ async def test_falls_back_when_redis_stops_and_returns_when_it_is_back(
         assert server.password not in caplog.text and server.password_quoted not in caplog.text
     finally:
         await limiter.aclose()
-
-
-async def test_a_malformed_url_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"alice:\*\*\*@") as caught:
-        await SharedRateLimiter.connect(
-            "http://alice:hunter2@example.invalid/0",
-            key="k",
-            requests_per_minute=60.0,
-            tokens_per_minute=None,
-        )
-    assert "hunter2" not in str(caught.value)
 
 
 # -- wiring ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- One step of a rate budget shared through Redis (see shared_limiter.py): refill both
+-- One step of a rate budget shared through Redis (see shared_budget.py): refill both
 -- buckets, apply queued credits and a pause, then charge a request or say how long until
 -- it could go, and count the processes alive. Times are Redis's own (TIME), in seconds.
 --
