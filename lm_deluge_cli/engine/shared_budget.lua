@@ -1,6 +1,9 @@
 -- One step of a rate budget shared through Redis (see shared_budget.py): refill both
 -- buckets, apply queued credits and a pause, then charge a request or say how long until
--- it could go, and count the processes alive. Times are Redis's own (TIME), in seconds.
+-- it could go, and count the processes alive. Times are in seconds, Redis's own (TIME), so
+-- that machines whose clocks disagree still agree. A caller may pass the budget's time (a
+-- test's clock); the processes are counted alive on Redis's time all the same, as their
+-- heartbeats keep real time.
 --
 -- KEYS[1]  the state hash: rl/ru and tl/tu (request and token levels and when they were
 --          last refilled), pu (paused until), sf and ss (slow-down factor and since when)
@@ -8,7 +11,8 @@
 -- ARGV     requests/min and tokens/min (0: unlimited), burst seconds, token cost (-1: charge
 --          nothing), request and token credits, pause seconds (-1: none), adaptive (1/0),
 --          key TTL in ms, process id ("": no heartbeat), seconds a heartbeat counts for,
---          then the slow-down factor, its floor and its recovery per second
+--          then the slow-down factor, its floor and its recovery per second, and the time
+--          of the budget ("": Redis's TIME)
 -- Reply    {delay ("0": charged), request level, token level ("": unlimited), rate factor,
 --          pause remaining, processes alive}; numbers as strings, but the count
 local rpm, tpm, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -17,7 +21,8 @@ local pause_s, adaptive, ttl_ms = tonumber(ARGV[7]), ARGV[8] == '1', tonumber(AR
 local member, window = ARGV[10], tonumber(ARGV[11])
 local FACTOR, FLOOR, RECOVERY = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wall = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(ARGV[15]) or wall
 local f = redis.call('HMGET', KEYS[1], 'rl', 'ru', 'tl', 'tu', 'pu', 'sf', 'ss')
 local paused_until = tonumber(f[5]) or 0
 local slow_factor = tonumber(f[6]) or 1
@@ -104,10 +109,10 @@ redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], ttl_ms)
 
 if member ~= '' then
-  redis.call('ZADD', KEYS[2], now, member)
+  redis.call('ZADD', KEYS[2], wall, member)
   redis.call('PEXPIRE', KEYS[2], ttl_ms)
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', wall - window)
 local live = redis.call('ZCARD', KEYS[2])
 return {
   tostring(wait), req and tostring(req.level) or '', tok and tostring(tok.level) or '',

@@ -4,11 +4,12 @@ it (shared_budget.lua), and the client that runs the script.
 The budget lives in the hash ``lm-deluge:limiter:{KEY}:state``. One script call refills both
 buckets, applies queued credits and a pause, either charges a request (replying 0) or
 replies how long until its cost is covered, and counts the processes alive; it reads the
-time with Redis's ``TIME``, so machines whose clocks disagree still agree. The rates are the
-ones passed in each call, so when processes disagree the budget follows whichever asked
-last. Each process registers in the sorted set ``lm-deluge:limiter:{KEY}:processes``
-(score: the script's time) when it heartbeats. The braces make ``KEY`` a Redis Cluster hash
-tag, so the state and the process set live on one node.
+time with Redis's ``TIME``, so machines whose clocks disagree still agree (a test may give
+the budget the time of its own clock instead). The rates are the ones passed in each call,
+so when processes disagree the budget follows whichever asked last. Each process registers
+in the sorted set ``lm-deluge:limiter:{KEY}:processes`` (score: Redis's time) when it
+heartbeats. The braces make ``KEY`` a Redis Cluster hash tag, so the state and the process
+set live on one node.
 """
 
 from __future__ import annotations
@@ -142,10 +143,13 @@ class RedisBudget:
         credit_tokens: float = 0.0,
         pause_s: float | None = None,
         member: str = "",
+        now: float | None = None,
     ) -> BudgetReply:
         """One step: credit both buckets, pause for `pause_s` (None: no pause), charge a
         request of `cost` tokens (None: charge nothing), and heartbeat as `member` ("": no
-        heartbeat)."""
+        heartbeat). The budget steps at Redis's time, or at `now` when given: every process
+        on the key must then give times of the same clock (tests do). Heartbeats are on
+        Redis's time either way."""
         terms = self.terms
         args = (
             terms.requests_per_minute or 0,
@@ -162,6 +166,7 @@ class RedisBudget:
             SLOWDOWN_FACTOR,
             SLOWDOWN_FLOOR,
             SLOWDOWN_RECOVERY_PER_S,
+            "" if now is None else now,
         )
         reply = await self._script(keys=self._keys, args=args)
         return BudgetReply(

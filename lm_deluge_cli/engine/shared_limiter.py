@@ -95,6 +95,7 @@ class SharedRateLimiter:
         heartbeat_s: float,
         timeout_s: float,
         name: str,
+        clock: Clock | None = None,
     ) -> None:
         if heartbeat_s <= 0:
             raise ValueError("heartbeat_s must be positive")
@@ -110,7 +111,9 @@ class SharedRateLimiter:
         self._heartbeat_s = heartbeat_s
         self._timeout_s = timeout_s
         self._member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._clock: Clock = MonotonicClock()
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        # A clock given (a test's) is the budget's clock too, in place of Redis's TIME.
+        self._clock_in_redis = clock is not None
         self._lock = anyio.Lock()
         self._wake = anyio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -146,11 +149,15 @@ class SharedRateLimiter:
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         name: str = "",
+        clock: Clock | None = None,
     ) -> SharedRateLimiter:
         """Register with the budget under `key` at `url` (redis://, rediss:// or unix://).
 
         An unreachable server does not fail this: the limiter starts on its fallback.
-        A malformed URL raises ConfigError.
+        A malformed URL raises ConfigError. `clock` is for tests: this process waits on it
+        and stamps tickets with it, and the budget in Redis runs on its time instead of
+        Redis's, so every process on the key must share it. Heartbeats, which only say that
+        the process is alive, keep real time either way.
         """
         terms = BudgetTerms(
             key, requests_per_minute, tokens_per_minute, burst_s, adaptive, heartbeat_s * LIVE_BEATS
@@ -158,7 +165,7 @@ class SharedRateLimiter:
         budget = RedisBudget.open(
             url, terms, connect_timeout_s=connect_timeout_s, timeout_s=timeout_s
         )
-        limiter = cls(budget, heartbeat_s=heartbeat_s, timeout_s=timeout_s, name=name)
+        limiter = cls(budget, heartbeat_s=heartbeat_s, timeout_s=timeout_s, name=name, clock=clock)
         await limiter._call(cost=None, heartbeat=True)
         limiter._task = asyncio.get_running_loop().create_task(limiter._background())
         return limiter
@@ -259,6 +266,7 @@ class SharedRateLimiter:
                 credit_tokens=credit_tokens,
                 pause_s=pause_s,
                 member=self._member if heartbeat else "",
+                now=self._clock.now() if self._clock_in_redis else None,
             )
         except Exception as exc:  # any failure of Redis or of its reply
             self._cut_off(exc)
@@ -325,15 +333,20 @@ class SharedRateLimiter:
         )
 
     async def _background(self) -> None:
-        """Send queued credits and pauses at once, and heartbeat (probe while cut off)."""
-        next_beat = self._clock.now() + self._heartbeat_s
+        """Send queued credits and pauses at once, and heartbeat (probe while cut off).
+
+        Heartbeats keep the event loop's time, not the limiter's clock: they say that the
+        process is alive, and a test's clock, which jumps ahead or stands still, would send
+        them all at once or never.
+        """
+        next_beat = anyio.current_time() + self._heartbeat_s
         while True:
-            with anyio.move_on_after(max(0.0, next_beat - self._clock.now())):
+            with anyio.move_on_after(max(0.0, next_beat - anyio.current_time())):
                 await self._wake.wait()
             self._wake = anyio.Event()
-            if self._clock.now() >= next_beat:
+            if anyio.current_time() >= next_beat:
                 await self._call(cost=None, heartbeat=True)
-                next_beat = self._clock.now() + self._heartbeat_s
+                next_beat = anyio.current_time() + self._heartbeat_s
             elif self._fallback is None:
                 await self._call(cost=None)
 

@@ -83,6 +83,51 @@ async def test_the_budget_runs_on_redis_time(
     assert state(redis_server, budget, "ru") == pytest.approx(time.time(), abs=5.0)
 
 
+@pytest.mark.anyio
+async def test_a_step_at_a_given_time_runs_the_budget_on_it(
+    open_budget: Callable[..., RedisBudget], redis_server: RedisServer
+) -> None:
+    budget = open_budget(requests_per_minute=600.0)  # 10 a second, a bucket of 5
+    first = await budget.step(cost=0, now=100.0)
+    assert (first.delay, first.request_level, first.processes) == (0.0, 4.0, 0)
+    assert state(redis_server, budget, "ru") == 100.0
+    for _ in range(4):
+        await budget.step(cost=0, now=100.0)
+    empty = await budget.step(cost=0, now=100.0)
+    assert empty.delay == pytest.approx(0.1) and empty.request_level == pytest.approx(0.0)
+    assert (await budget.step(cost=0, now=100.05)).delay == pytest.approx(0.05)
+    assert (await budget.step(cost=0, now=100.1)).delay == 0.0
+
+
+@pytest.mark.anyio
+async def test_a_pause_holds_the_budget_and_slows_it(
+    open_budget: Callable[..., RedisBudget],
+) -> None:
+    budget = open_budget(requests_per_minute=600.0)
+    paused = await budget.step(cost=None, pause_s=1.0, now=10.0)
+    assert (paused.pause_remaining_s, paused.rate_factor, paused.request_level) == (1.0, 0.8, 0.0)
+    # The rest of the pause, then one request at 0.8 of the rate.
+    assert (await budget.step(cost=0, now=10.5)).delay == pytest.approx(0.5 + 0.125)
+    # Without adaptive slowing down, the same pause holds it as long and no longer.
+    steady = open_budget(
+        requests_per_minute=600.0, adaptive=False, key="steady-" + budget.terms.key
+    )
+    await steady.step(cost=None, pause_s=1.0, now=10.0)
+    assert (await steady.step(cost=0, now=10.5)).delay == pytest.approx(0.5 + 0.1)
+
+
+@pytest.mark.anyio
+async def test_a_heartbeat_counts_the_process_alive_on_redis_time(
+    open_budget: Callable[..., RedisBudget],
+) -> None:
+    budget = open_budget(requests_per_minute=600.0)
+    # The budget's time, far from Redis's, is not what heartbeats are scored by.
+    assert (await budget.step(cost=None, member="a", now=5.0)).processes == 1
+    assert (await budget.step(cost=None, member="b", now=1e6)).processes == 2
+    await budget.leave("a")
+    assert (await budget.step(cost=None, now=2e6)).processes == 1
+
+
 def test_a_malformed_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"alice:\*\*\*@") as caught:
         budget_at("http://alice:hunter2@example.invalid/0", requests_per_minute=60.0)
