@@ -1,19 +1,22 @@
-"""Fixtures for the cache tests: stores of every backend (Redis runs from tests/redis_server.py)."""
+"""Fixtures for the cache tests: stores of every backend (Redis runs from tests/redis_server.py),
+and a clock for those that keep their own expiry times."""
 
 from __future__ import annotations
 
 import importlib.util
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import pytest
 
-from lm_deluge_cli.cache import Cache, open_cache
+from lm_deluge_cli.cache import Cache, MemoryCache, SqliteCache, open_cache
 from tests.redis_server import RedisServer, StartRedis
 
-__all__ = ["RedisServer", "StartRedis", "Store"]
+__all__ = ["ManualTime", "RedisServer", "StartRedis", "Store"]
 
 HAS_PLYVEL = importlib.util.find_spec("plyvel") is not None
 
@@ -29,6 +32,20 @@ BACKENDS = (
 # (memory caches are private; a LevelDB directory is open in one process at a time, so
 # test_leveldb.py checks its sharing within a process and between processes in turn).
 SHARED_BACKENDS = ("diskcache", "sqlite", "redis")
+
+
+class ManualTime:
+    """A clock that moves only when told to, for the backends that take one (memory, SQLite,
+    LevelDB). It starts at the wall clock's time: another process reads the same entries."""
+
+    def __init__(self) -> None:
+        self.t = time.time()
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
 
 
 @pytest.fixture
@@ -47,6 +64,9 @@ class Store:
     backend: str
     spec: str
     namespace: str | None = None
+    # The clock of a backend that keeps its own expiry times (None: diskcache reads the
+    # time inside the library, and Redis expires keys on the server).
+    clock: ManualTime | None = None
     opened: list[Cache] = field(default_factory=list)
 
     @property
@@ -54,20 +74,38 @@ class Store:
         return self.backend in SHARED_BACKENDS
 
     def open(self) -> Cache:
-        cache = open_cache(self.spec, namespace=self.namespace)
+        cache: Cache
+        if self.backend == "memory":
+            cache = MemoryCache(clock=self.clock or time.monotonic)
+        elif self.backend == "sqlite":
+            cache = SqliteCache(self.spec, clock=self.clock or time.time)
+        elif self.backend == "leveldb":
+            from lm_deluge_cli.cache.leveldb import LevelDBCache
+
+            cache = LevelDBCache(self.spec.removeprefix("leveldb:"), clock=self.clock or time.time)
+        else:
+            cache = open_cache(self.spec, namespace=self.namespace)
         self.opened.append(cache)
         return cache
+
+    async def wait(self, seconds: float) -> None:
+        """Let `seconds` pass for the entries: on the store's clock when it has one, else for
+        real."""
+        if self.clock is not None:
+            self.clock.advance(seconds)
+        else:
+            await anyio.sleep(seconds)
 
 
 def _store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     if backend == "memory":
-        return Store(backend, "memory:")
+        return Store(backend, "memory:", clock=ManualTime())
     if backend == "diskcache":
         return Store(backend, str(tmp_path / "diskcache"))
     if backend == "sqlite":
-        return Store(backend, str(tmp_path / "cache.sqlite"))
+        return Store(backend, str(tmp_path / "cache.sqlite"), clock=ManualTime())
     if backend == "leveldb":
-        return Store(backend, f"leveldb:{tmp_path / 'cache'}")
+        return Store(backend, f"leveldb:{tmp_path / 'cache'}", clock=ManualTime())
     server: RedisServer = request.getfixturevalue("redis_server")
     # A namespace per test keeps tests on the shared server apart.
     return Store(backend, server.url, namespace=f"t{uuid.uuid4().hex[:12]}")
