@@ -2,62 +2,79 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import typer
 from dotenv import load_dotenv
 from rich.console import Console
+from typer.core import TyperGroup
 
-from lm_deluge_cli.cli import (
-    cache,
-    embed,
-    export,
-    extract,
-    mock_server,
-    models,
-    rerank,
-    run,
-    score,
-    status,
-    translate,
-)
 from lm_deluge_cli.cli.stop_signals import FinalCode, exit_on_signal
 from lm_deluge_cli.errors import EXIT_INTERRUPTED, LMDelugeError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="lm-deluge",
-    help="Run very large batches of prompts through LLM APIs within their rate limits, resumably.",
-    no_args_is_help=True,
-    add_completion=False,
-    # Locals in tracebacks can hold API keys.
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,
-)
-# (name, function, shows help when given no arguments), in the order `--help` lists them.
-_COMMANDS: list[tuple[str, Callable[..., None], bool]] = [
-    ("run", run.run, True),
-    ("status", status.status, False),
-    ("export", export.export, False),
-    ("models", models.models, False),
-    ("cache", cache.cache, True),
-    ("mock-server", mock_server.mock_server, False),
+_HELP = "Run very large batches of prompts through LLM APIs within their rate limits, resumably."
+# name → (module, function, shows help when given no arguments), in the order `--help`
+# lists them. A command's module is imported when the command runs (or `--help` lists
+# it): `lm-deluge run` does not load the toolkit, embeddings or the mock server.
+_COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "run": ("run", "run", True),
+    "status": ("status", "status", False),
+    "export": ("export", "export", False),
+    "models": ("models", "models", False),
+    "cache": ("cache", "cache", True),
+    "mock-server": ("mock_server", "mock_server", False),
     # The toolkit: each runs a task through the same engine as run.
-    ("extract", extract.extract, True),
-    ("translate", translate.translate, True),
-    ("score", score.score, True),
+    "extract": ("extract", "extract", True),
+    "translate": ("translate", "translate", True),
+    "score": ("score", "score", True),
     # Many texts per request: vectors and relevance scores.
-    ("embed", embed.embed, True),
-    ("rerank", rerank.rerank, True),
-]
-for _name, _function, _help_when_bare in _COMMANDS:
-    app.command(_name, no_args_is_help=_help_when_bare)(_function)
+    "embed": ("embed", "embed", True),
+    "rerank": ("rerank", "rerank", True),
+}
+
+
+def _typer(**settings: Any) -> typer.Typer:
+    return typer.Typer(
+        add_completion=False,
+        # Locals in tracebacks can hold API keys.
+        pretty_exceptions_show_locals=False,
+        rich_markup_mode=None,
+        **settings,
+    )
+
+
+class _Commands(TyperGroup):
+    """The commands, each built from its module when first asked for."""
+
+    # (Typer's click types are its own private copy's: `Any` stands for them here.)
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, function, help_when_bare = _COMMANDS[cmd_name]
+        one = _typer()
+        target = getattr(importlib.import_module(f"lm_deluge_cli.cli.{module}"), function)
+        one.command(cmd_name, no_args_is_help=help_when_bare)(target)
+        command = typer.main.get_command(one)
+        command.name = cmd_name
+        return command
+
+
+app = _typer(name="lm-deluge", help=_HELP, no_args_is_help=True, cls=_Commands)
+
+
+@app.callback()
+def _root() -> None:
+    """Run very large batches of prompts through LLM APIs within their rate limits, resumably."""
 
 
 class _LowercaseLevel(logging.Formatter):

@@ -38,7 +38,7 @@ def _options(name: str) -> dict[str, list[str]]:
     module, _ = COMMANDS[name]
     hints = get_type_hints(getattr(module, name))
     options = {}
-    for param in command.commands[name].params:
+    for param in command.get_command(None, name).params:
         if param.param_type_name != "option":
             continue
         if param.is_flag:
