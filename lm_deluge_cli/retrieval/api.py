@@ -3,7 +3,7 @@ named them, running through the same engine as `lm-deluge embed` and `lm-deluge 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +14,8 @@ from rich.console import Console
 from lm_deluge_cli import config
 from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.config import CacheConfig, Job, Limits, ModelEntry
-from lm_deluge_cli.engine.reuse import open_reuse
+from lm_deluge_cli.engine.pipeline import RunOutcome
+from lm_deluge_cli.engine.reuse import Reuse, open_reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError, InvalidValueError, NotRunError
 from lm_deluge_cli.io.records import Record
@@ -166,30 +167,15 @@ async def embed_parallel_async(
     )
     endpoint = resolve_embedding_endpoint(model, base_url=base_url, api_key_env=api_key_env)
     settings = EmbedSettings(dimensions=dimensions, input_type=input_type, batch_size=batch_size)
-    records: dict[int, Record] = {}
 
     async def source() -> AsyncIterator[TextItem]:
         for index, text in enumerate(texts):
             yield TextItem(index, index + 1, text)
 
-    stats = RunStats(total=len(texts), total_is_estimate=False)
-    async with AsyncExitStack() as stack:
-        reuse = await open_reuse(job.cache, stack)
-        view = make_view(Console(stderr=True), quiet=not show_progress)
-        await watched(
-            view,
-            stats.snapshot,
-            lambda: embed_records(
-                source(),
-                lambda record: records.__setitem__(record["line"] - 1, record),
-                [endpoint],
-                settings,
-                job,
-                stats,
-                stack,
-                reuse=reuse,
-            ),
-        )
+    def pipeline(sink: Sink, stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Run:
+        return embed_records(source(), sink, [endpoint], settings, job, stats, stack, reuse=reuse)
+
+    records = await _records(job, len(texts), show_progress, pipeline)
     return [_embedding(i, text, records.get(i)) for i, text in enumerate(texts)]
 
 
@@ -256,35 +242,45 @@ async def rerank_parallel_async(
         cache=cache,
     )
     endpoint = resolve_rerank_endpoint(model, base_url=base_url, api_key_env=api_key_env)
-    records: dict[int, Record] = {}
 
     async def source() -> AsyncIterator[QueryItem]:
         for index, (query, docs) in enumerate(zip(queries, per_query, strict=True)):
             items = tuple(Document(i, text) for i, text in enumerate(docs))
             yield QueryItem(index, index + 1, query, items)
 
-    stats = RunStats(total=len(queries), total_is_estimate=False)
-    async with AsyncExitStack() as stack:
-        reuse = await open_reuse(job.cache, stack)
-        view = make_view(Console(stderr=True), quiet=not show_progress)
-        await watched(
-            view,
-            stats.snapshot,
-            lambda: rerank_records(
-                source(),
-                lambda record: records.__setitem__(record["line"] - 1, record),
-                [endpoint],
-                RerankSettings(top_n=top_k),
-                job,
-                stats,
-                stack,
-                reuse=reuse,
-            ),
-        )
+    def pipeline(sink: Sink, stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Run:
+        settings = RerankSettings(top_n=top_k)
+        return rerank_records(source(), sink, [endpoint], settings, job, stats, stack, reuse=reuse)
+
+    records = await _records(job, len(queries), show_progress, pipeline)
     return [
         _ranking(i, query, list(docs), records.get(i))
         for i, (query, docs) in enumerate(zip(queries, per_query, strict=True))
     ]
+
+
+Sink = Callable[[Record], None]
+Run = Awaitable[RunOutcome]
+
+
+async def _records(
+    job: Job,
+    total: int,
+    show_progress: bool,
+    pipeline: Callable[[Sink, RunStats, AsyncExitStack, Reuse], Run],
+) -> dict[int, Record]:
+    """Run `pipeline` for a call of the Python API: its records by their input's index."""
+    records: dict[int, Record] = {}
+    stats = RunStats(total=total, total_is_estimate=False)
+    async with AsyncExitStack() as stack:
+        reuse = await open_reuse(job.cache, stack)
+        view = make_view(Console(stderr=True), quiet=not show_progress)
+
+        def sink(record: Record) -> None:
+            records[record["line"] - 1] = record
+
+        await watched(view, stats.snapshot, lambda: pipeline(sink, stats, stack, reuse))
+    return records
 
 
 def _documents_per_query(
