@@ -11,17 +11,32 @@ from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.types import Prompt
 
-__all__ = ["Choosable", "alive", "content_draw", "pick", "pick_fitting", "weighted_index"]
+__all__ = [
+    "Choosable",
+    "Live",
+    "alive",
+    "content_draw",
+    "draw_live",
+    "pick",
+    "pick_fitting",
+    "weighted_index",
+]
 
 
-class Choosable(Protocol):
-    """What choosing needs of a model slot."""
+class Live(Protocol):
+    """What choosing among live models needs of one (a chat slot, an embedding route)."""
 
-    endpoint: Endpoint
     weight: float
     dead_reason: str | None
 
 
+class Choosable(Live, Protocol):
+    """What choosing a line's model needs of a model slot (its pin names the endpoint)."""
+
+    endpoint: Endpoint
+
+
+L = TypeVar("L", bound=Live)
 S = TypeVar("S", bound=Choosable)
 
 
@@ -40,7 +55,7 @@ def weighted_index(weights: Sequence[float], draw: float) -> int:
     return len(weights) - 1
 
 
-def alive(slots: Sequence[S], exclude: S | None) -> S | None:
+def alive(slots: Sequence[L], exclude: L | None) -> L | None:
     """A live model with weight other than `exclude`, if there is one."""
     for slot in slots:
         if slot.dead_reason is None and slot is not exclude and slot.weight > 0:
@@ -72,6 +87,12 @@ def pick(
             f"line {prompt.line}: model {prompt.model!r} is not one of this job's models "
             f"({', '.join(s.endpoint.name for s in slots)})"
         )
+    return draw_live(slots, exclude, draw, rng)
+
+
+def draw_live(slots: Sequence[L], exclude: L | None, draw: float | None, rng: random.Random) -> L:
+    """One of the live models with weight other than `exclude` (unless it is the only
+    one), by weight with `draw` (from `rng` when None); any of `slots` when none lives."""
     candidates = [s for s in slots if s.dead_reason is None and s.weight > 0]
     if exclude is not None and len(candidates) > 1:
         candidates = [s for s in candidates if s is not exclude]

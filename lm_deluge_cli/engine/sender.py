@@ -21,7 +21,7 @@ from typing import Generic, NamedTuple, Protocol, TypeVar
 import anyio
 
 from lm_deluge_cli.engine.budget import SpendCap
-from lm_deluge_cli.engine.choice import weighted_index
+from lm_deluge_cli.engine.choice import alive, draw_live
 from lm_deluge_cli.engine.halt import Halted
 from lm_deluge_cli.engine.learning import LimitLearner
 from lm_deluge_cli.engine.limiter_chain import LimiterChain
@@ -225,25 +225,11 @@ class Sender(Generic[R]):
 
     def alive(self, exclude: R | None) -> R | None:
         """A live model with weight other than `exclude`, if there is one."""
-        for route in self.routes:
-            if route.dead_reason is None and route is not exclude and route.weight > 0:
-                return route
-        return None
+        return alive(self.routes, exclude)
 
     def pick(self) -> R:
         """A live model by weight, for a request that may go to any of them."""
-        return self.other(None)
-
-    def other(self, exclude: R | None) -> R:
-        """Another live model by weight (`exclude` itself when it is the only one)."""
-        candidates = [r for r in self.routes if r.dead_reason is None and r.weight > 0]
-        if len(candidates) > 1:
-            candidates = [r for r in candidates if r is not exclude]
-        if not candidates:
-            return exclude if exclude is not None else self.routes[0]
-        if len(candidates) == 1:
-            return candidates[0]
-        return candidates[weighted_index([r.weight for r in candidates], self.rng.random())]
+        return draw_live(self.routes, None, None, self.rng)
 
     async def send(
         self,
@@ -292,7 +278,7 @@ class Sender(Generic[R]):
             return Sent(value, route, attempt, latency, cost)
 
     def _move(self, route: R, moved: Callable[[R], None] | None) -> R:
-        other = self.other(route)
+        other = draw_live(self.routes, route, None, self.rng)
         if moved is not None and other is not route:
             moved(other)
         return other
