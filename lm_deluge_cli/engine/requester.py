@@ -440,7 +440,7 @@ class _Ask:
 
     def outgoing(self, slot: ModelSlot, attempt: int) -> Outgoing:
         requester, prompt = self.requester, self.prompt
-        sampling = requester._supported(slot.endpoint, slot.sampling.merged(prompt.sampling))
+        sampling = requester._sampling(slot, prompt)[0]
         if sampling.samples != self.count:
             sampling = dataclasses.replace(sampling, samples=self.count)
         self.sampling = sampling
@@ -450,13 +450,13 @@ class _Ask:
         # Thinking budgets count: the provider may bill and rate-limit them as output, as it
         # does every sample asked of one request.
         output = self.output = max_output_tokens(slot.endpoint, sampling) * sampling.samples
-        worst = 0.0
-        if requester.budget is not None:
-            # With prompt caching on, the input may be written to the cache, which costs more.
-            prompt_cache = slot.endpoint.prompt_cache
-            ttl = prompt_cache.ttl if prompt_cache is not None else None
-            worst = estimate_cost(slot.endpoint.model, self.estimate, output, ttl) or 0.0
-        return Outgoing(request, self.estimate + output, worst, prompt.line)
+        return Outgoing(request, self.estimate + output, prompt.line)
+
+    def worst_cost(self, slot: ModelSlot) -> float:
+        # With prompt caching on, the input may be written to the cache, which costs more.
+        prompt_cache = slot.endpoint.prompt_cache
+        ttl = prompt_cache.ttl if prompt_cache is not None else None
+        return estimate_cost(slot.endpoint.model, self.estimate, self.output, ttl) or 0.0
 
     def admit(self, slot: ModelSlot) -> AbstractAsyncContextManager[Admission]:
         return self.requester._warm(slot, self.prompt)

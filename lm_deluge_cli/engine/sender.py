@@ -111,12 +111,11 @@ def budget_of(route: Route) -> Budget | None:
 
 
 class Outgoing(NamedTuple):
-    """One request ready to go: the request, the tokens the limiter is charged for it, the
-    most it may cost (reserved against the spending cap), and its input line (0: none)."""
+    """One request ready to go: the request, the tokens the limiter is charged for it, and
+    its input line (0: none)."""
 
     request: HttpRequest
     tokens: int
-    worst_cost_usd: float = 0.0
     line: int = 0
 
 
@@ -125,6 +124,11 @@ class Exchange(Protocol[R_contra, T]):
 
     def outgoing(self, route: R_contra, attempt: int) -> Outgoing:
         """The request for `route` (built for each attempt: the model may change)."""
+        ...
+
+    def worst_cost(self, route: R_contra) -> float:
+        """The most the request `outgoing` last built may cost in US dollars, reserved
+        against the spending cap (asked only when the run has one)."""
         ...
 
     def admit(self, route: R_contra) -> AbstractAsyncContextManager[Admission]:
@@ -291,7 +295,7 @@ class Sender(Generic[R]):
         if self.halted:
             raise Halted
         budget = self.budget
-        reserved = outgoing.worst_cost_usd if budget is not None else 0.0
+        reserved = exchange.worst_cost(route) if budget is not None else 0.0
         if budget is not None and not await budget.reserve(reserved):
             self.stats.cost_cap_reached = True
             raise Halted  # the cap is reached: left for a run with a higher cap

@@ -257,7 +257,7 @@ class _Embedding(BatchExchange[EmbedBatch]):
     __slots__ = ("embedder", "texts")
 
     def __init__(self, embedder: Embedder, texts: list[str], estimate: int) -> None:
-        super().__init__(estimate, embedder.sender.budget is not None)
+        super().__init__(estimate)
         self.embedder = embedder
         self.texts = texts
 

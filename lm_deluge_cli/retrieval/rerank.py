@@ -145,7 +145,7 @@ class _Scoring(BatchExchange[RerankBatch]):
     def __init__(
         self, reranker: Reranker, query: str, documents: Sequence[str], estimate: int
     ) -> None:
-        super().__init__(estimate, reranker.sender.budget is not None)
+        super().__init__(estimate)
         self.reranker = reranker
         self.query = query
         self.documents = documents

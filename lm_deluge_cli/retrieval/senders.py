@@ -69,12 +69,10 @@ class BatchExchange(Generic[A]):
     and nothing to check once an answer is read. A subclass says how to build the request
     (`request`), read the answer (`read`) and price it (`price`)."""
 
-    __slots__ = ("budgeted", "estimate")
+    __slots__ = ("estimate",)
 
-    def __init__(self, estimate: int, budgeted: bool) -> None:
+    def __init__(self, estimate: int) -> None:
         self.estimate = estimate
-        # Whether the run has a spending cap: only then is the worst case priced.
-        self.budgeted = budgeted
 
     def request(self, route: RetrievalRoute) -> HttpRequest:
         raise NotImplementedError
@@ -84,8 +82,10 @@ class BatchExchange(Generic[A]):
         raise NotImplementedError
 
     def outgoing(self, route: RetrievalRoute, attempt: int) -> Outgoing:
-        worst = (self.price(self.estimate, None) or 0.0) if self.budgeted else 0.0
-        return Outgoing(self.request(route), self.estimate, worst)
+        return Outgoing(self.request(route), self.estimate)
+
+    def worst_cost(self, route: RetrievalRoute) -> float:
+        return self.price(self.estimate, None) or 0.0
 
     def admit(self, route: RetrievalRoute) -> AbstractAsyncContextManager[Admission]:
         return nullcontext(Admission())

@@ -61,7 +61,10 @@ class Number:
     """Asks for a number; a 2xx body is the answer, anything else its status's error."""
 
     def outgoing(self, route: Bare, attempt: int) -> Outgoing:
-        return Outgoing(HttpRequest("POST", f"https://{route.name}/n", {}, b"", 5.0), 10, 0.5)
+        return Outgoing(HttpRequest("POST", f"https://{route.name}/n", {}, b"", 5.0), 10)
+
+    def worst_cost(self, route: Bare) -> float:
+        return 0.5
 
     def admit(self, route: Bare) -> AbstractAsyncContextManager[Admission]:
         return nullcontext(Admission())
