@@ -17,7 +17,7 @@ from lm_deluge_cli.providers.base import Endpoint
 from lm_deluge_cli.providers.registry import ModelInfo
 from lm_deluge_cli.results import Usage
 
-__all__ = ["SpendCap", "check_priced", "estimate_cost"]
+__all__ = ["SpendCap", "check_priced", "estimate_cost", "refuse_unpriced"]
 
 # Float slack when comparing sums of small costs with the cap.
 _EPS = 1e-12
@@ -42,7 +42,11 @@ def estimate_cost(
 
 def check_priced(endpoints: Sequence[Endpoint]) -> None:
     """Raise ConfigError naming the models whose price is unknown: the cap cannot hold."""
-    unpriced = [e.name for e in endpoints if estimate_cost(e.model, 1, 1) is None]
+    refuse_unpriced([e.name for e in endpoints if estimate_cost(e.model, 1, 1) is None])
+
+
+def refuse_unpriced(unpriced: Sequence[str]) -> None:
+    """Raise ConfigError naming these models, if any: the cap cannot hold without a price."""
     if unpriced:
         raise ConfigError(
             f"max_cost (--max-cost) cannot be enforced: the price of {', '.join(unpriced)} "

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
 from lm_deluge_cli.config import Job
-from lm_deluge_cli.engine.budget import SpendCap
+from lm_deluge_cli.engine.budget import SpendCap, refuse_unpriced
 from lm_deluge_cli.engine.sender import Outgoing, Route, Sender
 from lm_deluge_cli.engine.setup import Transports, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
@@ -129,12 +129,7 @@ def check_cap(job: Job, endpoint: RetrievalEndpoint) -> None:
         return
     model = endpoint.model
     priced = model.cost(1) if isinstance(model, EmbeddingModel) else model.cost(1, 1)
-    if priced is None:
-        raise ConfigError(
-            f"max_cost (--max-cost) cannot be enforced: the price of {endpoint.name} is not "
-            "known (`lm-deluge models` lists the models with prices); drop the cap or use "
-            "a priced model"
-        )
+    refuse_unpriced([endpoint.name] if priced is None else [])
 
 
 async def build_sender(
