@@ -90,8 +90,6 @@ class Requester:
             budget=budget,
             retry_other_model=retry_other_model,
         )
-        # The spending cap, if the job has one.
-        self.budget = budget
         # The cache and identical lines in flight (None: every line sends its own request).
         self.reuse = reuse
         # (model, parameter) pairs already warned about: one warning each per run.
@@ -114,6 +112,11 @@ class Requester:
     @property
     def concurrency(self) -> Slots:
         return self.sender.concurrency
+
+    @property
+    def budget(self) -> SpendCap | None:
+        """The spending cap, if the job has one (the sender's)."""
+        return self.sender.budget
 
     @property
     def fatal(self) -> AllModelsDeadError | None:
