@@ -175,6 +175,10 @@ class RequestFailedError(Exception):
         self.route = route
 
 
+class _RouteStopped(Exception):
+    """The model a request waited for was found unusable (a refused key) meanwhile."""
+
+
 class Sender(Generic[R]):
     """Sends the run's requests to its models (`routes`), sharing their limits, pauses and
     health, the concurrency slots and the spending cap across every caller."""
@@ -260,6 +264,10 @@ class Sender(Generic[R]):
             attempt += 1
             try:
                 value, latency, cost = await self._attempt(exchange, route, attempt)
+            except _RouteStopped:
+                # Found unusable while this request waited for its turn: nothing was sent.
+                attempt -= 1
+                continue
             except APIError as error:
                 self._note_error(route, error)
                 decision = decide(error, attempt, self.max_attempts, self.rng)
@@ -351,9 +359,9 @@ class Sender(Generic[R]):
                 )
             try:
                 tickets = await route.limits.acquire(tokens)
-                if self.halted:
+                if self.halted or route.dead_reason is not None:
                     route.limits.release(tickets)
-                    raise Halted
+                    raise Halted if self.halted else _RouteStopped
             except BaseException:
                 stats.drop_big_line(big)
                 raise

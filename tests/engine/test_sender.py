@@ -4,7 +4,7 @@ cap, a stop, and waiting for the requests in flight."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -189,3 +189,58 @@ async def test_wait_idle_returns_when_the_last_request_is_answered() -> None:
         assert idle_at == []
         gate.set()
     assert idle_at == [0]
+
+
+async def test_a_request_waiting_for_a_slot_is_not_sent_to_a_model_that_died_meanwhile() -> None:
+    gate = anyio.Event()
+    refused = route("a", Scripted(401, gate=gate))
+    healthy = route("b", Scripted(200))
+    one_slot = Sender(
+        [refused, healthy], max_concurrent_requests=1, max_attempts=3, stats=RunStats()
+    )
+    results: dict[str, object] = {}
+
+    async def ask(name: str) -> None:
+        sent = await one_slot.send(Number(), refused)
+        results[name] = (sent.route.name, sent.attempts)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask, "first")
+        await wait_until(lambda: refused.transport.sent == 1)  # type: ignore[attr-defined]
+        group.start_soon(ask, "second")  # waits for the one slot, meant for "a"
+        await wait_until(lambda: one_slot.stats.slot_waiters == 1)
+        gate.set()  # "a" refuses the key: the first moves on, the second never goes to "a"
+    assert refused.transport.sent == 1  # type: ignore[attr-defined]
+    # The wait was not an attempt: only the first paid one on "a".
+    assert results == {"first": ("b", 2), "second": ("b", 1)}
+
+
+async def test_a_request_waiting_when_every_model_died_is_halted_unsent() -> None:
+    gate = anyio.Event()
+    refused = route("a", Scripted(401, gate=gate))
+    one_slot = Sender([refused], max_concurrent_requests=1, max_attempts=3, stats=RunStats())
+    outcomes: list[str] = []
+
+    async def ask() -> None:
+        try:
+            await one_slot.send(Number(), refused)
+        except RequestFailedError:
+            outcomes.append("failed")
+        except Halted:
+            outcomes.append("halted")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask)
+        await wait_until(lambda: refused.transport.sent == 1)  # type: ignore[attr-defined]
+        group.start_soon(ask)
+        await wait_until(lambda: one_slot.stats.slot_waiters == 1)
+        gate.set()
+    assert refused.transport.sent == 1  # type: ignore[attr-defined]
+    assert sorted(outcomes) == ["failed", "halted"]
+    assert one_slot.fatal is not None
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(5):
+        while not condition():
+            await anyio.sleep(0)
