@@ -17,7 +17,8 @@ from lm_deluge_cli.config import STDIO, Job
 from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.bound_by import Bound, bound_by
-from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
+from lm_deluge_cli.engine.chat_stages import run_pipeline
+from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats

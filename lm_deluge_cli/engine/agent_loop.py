@@ -22,7 +22,8 @@ import anyio
 
 from lm_deluge_cli.config import DEFAULT_MAX_ROUNDS
 from lm_deluge_cli.conversation import Conversation
-from lm_deluge_cli.engine.pipeline import RunOutcome, count_record, run_pipeline
+from lm_deluge_cli.engine.chat_stages import count_record, run_pipeline
+from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.task import Answered

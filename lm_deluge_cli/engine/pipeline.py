@@ -1,38 +1,46 @@
-"""The run's structure: reader → look-up → workers → writer, joined by streams, in one task group.
+"""The run's structure, one class under every command: read → prepare → dispatch (→ batch)
+→ work → write, stages joined by bounded channels in one task group.
 
-The look-up stage plans prompts in batches and reads their cache entries in one go: a hit
-goes straight to the writer without touching a worker or a limiter.
+What a stage does to a line is the caller's (`Stages`): chat plans each prompt and reads
+its cache entries (engine/chat_stages.py); embed and rerank admit texts and send them in
+batches (retrieval/). The pipeline owns the order, the back-pressure, the workers and the
+stop; the one sender (engine/sender.py) owns each request.
 
-Memory stays flat: at most a few buffers' worth of prompts and records exist at once,
-however long the input. Stopping (Ctrl-C, SIGTERM, a dead provider) closes the
-reader's side first; prompts not yet sent are left for the resume, requests in
+Memory stays flat: at most a few buffers' worth of lines and records exist at once,
+however long the input. Stopping (Ctrl-C, SIGTERM, a dead provider, the spending cap)
+closes the reading side first; lines not yet sent are left for the resume, requests in
 flight get a grace period to finish, and every record produced is written.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.abc
 
 from lm_deluge_cli.engine.channel import Channel
-from lm_deluge_cli.engine.line_plan import Plan
-from lm_deluge_cli.engine.requester import Requester
+from lm_deluge_cli.engine.halt import Halted
+from lm_deluge_cli.engine.sender import Sender
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.engine.worker_pool import WorkerPool
 from lm_deluge_cli.errors import FatalProviderError
-from lm_deluge_cli.io.reader import BadLine
-from lm_deluge_cli.io.records import api_error_result, bad_line_result
-from lm_deluge_cli.redaction import redact_keys
-from lm_deluge_cli.results import ErrorInfo, Result
-from lm_deluge_cli.types import Prompt
+from lm_deluge_cli.io.parse import BadLine
 
-__all__ = ["DEFAULT_GRACE_S", "RunOutcome", "count_record", "run_pipeline"]
+__all__ = [
+    "DEFAULT_GRACE_S",
+    "IDLE_FLUSH_S",
+    "Batch",
+    "BatchLimits",
+    "Pipeline",
+    "RunOutcome",
+    "Stages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +48,17 @@ log = logging.getLogger(__name__)
 DEFAULT_GRACE_S = 10.0
 # Workers beyond the concurrency limit keep slots busy while others sleep in backoff.
 EXTRA_WORKER_FACTOR = 2
-# Prompts planned and looked up in the cache together (one read for all of them).
-LOOKUP_BATCH = 256
+# Lines prepared together (a chat line's cache entries are read in one go for all of them).
+PREPARE_BATCH = 256
 # The most records handed to the sink at once (those that are ready; none waits).
 WRITE_BATCH = 256
+# A part batch is sent once no new line has arrived for this long.
+IDLE_FLUSH_S = 0.25
+
+ItemT = TypeVar("ItemT")
+UnitT = TypeVar("UnitT")
+RecordT = TypeVar("RecordT")
+EntryT = TypeVar("EntryT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,224 +72,316 @@ class RunOutcome:
     cost_cap_reached: bool = False
 
 
-def _internal_error(prompt: Prompt, exc: Exception) -> Result:
-    """A bug must not cost the run: this prompt alone gets an error record."""
-    record = api_error_result(prompt, exc, model=prompt.model, attempts=0)
-    # The exception's text may quote a request: never let a key through.
-    error = record.error or ErrorInfo("internal_error", "")
-    error = dataclasses.replace(error, message=redact_keys(error.message))
-    log.error(
-        "internal error on line %d: %s",
-        prompt.line,
-        error.message,
-        exc_info=log.isEnabledFor(logging.DEBUG),
-    )
-    return record.replace(error=error)
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How much one request may carry."""
+
+    max_items: int
+    max_tokens: int | None = None
 
 
-def count_record(stats: RunStats, record: Result) -> None:
-    """Count a line's final record: ok, or failed by its error type."""
-    if record.status == "ok":
-        stats.ok += 1
-    else:
-        stats.failed += 1
-        kind = record.error.type if record.error is not None else "error"
-        stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
+@dataclass(slots=True)
+class Batch(Generic[EntryT]):
+    """Entries sent in one request, with their estimated tokens."""
+
+    items: list[EntryT] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    # Kept as entries are added: summing on every check made filling a batch quadratic.
+    total_tokens: int = 0
+
+    def add(self, item: EntryT, tokens: int) -> None:
+        self.items.append(item)
+        self.tokens.append(tokens)
+        self.total_tokens += tokens
+
+    def fits(self, tokens: int, limits: BatchLimits) -> bool:
+        if not self.items:
+            return True
+        if len(self.items) >= limits.max_items:
+            return False
+        return limits.max_tokens is None or self.total_tokens + tokens <= limits.max_tokens
 
 
-async def run_pipeline(
-    source: AsyncIterable[Prompt | BadLine | Answered],
-    sink: Callable[[list[Result]], None],
-    requester: Requester,
-    stats: RunStats,
-    *,
-    stop: anyio.Event | None = None,
-    grace_s: float = DEFAULT_GRACE_S,
-    finish: Callable[[Result], Result] | None = None,
-    counted: bool = True,
-) -> RunOutcome:
-    """Process every prompt of `source`, handing final records to `sink` as they arrive
-    (those that arrive together in one list, so the output takes them in one write).
+class Stages(ABC, Generic[ItemT, UnitT, RecordT]):
+    """The caller's half of a pipeline: what each stage does to its kind of line.
 
-    Bad lines and records answered without a request (`Answered`) go straight to `sink`.
-    `finish` (a tool's) completes each record before it is written and counted. With
+    `prepare` turns read items into records (no request needed) and units of work. A unit
+    is what a worker sends; with `batching`, a unit is an ``(entry, estimated tokens)``
+    pair and a worker sends a `Batch` of entries, filled up to the limits.
+    """
+
+    # Units grouped into one request up to these limits (embed, rerank); None: one each.
+    batching: BatchLimits | None = None
+    # Workers per concurrency slot: more than one keeps slots busy while some sleep in a
+    # backoff.
+    workers_per_slot: int = EXTRA_WORKER_FACTOR
+
+    @abstractmethod
+    def bad_line(self, line: BadLine) -> RecordT:
+        """The record of a line that could not be read."""
+
+    @abstractmethod
+    async def prepare(self, items: list[ItemT]) -> tuple[list[RecordT], list[UnitT]]:
+        """The records of the items that need no request, and the units of the others (an
+        item joined to an identical one's request gives neither)."""
+
+    @abstractmethod
+    async def send(self, work: Any) -> Sequence[RecordT]:
+        """The records of one unit (or one batch); raises `Halted` if the run stopped
+        before it was sent."""
+
+    def left(self, work: Any) -> None:
+        """Forget a unit (or batch) the stop left unsent: it is the resume's."""
+        return None
+
+    def internal_error(self, work: Any, exc: Exception) -> Sequence[RecordT]:
+        """The records of a unit whose sending raised a bug; by default the run stops."""
+        raise exc
+
+    @abstractmethod
+    def error_type(self, record: RecordT) -> str | None:
+        """None for an ok record, else the type of its error (how the summary counts it)."""
+
+    def finish(self, records: list[RecordT]) -> list[RecordT]:
+        """Complete records before they are written and counted (a tool's fields)."""
+        return records
+
+
+class Pipeline(Generic[ItemT, UnitT, RecordT]):
+    """One run of `stages` over a source: `run` returns how it ended.
+
+    `sink` takes the records that arrived together (one write for all of them). With
     `counted` False the caller counts what it writes (an agent loop's rounds are not lines).
     """
-    stop = stop or anyio.Event()
-    # The most workers there may be. They are started as lines reach them (`hire`), so a
-    # huge concurrency limit costs nothing for a short input: 1,000,000 started up front
-    # was two million tasks before the first request.
-    workers = int(requester.concurrency.total_tokens * EXTRA_WORKER_FACTOR)
-    prompts = Channel[Prompt](LOOKUP_BATCH)
-    # One batch: the next is read from the cache while the one before it is sent on.
-    looked_up = Channel[list[Plan]](1)
-    work_queue = Channel[Plan](workers)
-    # Bad lines, lines the look-up could not plan and cache hits come from the stages
-    # before the workers; the workers close their side together, once all have ended.
-    results = Channel[Result](workers, senders=4)
-    interrupted = False
-    # Closed once `dispatch` sends no more: the pool then ends with its last worker.
-    pool = WorkerPool(workers)
 
-    def hire() -> None:
-        """Start a worker for the plan about to be queued unless one is waiting for it."""
-        if pool.can_hire and not work_queue.receivers_waiting:
-            pool.hire(work)
+    def __init__(
+        self,
+        stages: Stages[ItemT, UnitT, RecordT],
+        sender: Sender[Any],
+        sink: Callable[[list[RecordT]], None],
+        stats: RunStats,
+        *,
+        request_timeout: float,
+        stop: anyio.Event | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+        counted: bool = True,
+    ) -> None:
+        self.stages = stages
+        self.sender = sender
+        self.sink = sink
+        self.stats = stats
+        self.request_timeout = request_timeout
+        self.stop = stop or anyio.Event()
+        self.grace_s = grace_s
+        self.counted = counted
+        self.interrupted = False
+        # The most workers there may be. They are started as units reach them (`hire`), so a
+        # huge concurrency limit costs nothing for a short input: 1,000,000 started up front
+        # was two million tasks before the first request.
+        workers = int(max(1, sender.concurrency.total_tokens) * stages.workers_per_slot)
+        self.items = Channel[ItemT](PREPARE_BATCH)
+        # One list: the next is prepared while the one before it is dispatched.
+        self.prepared = Channel[list[UnitT]](1)
+        self.queue = Channel[Any](workers)
+        # Bad lines, records prepared without a request and the workers' records, as each
+        # stage made them together (a batch's records pass in one hand-off); the workers
+        # close their side together, once all have ended.
+        self.results = Channel[Sequence[RecordT]](workers, senders=4)
+        # Closed once `dispatch` sends no more: the pool then ends with its last worker.
+        self.pool = WorkerPool(workers)
+        self._reading = anyio.CancelScope()
+        self._working = anyio.CancelScope()
+        self._watching = anyio.CancelScope()
 
-    async def produce() -> None:
+    async def run(self, source: AsyncIterable[ItemT | BadLine | Answered]) -> RunOutcome:
+        """Every line of `source` through the stages; returns once every record is written."""
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self.write)
+            async with anyio.create_task_group() as inner:
+                # The pool first: `dispatch` hires into it.
+                await inner.start(self._run_workers)
+                inner.start_soon(self._run_watcher)
+                inner.start_soon(self._run_reading, source)
+        sender = self.sender
+        return RunOutcome(self.stats.snapshot(), self.interrupted, sender.fatal, sender.cap_reached)
+
+    # -- the stages, in the order a line passes them ----------------------------------
+
+    async def read(self, source: AsyncIterable[ItemT | BadLine | Answered]) -> None:
+        """Bad lines and records answered without a request go straight to the writer."""
+        items, results = self.items, self.results
         try:
             async for item in source:
-                if stop.is_set():
+                if self.stop.is_set():
                     break
                 if isinstance(item, BadLine):
-                    await results.send(bad_line_result(item))
+                    await results.send((self.stages.bad_line(item),))
                 elif isinstance(item, Answered):
-                    stats.passed_through += 1
-                    await results.send(item.record)
-                else:
-                    await prompts.send(item)
+                    self.stats.passed_through += 1
+                    await results.send((item.record,))  # type: ignore[arg-type]
+                elif not items.send_nowait(item):
+                    await items.send(item)
         finally:
-            prompts.close_sender()
+            items.close_sender()
             results.close_sender()
 
-    async def look_up() -> None:
-        """Plan the prompts waiting (up to LOOKUP_BATCH at a time) and read their cache
-        entries in one go, then hand them to `dispatch`: while it sends one batch on, the
-        next is read (the cache's own work in its thread goes on beside the loop's)."""
+    async def prepare(self) -> None:
+        """Prepare the items waiting (up to PREPARE_BATCH) in one go and hand their units
+        to `dispatch`: while it sends one list on, the next is prepared."""
+        items, results = self.items, self.results
         try:
-            while (first := await prompts.receive()) is not None:
+            while (first := await items.receive()) is not None:
                 batch = [first]
-                while len(batch) < LOOKUP_BATCH and (more := prompts.receive_nowait()) is not None:
+                while len(batch) < PREPARE_BATCH and (more := items.receive_nowait()) is not None:
                     batch.append(more)
-                plans: list[Plan] = []
-                for prompt in batch:
-                    try:
-                        planned = requester.plan(prompt)
-                    except Exception as exc:
-                        planned = _internal_error(prompt, exc)
-                    if isinstance(planned, Result):
-                        await results.send(planned)
-                    else:
-                        plans.append(planned)
-                await requester.look_up(plans)
+                records, units = await self.stages.prepare(batch)
+                if records and not results.send_nowait(records):
+                    await results.send(records)
+                if not units:
+                    continue
                 try:
-                    await looked_up.send(plans)
+                    await self.prepared.send(units)
                 except anyio.ClosedResourceError:
-                    # `dispatch` was stopped while this batch was read (a cache read runs
-                    # to its end): the run is stopping, and these lines are left for the
-                    # resume.
+                    # `dispatch` was stopped while these were prepared (a cache read runs to
+                    # its end): the run is stopping, and these lines are left for the resume.
                     break
         finally:
-            prompts.close_receiver()
-            looked_up.close_sender()
+            items.close_receiver()
+            self.prepared.close_sender()
             results.close_sender()
 
-    async def dispatch() -> None:
-        """Send each looked-up plan's hit straight to the writer, the rest to the workers."""
+    async def dispatch(self) -> None:
+        """Queue each unit for the workers, or, with batching, fill batches with them: a
+        batch goes when the next unit would not fit, or when none has come for
+        IDLE_FLUSH_S (a trickling stdin is not held back)."""
+        limits = self.stages.batching
         try:
-            while (plans := await looked_up.receive()) is not None:
-                for plan in plans:
-                    if stop.is_set():
-                        break  # left for the resume (the reader stops too)
-                    record = requester.hit(plan)
-                    if record is None:
-                        hire()
-                        await work_queue.send(plan)
-                    elif not results.send_nowait(record):
-                        await results.send(record)
+            if limits is None:
+                while (units := await self.prepared.receive()) is not None:
+                    for unit in units:
+                        if self.stop.is_set():
+                            return  # left for the resume (the reader stops too)
+                        await self._queue(unit)
+            else:
+                await self._batch(limits)
         finally:
-            looked_up.close_receiver()
-            work_queue.close_sender()
-            results.close_sender()
-            pool.close()
+            self.prepared.close_receiver()
+            self.queue.close_sender()
+            self.results.close_sender()
+            self.pool.close()
 
-    async def work() -> None:
-        while (plan := await work_queue.receive()) is not None:
+    async def _batch(self, limits: BatchLimits) -> None:
+        prepared = self.prepared
+        current: Batch[Any] = Batch()
+        while True:
+            units = prepared.receive_nowait()
+            if units is None:
+                # Nothing waiting: wait for more, or (read at call time: a test may
+                # lengthen it) send a part batch once none has come for IDLE_FLUSH_S.
+                with anyio.move_on_after(IDLE_FLUSH_S if current.items else None) as idle:
+                    units = await prepared.receive()
+                if idle.cancelled_caught:
+                    await self._queue(current)
+                    current = Batch()
+                    continue
+                if units is None:
+                    break  # the end
+            for entry, tokens in cast("list[tuple[Any, int]]", units):
+                if self.stop.is_set():
+                    self.stages.left(current)
+                    return  # left for the resume (the reader stops too)
+                if not current.fits(tokens, limits):
+                    await self._queue(current)
+                    current = Batch()
+                current.add(entry, tokens)
+        if current.items:
+            await self._queue(current)
+
+    async def _queue(self, work: Any) -> None:
+        """Queue a unit (or batch), first starting a worker for it unless one is waiting."""
+        if self.pool.can_hire and not self.queue.receivers_waiting:
+            self.pool.hire(self.work)
+        if not self.queue.send_nowait(work):
+            await self.queue.send(work)
+
+    async def work(self) -> None:
+        """One worker: sends a unit at a time until the queue ends."""
+        stages, results, stop = self.stages, self.results, self.stop
+        while (work := await self.queue.receive()) is not None:
             if stop.is_set():
-                continue  # left for the resume
+                stages.left(work)
+                continue
             try:
-                record = await requester.run(plan)
+                records = await stages.send(work)
+            except Halted:
+                stages.left(work)
+                continue
             except Exception as exc:
-                record = _internal_error(plan.prompt, exc)
-            if record is not None and not results.send_nowait(record):
-                # A finished result is paid for: a stop must not drop it on the way.
+                records = stages.internal_error(work, exc)
+            if records and not results.send_nowait(records):
+                # A finished record is paid for: a stop must not drop it on the way.
                 with anyio.CancelScope(shield=True):
-                    await results.send(record)
-            # (A None record was halted before it was sent: left for the resume.)
-            if requester.should_stop:
+                    await results.send(records)
+            if self.sender.should_stop:
                 stop.set()
 
-    async def write() -> None:
+    async def write(self) -> None:
+        """Hand the records that arrived together to the sink in one call, and count them."""
+        results, stages, stats = self.results, self.stages, self.stats
         while (first := await results.receive()) is not None:
-            # The records that arrived together go out together: one write for all.
-            batch = [first]
+            batch = list(first)
             while len(batch) < WRITE_BATCH and (more := results.receive_nowait()) is not None:
-                batch.append(more)
-            if finish is not None:
-                batch = [finish(record) for record in batch]
-            sink(batch)
-            if counted:
-                # Counted by the batch: most records are ok.
-                failed = [record for record in batch if record.status != "ok"]
-                stats.ok += len(batch) - len(failed)
-                for record in failed:
-                    count_record(stats, record)
+                batch.extend(more)
+            batch = stages.finish(batch)
+            self.sink(batch)
+            if self.counted:
+                for record in batch:
+                    kind = stages.error_type(record)
+                    if kind is None:
+                        stats.ok += 1
+                    else:
+                        stats.failed += 1
+                        stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
 
-    async with anyio.create_task_group() as outer:
-        outer.start_soon(write)
-        async with anyio.create_task_group() as inner:
+    async def watch_stop(self) -> None:
+        """On a stop: send nothing more, give requests in flight their grace, then end."""
+        sender, stats = self.sender, self.stats
+        await self.stop.wait()
+        self.interrupted = not sender.should_stop
+        sender.halt()
+        self._reading.cancel()
+        # Requests in flight when the cap is reached are paid for: wait them out.
+        grace = max(self.grace_s, self.request_timeout) if sender.cap_reached else self.grace_s
+        with anyio.move_on_after(grace):
+            await sender.wait_idle()
+        if stats.in_flight:
+            log.warning(
+                "%d requests still in flight after %gs; abandoning them", stats.in_flight, grace
+            )
+        self._working.cancel()
 
-            async def watch_stop() -> None:
-                nonlocal interrupted
-                await stop.wait()
-                interrupted = not requester.should_stop
-                requester.halt()
-                producer_scope.cancel()
-                # Requests in flight when the cap is reached are paid for: wait them out.
-                grace = (
-                    max(grace_s, requester.request_timeout) if requester.cap_reached else grace_s
-                )
-                with anyio.move_on_after(grace):
-                    await requester.sender.wait_idle()
-                if stats.in_flight:
-                    log.warning(
-                        "%d requests still in flight after %gs; abandoning them",
-                        stats.in_flight,
-                        grace,
-                    )
-                workers_scope.cancel()
+    # -- the task tree -----------------------------------------------------------------
 
-            producer_scope = anyio.CancelScope()
-            workers_scope = anyio.CancelScope()
+    async def _run_reading(self, source: AsyncIterable[ItemT | BadLine | Answered]) -> None:
+        try:
+            with self._reading:
+                async with anyio.create_task_group() as stages:
+                    stages.start_soon(self.read, source)
+                    stages.start_soon(self.prepare)
+                    stages.start_soon(self.dispatch)
+        finally:
+            self.pool.close()
 
-            async def run_producer() -> None:
-                try:
-                    with producer_scope:
-                        async with anyio.create_task_group() as stages:
-                            stages.start_soon(produce)
-                            stages.start_soon(look_up)
-                            stages.start_soon(dispatch)
-                finally:
-                    pool.close()
+    async def _run_workers(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        try:
+            with self._working:
+                await self.pool.run(task_status=task_status)
+        finally:
+            self.results.close_sender()
+        self._watching.cancel()
 
-            async def run_workers(
-                *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-            ) -> None:
-                try:
-                    with workers_scope:
-                        await pool.run(task_status=task_status)
-                finally:
-                    results.close_sender()
-                watcher.cancel()
-
-            watcher = anyio.CancelScope()
-
-            async def run_watcher() -> None:
-                with watcher:
-                    await watch_stop()
-
-            # The pool first: `dispatch` hires into it.
-            await inner.start(run_workers)
-            inner.start_soon(run_watcher)
-            inner.start_soon(run_producer)
-    return RunOutcome(stats.snapshot(), interrupted, requester.fatal, requester.cap_reached)
+    async def _run_watcher(self) -> None:
+        with self._watching:
+            await self.watch_stop()

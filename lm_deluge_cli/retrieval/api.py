@@ -259,7 +259,7 @@ async def rerank_parallel_async(
     ]
 
 
-Sink = Callable[[Record], None]
+Sink = Callable[[list[Record]], None]
 Run = Awaitable[RunOutcome]
 
 
@@ -276,8 +276,9 @@ async def _records(
         reuse = await open_reuse(job.cache, stack)
         view = make_view(Console(stderr=True), quiet=not show_progress)
 
-        def sink(record: Record) -> None:
-            records[record["line"] - 1] = record
+        def sink(batch: list[Record]) -> None:
+            for record in batch:
+                records[record["line"] - 1] = record
 
         await watched(view, stats.snapshot, lambda: pipeline(sink, stats, stack, reuse))
     return records

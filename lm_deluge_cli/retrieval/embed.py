@@ -13,15 +13,15 @@ import math
 import struct
 import sys
 from array import array
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 
 from lm_deluge_cli.config import Job
-from lm_deluge_cli.engine.pipeline import RunOutcome
+from lm_deluge_cli.engine.pipeline import Batch, BatchLimits, RunOutcome
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.sender import RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
@@ -38,10 +38,9 @@ from lm_deluge_cli.providers.retrieval import (
     RetrievalEndpoint,
     embed_adapter_for,
 )
-from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import embed_key
-from lm_deluge_cli.retrieval.records import bad_line_record, error_fields, retrieval_record
+from lm_deluge_cli.retrieval.records import error_fields, retrieval_record
 from lm_deluge_cli.retrieval.senders import (
     BatchExchange,
     RetrievalRoute,
@@ -49,6 +48,7 @@ from lm_deluge_cli.retrieval.senders import (
     check_cap,
     job_endpoints,
 )
+from lm_deluge_cli.retrieval.stages import RetrievalStages, run_stages
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.types import HttpRequest, HttpResponse
@@ -88,12 +88,10 @@ def embed_record(
     return retrieval_record(item.id, item.line, model, own, metadata=item.metadata, **fields)
 
 
-def bad_embed_line(bad: BadLine) -> Record:
-    return bad_line_record(bad, {"embedding": None, "dimensions": None})
-
-
-class Embedder:
+class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
     """Turns text items into records: cache, identical texts, batches, requests."""
+
+    null_fields: ClassVar[Mapping[str, Any]] = {"embedding": None, "dimensions": None}
 
     def __init__(
         self,
@@ -103,8 +101,10 @@ class Embedder:
         reuse: Reuse,
         stats: RunStats,
         request_timeout: float,
+        limits: BatchLimits,
     ) -> None:
         assert isinstance(endpoint.model, EmbeddingModel)
+        super().__init__(limits)
         self.endpoint = endpoint
         self.model: EmbeddingModel = endpoint.model
         self.adapter: EmbedAdapter = embed_adapter_for(endpoint.provider.embed_format)
@@ -116,7 +116,7 @@ class Embedder:
         # Texts batched or in flight, by key: the items waiting for each one's vector.
         self.waiting: dict[str, list[TextItem]] = {}
 
-    async def admit(self, item: TextItem) -> Record | tuple[tuple[str, TextItem], int] | None:
+    def admit(self, item: TextItem) -> Record | tuple[tuple[str, TextItem], int] | None:
         key = embed_key(self.endpoint, self.options, item.text)
         if key in self.waiting:
             self.waiting[key].append(item)
@@ -138,14 +138,24 @@ class Embedder:
         self.waiting[key] = [item]
         return (key, item), tokens
 
-    def forget(self, batch: Batch[tuple[str, TextItem]]) -> None:
-        for key, _ in batch.items:
+    def left(self, work: Batch[tuple[str, TextItem]]) -> None:
+        for key, _ in work.items:
             self.waiting.pop(key, None)
 
-    async def send(self, batch: Batch[tuple[str, TextItem]]) -> list[Record]:
+    def failed(
+        self, batch: Batch[tuple[str, TextItem]], error: dict[str, Any], attempts: int
+    ) -> list[Record]:
+        name = self.endpoint.name
+        return [
+            embed_record(item, model=name, embedding=None, attempts=attempts, error=error)
+            for key, _ in batch.items
+            for item in self.waiting.pop(key, [])
+        ]
+
+    async def send(self, work: Batch[tuple[str, TextItem]]) -> list[Record]:
         """The batch's records: vectors from the cache (one read for the batch), and from
         one request for the rest, if any."""
-        hits, batch = await self._from_cache(batch)
+        hits, batch = await self._from_cache(work)
         if not batch.items:
             return hits
         return hits + await self._request(batch)
@@ -185,22 +195,9 @@ class Embedder:
         try:
             sent = await self.sender.send(_Embedding(self, texts, estimate), self.sender.pick())
         except RequestFailedError as failed:
-            error = failed.error
-            records = []
-            for key, _ in batch.items:
-                for item in self.waiting.pop(key, []):
-                    records.append(
-                        embed_record(
-                            item,
-                            model=self.endpoint.name,
-                            embedding=None,
-                            attempts=failed.attempts,
-                            error=error_fields(error),
-                        )
-                    )
-            return records
+            return self.failed(batch, error_fields(failed.error), failed.attempts)
         except BaseException:
-            self.forget(batch)
+            self.left(batch)
             raise
         return await self._records(batch, sent.value, sent.attempts, sent.latency_s)
 
@@ -312,7 +309,7 @@ def batch_limits(model: EmbeddingModel, batch_size: int | None) -> BatchLimits:
 
 async def embed_records(
     source: AsyncIterable[TextItem | BadLine],
-    sink: Callable[[Record], None],
+    sink: Callable[[list[Record]], None],
     endpoints: Sequence[RetrievalEndpoint],
     settings: EmbedSettings,
     job: Job,
@@ -329,18 +326,11 @@ async def embed_records(
     options = embed_options(endpoint, settings)
     adapter = embed_adapter_for(endpoint.provider.embed_format)
     sender = await build_sender(job, endpoints, adapter.rate_limit_info, stats, stack)
-    embedder = Embedder(endpoint, options, sender, reuse, stats, job.limits.request_timeout)
-    return await run_batches(
-        source,
-        embedder.admit,
-        embedder.send,
-        embedder.forget,
-        bad_embed_line,
-        sink,
-        sender,
-        stats,
-        batch_limits(endpoint.model, settings.batch_size),
-        stop=stop,
+    limits = batch_limits(endpoint.model, settings.batch_size)
+    timeout = job.limits.request_timeout
+    embedder = Embedder(endpoint, options, sender, reuse, stats, timeout, limits)
+    return await run_stages(
+        embedder, source, sink, sender, stats, request_timeout=timeout, stop=stop
     )
 
 
@@ -362,7 +352,7 @@ async def run_embed(
 
     def pipeline(
         source: AsyncIterable[Any],
-        sink: Callable[[Record], None],
+        sink: Callable[[list[Record]], None],
         stats: RunStats,
         stack: AsyncExitStack,
         reuse: Reuse,

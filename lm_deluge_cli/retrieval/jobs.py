@@ -24,7 +24,7 @@ __all__ = ["Pipeline", "run_batching_job"]
 
 # (source, sink, stats, stack, reuse) → the pipeline's outcome.
 Pipeline = Callable[
-    [AsyncIterable[Any], Callable[[Record], None], RunStats, AsyncExitStack, Reuse],
+    [AsyncIterable[Any], Callable[[list[Record]], None], RunStats, AsyncExitStack, Reuse],
     Awaitable[RunOutcome],
 ]
 
@@ -59,7 +59,7 @@ async def run_batching_job(
         outcome = await watched(
             view,
             stats.snapshot,
-            lambda: pipeline(source, out.writer.write, stats, stack, reuse),
+            lambda: pipeline(source, out.writer.write_many, stats, stack, reuse),
         )
         complete = not (outcome.interrupted or outcome.fatal or outcome.cost_cap_reached)
         if when_complete is not None and complete and out.path is not None:

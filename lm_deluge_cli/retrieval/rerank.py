@@ -26,12 +26,11 @@ import anyio
 import orjson
 
 from lm_deluge_cli.config import Job
-from lm_deluge_cli.engine.pipeline import RunOutcome
+from lm_deluge_cli.engine.pipeline import Batch, BatchLimits, RunOutcome
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.sender import RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import Record, encode
 from lm_deluge_cli.io.resume import iter_records, record_key
 from lm_deluge_cli.io.text_lines import QueryItem, TextItem, parse_query_line, parse_text_line
@@ -44,10 +43,9 @@ from lm_deluge_cli.providers.retrieval import (
     RetrievalEndpoint,
     rerank_adapter_for,
 )
-from lm_deluge_cli.retrieval.batching import Batch, BatchLimits, run_batches
 from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import rerank_key
-from lm_deluge_cli.retrieval.records import bad_line_record, error_fields, retrieval_record
+from lm_deluge_cli.retrieval.records import error_fields, retrieval_record
 from lm_deluge_cli.retrieval.senders import (
     BatchExchange,
     RetrievalRoute,
@@ -55,11 +53,16 @@ from lm_deluge_cli.retrieval.senders import (
     check_cap,
     job_endpoints,
 )
+from lm_deluge_cli.retrieval.stages import RetrievalStages, run_stages
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = ["RerankSettings", "run_rerank", "sort_ranked"]
+
+
+# A rerank record's own fields, empty, on the record of a line it could not use.
+NULL_FIELDS = {"index": None, "relevance_score": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +72,6 @@ class RerankSettings:
 
     query: str | None = None
     top_n: int | None = None
-
-
-def bad_rerank_line(bad: BadLine) -> Record:
-    return bad_line_record(bad, {"index": None, "relevance_score": None})
 
 
 class Reranker:
@@ -182,16 +181,24 @@ def _share(total: float | None, n: int) -> float | None:
 # -- one query over a file of documents ------------------------------------------------
 
 
-class DocumentRanker:
+class DocumentRanker(RetrievalStages[TextItem, TextItem]):
     """``--query`` mode: each document line is one record."""
 
+    null_fields = NULL_FIELDS
+
     def __init__(self, reranker: Reranker, query: str) -> None:
+        super().__init__(BatchLimits(reranker.model.max_batch_documents))
         self.reranker = reranker
         self.query = query
         self.query_tokens = estimate_text_tokens(query)
 
-    async def admit(self, item: TextItem) -> Record | tuple[TextItem, int] | None:
+    def admit(self, item: TextItem) -> Record | tuple[TextItem, int] | None:
         return item, self.query_tokens + estimate_text_tokens(item.text)
+
+    def failed(self, batch: Batch[TextItem], error: dict[str, Any], attempts: int) -> list[Record]:
+        return [
+            self.record(item, None, None, None, attempts, 0.0, error=error) for item in batch.items
+        ]
 
     def record(
         self,
@@ -221,13 +228,13 @@ class DocumentRanker:
             metadata=item.metadata,
         )
 
-    async def send(self, batch: Batch[TextItem]) -> list[Record]:
+    async def send(self, work: Batch[TextItem]) -> list[Record]:
         """The batch's records: scores from the cache (one read for the batch), and from one
         request for the rest, if any."""
-        stored = await self.reranker.cached(self.query, [item.text for item in batch.items])
+        stored = await self.reranker.cached(self.query, [item.text for item in work.items])
         hits: list[Record] = []
         misses: Batch[TextItem] = Batch()
-        for item, tokens, score in zip(batch.items, batch.tokens, stored, strict=True):
+        for item, tokens, score in zip(work.items, work.tokens, stored, strict=True):
             if score is None:
                 misses.add(item, tokens)
             else:
@@ -244,12 +251,7 @@ class DocumentRanker:
                 self.query, texts, batch.total_tokens
             )
         except RequestFailedError as failed:
-            return [
-                self.record(
-                    item, None, None, None, failed.attempts, 0.0, error=error_fields(failed.error)
-                )
-                for item in batch.items
-            ]
+            return self.failed(batch, error_fields(failed.error), failed.attempts)
         n = len(batch.items)
         tokens = [used * t // max(batch.total_tokens, 1) for t in batch.tokens]
         return [
@@ -279,20 +281,27 @@ def sort_ranked(path: Path) -> list[bytes]:
 # -- many queries, each with its documents -----------------------------------------------
 
 
-class QueryRanker:
+class QueryRanker(RetrievalStages[QueryItem, QueryItem]):
     """Query-lines mode: each line is one record with its sorted results."""
 
+    null_fields = NULL_FIELDS
+
     def __init__(self, reranker: Reranker, top_n: int | None) -> None:
+        # One query a batch: its documents are sent in requests of their own.
+        super().__init__(BatchLimits(1))
         self.reranker = reranker
         self.top_n = top_n
 
-    async def admit(self, item: QueryItem) -> Record | tuple[QueryItem, int] | None:
+    def admit(self, item: QueryItem) -> Record | tuple[QueryItem, int] | None:
         tokens = estimate_text_tokens(item.query) * len(item.documents)
         tokens += sum(estimate_text_tokens(d.text) for d in item.documents)
         return item, tokens
 
-    async def send(self, batch: Batch[QueryItem]) -> list[Record]:
-        return [await self.rank(item) for item in batch.items]
+    async def send(self, work: Batch[QueryItem]) -> list[Record]:
+        return [await self.rank(item) for item in work.items]
+
+    def failed(self, batch: Batch[QueryItem], error: dict[str, Any], attempts: int) -> list[Record]:
+        return [self.record(item, None, 0, 0.0, attempts, 0.0, error) for item in batch.items]
 
     async def rank(self, item: QueryItem) -> Record:
         reranker = self.reranker
@@ -367,7 +376,7 @@ class QueryRanker:
 
 async def rerank_records(
     source: AsyncIterable[Any],
-    sink: Callable[[Record], None],
+    sink: Callable[[list[Record]], None],
     endpoints: Sequence[RetrievalEndpoint],
     settings: RerankSettings,
     job: Job,
@@ -384,23 +393,14 @@ async def rerank_records(
     assert isinstance(endpoint.model, RerankModel)
     adapter = rerank_adapter_for(endpoint.provider.rerank_format)
     sender = await build_sender(job, endpoints, adapter.rate_limit_info, stats, stack)
-    reranker = Reranker(endpoint, sender, reuse, stats, job.limits.request_timeout)
+    timeout = job.limits.request_timeout
+    reranker = Reranker(endpoint, sender, reuse, stats, timeout)
+    stages: DocumentRanker | QueryRanker
     if settings.query is not None:
-        ranker = DocumentRanker(reranker, settings.query)
-        limits = BatchLimits(endpoint.model.max_batch_documents)
-        return await run_batches(
-            source, ranker.admit, ranker.send, _nothing, bad_rerank_line, sink, sender, stats,
-            limits, stop=stop,
-        )  # fmt: skip
-    queries = QueryRanker(reranker, settings.top_n)
-    return await run_batches(
-        source, queries.admit, queries.send, _nothing, bad_rerank_line, sink, sender, stats,
-        BatchLimits(1), stop=stop,
-    )  # fmt: skip
-
-
-def _nothing(batch: Batch[Any]) -> None:
-    """Nothing to forget: rerank keeps no per-batch state."""
+        stages = DocumentRanker(reranker, settings.query)
+    else:
+        stages = QueryRanker(reranker, settings.top_n)
+    return await run_stages(stages, source, sink, sender, stats, request_timeout=timeout, stop=stop)
 
 
 def check_settings(settings: RerankSettings) -> None:
@@ -432,7 +432,7 @@ async def run_rerank(
 
     def pipeline(
         source: AsyncIterable[Any],
-        sink: Callable[[Record], None],
+        sink: Callable[[list[Record]], None],
         stats: RunStats,
         stack: AsyncExitStack,
         reuse: Reuse,

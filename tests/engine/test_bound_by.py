@@ -20,9 +20,9 @@ from lm_deluge_cli.engine.bound_by import (
     Bound,
     bound_by,
 )
+from lm_deluge_cli.engine.chat_stages import run_pipeline
 from lm_deluge_cli.engine.learning import FROM_DEFAULT, FROM_HEADERS, LearnedLimits
 from lm_deluge_cli.engine.limiter_values import LimiterStats
-from lm_deluge_cli.engine.pipeline import run_pipeline
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStatistics, RunStats
 from lm_deluge_cli.types import Prompt, SamplingParams

@@ -17,7 +17,8 @@ from lm_deluge_cli.cache import SqliteCache
 from lm_deluge_cli.cache.base import CorruptEntryError
 from lm_deluge_cli.config import CacheConfig, Limits, ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoints
-from lm_deluge_cli.engine.pipeline import LOOKUP_BATCH, run_pipeline
+from lm_deluge_cli.engine.chat_stages import run_pipeline
+from lm_deluge_cli.engine.pipeline import PREPARE_BATCH
 from lm_deluge_cli.engine.reuse import open_reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
@@ -96,7 +97,7 @@ async def test_a_rerun_reads_the_cache_in_batches_and_sends_nothing(tmp_path: Pa
     assert cache.single_reads == 0
     # Lines read together are looked up together: far fewer reads than lines.
     assert sum(cache.batch_sizes) == 1000
-    assert len(cache.batch_sizes) < 100 and max(cache.batch_sizes) <= LOOKUP_BATCH
+    assert len(cache.batch_sizes) < 100 and max(cache.batch_sizes) <= PREPARE_BATCH
     await cache.aclose()
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from lm_deluge_cli.config import Limits, ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoints
-from lm_deluge_cli.engine.pipeline import RunOutcome, run_pipeline
+from lm_deluge_cli.engine.chat_stages import run_pipeline
+from lm_deluge_cli.engine.pipeline import RunOutcome
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.io.parse import BadLine

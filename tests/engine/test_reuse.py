@@ -15,7 +15,7 @@ from lm_deluge_cli.cache.memory import MemoryCache
 from lm_deluge_cli.cache.resilient import ResilientCache
 from lm_deluge_cli.config import Limits, ModelEntry
 from lm_deluge_cli.config.endpoints import resolve_endpoints
-from lm_deluge_cli.engine.pipeline import run_pipeline
+from lm_deluge_cli.engine.chat_stages import run_pipeline
 from lm_deluge_cli.engine.reuse import CachePolicy, Reuse, StoredAnswer, cached_record
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats

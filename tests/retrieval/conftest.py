@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from lm_deluge_cli.engine import pipeline
 from lm_deluge_cli.mock.simulator import MockSettings
-from lm_deluge_cli.retrieval import batching
 from tests.faults.support import Loopback
 
 
@@ -23,7 +23,7 @@ def no_idle_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches fill up as they would on a quiet machine: the tests count requests, and a
     pause of a quarter second (a full garbage collection late in a long test run) would
     otherwise send a part batch and one request more."""
-    monkeypatch.setattr(batching, "IDLE_FLUSH_S", 30.0)
+    monkeypatch.setattr(pipeline, "IDLE_FLUSH_S", 30.0)
 
 
 @pytest.fixture
