@@ -18,6 +18,10 @@ from lm_deluge_cli.mock.simulator import mock_completion
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 
+# Prompts for a first run that outlasts the checks made beside it (0.5 s a request, two
+# at a time: 100 seconds).
+LONG_RUN = 400
+
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -85,7 +89,9 @@ def test_second_run_on_same_output_is_refused(
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
 ) -> None:
     url, _ = start_mock_server(latency_s=0.5)
-    write_prompts(tmp_path / "in.jsonl", 50)
+    # Far more than the test needs: the first run must still be going when the second
+    # starts, however loaded the machine (it is stopped with SIGTERM).
+    write_prompts(tmp_path / "in.jsonl", LONG_RUN)
     env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=url)
     args = [
         "run",
@@ -120,7 +126,7 @@ def test_runs_on_other_names_for_the_output_are_refused(
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
 ) -> None:
     url, _ = start_mock_server(latency_s=0.5)
-    write_prompts(tmp_path / "in.jsonl", 40)
+    write_prompts(tmp_path / "in.jsonl", LONG_RUN)
     env = cli_env(OPENAI_API_KEY=KEY, OPENAI_BASE_URL=url)
     args = ["run", "-m", "openai:x", "-i", "in.jsonl", "--quiet", "--max-concurrent-requests", "2"]
     out = tmp_path / "out.jsonl"
