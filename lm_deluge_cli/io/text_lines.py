@@ -15,7 +15,7 @@ import orjson
 
 from lm_deluge_cli.io.parse import BadLine, line_id
 from lm_deluge_cli.sampling import describe_value
-from lm_deluge_cli.types import id_key
+from lm_deluge_cli.types import Keyed, id_key
 
 __all__ = [
     "Document",
@@ -29,17 +29,13 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class TextItem:
+class TextItem(Keyed):
     """One text to work on (embed, translate, score, extract)."""
 
     id: str | int
     line: int
     text: str
     metadata: Any = None
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +47,7 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
-class QueryItem:
+class QueryItem(Keyed):
     """One rerank query over its own documents."""
 
     id: str | int
@@ -60,21 +56,13 @@ class QueryItem:
     documents: tuple[Document, ...]
     metadata: Any = None
 
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
-
 
 @dataclass(frozen=True, slots=True)
-class IdLine:
+class IdLine(Keyed):
     """Only what a line's id is: for status and export over any command's input."""
 
     id: str | int
     line: int
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
 
 
 def _object(line_no: int, raw: bytes | bytearray) -> dict[str, Any] | BadLine:
