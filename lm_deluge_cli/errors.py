@@ -187,12 +187,32 @@ class NotRunError(LMDelugeError):
 
 
 class APIError(LMDelugeError):
-    """One request failed. `type` is the short name written into error records."""
+    """One request failed. `type` is the short name written into error records.
+
+    A subclass names its `type`, and where it differs from its parent whether it is
+    `retryable` and `fatal`, in its class line: ``class X(APIError, type="x", fatal=True)``.
+    """
 
     type: ClassVar[str] = "api_error"
     retryable: ClassVar[bool] = False
     # Fatal: the model is unusable for the rest of the run (bad key, no permission, no quota).
     fatal: ClassVar[bool] = False
+
+    def __init_subclass__(
+        cls,
+        *,
+        type: str | None = None,
+        retryable: bool | None = None,
+        fatal: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if type is not None:
+            cls.type = type
+        if retryable is not None:
+            cls.retryable = retryable
+        if fatal is not None:
+            cls.fatal = fatal
 
     def __init__(self, message: str, *, status_code: int | None = None, body: Any = None) -> None:
         super().__init__(message)
@@ -201,57 +221,36 @@ class APIError(LMDelugeError):
         self.body = body
 
 
-class MissingCredentialsError(APIError):
+class MissingCredentialsError(APIError, type="authentication_error", fatal=True):
     """A model's credentials are missing or incomplete: every request would fail alike."""
 
-    type = "authentication_error"
-    fatal = True
 
-
-class ModelUnavailableError(APIError):
+class ModelUnavailableError(APIError, type="model_unavailable"):
     """Not sent: the model stopped taking requests earlier in the run (a fatal error)."""
 
-    type = "model_unavailable"
 
-
-class APIConnectionError(APIError):
+class APIConnectionError(APIError, type="connection_error", retryable=True):
     """The connection failed or dropped before a full response arrived."""
 
-    type = "connection_error"
-    retryable = True
 
-
-class APITimeoutError(APIConnectionError):
+class APITimeoutError(APIConnectionError, type="timeout"):
     """No full response within request_timeout."""
 
-    type = "timeout"
 
-
-class APIResponseValidationError(APIError):
+class APIResponseValidationError(APIError, type="invalid_response", retryable=True):
     """The provider answered 2xx but the body is not what its wire format promises."""
 
-    type = "invalid_response"
-    retryable = True
 
-
-class SchemaValidationError(APIResponseValidationError):
+class SchemaValidationError(APIResponseValidationError, type="schema_mismatch"):
     """The completion does not match the json_schema it was asked for; another try may."""
 
-    type = "schema_mismatch"
-    retryable = True
 
-
-class EmptyAnswerError(APIResponseValidationError):
+class EmptyAnswerError(APIResponseValidationError, type="empty_answer"):
     """The answer holds no text, tool call or refusal: nothing a user could use."""
 
-    type = "empty_answer"
-    retryable = True
 
-
-class APIStatusError(APIError):
+class APIStatusError(APIError, type="status_error"):
     """The provider answered with an error status."""
-
-    type = "status_error"
 
     def __init__(
         self,
@@ -268,73 +267,57 @@ class APIStatusError(APIError):
         self.code = code
 
 
-class BadRequestError(APIStatusError):
-    type = "bad_request"
+class BadRequestError(APIStatusError, type="bad_request"):
+    """400: the provider refuses the request as it was sent."""
 
 
-class AuthenticationError(APIStatusError):
-    type = "authentication_error"
-    fatal = True
+class AuthenticationError(APIStatusError, type="authentication_error", fatal=True):
+    """401, or a key the provider refuses whatever the status."""
 
 
-class PermissionDeniedError(APIStatusError):
-    type = "permission_denied"
-    fatal = True
+class PermissionDeniedError(APIStatusError, type="permission_denied", fatal=True):
+    """403, or an account the model is refused to."""
 
 
-class QuotaExhaustedError(APIStatusError):
+class QuotaExhaustedError(APIStatusError, type="quota_exhausted", fatal=True):
     """The account's credit or quota is used up (402, OpenAI's insufficient_quota, a daily
     or monthly quota): every request fails until someone pays or the period ends."""
 
-    type = "quota_exhausted"
-    fatal = True
+
+class NotFoundError(APIStatusError, type="not_found"):
+    """404: the provider knows no such model or path."""
 
 
-class NotFoundError(APIStatusError):
-    type = "not_found"
+class RequestTimeoutError(APIStatusError, type="request_timeout", retryable=True):
+    """408: the provider stopped waiting for the request; sending again may work."""
 
 
-class RequestTimeoutError(APIStatusError):
-    type = "request_timeout"
-    retryable = True
+class ConflictError(APIStatusError, type="conflict", retryable=True):
+    """409: the request clashed with another in progress; sending again may work."""
 
 
-class ConflictError(APIStatusError):
-    type = "conflict"
-    retryable = True
+class UnprocessableEntityError(APIStatusError, type="unprocessable_entity"):
+    """422: the request is well-formed but refused as it is."""
 
 
-class UnprocessableEntityError(APIStatusError):
-    type = "unprocessable_entity"
+class RateLimitError(APIStatusError, type="rate_limit", retryable=True):
+    """429: too many requests or tokens for now; the run pauses, then sends again."""
 
 
-class RateLimitError(APIStatusError):
-    type = "rate_limit"
-    retryable = True
-
-
-class RequestCancelledError(APIStatusError):
+class RequestCancelledError(APIStatusError, type="cancelled", retryable=True):
     """499: the connection closed before the provider answered; sending again may work."""
 
-    type = "cancelled"
-    retryable = True
+
+class InternalServerError(APIStatusError, type="server_error", retryable=True):
+    """5xx: the provider failed to answer; sending again may work."""
 
 
-class InternalServerError(APIStatusError):
-    type = "server_error"
-    retryable = True
-
-
-class NotImplementedByServerError(InternalServerError):
+class NotImplementedByServerError(InternalServerError, type="not_implemented", retryable=False):
     """501: the server does not do what was asked, however often it is asked."""
 
-    type = "not_implemented"
-    retryable = False
 
-
-class OverloadedError(APIStatusError):
-    type = "overloaded"
-    retryable = True
+class OverloadedError(APIStatusError, type="overloaded", retryable=True):
+    """529: the provider is overloaded for now; sending again may work."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

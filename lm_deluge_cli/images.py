@@ -50,6 +50,7 @@ __all__ = [
     "ImageLimits",
     "MediaError",
     "MediaSource",
+    "bare_base64",
     "data_url_image_size",
     "file_url_path",
     "fit_size",
@@ -179,7 +180,7 @@ def read_media(source: Any, what: str = "file", base_dir: str | Path | None = No
     if source.startswith("file:"):
         return _read_path(file_url_path(source), what, base_dir, given=source)
     if not _exists(_resolve(source, base_dir)):
-        raw = _bare_base64(source)
+        raw = bare_base64(source)
         if raw is not None:
             return MediaSource(raw, f"<base64 {what}>")
     return _read_path(source, what, base_dir)
@@ -313,9 +314,12 @@ def file_url_path(url: str) -> str:
     return urllib.parse.unquote(url[len("file:") :])
 
 
-def _bare_base64(text: str) -> bytes | None:
-    # Only long text can be base64 media: a shorter string that names no file is a path with
-    # a typo, and is reported as one.
+def bare_base64(text: str) -> bytes | None:
+    """The bytes of `text` read as base64 (whitespace ignored); None when it is not base64.
+
+    Only long text can be base64 media: a shorter string that names no file is a path with a
+    typo, and is reported as one.
+    """
     if len(text) < _MIN_BASE64_CHARS:
         return None
     try:

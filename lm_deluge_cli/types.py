@@ -70,8 +70,20 @@ class SamplingParams:
 SAMPLING_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SamplingParams))
 
 
+class Keyed:
+    """A value made from one input line: its `key` is the line's id's identity for resume,
+    duplicate detection, shards and export (`id_key`)."""
+
+    __slots__ = ()
+    id: str | int
+
+    @property
+    def key(self) -> str:
+        return id_key(self.id)
+
+
 @dataclass(slots=True)
-class Prompt:
+class Prompt(Keyed):
     """One input line, parsed.
 
     `key` is the id's identity for resume and duplicate detection: the JSON text of
@@ -86,10 +98,6 @@ class Prompt:
     sampling: dict[str, Any] = field(default_factory=dict)
     # Request body fields we pass through untouched (from OpenAI Batch API lines).
     extra_body: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
 
 
 def id_key(value: str | int) -> str:

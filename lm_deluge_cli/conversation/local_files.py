@@ -9,18 +9,13 @@ outside it is refused before anything is opened, so an input line cannot read ``
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_deluge_cli.images import MediaError, file_url_path
+from lm_deluge_cli.images import MediaError, bare_base64, file_url_path
 
 __all__ = ["BaseDir", "LocalFiles", "OutsideFilesRoot", "base_folder", "local_source"]
-
-# Shorter text that names no file is a path with a typo, never base64 media (as images.py).
-_MIN_BASE64_CHARS = 100
 
 
 class OutsideFilesRoot(ValueError):
@@ -53,7 +48,7 @@ class LocalFiles:
         if real == root or real.is_relative_to(root):
             return real
         if not is_url and not _lexists(path):
-            raw = _bare_base64(text)
+            raw = bare_base64(text)
             if raw is not None:
                 return raw
         shown = text if len(text) <= 120 else text[:100] + "…"
@@ -90,12 +85,3 @@ def _lexists(path: Path) -> bool:
         return os.path.lexists(path)
     except (OSError, ValueError):
         return False
-
-
-def _bare_base64(text: str) -> bytes | None:
-    if len(text) < _MIN_BASE64_CHARS:
-        return None
-    try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None

@@ -140,6 +140,4 @@ def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
 
 def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
     while waiters:
-        turn = waiters.popleft()
-        if not turn.done():
-            turn.set_result(None)
+        _wake_one(waiters)

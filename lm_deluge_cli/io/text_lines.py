@@ -15,7 +15,7 @@ import orjson
 
 from lm_deluge_cli.io.parse import BadLine, line_id
 from lm_deluge_cli.sampling import describe_value
-from lm_deluge_cli.types import id_key
+from lm_deluge_cli.types import Keyed, id_key
 
 __all__ = [
     "Document",
@@ -29,17 +29,13 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class TextItem:
+class TextItem(Keyed):
     """One text to work on (embed, translate, score, extract)."""
 
     id: str | int
     line: int
     text: str
     metadata: Any = None
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +47,7 @@ class Document:
 
 
 @dataclass(frozen=True, slots=True)
-class QueryItem:
+class QueryItem(Keyed):
     """One rerank query over its own documents."""
 
     id: str | int
@@ -60,21 +56,13 @@ class QueryItem:
     documents: tuple[Document, ...]
     metadata: Any = None
 
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
-
 
 @dataclass(frozen=True, slots=True)
-class IdLine:
+class IdLine(Keyed):
     """Only what a line's id is: for status and export over any command's input."""
 
     id: str | int
     line: int
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
 
 
 def _object(line_no: int, raw: bytes | bytearray) -> dict[str, Any] | BadLine:
@@ -105,7 +93,15 @@ def _identified(line_no: int, raw: bytes | bytearray) -> tuple[dict[str, Any], s
     return obj, found
 
 
-def _text_field(obj: dict[str, Any], name: str, line_no: int, id_: str | int) -> str | BadLine:
+def _with_text(
+    line_no: int, raw: bytes | bytearray, name: str
+) -> tuple[dict[str, Any], str | int, str] | BadLine:
+    """The line's object, its id and its `name` field (a non-empty string), or a BadLine
+    naming what is wrong with any of them."""
+    found = _identified(line_no, raw)
+    if isinstance(found, BadLine):
+        return found
+    obj, id_ = found
     value = obj.get(name)
     if not isinstance(value, str) or not value.strip():
         return BadLine(
@@ -113,7 +109,7 @@ def _text_field(obj: dict[str, Any], name: str, line_no: int, id_: str | int) ->
             f"line {line_no}: '{name}' must be a non-empty string, got {describe_value(value)}",
             id_,
         )
-    return value
+    return obj, id_, value
 
 
 def parse_id_line(line_no: int, raw: bytes | bytearray) -> IdLine | BadLine:
@@ -124,25 +120,19 @@ def parse_id_line(line_no: int, raw: bytes | bytearray) -> IdLine | BadLine:
 
 def parse_text_line(line_no: int, raw: bytes | bytearray) -> TextItem | BadLine:
     """``{"id"?, "text": "…", "metadata"?}`` → a TextItem, or a BadLine naming the problem."""
-    found = _identified(line_no, raw)
+    found = _with_text(line_no, raw, "text")
     if isinstance(found, BadLine):
         return found
-    obj, id_ = found
-    text = _text_field(obj, "text", line_no, id_)
-    if isinstance(text, BadLine):
-        return text
+    obj, id_, text = found
     return TextItem(id_, line_no, text, obj.get("metadata"))
 
 
 def parse_query_line(line_no: int, raw: bytes | bytearray) -> QueryItem | BadLine:
     """``{"id"?, "query": "…", "documents": ["…" | {"id"?, "text"}, …]}`` → a QueryItem."""
-    found = _identified(line_no, raw)
+    found = _with_text(line_no, raw, "query")
     if isinstance(found, BadLine):
         return found
-    obj, id_ = found
-    query = _text_field(obj, "query", line_no, id_)
-    if isinstance(query, BadLine):
-        return query
+    obj, id_, query = found
     raw_documents = obj.get("documents")
     if not isinstance(raw_documents, list) or not raw_documents:
         return BadLine(
