@@ -11,7 +11,6 @@ from typing import Any
 
 import anyio
 import orjson
-from rich.console import Console
 
 from lm_deluge_cli import config
 from lm_deluge_cli.cache.base import Cache
@@ -26,17 +25,14 @@ from lm_deluge_cli.config.checks import check_positive_int
 from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.config.fields import check_warmup
 from lm_deluge_cli.conversation import Conversation
-from lm_deluge_cli.engine.agent_loop import run_agent_loops
-from lm_deluge_cli.engine.chat_stages import run_pipeline
-from lm_deluge_cli.engine.pipeline import RunOutcome
-from lm_deluge_cli.engine.reuse import open_reuse
+from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.task import Answered
 from lm_deluge_cli.errors import ConfigError, InvalidValueError, NotRunError
 from lm_deluge_cli.io.parse import BadLine, parse_line
-from lm_deluge_cli.progress import make_view, watched
 from lm_deluge_cli.results import ErrorInfo, Result
+from lm_deluge_cli.runner import Engine, chat_engine, run_in_memory
 from lm_deluge_cli.tool_use.definitions import ToolDefinitionError, check_tool_choice
 from lm_deluge_cli.tool_use.tool import Tool, ToolLike, as_tool, tool_definitions
 from lm_deluge_cli.types import Prompt, PromptCache, RequestDefaults, SamplingParams
@@ -194,17 +190,8 @@ class LLMClient:
         With `agent` (tools and the most rounds) each item is a conversation run as an agent
         loop (`engine.agent_loop`)."""
         endpoints = resolve_endpoints(self.models)
-        stats = RunStats(total=count, total_is_estimate=False)
-        records: list[Result | None] = [None] * count
 
-        def sink(batch: list[Result]) -> None:
-            for record in batch:
-                index = record.line - 1
-                if 0 <= index < count:
-                    records[index] = record
-
-        async with AsyncExitStack() as stack:
-            reuse = await open_reuse(self.cache, stack)
+        async def build(stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Engine:
             requester = await build_requester(
                 self.models,
                 endpoints,
@@ -220,23 +207,11 @@ class LLMClient:
                 dedupe=self.dedupe,
                 warmup_s=self.prompt_cache_warmup,
             )
-            view = make_view(Console(stderr=True), quiet=not show_progress)
+            return chat_engine(requester, stats, finish=finish, agent=agent)
 
-            async def run() -> RunOutcome:
-                if agent is None:
-                    return await run_pipeline(source, sink, requester, stats, finish=finish)
-                tools, rounds = agent
-                return await run_agent_loops(
-                    source,
-                    lambda record: sink([record]),
-                    requester,
-                    stats,
-                    tools,
-                    max_rounds=rounds,
-                )
-
-            await watched(view, stats.snapshot, run)
-        return records
+        return await run_in_memory(
+            self.cache, aiter(source), count, build, show_progress=show_progress
+        )
 
     async def run_agent_loops_async(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from rich.console import Console
 
-from lm_deluge_cli.config import STDIO, Job
+from lm_deluge_cli.config import STDIO, CacheConfig, Job
 from lm_deluge_cli.config.endpoints import resolve_endpoints
 from lm_deluge_cli.engine.agent_loop import run_agent_loops
 from lm_deluge_cli.engine.bound_by import Bound, bound_by
 from lm_deluge_cli.engine.chat_stages import run_pipeline
 from lm_deluge_cli.engine.pipeline import RunOutcome
-from lm_deluge_cli.engine.reuse import open_reuse
+from lm_deluge_cli.engine.requester import Requester
+from lm_deluge_cli.engine.reuse import Reuse, open_reuse
+from lm_deluge_cli.engine.sender import Sender
 from lm_deluge_cli.engine.setup import build_requester
 from lm_deluge_cli.engine.stats import RunStats
-from lm_deluge_cli.engine.task import Answered, Task
+from lm_deluge_cli.engine.task import Answered, LineParser, Task
 from lm_deluge_cli.errors import (
     EXIT_FATAL_PROVIDER,
     EXIT_INTERRUPTED,
@@ -38,8 +41,9 @@ from lm_deluge_cli.io.resume import ResumeState, scan_output
 from lm_deluge_cli.io.shard import Shard
 from lm_deluge_cli.io.source import check_input, is_stream
 from lm_deluge_cli.io.writer import ResultWriter
-from lm_deluge_cli.progress import ProgressView, watched
+from lm_deluge_cli.progress import ProgressView, make_view, watched
 from lm_deluge_cli.providers.base_url import is_mock_url
+from lm_deluge_cli.results import Result
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.tool_use.modules import load_tools
 from lm_deluge_cli.tool_use.tool import Tool, tool_definitions
@@ -47,11 +51,14 @@ from lm_deluge_cli.transport import transport_class
 from lm_deluge_cli.types import Prompt, RequestDefaults
 
 __all__ = [
+    "Build",
+    "Engine",
     "JobReport",
     "OpenOutput",
     "check_paths",
     "count_input",
     "open_output",
+    "run_command",
     "run_job",
     "skip_done",
 ]
@@ -132,6 +139,78 @@ class JobReport:
         return EXIT_SOME_FAILED if s.failed or s.skipped_failed else EXIT_OK
 
 
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """A command's engine, built before the output is touched: its sender (whose spending
+    cap counts what earlier runs on the output spent) and how it runs the lines left."""
+
+    sender: Sender[Any]
+    # (the lines to run, where their records go, those that came together in one list) →
+    # how the run ended
+    run: Callable[[AsyncIterator[Any], Callable[[list[Any]], None]], Awaitable[RunOutcome]]
+
+
+# (statistics, the run's exit stack, the cache) → the command's engine
+Build = Callable[[RunStats, AsyncExitStack, Reuse], Awaitable[Engine]]
+
+
+async def run_command(
+    job: Job,
+    build: Build,
+    *,
+    parse: LineParser | None = None,
+    fresh: bool = False,
+    view: ProgressView | None = None,
+    manifest: dict[str, Any] | None = None,
+    when_complete: Callable[[ResultWriter], None] | None = None,
+) -> JobReport:
+    """The frame every command runs in: check the paths, open the cache, `build` the
+    engine, lock the output and read what earlier runs finished, then run the input's
+    lines (read by `parse`; None: prompt lines) into the output and record the summary
+    beside it. `when_complete` runs, still under the output's lock, once a run ends
+    neither interrupted nor stopped by the provider or the cap."""
+    manifest = manifest or {}
+    await anyio.to_thread.run_sync(check_paths, job)
+    stats = RunStats()
+    # Load the tokenizer off the event loop: its first load may wait on the network.
+    await anyio.to_thread.run_sync(estimate_text_tokens, "")
+    async with AsyncExitStack() as stack:
+        reuse = await open_reuse(job.cache, stack)
+        # Built first: a bad model entry fails before the output is touched.
+        engine = await build(stats, stack, reuse)
+        out = await open_output(job, stack, fresh=fresh, manifest=manifest)
+        budget = engine.sender.budget
+        if out.state is not None and budget is not None:
+            # The cap is the output's budget: what earlier runs spent counts.
+            budget.carry_over(out.state.cost_usd)
+            stats.earlier_cost_usd = out.state.cost_usd
+        await count_input(job, stats)
+        reader: InputReader[Any] = (
+            InputReader(job.input, files_root=job.files_root)
+            if parse is None
+            else InputReader(job.input, parse=parse)
+        )
+        source = skip_done(stack.enter_context(reader), out.state, stats, job.shard)
+        outcome = await watched(
+            view, stats.snapshot, lambda: engine.run(source, out.writer.write_many)
+        )
+        complete = not (outcome.interrupted or outcome.fatal or outcome.cost_cap_reached)
+        if when_complete is not None and complete and out.path is not None:
+            when_complete(out.writer)
+        # The cache entries still queued are stored before the summary counts them.
+        await reuse.finish()
+        report = JobReport(
+            outcome=outcome,
+            output=job.output,
+            moved_aside=out.moved,
+            resumed_ok=len(out.state.ok) if out.state else 0,
+            repaired_bytes=out.state.repaired_bytes if out.state else 0,
+            cache=reuse.summary(),
+        )
+        out.finish(manifest, report.to_dict())
+    return report
+
+
 async def run_job(
     job: Job,
     *,
@@ -141,15 +220,14 @@ async def run_job(
     manifest: dict[str, Any] | None = None,
     task: Task | None = None,
 ) -> JobReport:
-    """Run `job` to completion (or until `stop`); every check that can fail runs first.
+    """Run `job`'s chat lines to completion (or until `stop`); every check that can fail
+    runs first.
 
     `manifest` is recorded beside the output (see io/manifest.py) once the lock is held.
     With a `task` (a tool: extract, translate, score), input lines are read and turned into
     prompts by the task, and each record gets the task's fields before it is written.
     """
-    manifest = manifest or {}
     endpoints = resolve_endpoints(job.models, registry=job.model_registry())
-    await anyio.to_thread.run_sync(check_paths, job)
     if any(not is_mock_url(endpoint.base_url) for endpoint in endpoints):
         # The HTTP library loads now, off the event loop and before the run's clock starts,
         # not while the first requests wait for it (aiohttp: 0.2-0.4 s on a loaded machine).
@@ -161,12 +239,13 @@ async def run_job(
             raise UsageError("tools_module runs agent loops, which the toolkit commands do not")
         tools = load_tools(job.tools_module)
         defaults = with_tools(defaults, tools)
-    stats = RunStats()
-    # Load the tokenizer off the event loop: its first load may wait on the network.
-    await anyio.to_thread.run_sync(estimate_text_tokens, "")
-    async with AsyncExitStack() as stack:
-        reuse = await open_reuse(job.cache, stack)
-        # Built first: a bad model entry fails before the output is touched.
+    parse: LineParser | None = None
+    if task is not None:
+        base_dir = None if job.input == STDIO else Path(job.input).resolve().parent
+        files_root = None if job.files_root is None else Path(job.files_root)
+        parse = task.parser(base_dir, files_root)
+
+    async def build(stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Engine:
         requester = await build_requester(
             job.models,
             endpoints,
@@ -183,54 +262,73 @@ async def run_job(
             dedupe=job.dedupe,
             warmup_s=job.prompt_cache_warmup_s,
         )
-        out = await open_output(job, stack, fresh=fresh, manifest=manifest)
-        writer, state = out.writer, out.state
-        if state is not None and requester.budget is not None:
-            # The cap is the output's budget: what earlier runs spent counts.
-            requester.budget.carry_over(state.cost_usd)
-            stats.earlier_cost_usd = state.cost_usd
-        await count_input(job, stats)
-        source: AsyncIterator[Prompt | BadLine | Answered]
-        if task is None:
-            reader = stack.enter_context(InputReader(job.input, files_root=job.files_root))
-            source = skip_done(reader, state, stats, job.shard)
-        else:
-            base_dir = None if job.input == STDIO else Path(job.input).resolve().parent
-            files_root = None if job.files_root is None else Path(job.files_root)
-            items = stack.enter_context(
-                InputReader(job.input, parse=task.parser(base_dir, files_root))
-            )
-            source = _prepared(skip_done(items, state, stats, job.shard), task)
+
+        agent = (tools, job.max_rounds) if job.tools_module is not None else None
         finish = task.finish if task is not None else None
+        engine = chat_engine(requester, stats, finish=finish, agent=agent, stop=stop)
+        if task is None:
+            return engine
+        # The task makes each item read into its prompt (or its record).
+        return Engine(engine.sender, lambda items, sink: engine.run(_prepared(items, task), sink))
 
-        async def run() -> RunOutcome:
-            if job.tools_module is not None:
-                return await run_agent_loops(
-                    source,
-                    writer.write,
-                    requester,
-                    stats,
-                    tools,
-                    max_rounds=job.max_rounds,
-                    stop=stop,
-                )
-            return await run_pipeline(
-                source, writer.write_many, requester, stats, stop=stop, finish=finish
+    return await run_command(job, build, parse=parse, fresh=fresh, view=view, manifest=manifest)
+
+
+def chat_engine(
+    requester: Requester,
+    stats: RunStats,
+    *,
+    finish: Callable[[Result], Result] | None = None,
+    agent: tuple[Sequence[Tool], int] | None = None,
+    stop: anyio.Event | None = None,
+) -> Engine:
+    """Chat lines through `requester` as a command's engine: `finish` (a tool's)
+    completes each record; with `agent` (tools and the most rounds) each line is a
+    conversation run as an agent loop (engine/agent_loop.py)."""
+
+    async def run(items: AsyncIterator[Any], sink: Callable[[list[Result]], None]) -> RunOutcome:
+        if agent is not None:
+            tools, rounds = agent
+            return await run_agent_loops(
+                items,
+                lambda record: sink([record]),
+                requester,
+                stats,
+                tools,
+                max_rounds=rounds,
+                stop=stop,
             )
+        return await run_pipeline(items, sink, requester, stats, stop=stop, finish=finish)
 
-        outcome = await watched(view, stats.snapshot, run)
-        # The cache entries still queued are stored before the summary counts them.
-        await reuse.finish()
-        report = JobReport(
-            outcome=outcome,
-            output=job.output,
-            moved_aside=out.moved,
-            resumed_ok=len(state.ok) if state else 0,
-            repaired_bytes=state.repaired_bytes if state else 0,
-            cache=reuse.summary(),
-        )
-        out.finish(manifest, report.to_dict())
-    return report
+    return Engine(requester.sender, run)
+
+
+async def run_in_memory(
+    cache: CacheConfig,
+    items: AsyncIterator[Any],
+    count: int,
+    build: Build,
+    *,
+    show_progress: bool = False,
+) -> list[Any | None]:
+    """The Python API's frame, as `run_command` is the CLI's: `count` items (lines 1 to
+    `count`) through the engine `build` makes, with the cache `cache` names; each line's
+    record by position, None if it never ran."""
+    stats = RunStats(total=count, total_is_estimate=False)
+    records: list[Any | None] = [None] * count
+
+    def sink(batch: list[Any]) -> None:
+        for record in batch:
+            index = (record.line if isinstance(record, Result) else record["line"]) - 1
+            if 0 <= index < count:
+                records[index] = record
+
+    async with AsyncExitStack() as stack:
+        reuse = await open_reuse(cache, stack)
+        engine = await build(stats, stack, reuse)
+        view = make_view(Console(stderr=True), quiet=not show_progress)
+        await watched(view, stats.snapshot, lambda: engine.run(items, sink))
+    return records
 
 
 def check_paths(job: Job) -> None:

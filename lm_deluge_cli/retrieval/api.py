@@ -3,27 +3,26 @@ named them, running through the same engine as `lm-deluge embed` and `lm-deluge 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from rich.console import Console
 
 from lm_deluge_cli import config
 from lm_deluge_cli.cache.base import Cache
 from lm_deluge_cli.config import CacheConfig, Job, Limits, ModelEntry
-from lm_deluge_cli.engine.pipeline import RunOutcome
-from lm_deluge_cli.engine.reuse import Reuse, open_reuse
+from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError, InvalidValueError, NotRunError
 from lm_deluge_cli.io.records import Record
 from lm_deluge_cli.io.text_lines import Document, QueryItem, TextItem
-from lm_deluge_cli.progress import make_view, watched
 from lm_deluge_cli.providers.retrieval import resolve_embedding_endpoint, resolve_rerank_endpoint
-from lm_deluge_cli.retrieval.embed import EmbedSettings, embed_records
-from lm_deluge_cli.retrieval.rerank import RerankSettings, rerank_records
+from lm_deluge_cli.retrieval.embed import EmbedSettings, build_embedder
+from lm_deluge_cli.retrieval.rerank import RerankSettings, build_ranker
+from lm_deluge_cli.retrieval.stages import stages_engine
+from lm_deluge_cli.runner import Engine, run_in_memory
 
 __all__ = [
     "EmbeddingResult",
@@ -172,11 +171,14 @@ async def embed_parallel_async(
         for index, text in enumerate(texts):
             yield TextItem(index, index + 1, text)
 
-    def pipeline(sink: Sink, stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Run:
-        return embed_records(source(), sink, [endpoint], settings, job, stats, stack, reuse=reuse)
+    async def build(stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Engine:
+        embedder = await build_embedder([endpoint], settings, job, stats, stack, reuse)
+        return stages_engine(embedder, stats)
 
-    records = await _records(job, len(texts), show_progress, pipeline)
-    return [_embedding(i, text, records.get(i)) for i, text in enumerate(texts)]
+    records = await run_in_memory(
+        job.cache, source(), len(texts), build, show_progress=show_progress
+    )
+    return [_embedding(i, text, records[i]) for i, text in enumerate(texts)]
 
 
 def embed_parallel_sync(
@@ -248,40 +250,18 @@ async def rerank_parallel_async(
             items = tuple(Document(i, text) for i, text in enumerate(docs))
             yield QueryItem(index, index + 1, query, items)
 
-    def pipeline(sink: Sink, stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Run:
+    async def build(stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Engine:
         settings = RerankSettings(top_n=top_k)
-        return rerank_records(source(), sink, [endpoint], settings, job, stats, stack, reuse=reuse)
+        ranker = await build_ranker([endpoint], settings, job, stats, stack, reuse)
+        return stages_engine(ranker, stats)
 
-    records = await _records(job, len(queries), show_progress, pipeline)
+    records = await run_in_memory(
+        job.cache, source(), len(queries), build, show_progress=show_progress
+    )
     return [
-        _ranking(i, query, list(docs), records.get(i))
+        _ranking(i, query, list(docs), records[i])
         for i, (query, docs) in enumerate(zip(queries, per_query, strict=True))
     ]
-
-
-Sink = Callable[[list[Record]], None]
-Run = Awaitable[RunOutcome]
-
-
-async def _records(
-    job: Job,
-    total: int,
-    show_progress: bool,
-    pipeline: Callable[[Sink, RunStats, AsyncExitStack, Reuse], Run],
-) -> dict[int, Record]:
-    """Run `pipeline` for a call of the Python API: its records by their input's index."""
-    records: dict[int, Record] = {}
-    stats = RunStats(total=total, total_is_estimate=False)
-    async with AsyncExitStack() as stack:
-        reuse = await open_reuse(job.cache, stack)
-        view = make_view(Console(stderr=True), quiet=not show_progress)
-
-        def sink(batch: list[Record]) -> None:
-            for record in batch:
-                records[record["line"] - 1] = record
-
-        await watched(view, stats.snapshot, lambda: pipeline(sink, stats, stack, reuse))
-    return records
 
 
 def _documents_per_query(

@@ -13,7 +13,7 @@ import math
 import struct
 import sys
 from array import array
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,12 +21,11 @@ from typing import Any, ClassVar
 import anyio
 
 from lm_deluge_cli.config import Job
-from lm_deluge_cli.engine.pipeline import Batch, BatchLimits, RunOutcome
+from lm_deluge_cli.engine.pipeline import Batch, BatchLimits
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.sender import RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import INVALID_INPUT, Record
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
 from lm_deluge_cli.progress import ProgressView
@@ -38,7 +37,6 @@ from lm_deluge_cli.providers.retrieval import (
     RetrievalEndpoint,
     embed_adapter_for,
 )
-from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import embed_key
 from lm_deluge_cli.retrieval.records import error_fields, retrieval_record
 from lm_deluge_cli.retrieval.senders import (
@@ -48,12 +46,12 @@ from lm_deluge_cli.retrieval.senders import (
     check_cap,
     job_endpoints,
 )
-from lm_deluge_cli.retrieval.stages import RetrievalStages, run_stages
-from lm_deluge_cli.runner import JobReport
+from lm_deluge_cli.retrieval.stages import RetrievalStages, stages_engine
+from lm_deluge_cli.runner import Engine, JobReport, run_command
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
-__all__ = ["EmbedSettings", "embed_records", "run_embed"]
+__all__ = ["EmbedSettings", "build_embedder", "run_embed"]
 
 COST_DECIMALS = 10
 
@@ -104,15 +102,13 @@ class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
         limits: BatchLimits,
     ) -> None:
         assert isinstance(endpoint.model, EmbeddingModel)
-        super().__init__(limits)
+        super().__init__(limits, sender, request_timeout)
         self.endpoint = endpoint
         self.model: EmbeddingModel = endpoint.model
         self.adapter: EmbedAdapter = embed_adapter_for(endpoint.provider.embed_format)
         self.options = options
-        self.sender = sender
         self.reuse = reuse
         self.stats = stats
-        self.request_timeout = request_timeout
         # Texts batched or in flight, by key: the items waiting for each one's vector.
         self.waiting: dict[str, list[TextItem]] = {}
 
@@ -307,20 +303,16 @@ def batch_limits(model: EmbeddingModel, batch_size: int | None) -> BatchLimits:
     return BatchLimits(size, model.max_batch_tokens)
 
 
-async def embed_records(
-    source: AsyncIterable[TextItem | BadLine],
-    sink: Callable[[list[Record]], None],
+async def build_embedder(
     endpoints: Sequence[RetrievalEndpoint],
     settings: EmbedSettings,
     job: Job,
     stats: RunStats,
     stack: AsyncExitStack,
-    *,
     reuse: Reuse,
-    stop: anyio.Event | None = None,
-) -> RunOutcome:
-    """The embed pipeline over `source`, records to `sink`; shared by the CLI and Python.
-    `endpoints` are the job's models (one model, maybe at several keys or base URLs)."""
+) -> Embedder:
+    """The embed stages for the job's models (one model, maybe at several keys or base
+    URLs), with their sender; shared by the CLI and Python."""
     endpoint = endpoints[0]
     assert isinstance(endpoint.model, EmbeddingModel)
     options = embed_options(endpoint, settings)
@@ -328,10 +320,7 @@ async def embed_records(
     sender = await build_sender(job, endpoints, adapter.rate_limit_info, stats, stack)
     limits = batch_limits(endpoint.model, settings.batch_size)
     timeout = job.limits.request_timeout
-    embedder = Embedder(endpoint, options, sender, reuse, stats, timeout, limits)
-    return await run_stages(
-        embedder, source, sink, sender, stats, request_timeout=timeout, stop=stop
-    )
+    return Embedder(endpoint, options, sender, reuse, stats, timeout, limits)
 
 
 async def run_embed(
@@ -350,17 +339,10 @@ async def run_embed(
     embed_options(endpoint, settings)
     check_cap(job, endpoint)
 
-    def pipeline(
-        source: AsyncIterable[Any],
-        sink: Callable[[list[Record]], None],
-        stats: RunStats,
-        stack: AsyncExitStack,
-        reuse: Reuse,
-    ) -> Awaitable[RunOutcome]:
-        return embed_records(
-            source, sink, endpoints, settings, job, stats, stack, reuse=reuse, stop=stop
-        )
+    async def build(stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Engine:
+        embedder = await build_embedder(endpoints, settings, job, stats, stack, reuse)
+        return stages_engine(embedder, stats, stop=stop)
 
-    return await run_batching_job(
-        job, parse_text_line, pipeline, fresh=fresh, view=view, manifest=manifest
+    return await run_command(
+        job, build, parse=parse_text_line, fresh=fresh, view=view, manifest=manifest
     )

@@ -16,7 +16,7 @@ list that repeats pairs, sends nothing for them.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ import anyio
 import orjson
 
 from lm_deluge_cli.config import Job
-from lm_deluge_cli.engine.pipeline import Batch, BatchLimits, RunOutcome
+from lm_deluge_cli.engine.pipeline import Batch, BatchLimits
 from lm_deluge_cli.engine.reuse import Reuse
 from lm_deluge_cli.engine.sender import RequestFailedError, Sender
 from lm_deluge_cli.engine.stats import RunStats
@@ -43,7 +43,6 @@ from lm_deluge_cli.providers.retrieval import (
     RetrievalEndpoint,
     rerank_adapter_for,
 )
-from lm_deluge_cli.retrieval.jobs import run_batching_job
 from lm_deluge_cli.retrieval.keys import rerank_key
 from lm_deluge_cli.retrieval.records import error_fields, retrieval_record
 from lm_deluge_cli.retrieval.senders import (
@@ -53,8 +52,8 @@ from lm_deluge_cli.retrieval.senders import (
     check_cap,
     job_endpoints,
 )
-from lm_deluge_cli.retrieval.stages import RetrievalStages, run_stages
-from lm_deluge_cli.runner import JobReport
+from lm_deluge_cli.retrieval.stages import RetrievalStages, stages_engine
+from lm_deluge_cli.runner import Engine, JobReport, run_command
 from lm_deluge_cli.tokens import estimate_text_tokens
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
@@ -187,7 +186,8 @@ class DocumentRanker(RetrievalStages[TextItem, TextItem]):
     null_fields = NULL_FIELDS
 
     def __init__(self, reranker: Reranker, query: str) -> None:
-        super().__init__(BatchLimits(reranker.model.max_batch_documents))
+        limits = BatchLimits(reranker.model.max_batch_documents)
+        super().__init__(limits, reranker.sender, reranker.request_timeout)
         self.reranker = reranker
         self.query = query
         self.query_tokens = estimate_text_tokens(query)
@@ -288,7 +288,7 @@ class QueryRanker(RetrievalStages[QueryItem, QueryItem]):
 
     def __init__(self, reranker: Reranker, top_n: int | None) -> None:
         # One query a batch: its documents are sent in requests of their own.
-        super().__init__(BatchLimits(1))
+        super().__init__(BatchLimits(1), reranker.sender, reranker.request_timeout)
         self.reranker = reranker
         self.top_n = top_n
 
@@ -374,33 +374,25 @@ class QueryRanker(RetrievalStages[QueryItem, QueryItem]):
 # -- running ---------------------------------------------------------------------------
 
 
-async def rerank_records(
-    source: AsyncIterable[Any],
-    sink: Callable[[list[Record]], None],
+async def build_ranker(
     endpoints: Sequence[RetrievalEndpoint],
     settings: RerankSettings,
     job: Job,
     stats: RunStats,
     stack: AsyncExitStack,
-    *,
     reuse: Reuse,
-    stop: anyio.Event | None = None,
-) -> RunOutcome:
-    """The rerank pipeline over `source` (text items with `settings.query`, else query
-    items), records to `sink`; shared by the CLI and Python. `endpoints` are the job's
-    models (one model, maybe at several keys or base URLs)."""
+) -> DocumentRanker | QueryRanker:
+    """The rerank stages for the job's models (one model, maybe at several keys or base
+    URLs), with their sender: text items with `settings.query`, else query items; shared
+    by the CLI and Python."""
     endpoint = endpoints[0]
     assert isinstance(endpoint.model, RerankModel)
     adapter = rerank_adapter_for(endpoint.provider.rerank_format)
     sender = await build_sender(job, endpoints, adapter.rate_limit_info, stats, stack)
-    timeout = job.limits.request_timeout
-    reranker = Reranker(endpoint, sender, reuse, stats, timeout)
-    stages: DocumentRanker | QueryRanker
+    reranker = Reranker(endpoint, sender, reuse, stats, job.limits.request_timeout)
     if settings.query is not None:
-        stages = DocumentRanker(reranker, settings.query)
-    else:
-        stages = QueryRanker(reranker, settings.top_n)
-    return await run_stages(stages, source, sink, sender, stats, request_timeout=timeout, stop=stop)
+        return DocumentRanker(reranker, settings.query)
+    return QueryRanker(reranker, settings.top_n)
 
 
 def check_settings(settings: RerankSettings) -> None:
@@ -430,22 +422,15 @@ async def run_rerank(
     check_settings(settings)
     check_cap(job, endpoint)
 
-    def pipeline(
-        source: AsyncIterable[Any],
-        sink: Callable[[list[Record]], None],
-        stats: RunStats,
-        stack: AsyncExitStack,
-        reuse: Reuse,
-    ) -> Awaitable[RunOutcome]:
-        return rerank_records(
-            source, sink, endpoints, settings, job, stats, stack, reuse=reuse, stop=stop
-        )
+    async def build(stats: RunStats, stack: AsyncExitStack, reuse: Reuse) -> Engine:
+        ranker = await build_ranker(endpoints, settings, job, stats, stack, reuse)
+        return stages_engine(ranker, stats, stop=stop)
 
     single_query = settings.query is not None
-    return await run_batching_job(
+    return await run_command(
         job,
-        parse_text_line if single_query else parse_query_line,
-        pipeline,
+        build,
+        parse=parse_text_line if single_query else parse_query_line,
         fresh=fresh,
         view=view,
         manifest=manifest,

@@ -140,14 +140,13 @@ async def build_sender(
     stack: AsyncExitStack,
 ) -> Sender[RetrievalRoute]:
     """A sender to the job's models (`endpoints`, one per entry of job.models), within the
-    job's limits and spending cap; the transports close with `stack`. What earlier runs
-    on the output spent (stats.earlier_cost_usd) counts toward the cap."""
+    job's limits and spending cap; the transports close with `stack`. (What earlier runs
+    on the output spent is carried over by runner.run_command.)"""
     limits = job.limits
     budget: SpendCap | None = None
     if limits.max_cost is not None:
         check_cap(job, endpoints[0])
         budget = SpendCap(limits.max_cost)
-        budget.carry_over(stats.earlier_cost_usd)
         stats.max_cost_usd = limits.max_cost
         stats.spend_cap = budget
     stats.max_concurrent_requests = limits.max_concurrent_requests

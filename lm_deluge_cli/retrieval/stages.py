@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from abc import abstractmethod
-from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import anyio
@@ -18,8 +18,9 @@ from lm_deluge_cli.io.parse import BadLine
 from lm_deluge_cli.io.records import INTERNAL_ERROR, Record
 from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.retrieval.records import bad_line_record
+from lm_deluge_cli.runner import Engine
 
-__all__ = ["RetrievalStages", "run_stages"]
+__all__ = ["RetrievalStages", "run_stages", "stages_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,10 @@ class RetrievalStages(Stages[ItemT, tuple[EntryT, int], Record], Generic[ItemT, 
     # The command's own fields, empty, on the record of a line it could not use.
     null_fields: ClassVar[Mapping[str, Any]]
 
-    def __init__(self, limits: BatchLimits) -> None:
+    def __init__(self, limits: BatchLimits, sender: Sender[Any], request_timeout: float) -> None:
         self.batching = limits
+        self.sender = sender
+        self.request_timeout = request_timeout
 
     @abstractmethod
     def admit(self, item: ItemT) -> Record | tuple[EntryT, int] | None:
@@ -86,12 +89,23 @@ async def run_stages(
     stages: RetrievalStages[Any, Any],
     source: AsyncIterable[Any],
     sink: Callable[[list[Record]], None],
-    sender: Sender[Any],
     stats: RunStats,
     *,
-    request_timeout: float,
     stop: anyio.Event | None = None,
 ) -> RunOutcome:
     """Every line of `source` through `stages`, records to `sink` as batches answer."""
-    pipeline = Pipeline(stages, sender, sink, stats, request_timeout=request_timeout, stop=stop)
+    pipeline = Pipeline(
+        stages, stages.sender, sink, stats, request_timeout=stages.request_timeout, stop=stop
+    )
     return await pipeline.run(source)
+
+
+def stages_engine(
+    stages: RetrievalStages[Any, Any], stats: RunStats, *, stop: anyio.Event | None = None
+) -> Engine:
+    """`stages` as a command's engine (runner.run_command, runner.run_in_memory)."""
+
+    async def run(items: AsyncIterator[Any], sink: Callable[[list[Record]], None]) -> RunOutcome:
+        return await run_stages(stages, items, sink, stats, stop=stop)
+
+    return Engine(stages.sender, run)

@@ -52,12 +52,10 @@ async def test_a_bug_in_a_batch_gives_its_lines_error_records_without_the_key() 
     sender: Sender[Any] = Sender([], max_concurrent_requests=1, max_attempts=1, stats=stats)
     bad = BadLine(line=9, id="x", reason="line 9: not JSON")
     outcome = await run_stages(
-        Lengths(BatchLimits(2)),
+        Lengths(BatchLimits(2), sender, 1.0),
         texts("aa", "bug", bad, "ccc", "d"),
         written.extend,
-        sender,
         stats,
-        request_timeout=1.0,
     )
     by_id = {record["id"]: record for record in written}
     assert {k: r["length"] for k, r in by_id.items() if r["status"] == "ok"} == {"ccc": 3, "d": 1}
