@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from lm_deluge_cli.cache.key import sample_key
 from lm_deluge_cli.engine.reuse import StoredAnswer
-from lm_deluge_cli.engine.sender import Route
+from lm_deluge_cli.engine.sender import EndpointRoute
 from lm_deluge_cli.providers import Adapter, Endpoint
 from lm_deluge_cli.types import Prompt, RateLimitInfo, SamplingParams
 
@@ -16,21 +16,13 @@ __all__ = ["ModelSlot", "Plan"]
 
 
 @dataclass(slots=True, kw_only=True)
-class ModelSlot(Route):
+class ModelSlot(EndpointRoute):
     """A chat model the run can send to: its endpoint, adapter and sampling, and (from
     `Route`) its transport, limits and health."""
 
     endpoint: Endpoint
     adapter: Adapter
     sampling: SamplingParams
-
-    @property
-    def name(self) -> str:
-        return self.endpoint.name
-
-    @property
-    def key_variable(self) -> str:
-        return self.endpoint.api_key_env
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         return self.adapter.rate_limit_info(headers)

@@ -89,6 +89,32 @@ class Route:
         raise NotImplementedError
 
 
+class NamedEndpoint(Protocol):
+    """What a route reads of its model's endpoint (chat's and retrieval's have both)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def api_key_env(self) -> str: ...
+
+
+@dataclass(slots=True, kw_only=True)
+class EndpointRoute(Route):
+    """A route to a model resolved from the registry: its name and key come from its
+    endpoint."""
+
+    endpoint: NamedEndpoint
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def key_variable(self) -> str:
+        return self.endpoint.api_key_env
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     """The smallest tokens/min a model's requests pass through: a model's own limit

@@ -10,7 +10,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from lm_deluge_cli.config import Job
 from lm_deluge_cli.engine.budget import SpendCap, refuse_unpriced
-from lm_deluge_cli.engine.sender import Outgoing, Route, Sender
+from lm_deluge_cli.engine.sender import EndpointRoute, Outgoing, Sender
 from lm_deluge_cli.engine.setup import Transports, model_limits, run_limiter_for
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission
@@ -34,19 +34,11 @@ __all__ = [
 
 
 @dataclass(slots=True, kw_only=True)
-class RetrievalRoute(Route):
+class RetrievalRoute(EndpointRoute):
     """An embedding or rerank model the run sends to."""
 
     endpoint: RetrievalEndpoint
     reads_headers: Callable[[Mapping[str, str]], RateLimitInfo]
-
-    @property
-    def name(self) -> str:
-        return self.endpoint.name
-
-    @property
-    def key_variable(self) -> str:
-        return self.endpoint.api_key_env
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         return self.reads_headers(headers)
