@@ -9,7 +9,7 @@ import typer
 
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute
-from lm_deluge_cli.config import JobOverrides, load_job
+from lm_deluge_cli.config import load_job
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 
 __all__ = ["embed"]
@@ -42,6 +42,7 @@ BatchSize = Annotated[
 
 
 def embed(
+    ctx: typer.Context,
     job_file: options.JobFile = None,
     input: options.Input = None,
     output: options.Output = None,
@@ -71,34 +72,9 @@ def embed(
 ) -> None:
     """Embed texts: each {"id", "text"} line gets one record with its "embedding"; many texts
     go in each request; rerun to resume, and vectors seen before come from the cache."""
-    overrides = JobOverrides(
-        input=input,
-        output=output,
-        models=model or (),
-        max_requests_per_minute=max_requests_per_minute,
-        max_tokens_per_minute=max_tokens_per_minute,
-        max_concurrent_requests=max_concurrent_requests,
-        max_attempts=max_attempts,
-        request_timeout=request_timeout,
-        max_cost=max_cost,
-        limiter=limiter,
-        limiter_key=limiter_key,
-        fsync=fsync,
-        shard=shard,
-        cache=cache,
-        no_cache=no_cache,
-        cache_read_only=cache_read_only,
-        refresh_cache=refresh_cache,
-        cache_ttl=cache_ttl,
-    )
     configure_logging(verbose=verbose, quiet=quiet)
-    job = load_job(job_file, overrides)
+    job = load_job(job_file, options.job_overrides(ctx.params))
     settings = EmbedSettings(dimensions=dimensions, input_type=input_type, batch_size=batch_size)
-    execute(
-        job,
-        fresh=fresh,
-        quiet=quiet,
-        json_summary=json_summary,
-        tool=ToolSummary("embed"),
-        runner=partial(run_embed, settings=settings),
-    )
+    runner = partial(run_embed, settings=settings)
+    tool = ToolSummary("embed")
+    execute(job, fresh=fresh, quiet=quiet, json_summary=json_summary, tool=tool, runner=runner)

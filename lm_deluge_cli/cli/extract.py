@@ -9,7 +9,7 @@ import typer
 
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute
-from lm_deluge_cli.config import JobOverrides, load_job
+from lm_deluge_cli.config import load_job
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.llm_tools.extract import SCHEMA_MISMATCH, ExtractTask
@@ -19,6 +19,7 @@ __all__ = ["extract"]
 
 
 def extract(
+    ctx: typer.Context,
     job_file: options.JobFile = None,
     schema: Annotated[
         Path | None,
@@ -66,35 +67,9 @@ def extract(
 ) -> None:
     """Extract JSON matching a schema from each line: {"id", "text"} lines, or any line `run`
     takes (prompts, messages with images or files). Each ok record carries "data"."""
-    overrides = JobOverrides(
-        input=input,
-        output=output,
-        models=model or (),
-        max_requests_per_minute=max_requests_per_minute,
-        max_tokens_per_minute=max_tokens_per_minute,
-        max_concurrent_requests=max_concurrent_requests,
-        max_attempts=max_attempts,
-        max_cost=max_cost,
-        request_timeout=request_timeout,
-        limiter=limiter,
-        limiter_key=limiter_key,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        reasoning_effort=reasoning_effort,
-        retry_other_model=retry_other_model,
-        fsync=fsync,
-        shard=shard,
-        files_root=files_root,
-        cache=cache,
-        no_cache=no_cache,
-        cache_read_only=cache_read_only,
-        refresh_cache=refresh_cache,
-        cache_ttl=cache_ttl,
-    )
     configure_logging(verbose=verbose, quiet=quiet)
     checked = load_schema(schema) if schema is not None else None
-    job = load_job(job_file, overrides)
+    job = load_job(job_file, options.job_overrides(ctx.params))
     if checked is None:
         if job.sampling.json_schema is None:
             raise ConfigError(

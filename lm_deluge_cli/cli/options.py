@@ -1,16 +1,21 @@
-"""The options `run` and the toolkit commands share, declared once as `Annotated` aliases.
+"""The options `run` and the toolkit commands share, declared once as `Annotated` aliases,
+and the one table that says which job value each of them sets (`job_overrides`).
 
 A command lists the ones it takes (``max_attempts: options.MaxAttempts = None``) and hands
-each one that sets a job value to its `JobOverrides` by name (``max_attempts=max_attempts``,
-``models=model or ()``): a flag left out of that call is caught by tests/cli/test_options.py.
+its parsed flags to `job_overrides` (``options.job_overrides(ctx.params)``); that every
+option reaches its field, with a type the field takes, is checked by
+tests/cli/test_options.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from lm_deluge_cli.config import JobOverrides
 
 __all__ = [
     "CACHE_PANEL",
@@ -58,6 +63,7 @@ __all__ = [
     "TopLogprobs",
     "TopP",
     "Verbose",
+    "job_overrides",
 ]
 
 LIMITS_PANEL = "Limits"
@@ -297,3 +303,52 @@ DryRun = Annotated[
         "input tokens, max output tokens and estimated cost. Needs no API keys and no -o.",
     ),
 ]
+
+
+# --- the job values they set ----------------------------------------------------------------
+
+
+def job_overrides(flags: Mapping[str, Any]) -> JobOverrides:
+    """The job values a command's flags set (`flags`: its parsed parameters by name, Typer's
+    ``ctx.params``); a flag not given is None and leaves the job file's value or the default.
+    """
+    return JobOverrides(
+        # Every command that runs a job takes these: a missing one is a KeyError, at once.
+        input=flags["input"],
+        output=flags["output"],
+        # -m, repeatable: the models, each NAME or NAME=WEIGHT.
+        models=tuple(flags["model"] or ()),
+        max_requests_per_minute=flags["max_requests_per_minute"],
+        max_tokens_per_minute=flags["max_tokens_per_minute"],
+        max_concurrent_requests=flags["max_concurrent_requests"],
+        max_attempts=flags["max_attempts"],
+        max_cost=flags["max_cost"],
+        request_timeout=flags["request_timeout"],
+        limiter=flags["limiter"],
+        limiter_key=flags["limiter_key"],
+        fsync=flags["fsync"],
+        shard=flags["shard"],
+        cache=flags["cache"],
+        no_cache=flags["no_cache"],
+        cache_read_only=flags["cache_read_only"],
+        refresh_cache=flags["refresh_cache"],
+        cache_ttl=flags["cache_ttl"],
+        # Only commands that send chat requests take these, each a subset (run takes all).
+        max_new_tokens=flags.get("max_new_tokens"),
+        temperature=flags.get("temperature"),
+        top_p=flags.get("top_p"),
+        json_mode=flags.get("json_mode"),
+        reasoning_effort=flags.get("reasoning_effort"),
+        logprobs=flags.get("logprobs"),
+        top_logprobs=flags.get("top_logprobs"),
+        samples=flags.get("samples"),
+        tool_choice=flags.get("tool_choice"),
+        prompt_cache=flags.get("prompt_cache"),
+        prompt_cache_ttl=flags.get("prompt_cache_ttl"),
+        prompt_cache_warmup=flags.get("prompt_cache_warmup"),
+        retry_other_model=flags.get("retry_other_model"),
+        no_dedupe=flags.get("no_dedupe"),
+        tools_module=flags.get("tools_module"),
+        max_rounds=flags.get("max_rounds"),
+        files_root=flags.get("files_root"),
+    )

@@ -9,7 +9,7 @@ import typer
 
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute
-from lm_deluge_cli.config import JobOverrides, load_job
+from lm_deluge_cli.config import load_job
 from lm_deluge_cli.retrieval.rerank import RerankSettings, run_rerank
 
 __all__ = ["rerank"]
@@ -35,6 +35,7 @@ TopN = Annotated[
 
 
 def rerank(
+    ctx: typer.Context,
     job_file: options.JobFile = None,
     input: options.Input = None,
     output: options.Output = None,
@@ -63,34 +64,9 @@ def rerank(
 ) -> None:
     """Rerank documents: with --query, one record per document, the file sorted best first
     once complete; else one record per query line with its sorted "results"."""
-    overrides = JobOverrides(
-        input=input,
-        output=output,
-        models=model or (),
-        max_requests_per_minute=max_requests_per_minute,
-        max_tokens_per_minute=max_tokens_per_minute,
-        max_concurrent_requests=max_concurrent_requests,
-        max_attempts=max_attempts,
-        request_timeout=request_timeout,
-        max_cost=max_cost,
-        limiter=limiter,
-        limiter_key=limiter_key,
-        fsync=fsync,
-        shard=shard,
-        cache=cache,
-        no_cache=no_cache,
-        cache_read_only=cache_read_only,
-        refresh_cache=refresh_cache,
-        cache_ttl=cache_ttl,
-    )
     configure_logging(verbose=verbose, quiet=quiet)
-    job = load_job(job_file, overrides)
+    job = load_job(job_file, options.job_overrides(ctx.params))
     settings = RerankSettings(query=query, top_n=top_n)
-    execute(
-        job,
-        fresh=fresh,
-        quiet=quiet,
-        json_summary=json_summary,
-        tool=ToolSummary("rerank"),
-        runner=partial(run_rerank, settings=settings),
-    )
+    runner = partial(run_rerank, settings=settings)
+    tool = ToolSummary("rerank")
+    execute(job, fresh=fresh, quiet=quiet, json_summary=json_summary, tool=tool, runner=runner)

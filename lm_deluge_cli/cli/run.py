@@ -9,7 +9,7 @@ import typer
 
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import configure_logging, execute, stdout_for
-from lm_deluge_cli.config import JobOverrides, load_job
+from lm_deluge_cli.config import load_job
 from lm_deluge_cli.engine.plan import DryRunReport, plan_job
 from lm_deluge_cli.errors import EXIT_OK
 
@@ -17,6 +17,7 @@ __all__ = ["run"]
 
 
 def run(
+    ctx: typer.Context,
     job_file: options.JobFile = None,
     input: options.Input = None,
     output: options.Output = None,
@@ -60,45 +61,8 @@ def run(
     dry_run: options.DryRun = False,
 ) -> None:
     """Run a batch job: every input line ends as one record in the output; rerun to resume."""
-    overrides = JobOverrides(
-        input=input,
-        output=output,
-        models=model or (),
-        max_requests_per_minute=max_requests_per_minute,
-        max_tokens_per_minute=max_tokens_per_minute,
-        max_concurrent_requests=max_concurrent_requests,
-        max_attempts=max_attempts,
-        max_cost=max_cost,
-        request_timeout=request_timeout,
-        limiter=limiter,
-        limiter_key=limiter_key,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        json_mode=json_mode,
-        reasoning_effort=reasoning_effort,
-        logprobs=logprobs,
-        top_logprobs=top_logprobs,
-        samples=samples,
-        tool_choice=tool_choice,
-        prompt_cache=prompt_cache,
-        prompt_cache_ttl=prompt_cache_ttl,
-        prompt_cache_warmup=prompt_cache_warmup,
-        retry_other_model=retry_other_model,
-        fsync=fsync,
-        no_dedupe=no_dedupe,
-        tools_module=tools_module,
-        max_rounds=max_rounds,
-        shard=shard,
-        files_root=files_root,
-        cache=cache,
-        no_cache=no_cache,
-        cache_read_only=cache_read_only,
-        refresh_cache=refresh_cache,
-        cache_ttl=cache_ttl,
-    )
     configure_logging(verbose=verbose, quiet=quiet)
-    job = load_job(job_file, overrides, need_output=not dry_run)
+    job = load_job(job_file, options.job_overrides(ctx.params), need_output=not dry_run)
     if dry_run:
         stdout = stdout_for("the dry run's plan", "leave stdout open")
         plan = plan_job(job, skip_done=not fresh)

@@ -8,7 +8,7 @@ import typer
 
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute
-from lm_deluge_cli.config import JobOverrides, load_job
+from lm_deluge_cli.config import load_job
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.llm_tools.score import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_LOGPROBS, ScoreTask
 
@@ -16,6 +16,7 @@ __all__ = ["score"]
 
 
 def score(
+    ctx: typer.Context,
     job_file: options.JobFile = None,
     question: Annotated[
         str, typer.Option("--question", help='The yes/no question, e.g. "Is this spam?".')
@@ -52,35 +53,8 @@ def score(
 ) -> None:
     """Ask a yes/no question about each {"id", "text"} line; each record carries "answer"
     ("yes" / "no") and "p_yes" (from the answer token's logprobs; null without them)."""
-    overrides = JobOverrides(
-        input=input,
-        output=output,
-        models=model or (),
-        max_requests_per_minute=max_requests_per_minute,
-        max_tokens_per_minute=max_tokens_per_minute,
-        max_concurrent_requests=max_concurrent_requests,
-        max_attempts=max_attempts,
-        max_cost=max_cost,
-        request_timeout=request_timeout,
-        limiter=limiter,
-        limiter_key=limiter_key,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        reasoning_effort=reasoning_effort,
-        logprobs=logprobs,
-        top_logprobs=top_logprobs,
-        retry_other_model=retry_other_model,
-        fsync=fsync,
-        shard=shard,
-        cache=cache,
-        no_cache=no_cache,
-        cache_read_only=cache_read_only,
-        refresh_cache=refresh_cache,
-        cache_ttl=cache_ttl,
-    )
     configure_logging(verbose=verbose, quiet=quiet)
-    job = load_job(job_file, overrides)
+    job = load_job(job_file, options.job_overrides(ctx.params))
     # The answer is one word: unless told otherwise, reserve (and pay for) no more.
     short = "max_new_tokens" not in job.sampling_set
     task = ScoreTask(

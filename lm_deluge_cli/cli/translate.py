@@ -8,7 +8,7 @@ import typer
 
 from lm_deluge_cli.cli import options
 from lm_deluge_cli.cli.execute import ToolSummary, configure_logging, execute
-from lm_deluge_cli.config import JobOverrides, load_job
+from lm_deluge_cli.config import load_job
 from lm_deluge_cli.engine.stats import RunStatistics
 from lm_deluge_cli.llm_tools.detect import DEFAULT_THRESHOLD, INSTALL_HINT, load_detector
 from lm_deluge_cli.llm_tools.languages import language_name
@@ -18,6 +18,7 @@ __all__ = ["translate"]
 
 
 def translate(
+    ctx: typer.Context,
     job_file: options.JobFile = None,
     to: Annotated[
         str, typer.Option(metavar="LANG", help="Target language, an ISO 639-1 code (en, fr …).")
@@ -69,34 +70,9 @@ def translate(
 ) -> None:
     """Translate {"id", "text"} lines (into English unless --to); each record carries
     "translation", "detected_language" and "passed_through"."""
-    overrides = JobOverrides(
-        input=input,
-        output=output,
-        models=model or (),
-        max_requests_per_minute=max_requests_per_minute,
-        max_tokens_per_minute=max_tokens_per_minute,
-        max_concurrent_requests=max_concurrent_requests,
-        max_attempts=max_attempts,
-        max_cost=max_cost,
-        request_timeout=request_timeout,
-        limiter=limiter,
-        limiter_key=limiter_key,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        reasoning_effort=reasoning_effort,
-        retry_other_model=retry_other_model,
-        fsync=fsync,
-        shard=shard,
-        cache=cache,
-        no_cache=no_cache,
-        cache_read_only=cache_read_only,
-        refresh_cache=refresh_cache,
-        cache_ttl=cache_ttl,
-    )
     configure_logging(verbose=verbose, quiet=quiet)
     target = check_language(to)
-    job = load_job(job_file, overrides)
+    job = load_job(job_file, options.job_overrides(ctx.params))
     # Loaded before the run starts (most of a second), never on its event loop.
     detector = load_detector(threshold) if detect else None
     task = TranslateTask(target, detector=detector)

@@ -1,12 +1,14 @@
 """Every option of run and the toolkit commands reaches the job: each sets its JobOverrides
-field, unless the command uses it itself. Each command is invoked in-process with one option
-at a time, and the JobOverrides it hands to load_job is looked at."""
+field, with a type the field takes, unless the command uses it itself. Each command is
+invoked in-process with one option at a time, and the JobOverrides it hands to load_job is
+looked at."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
-from types import ModuleType
-from typing import Any, get_args, get_type_hints
+from types import ModuleType, NoneType, UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
 import typer
@@ -106,3 +108,43 @@ def test_a_flag_lands_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert list(overrides.models) == ["mock:fast=2", "mock:other"]
     assert (overrides.max_attempts, overrides.logprobs) == (7, False)
+
+
+def _members(hint: Any) -> tuple[Any, ...]:
+    """X and None of X | None; a type that is not a union alone."""
+    return get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+
+
+def _fits(given: Any, field: Any) -> bool:
+    """Whether every value of the option's type (X | None …) is one the field's type takes."""
+    takes = set(_members(field))
+    for kind in _members(given):
+        # -m gives a list of names; the field takes any sequence of them.
+        if get_origin(kind) is list and any(
+            get_origin(t) is Sequence and get_args(t) == get_args(kind) for t in takes
+        ):
+            continue
+        if kind not in takes:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_each_option_has_a_type_its_field_takes(name: str) -> None:
+    module, own = COMMANDS[name]
+    hints = get_type_hints(getattr(module, name))
+    field_types = get_type_hints(JobOverrides)
+    for option in _options(name).keys() - own:
+        takes = field_types[option] if option != "model" else field_types["models"] | None
+        # (-m left out is None: no models, which job_overrides turns into ().)
+        assert _fits(hints[option], takes), f"{name} {option}: {hints[option]}"
+
+
+def test_fits_refuses_a_type_the_field_does_not_take() -> None:
+    assert _fits(int | None, int | None)
+    assert _fits(str | None, float | str | None)
+    assert _fits(list[str], Sequence[str])
+    assert not _fits(list[str] | None, Sequence[str])
+    assert not _fits(float | None, int | None)
+    assert not _fits(list[int] | None, Sequence[str])
+    assert not _fits(int, NoneType)
