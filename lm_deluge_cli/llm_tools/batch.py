@@ -6,7 +6,8 @@ the Python functions and the commands parse, prompt and record alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -15,10 +16,11 @@ from lm_deluge_cli.client import NOT_RUN, LLMClient, not_run
 from lm_deluge_cli.engine.task import Answered, Task
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
+from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.results import Result
 from lm_deluge_cli.types import Prompt
 
-__all__ = ["NOT_RUN", "client_for", "prompts_of", "run_task"]
+__all__ = ["NOT_RUN", "ToolRun", "client_for", "prompts_of", "run_task"]
 
 
 def client_for(
@@ -62,3 +64,33 @@ async def run_task(
         result if result is not None else task.finish(not_run(index))
         for index, result in enumerate(results)
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    """What a tool function (extract, translate, score) is told about the run rather than
+    the tool: the keyword arguments of these names each of them takes, in this order."""
+
+    model: str | Sequence[str] | None
+    client: LLMClient | None
+    client_options: dict[str, Any]
+    show_progress: bool
+    return_prompts: bool
+    return_records: bool
+
+    async def give(
+        self,
+        task: Task,
+        lines: Sequence[dict[str, Any]],
+        values: Callable[[list[Result]], list[Any]],
+    ) -> list[Any]:
+        """What the tool function returns, in input order: the prompts that would be sent
+        (``return_prompts``: nothing is sent), the full records (``return_records``), else
+        the tool's `values` of the results."""
+        if self.return_prompts:
+            return prompts_of(task, lines)
+        client = client_for(self.model, self.client, self.client_options)
+        results = await run_task(task, lines, client, show_progress=self.show_progress)
+        if self.return_records:
+            return [to_json(result) for result in results]
+        return values(results)

@@ -22,9 +22,8 @@ from lm_deluge_cli.conversation import Conversation
 from lm_deluge_cli.engine.task import Answered, LineParser
 from lm_deluge_cli.errors import SchemaValidationError
 from lm_deluge_cli.io.parse import BadLine, parse_line
-from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
-from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
+from lm_deluge_cli.llm_tools.batch import ToolRun
 from lm_deluge_cli.llm_tools.schemas import schema_of
 from lm_deluge_cli.results import ErrorInfo, Result
 from lm_deluge_cli.types import Message, Prompt
@@ -204,13 +203,8 @@ async def extract_async(
     checked, model_class = schema_of(schema)
     task = ExtractTask(checked, document_name=document_name, object_name=object_name)
     lines = [_line(item) for item in inputs]
-    if return_prompts:
-        return prompts_of(task, lines)
-    runner = client_for(model, client, client_options)
-    results = await run_task(task, lines, runner, show_progress=show_progress)
-    if return_records:
-        return [to_json(result) for result in results]
-    return [_value(result, model_class) for result in results]
+    run = ToolRun(model, client, client_options, show_progress, return_prompts, return_records)
+    return await run.give(task, lines, lambda results: [_value(r, model_class) for r in results])
 
 
 def extract(inputs: Sequence[Any], schema: Any, **kwargs: Any) -> list[Any]:

@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,8 @@ from lm_deluge_cli.client import LLMClient
 from lm_deluge_cli.engine.task import Answered, LineParser
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
-from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
+from lm_deluge_cli.llm_tools.batch import ToolRun
 from lm_deluge_cli.results import ErrorInfo, Result
 from lm_deluge_cli.types import Prompt
 
@@ -196,16 +196,16 @@ async def score_async(
     """
     task = ScoreTask(question, top_logprobs=top_logprobs, max_new_tokens=max_new_tokens)
     lines = [_line(item) for item in items]
-    if return_prompts:
-        return prompts_of(task, lines)
-    runner = client_for(model, client, client_options)
-    results = await run_task(task, lines, runner, show_progress=show_progress)
-    records = [to_json(result) for result in results]
-    if return_records:
-        return records
-    if return_probabilities:
-        return [r["p_yes"] for r in records]
-    return [None if r["answer"] is None else r["answer"] == "yes" for r in records]
+    run = ToolRun(model, client, client_options, show_progress, return_prompts, return_records)
+    return await run.give(task, lines, partial(_values, probabilities=return_probabilities))
+
+
+def _values(results: list[Result], *, probabilities: bool) -> list[Any]:
+    """p(yes) of each result, or whether it is yes (None where there is no answer)."""
+    if probabilities:
+        return [result.fields["p_yes"] for result in results]
+    answers = [result.fields["answer"] for result in results]
+    return [None if answer is None else answer == "yes" for answer in answers]
 
 
 def score(items: Sequence[Any], question: str, **kwargs: Any) -> list[Any]:

@@ -14,9 +14,8 @@ from lm_deluge_cli.client import LLMClient
 from lm_deluge_cli.engine.task import Answered, LineParser
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.io.parse import BadLine
-from lm_deluge_cli.io.records import to_json
 from lm_deluge_cli.io.text_lines import TextItem, parse_text_line
-from lm_deluge_cli.llm_tools.batch import client_for, prompts_of, run_task
+from lm_deluge_cli.llm_tools.batch import ToolRun
 from lm_deluge_cli.llm_tools.detect import DEFAULT_THRESHOLD, Detector, load_detector
 from lm_deluge_cli.llm_tools.languages import language_name
 from lm_deluge_cli.results import Answer, Result, Usage
@@ -133,12 +132,11 @@ async def translate_async(
     detector = await anyio.to_thread.run_sync(load_detector, threshold) if detect else None
     task = TranslateTask(target, detector=detector)
     lines = [{"text": text} for text in texts]
-    if return_prompts:
-        return prompts_of(task, lines)
-    runner = client_for(model, client, client_options)
-    results = await run_task(task, lines, runner, show_progress=show_progress)
-    if return_records:
-        return [to_json(result) for result in results]
+    run = ToolRun(model, client, client_options, show_progress, return_prompts, return_records)
+    return await run.give(task, lines, _translations)
+
+
+def _translations(results: list[Result]) -> list[Any]:
     return [r.fields.get("translation") if r.ok else None for r in results]
 
 
