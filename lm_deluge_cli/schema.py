@@ -17,7 +17,13 @@ from typing import Any
 
 import orjson
 
-__all__ = ["MAX_REF_HOPS", "SUPPORTED_KEYWORDS", "completion_violation", "violation"]
+__all__ = [
+    "MAX_REF_HOPS",
+    "SUPPORTED_KEYWORDS",
+    "completion_violation",
+    "resolve_pointer",
+    "violation",
+]
 
 SUPPORTED_KEYWORDS = (
     "$ref",
@@ -132,19 +138,26 @@ def _resolve(ref: Any, root: Any) -> Any:
     for _ in range(MAX_REF_HOPS):
         if not isinstance(ref, str) or not ref.startswith("#"):
             return None
-        target = root
-        for raw in ref[1:].split("/")[1:] if ref != "#" else []:
-            part = raw.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, Mapping) and part in target:
-                target = target[part]
-            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
-                target = target[int(part)]
-            else:
-                return None
+        target = resolve_pointer(root, ref)
         if not (isinstance(target, Mapping) and set(target) == {"$ref"}):
             return target
         ref = target["$ref"]
     return None
+
+
+def resolve_pointer(root: Any, ref: str, default: Any = None) -> Any:
+    """What a local JSON pointer names in `root` (``#`` the root itself, ``#/$defs/Item`` a
+    place in it, ``~1`` and ``~0`` standing for / and ~), else `default`."""
+    node = root
+    for raw in ref.removeprefix("#").split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return default
+    return node
 
 
 def _object(value: dict[str, Any], schema: Mapping[str, Any], path: str, root: Any) -> str | None:

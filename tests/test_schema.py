@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from lm_deluge_cli.schema import completion_violation, violation
+from lm_deluge_cli.schema import completion_violation, resolve_pointer, violation
 
 PERSON = {
     "type": "object",
@@ -142,3 +142,25 @@ def test_one_of_needs_exactly_one_match_and_all_of_every_one() -> None:
     all_of = {"allOf": [{"type": "integer"}, {"minimum": 10}]}
     assert violation(12, all_of) is None
     assert violation(3, all_of) == "$: 3 is less than 10 (minimum)"
+
+
+POINTED = {"$defs": {"a/b": {"type": "string"}, "m~n": [{"x": None}, {"y": 2}]}, "type": "object"}
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("#", POINTED),
+        ("#/type", "object"),
+        ("#/$defs/a~1b", {"type": "string"}),
+        ("#/$defs/m~0n/1/y", 2),
+        # A place that holds null is found: it is not the default.
+        ("#/$defs/m~0n/0/x", None),
+        ("#/$defs/missing", "default"),
+        ("#/$defs/m~0n/2", "default"),
+        ("#/$defs/m~0n/x", "default"),
+        ("#/type/0", "default"),
+    ],
+)
+def test_resolve_pointer(ref: str, expected: Any) -> None:
+    assert resolve_pointer(POINTED, ref, default="default") == expected

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.schema import resolve_pointer
 
 __all__ = ["JSON_TYPES", "check_schema", "load_schema", "schema_of"]
 
@@ -106,7 +107,7 @@ def _walk(node: Any, root: Mapping[str, Any], path: str, where: str) -> None:
     if ref is not None:
         if not isinstance(ref, str):
             raise fail("$ref must be a string")
-        if ref.startswith("#") and _resolve(root, ref) is None:
+        if ref.startswith("#") and resolve_pointer(root, ref) is None:
             raise fail(f"$ref {ref!r} points to nothing in this schema")
     for keyword in _ONE:
         if keyword in node:
@@ -130,17 +131,3 @@ def _walk(node: Any, root: Mapping[str, Any], path: str, where: str) -> None:
                 raise fail(f"{keyword} must be an object of named schemas")
             for name, sub in table.items():
                 _walk(sub, root, f"{path}.{keyword}.{name}", where)
-
-
-def _resolve(root: Mapping[str, Any], ref: str) -> Any:
-    """What a local JSON pointer (``#/$defs/Item``) names, else None."""
-    node: Any = root
-    for raw in ref.removeprefix("#").split("/")[1:]:
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node

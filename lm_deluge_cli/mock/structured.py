@@ -33,7 +33,7 @@ import orjson
 from lm_deluge_cli.mock.formats.base import ChatRequest
 from lm_deluge_cli.mock.patterns import pattern_string
 from lm_deluge_cli.mock.wire import WORDS, prompt_text
-from lm_deluge_cli.schema import violation
+from lm_deluge_cli.schema import resolve_pointer, violation
 
 __all__ = [
     "JSON_MODE_SCHEMA",
@@ -231,16 +231,7 @@ class _Maker:
         """What a ``#/…`` reference names in the root; {} (anything) when it names nothing."""
         if not ref.startswith("#"):
             return {}
-        node = self.root
-        for raw in ref[1:].split("/")[1:]:
-            part = raw.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, Mapping) and part in node:
-                node = node[part]
-            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            else:
-                return {}
-        return node
+        return resolve_pointer(self.root, ref, default={})
 
     def kind(self, schema: Mapping[str, Any]) -> str:
         """The type to build: the schema's first (non-null, if it has another), else one its
