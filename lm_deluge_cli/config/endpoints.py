@@ -8,12 +8,7 @@ from collections.abc import Mapping, Sequence
 from lm_deluge_cli.config.fields import ModelEntry
 from lm_deluge_cli.errors import ConfigError, MissingAPIKeyError
 from lm_deluge_cli.providers.base import Endpoint
-from lm_deluge_cli.providers.base_url import (
-    base_url_source,
-    check_base_url,
-    header_safe,
-    key_variable,
-)
+from lm_deluge_cli.providers.base_url import access
 from lm_deluge_cli.providers.bedrock import credentials_from_env
 from lm_deluge_cli.providers.registry import Registry, load_registry
 
@@ -28,24 +23,7 @@ def resolve_endpoint(
     env = os.environ if env is None else env
     model = registry.lookup(entry.name)
     provider = registry.provider(model.provider)
-    # The same `env` for the base URL as for the key, so a caller's mapping is the whole truth.
-    base_url = registry.base_url(provider, entry.base_url, env)
-    key_env = key_variable(base_url, provider.api_key_env, entry.api_key_env)
-    check_base_url(
-        base_url, entry.name, base_url_source(entry.base_url, provider.base_url_env, env), key_env
-    )
-    api_key: str | None = None
-    if key_env:
-        # Stray whitespace (a pasted newline) would make an invalid Authorization header.
-        api_key = (env.get(key_env) or "").strip() or None
-        if api_key is None:
-            raise MissingAPIKeyError(key_env, entry.name)
-        if not header_safe(api_key):
-            # Name the variable, never the value.
-            raise ConfigError(
-                f"{key_env} (the key for {entry.name}) contains spaces, control or non-ASCII "
-                "characters, which an HTTP header cannot carry; check that it was pasted whole"
-            )
+    reached = access(entry.name, provider, entry.base_url, entry.api_key_env, env)
     wire_format = model.wire_format or provider.wire_format
     if wire_format == "bedrock_anthropic":
         # AWS credentials are read per request by the adapter; check them before any is sent.
@@ -59,10 +37,7 @@ def resolve_endpoint(
         name=entry.name,
         model=model,
         provider=provider,
-        base_url=base_url,
-        api_key=api_key,
-        api_key_env=key_env,
-        compatible=base_url != provider.base_url.rstrip("/"),
+        **reached,
         sampling_overrides=dict(entry.sampling),
         region=entry.region,
     )

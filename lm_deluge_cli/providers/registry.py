@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
-import math
-import os
 import tomllib
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -13,6 +10,19 @@ from importlib import resources
 from typing import Any
 
 from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.providers.catalog import (
+    ModelTable,
+    Naming,
+    check_keys,
+    entry_name,
+    known_providers,
+    model_entries,
+    model_identity,
+    parse_providers,
+    reach,
+    read_field,
+    read_price,
+)
 from lm_deluge_cli.results import Usage
 
 __all__ = [
@@ -20,11 +30,9 @@ __all__ = [
     "ModelInfo",
     "ProviderInfo",
     "Registry",
-    "check_keys",
     "load_registry",
     "parse_registry",
     "parse_user_models",
-    "read_field",
 ]
 
 # The request/response shapes an adapter can speak; a provider names exactly one, and a model
@@ -125,6 +133,8 @@ _PRICE_KEYS = tuple(f.name for f in fields(ModelInfo) if f.name.endswith("_per_m
 _CACHE_PRICE_KEYS = ("cached_input_per_mtok", "cache_write_per_mtok", "cache_write_1h_per_mtok")
 _FLAG_KEYS = tuple(f.name for f in fields(ModelInfo) if f.type == "bool")
 
+_NAMING = Naming("model", "`lm-deluge models`", example="openai")
+
 
 class Registry:
     """Providers and known models; `provider:model` resolves even for unknown models.
@@ -140,16 +150,16 @@ class Registry:
         aliases: Mapping[str, str] | None = None,
     ) -> None:
         self.providers = providers
-        self.models = models
-        self._aliases: dict[str, str] = dict(aliases or {})
+        self.table = ModelTable(models, aliases)
 
-    def add_alias(self, alias: str, model_id: str) -> None:
-        """Make `alias` resolve to the model `model_id`."""
-        self._aliases[alias] = model_id
+    @property
+    def models(self) -> dict[str, ModelInfo]:
+        """Known models by id, in data-file order."""
+        return self.table.models
 
     def aliases(self, model_id: str) -> tuple[str, ...]:
         """The aliases of `model_id`, in the order they were added."""
-        return tuple(alias for alias, target in self._aliases.items() if target == model_id)
+        return self.table.aliases_of(model_id)
 
     def lookup(self, name: str) -> ModelInfo:
         """Resolve a model name: a known id, an alias or `provider:model`.
@@ -158,25 +168,15 @@ class Registry:
         own `claude-sonnet-4-5`, say) is that model, with NAME sent on the wire as written;
         any other `provider:NAME` is a model the registry does not know.
         """
-        canonical = self._aliases.get(name, name)
-        if canonical in self.models:
-            return self.models[canonical]
-        provider, sep, wire_id = name.partition(":")
-        if not sep or not wire_id:
-            close = difflib.get_close_matches(name, [*self._aliases, *self.models], n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else "`lm-deluge models` lists them"
-            raise ConfigError(
-                f"unknown model {name!r}: write it as provider:model "
-                f"(e.g. openai:{name}) or use a known name; {hint}"
-            )
-        if provider not in self.providers:
-            raise ConfigError(
-                f"unknown provider {provider!r} in model {name!r}; {_known(self.providers)}"
-            )
+        known = self.table.find(name)
+        if known is not None:
+            return known
+        provider, wire_id = self.table.split(
+            name, _NAMING, self.providers, known_providers(self.providers)
+        )
         # Aliases are unique across providers, so the alias table is the index; an alias
         # of another provider's model is only a name this provider may also serve.
-        target = self._aliases.get(wire_id)
-        entry = self.models.get(target) if target is not None else None
+        entry = self.table.by_alias(wire_id)
         if entry is not None and entry.provider == provider:
             return replace(entry, wire_id=wire_id)
         return ModelInfo(id=name, provider=provider, wire_id=wire_id)
@@ -188,38 +188,16 @@ class Registry:
     def iter_models(self, provider: str | None = None) -> Iterator[ModelInfo]:
         """Known models in data-file order, all of them or one provider's."""
         if provider is not None and provider not in self.providers:
-            raise ConfigError(f"unknown provider {provider!r}; {_known(self.providers)}")
+            raise ConfigError(f"unknown provider {provider!r}; {known_providers(self.providers)}")
         for model in self.models.values():
             if provider is None or model.provider == provider:
                 yield model
 
-    def base_url(
-        self, provider: ProviderInfo, override: str | None, env: Mapping[str, str] | None = None
-    ) -> str:
-        """The job's base_url, else $<PROVIDER>_BASE_URL, else the official default.
-
-        The variable is read from `env` (default: os.environ); trailing slashes are dropped.
-        """
-        if override:
-            return override.rstrip("/")
-        env = os.environ if env is None else env
-        if provider.base_url_env:
-            from_env = env.get(provider.base_url_env)
-            if from_env:
-                return from_env.rstrip("/")
-        return provider.base_url.rstrip("/")
-
-    def _add_model(self, spec: Any, where: str, taken_ids: Container[str]) -> ModelInfo:
-        """Validate one model entry and add it with its aliases; `where` names it in errors."""
+    def _add_model(self, spec: Any, where: str, taken: Container[str] | None = None) -> ModelInfo:
+        """Validate one model entry and add it with its aliases; `where` names it in errors,
+        and an id in `taken` (default: every known model's) is refused."""
         info, aliases = _parse_model(spec, self.providers, where)
-        if info.id in taken_ids:
-            raise ConfigError(f"{where}: the id is listed twice")
-        self.models[info.id] = info
-        for alias in aliases:
-            taken = self._aliases.get(alias, info.id)
-            if taken != info.id:
-                raise ConfigError(f"{where}: alias {alias!r} already names {taken!r}")
-            self._aliases[alias] = info.id
+        self.table.add(info, aliases, where, taken)
         return info
 
 
@@ -236,19 +214,9 @@ def parse_registry(data: Mapping[str, Any], source: str = "registry data") -> Re
     Errors (ConfigError) name `source` and the offending provider or model entry.
     """
     check_keys(data, frozenset({"providers", "models"}), source)
-    provider_specs = data.get("providers", {})
-    if not isinstance(provider_specs, Mapping):
-        raise ConfigError(f"{source}: providers must be a table ([providers.NAME])")
-    providers = {
-        name: _parse_provider(name, spec, f"{source}: provider {name!r}")
-        for name, spec in provider_specs.items()
-    }
-    model_specs = data.get("models", [])
-    if not isinstance(model_specs, list):
-        raise ConfigError(f"{source}: models must be an array of tables ([[models]])")
-    registry = Registry(providers, {})
-    for index, spec in enumerate(model_specs, start=1):
-        registry._add_model(spec, _entry_name(source, spec, index), registry.models)
+    registry = Registry(parse_providers(data, source, _parse_provider), {})
+    for spec, where in model_entries(data, "models", source, "model"):
+        registry._add_model(spec, where)
     return registry
 
 
@@ -261,20 +229,12 @@ def parse_user_models(
     correct a price, say); its built-in aliases still lead to it. The base is not changed.
     """
     base = load_registry() if base is None else base
-    registry = Registry(dict(base.providers), dict(base.models), base._aliases)
+    registry = Registry(dict(base.providers), dict(base.models), base.table.aliases)
     seen: set[str] = set()
     for index, spec in enumerate(entries, start=1):
-        seen.add(registry._add_model(spec, _entry_name(source, spec, index), seen).id)
+        where = entry_name(source, "model", spec, index)
+        seen.add(registry._add_model(spec, where, seen).id)
     return registry
-
-
-def _entry_name(source: str, spec: Any, index: int) -> str:
-    model_id = spec.get("id") if isinstance(spec, Mapping) else None
-    return f"{source}: model {model_id!r}" if model_id else f"{source}: model entry {index}"
-
-
-def _known(providers: Mapping[str, ProviderInfo]) -> str:
-    return f"known providers: {', '.join(sorted(providers))}"
 
 
 def _parse_provider(name: str, spec: Any, where: str) -> ProviderInfo:
@@ -284,15 +244,13 @@ def _parse_provider(name: str, spec: Any, where: str) -> ProviderInfo:
         raise ConfigError(
             f"{where}: wire_format {wire_format!r} is not one of {', '.join(sorted(WIRE_FORMATS))}"
         )
-    base_url = read_field(spec, "base_url", where, str, "")
-    if not base_url:
-        raise ConfigError(f"{where}: base_url is required")
+    base_url, base_url_env, api_key_env = reach(spec, where)
     return ProviderInfo(
         name=name,
         wire_format=wire_format,
         base_url=base_url,
-        base_url_env=read_field(spec, "base_url_env", where, str, ""),
-        api_key_env=read_field(spec, "api_key_env", where, str, ""),
+        base_url_env=base_url_env,
+        api_key_env=api_key_env,
         batch_discount=_discount(spec, where, 0.0),
     )
 
@@ -300,18 +258,10 @@ def _parse_provider(name: str, spec: Any, where: str) -> ProviderInfo:
 def _parse_model(
     spec: Any, providers: Mapping[str, ProviderInfo], where: str
 ) -> tuple[ModelInfo, list[str]]:
-    check_keys(spec, _MODEL_KEYS, where)
-    model_id = read_field(spec, "id", where, str, "")
-    provider, sep, wire_id = model_id.partition(":")
-    if not sep or not provider or not wire_id:
-        raise ConfigError(f"{where}: id must be written provider:model")
-    if provider not in providers:
-        raise ConfigError(f"{where}: unknown provider {provider!r}; {_known(providers)}")
+    model_id, provider, wire_id, aliases = model_identity(spec, _MODEL_KEYS, providers, where)
     fields: dict[str, Any] = {key: read_field(spec, key, where, bool, False) for key in _FLAG_KEYS}
     for key in _PRICE_KEYS:
-        fields[key] = price = read_field(spec, key, where, float)
-        if price is not None and price < 0:
-            raise ConfigError(f"{where}: {key} cannot be negative, got {price!r}")
+        fields[key] = read_price(spec, key, where)
     full = fields["input_per_mtok"]
     for key in _CACHE_PRICE_KEYS:
         if fields[key] is not None and full is None:
@@ -334,50 +284,16 @@ def _parse_model(
     context = read_field(spec, "context_window", where, int)
     if context is not None and context <= 0:
         raise ConfigError(f"{where}: context_window must be positive, got {context!r}")
-    aliases = spec.get("aliases", [])
-    # A ":" would make an alias indistinguishable from a provider:model name.
-    if not isinstance(aliases, list) or not all(
-        isinstance(a, str) and a and ":" not in a for a in aliases
-    ):
-        raise ConfigError(f"{where}: aliases must be a list of names without ':', got {aliases!r}")
     info = ModelInfo(
         id=model_id,
         provider=provider,
-        wire_id=read_field(spec, "wire_id", where, str, "") or wire_id,
+        wire_id=wire_id,
         context_window=context,
         batch_discount=_discount(spec, where, providers[provider].batch_discount),
         wire_format=wire_format,
         **fields,
     )
     return info, aliases
-
-
-def check_keys(spec: Any, allowed: frozenset[str], where: str) -> None:
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {spec!r}")
-    unknown = sorted(set(spec) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(allowed))}"
-        )
-
-
-_KINDS = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
-
-
-def read_field(
-    spec: Mapping[str, Any], key: str, where: str, kind: type, default: Any = None
-) -> Any:
-    """spec[key] checked to be of `kind` (an int is accepted as a float), else `default`."""
-    value: Any = spec.get(key)
-    if value is None:
-        return default
-    accepted = (int, float) if kind is float else (kind,)
-    # bool is an int subclass, and `true` is never a price or a size.
-    wrong = isinstance(value, bool) != (kind is bool) or type(value) not in accepted
-    if wrong or (kind is float and not math.isfinite(value)):
-        raise ConfigError(f"{where}: {key} must be {_KINDS[kind]}, got {value!r}")
-    return float(value) if kind is float else value
 
 
 def _discount(spec: Mapping[str, Any], where: str, default: float) -> float:

@@ -1,4 +1,4 @@
-"""The model registry: lookups, prices, batch cost, base URLs, parsing and iter_models."""
+"""The model registry: lookups, prices, batch cost, parsing and iter_models."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 import pytest
 
 from lm_deluge_cli.errors import ConfigError, UsageError
+from lm_deluge_cli.providers.base_url import base_url_for
 from lm_deluge_cli.providers.registry import (
     WIRE_FORMATS,
     ModelInfo,
@@ -277,46 +278,6 @@ def test_cost_is_unknown_without_both_prices(prices: Prices) -> None:
     assert ModelInfo("x:y", "x", "y", **prices).cost(Usage(10, 10)) is None
 
 
-# --- base URLs -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("override", "env", "expected"),
-    [
-        ("http://127.0.0.1:8000/v1", {"OPENAI_BASE_URL": "http://proxy/v1"}, "http://127.0.0.1:8000/v1"),
-        ("http://127.0.0.1:8000/v1///", {}, "http://127.0.0.1:8000/v1"),
-        (None, {"OPENAI_BASE_URL": "http://proxy/v1/"}, "http://proxy/v1"),
-        ("", {"OPENAI_BASE_URL": "http://proxy/v1"}, "http://proxy/v1"),
-        (None, {"OPENAI_BASE_URL": ""}, OFFICIAL),
-        (None, {"OTHER_BASE_URL": "http://other/v1"}, OFFICIAL),
-        (None, {}, OFFICIAL),
-    ],
-)  # fmt: skip
-def test_base_url_precedence(
-    registry: Registry, override: str | None, env: dict[str, str], expected: str
-) -> None:
-    assert registry.base_url(registry.provider("openai"), override, env) == expected
-
-
-def test_base_url_reads_os_environ_by_default(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    openai = registry.provider("openai")
-    assert registry.base_url(openai, None) == OFFICIAL
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://from-env:9/v1/")
-    assert registry.base_url(openai, None) == "http://from-env:9/v1"
-    # An explicit mapping is the whole truth: os.environ is not consulted.
-    assert registry.base_url(openai, None, {}) == OFFICIAL
-
-
-def test_a_provider_without_a_base_url_variable_ignores_the_environment(
-    registry: Registry,
-) -> None:
-    mock = registry.provider("mock")
-    env = {"OPENAI_BASE_URL": "http://proxy/v1", "": "x"}
-    assert registry.base_url(mock, None, env) == "mock://in-process/v1"
-
-
 # --- parse_registry and models.toml ------------------------------------------------------
 
 
@@ -349,7 +310,7 @@ def test_parse_registry_from_data() -> None:
     assert big is registry.lookup("big")
     assert big.wire_id == "big-2025-01-01"
     assert big.reasoning
-    assert registry.base_url(registry.provider("local"), None, {}) == "http://127.0.0.1:1/v1"
+    assert base_url_for(registry.provider("local"), None, {}) == "http://127.0.0.1:1/v1"
 
 
 def test_load_registry_is_parsed_once() -> None:
