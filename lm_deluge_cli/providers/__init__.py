@@ -6,14 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lm_deluge_cli.errors import ConfigError
-from lm_deluge_cli.providers import (
-    anthropic_messages,
-    cohere,
-    gemini,
-    mistral,
-    openai_chat,
-    openai_responses,
-)
+from lm_deluge_cli.providers import anthropic_messages, gemini, openai_chat, openai_responses
 from lm_deluge_cli.providers.anthropic_messages import AnthropicMessagesAdapter
 from lm_deluge_cli.providers.base import Adapter, Endpoint
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
@@ -51,8 +44,9 @@ _MAX_OUTPUT_TOKENS: dict[str, Callable[[Endpoint, SamplingParams], int]] = {
     "anthropic_messages": anthropic_messages.max_output_tokens,
     "bedrock_anthropic": anthropic_messages.max_output_tokens,
     "gemini": gemini.max_output_tokens,
-    "mistral": mistral.max_output_tokens,
-    "cohere": cohere.max_output_tokens,
+    # Their max_tokens caps all they generate, as Chat Completions' does.
+    "mistral": openai_chat.max_output_tokens,
+    "cohere": openai_chat.max_output_tokens,
 }
 
 

@@ -29,6 +29,7 @@ from lm_deluge_cli.providers.anthropic_turns import (
     with_cache_control,
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.providers.parts import header_int
 from lm_deluge_cli.results import Completion
 from lm_deluge_cli.types import (
     HttpRequest,
@@ -344,10 +345,10 @@ def rate_limit_info_at(headers: Mapping[str, str], now: float) -> RateLimitInfo:
     """
     prefix = "anthropic-ratelimit-"
     return RateLimitInfo(
-        limit_requests=_int(headers.get(prefix + "requests-limit")),
-        limit_tokens=_int(headers.get(prefix + "tokens-limit")),
-        remaining_requests=_int(headers.get(prefix + "requests-remaining")),
-        remaining_tokens=_int(headers.get(prefix + "tokens-remaining")),
+        limit_requests=header_int(headers.get(prefix + "requests-limit")),
+        limit_tokens=header_int(headers.get(prefix + "tokens-limit")),
+        remaining_requests=header_int(headers.get(prefix + "requests-remaining")),
+        remaining_tokens=header_int(headers.get(prefix + "tokens-remaining")),
         reset_requests_s=parse_reset(headers.get(prefix + "requests-reset"), now),
         reset_tokens_s=parse_reset(headers.get(prefix + "tokens-reset"), now),
     )
@@ -365,12 +366,3 @@ def parse_reset(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - now)
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except (ValueError, OverflowError):  # "abc", "nan" / "inf"
-        return None

@@ -22,7 +22,7 @@ from lm_deluge_cli.types import (
     SamplingParams,
 )
 
-__all__ = ["Adapter", "Endpoint", "error_text", "response_snippet"]
+__all__ = ["Adapter", "Endpoint", "error_object", "error_text", "response_snippet"]
 
 MAX_ERROR_MESSAGE_CHARS = 500
 # How much of a body that is not a JSON error object is quoted in a message.
@@ -95,6 +95,16 @@ def response_snippet(body: bytes, secret: str | None, limit: int = MAX_SNIPPET_C
     else:
         window = body[: limit + extra + 64].decode("utf-8", "replace")
     return " ".join(redact_keys(window, secret).split())[:limit].strip()
+
+
+def error_object(body: bytes) -> dict[str, Any]:
+    """An error body's JSON object, for the fields a provider adds to it; {} for a body that is
+    not one (a proxy's HTML page, plain text)."""
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def error_text(body: bytes, secret: str | None) -> tuple[str, str | None]:

@@ -37,7 +37,7 @@ from lm_deluge_cli.providers.anthropic_messages import (
     messages_body,
     parse_message,
 )
-from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.providers.base import Endpoint, error_object, error_text
 from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.results import Completion
 from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, RateLimitInfo, SamplingParams
@@ -238,11 +238,7 @@ def _error_type(raw: str | None) -> str | None:
 
 def _body_type(body: bytes) -> str | None:
     """The exception name in an AWS JSON error body's ``__type``, when the header is missing."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    raw = parsed.get("__type") if isinstance(parsed, dict) else None
+    raw = error_object(body).get("__type")
     return _error_type(raw) if isinstance(raw, str) else None
 
 

@@ -20,15 +20,14 @@ from lm_deluge_cli.errors import (
 from lm_deluge_cli.headers import parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.parts import (
-    PARSE_ERRORS,
     bearer_json_request,
     count,
     function_tools,
     header_int,
     image_url,
+    read_body,
     text_of,
     tool_call,
-    unreadable,
     unsupported,
 )
 from lm_deluge_cli.results import Answer, Completion, Reasoning, Usage
@@ -41,7 +40,7 @@ from lm_deluge_cli.types import (
     SamplingParams,
 )
 
-__all__ = ["CohereV2Adapter", "max_output_tokens"]
+__all__ = ["CohereV2Adapter"]
 
 # Cohere's documented range for p; OpenAI's top_p runs to 1.0, which Cohere rejects.
 P_MIN = 0.01
@@ -60,11 +59,6 @@ _FINISH_REASONS: Mapping[str, str] = {
 # The plan and the text after it are paragraphs of their own; so are thinking blocks.
 _SEPARATOR = "\n\n"
 _TOOL_CHOICE: Mapping[str, str] = {"required": "REQUIRED", "none": "NONE"}
-
-
-def max_output_tokens(endpoint: Endpoint, sampling: SamplingParams) -> int:
-    """The most tokens a request may generate, for the token estimate: max_new_tokens."""
-    return sampling.max_new_tokens
 
 
 class CohereV2Adapter:
@@ -106,15 +100,9 @@ class CohereV2Adapter:
 
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         """The completion in a 2xx response; raises an `APIError` for anything else."""
-        if response.status >= 300:
-            raise self.status_error(endpoint, response)
-        try:
-            data = orjson.loads(response.body)
-            answer = _answer(data)
-            usage = _usage(data.get("usage"))
-        except PARSE_ERRORS as exc:
-            raise unreadable(endpoint, response, "Cohere chat response", exc) from exc
-        reason = (answer.provider_finish_reason or "").upper()
+        what = "Cohere chat response"
+        completion = read_body(endpoint, response, what, self.status_error, _completion)
+        reason = (completion.answers[0].provider_finish_reason or "").upper()
         if reason in ("ERROR", "ERROR_LIMIT"):
             # "The generation failed due to an internal error": worth another attempt.
             raise InternalServerError(
@@ -122,7 +110,7 @@ class CohereV2Adapter:
                 status_code=response.status,
                 code=reason,
             )
-        return Completion((answer,), usage)
+        return completion
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """The per-minute call budget Cohere reports for trial keys (production keys: none)."""
@@ -141,6 +129,10 @@ class CohereV2Adapter:
             retry_after=parse_retry_after(response.headers),
             code=code,
         )
+
+
+def _completion(data: Any) -> Completion:
+    return Completion((_answer(data),), _usage(data.get("usage")))
 
 
 def _message(message: Message) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from lm_deluge_cli.providers.parts import (
     media_type_of_url,
     parse_arguments,
     parse_data_url,
+    read_body,
     text_of,
-    unreadable,
     unsupported,
 )
 from lm_deluge_cli.results import Completion
@@ -45,7 +45,9 @@ __all__ = [
     "WIRE_FORMAT",
     "GeminiAdapter",
     "gemini_contents",
+    "google_json_request",
     "max_output_tokens",
+    "model_path",
     "status_error",
 ]
 
@@ -106,39 +108,47 @@ class GeminiAdapter:
             body["tools"] = [{"functionDeclarations": _declarations(extra["tools"])}]
         if extra.get("tool_choice") is not None:
             body["toolConfig"] = {"functionCallingConfig": _calling_config(extra["tool_choice"])}
-        headers = {"content-type": "application/json"}
-        if endpoint.api_key:
-            headers["x-goog-api-key"] = endpoint.api_key
-        return HttpRequest(
-            method="POST",
-            url=f"{endpoint.base_url}/v1beta/{_model_path(endpoint.model.wire_id)}:generateContent",
-            headers=headers,
-            body=orjson.dumps(body),
-            timeout=timeout,
-        )
+        path = f"/v1beta/{model_path(endpoint.model.wire_id)}:generateContent"
+        return google_json_request(endpoint, path, body, timeout)
 
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         """The completion in a 2xx response; raises an `APIError` for anything else."""
-        if response.status >= 300:
-            raise status_error(endpoint, response)
-        try:
-            data = orjson.loads(response.body)
-            feedback = data.get("promptFeedback") or {}
-            if feedback.get("blockReason"):
-                raise _blocked(feedback, response.status)
-            answers = candidate_answers(data)
-            spent = usage(data.get("usageMetadata"))
-        except PARSE_ERRORS as exc:
-            raise unreadable(endpoint, response, "Gemini response", exc) from exc
-        return Completion(answers, spent)
+        return read_body(
+            endpoint,
+            response,
+            "Gemini response",
+            status_error,
+            lambda data: _completion(data, response.status),
+        )
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """Gemini sends no rate-limit headers: its limits live in AI Studio, not on responses."""
         return RateLimitInfo()
 
+    def status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
+        return status_error(endpoint, response)
 
-def _model_path(wire_id: str) -> str:
-    # The path takes "models/{id}" (or a tuned model's own resource name).
+
+def _completion(data: Any, status: int) -> Completion:
+    feedback = data.get("promptFeedback") or {}
+    if feedback.get("blockReason"):
+        raise _blocked(feedback, status)
+    return Completion(candidate_answers(data), usage(data.get("usageMetadata")))
+
+
+def google_json_request(
+    endpoint: Endpoint, path: str, body: Mapping[str, Any], timeout: float
+) -> HttpRequest:
+    """A JSON POST to `base_url + path` with the key in Google's x-goog-api-key header."""
+    headers = {"content-type": "application/json"}
+    if endpoint.api_key:
+        headers["x-goog-api-key"] = endpoint.api_key
+    return HttpRequest("POST", f"{endpoint.base_url}{path}", headers, orjson.dumps(body), timeout)
+
+
+def model_path(wire_id: str) -> str:
+    """The model's resource name, as paths and requests name it: ``models/{id}`` (or a tuned
+    model's own)."""
     return wire_id if wire_id.startswith(("models/", "tunedModels/")) else f"models/{wire_id}"
 
 

@@ -11,8 +11,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from lm_deluge_cli.errors import (
     APIStatusError,
     InternalServerError,
@@ -20,18 +18,18 @@ from lm_deluge_cli.errors import (
     status_error_class,
 )
 from lm_deluge_cli.headers import parse_retry_after
-from lm_deluge_cli.providers.base import Endpoint, error_text
+from lm_deluge_cli.providers.base import Endpoint, error_object, error_text
 from lm_deluge_cli.providers.capabilities import takes_reasoning_effort
 from lm_deluge_cli.providers.extensions import reasoning_parts, wire_message, wire_tools
 from lm_deluge_cli.providers.parts import (
-    PARSE_ERRORS,
     bearer_json_request,
     count,
     finish_reason,
     function_calls,
     header_int,
+    ordered_choices,
+    read_body,
     schema_response_format,
-    unreadable,
     unsupported,
 )
 from lm_deluge_cli.results import Answer, Completion, Reasoning, Usage
@@ -44,7 +42,7 @@ from lm_deluge_cli.types import (
     SamplingParams,
 )
 
-__all__ = ["FORMAT", "MistralAdapter", "max_output_tokens", "mistral_tool_call_id"]
+__all__ = ["FORMAT", "MistralAdapter", "mistral_tool_call_id"]
 
 # The tag of the reasoning parts this format reads and is sent back.
 FORMAT = "mistral"
@@ -97,11 +95,6 @@ _REMAINING_TOKENS = (
 _MONTH_REMAINING = ("x-ratelimit-remaining-tokens-month", "x-ratelimitbysize-remaining-month")
 
 
-def max_output_tokens(endpoint: Endpoint, sampling: SamplingParams) -> int:
-    """The most tokens a request may generate, for the token estimate: max_new_tokens."""
-    return sampling.max_new_tokens
-
-
 class MistralAdapter:
     """Builds Mistral chat completion requests and reads their responses."""
 
@@ -144,26 +137,16 @@ class MistralAdapter:
 
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
         """The completion in a 2xx response; raises an `APIError` for anything else."""
-        if response.status >= 300:
-            raise self.status_error(endpoint, response)
-        try:
-            data = orjson.loads(response.body)
-            choices = data["choices"]
-            if not isinstance(choices, list) or not choices:
-                raise TypeError("choices is not a list of at least one choice")
-            ordered = sorted(choices, key=lambda c: c.get("index") or 0)
-            answers = tuple(_answer(choice) for choice in ordered)
-            usage = _usage(data.get("usage"))
-        except PARSE_ERRORS as exc:
-            raise unreadable(endpoint, response, "Mistral chat completion", exc) from exc
-        if any(answer.provider_finish_reason == "error" for answer in answers):
+        what = "Mistral chat completion"
+        completion = read_body(endpoint, response, what, self.status_error, _completion)
+        if any(answer.provider_finish_reason == "error" for answer in completion.answers):
             # The generation failed on Mistral's side; what text there is may be cut short.
             raise InternalServerError(
                 f"{response.status}: Mistral reported finish_reason 'error'",
                 status_code=response.status,
                 code="error",
             )
-        return Completion(answers, usage)
+        return completion
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """Mistral's per-minute token and request budget."""
@@ -276,6 +259,11 @@ def _tool_call(call: Any) -> Any:
     return call
 
 
+def _completion(data: Any) -> Completion:
+    answers = tuple(_answer(choice) for choice in ordered_choices(data))
+    return Completion(answers, _usage(data.get("usage")))
+
+
 def _answer(choice: Mapping[str, Any]) -> Answer:
     """One choice: its text, its tool calls, and its thinking as reasoning."""
     message = choice["message"]
@@ -371,10 +359,5 @@ def _seconds(value: str | None) -> float | None:
 
 def _error_code(body: bytes) -> str | None:
     """Mistral's error ``type`` ("rate_limited"), else its numeric ``code`` ("1300")."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(parsed, dict):
-        return None
+    parsed = error_object(body)
     return next((v for v in (parsed.get("type"), parsed.get("code")) if isinstance(v, str)), None)

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from lm_deluge_cli.errors import (
     APIStatusError,
     AuthenticationError,
@@ -18,13 +16,13 @@ from lm_deluge_cli.headers import parse_duration, parse_retry_after
 from lm_deluge_cli.providers.base import Endpoint, error_text
 from lm_deluge_cli.providers.extensions import wire_messages, wire_tools
 from lm_deluge_cli.providers.parts import (
-    PARSE_ERRORS,
     bearer_json_request,
     finish_reason,
     function_calls,
     header_int,
+    ordered_choices,
+    read_body,
     schema_response_format,
-    unreadable,
 )
 from lm_deluge_cli.results import Answer, Completion, Reasoning, Usage
 from lm_deluge_cli.types import HttpRequest, HttpResponse, Prompt, RateLimitInfo, SamplingParams
@@ -95,22 +93,18 @@ class OpenAIChatAdapter:
         return bearer_json_request(endpoint, "/chat/completions", body, timeout)
 
     def parse_response(self, endpoint: Endpoint, response: HttpResponse) -> Completion:
-        if response.status >= 300:
-            raise status_error(endpoint, response)
-        try:
-            data = orjson.loads(response.body)
-            choices = data["choices"]
-            if not isinstance(choices, list) or not choices:
-                raise TypeError("choices is not a list of at least one choice")
-            ordered = sorted(choices, key=lambda c: c.get("index") or 0)
-            answers = tuple(chat_answer(choice) for choice in ordered)
-            usage = _usage(data.get("usage"))
-        except PARSE_ERRORS as exc:
-            raise unreadable(endpoint, response, "chat completion", exc) from exc
-        return Completion(answers, usage)
+        return read_body(endpoint, response, "chat completion", status_error, _completion)
 
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         return rate_limit_info(headers)
+
+    def status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
+        return status_error(endpoint, response)
+
+
+def _completion(data: Any) -> Completion:
+    answers = tuple(chat_answer(choice) for choice in ordered_choices(data))
+    return Completion(answers, _usage(data.get("usage")))
 
 
 def chat_answer(choice: Mapping[str, Any]) -> Answer:

@@ -1,7 +1,8 @@
 """Pieces of the OpenAI chat format that several adapters translate the same way.
 
 Data URLs, image parts, text-only content, tool-call arguments (sent and answered), finish
-reasons, json_schema response formats, usage counts, rate-limit header numbers, and the
+reasons, json_schema response formats, usage counts, rate-limit header numbers, a JSON POST
+with a Bearer key, and a response read: its status checked, its JSON body read, and the
 validation error for a 2xx body that cannot be read.
 """
 
@@ -12,13 +13,13 @@ import binascii
 import mimetypes
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from lm_deluge_cli.errors import APIError, APIResponseValidationError
+from lm_deluge_cli.errors import APIError, APIResponseValidationError, APIStatusError
 from lm_deluge_cli.providers.base import Endpoint, response_snippet
 from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.results import FINISH_REASONS, ToolCall
@@ -28,6 +29,7 @@ __all__ = [
     "PARSE_ERRORS",
     "SCHEMA_NAME",
     "DataUrl",
+    "bearer_json_request",
     "count",
     "finish_reason",
     "function_calls",
@@ -35,8 +37,10 @@ __all__ = [
     "header_int",
     "image_url",
     "media_type_of_url",
+    "ordered_choices",
     "parse_arguments",
     "parse_data_url",
+    "read_body",
     "schema_response_format",
     "text_of",
     "tool_call",
@@ -57,6 +61,8 @@ PARSE_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
     OverflowError,
 )
+
+_T = TypeVar("_T")
 
 # RFC 2397: data:[<media type>][;param=value]*[;base64],<data>
 _DATA_URL = re.compile(r"data:(?P<meta>[^,]*),(?P<data>.*)", re.DOTALL)
@@ -285,6 +291,32 @@ def unreadable(
     return APIResponseValidationError(
         f"{redact_keys(message, endpoint.api_key)} {snippet!r}", status_code=response.status
     )
+
+
+def ordered_choices(data: Mapping[str, Any]) -> list[Any]:
+    """A Chat Completions body's choices in index order; TypeError unless there is one."""
+    choices = data["choices"]
+    if not isinstance(choices, list) or not choices:
+        raise TypeError("choices is not a list of at least one choice")
+    return sorted(choices, key=lambda c: c.get("index") or 0)
+
+
+def read_body(
+    endpoint: Endpoint,
+    response: HttpResponse,
+    what: str,
+    status_error: Callable[[Endpoint, HttpResponse], APIStatusError],
+    read: Callable[[Any], _T],
+) -> _T:
+    """What `read` makes of a 2xx response's JSON body. Any other status raises the
+    provider's `status_error`; a body `read` cannot take (one of PARSE_ERRORS) raises the
+    validation error that says it is not `what`."""
+    if response.status >= 300:
+        raise status_error(endpoint, response)
+    try:
+        return read(orjson.loads(response.body))
+    except PARSE_ERRORS as exc:
+        raise unreadable(endpoint, response, what, exc) from exc
 
 
 def bearer_json_request(

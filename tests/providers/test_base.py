@@ -11,6 +11,7 @@ from lm_deluge_cli.providers.base import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_SNIPPET_CHARS,
     Endpoint,
+    error_object,
     error_text,
     response_snippet,
 )
@@ -58,6 +59,19 @@ def _json(obj: object) -> bytes:
 )
 def test_error_text(body: bytes, message: str, code: str | None) -> None:
     assert error_text(body, None) == (message, code)
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (b'{"detail": "Invalid model", "code": 7}', {"detail": "Invalid model", "code": 7}),
+        (b"[1, 2]", {}),
+        (b"<html>502 Bad Gateway</html>", {}),
+        (b"", {}),
+    ],
+)
+def test_error_object(body: bytes, fields: dict[str, object]) -> None:
+    assert error_object(body) == fields
 
 
 def test_error_text_cuts_long_messages_after_redacting() -> None:
