@@ -1,30 +1,26 @@
-"""The contract of the embedding and rerank adapters (pure functions over data, no I/O), and the
-pieces of response checking they share."""
+"""The contract of the embedding and rerank adapters (pure functions over data, no I/O): the
+endpoint and model values, the base classes that build and read the requests alike, and the
+pieces of response checking the wire formats share."""
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-import orjson
-
-from lm_deluge_cli.errors import (
-    APIResponseValidationError,
-    APIStatusError,
-    ConfigError,
-    status_error_class,
-)
+from lm_deluge_cli.errors import APIStatusError, ConfigError, status_error_class
 from lm_deluge_cli.headers import parse_retry_after
-from lm_deluge_cli.providers.base import Endpoint, error_text
-from lm_deluge_cli.providers.parts import bearer_json_request, count, unreadable
+from lm_deluge_cli.providers.base import Endpoint, error_object, error_text
+from lm_deluge_cli.providers.parts import bearer_json_request, count, read_body
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.types import HttpRequest, HttpResponse, RateLimitInfo
 
 __all__ = [
     "INPUT_TYPES",
+    "ChatErrors",
     "EmbedAdapter",
     "EmbedBatch",
     "EmbedOptions",
@@ -35,6 +31,8 @@ __all__ = [
     "RetrievalEndpoint",
     "RetrievalProvider",
 ]
+
+_Batch = TypeVar("_Batch")
 
 # What EmbedOptions.input_type may say; each adapter maps it to its provider's names.
 INPUT_TYPES = frozenset({"document", "query"})
@@ -173,8 +171,71 @@ class RerankBatch:
     search_units: int | None
 
 
-class EmbedAdapter(Protocol):
-    """Speaks one embeddings wire format."""
+class ChatErrors(Protocol):
+    """The chat adapter of the same API: its error mapping and rate-limit headers hold for
+    the API's embeddings and rerank endpoints too."""
+
+    def status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError: ...
+
+    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo: ...
+
+
+class _Adapter(ABC, Generic[_Batch]):
+    """What every embeddings and rerank adapter does alike: the request a JSON POST of its
+    body, the response read after its status is checked, errors classified the way its
+    API's chat adapter classifies them. A subclass says what is its wire format's own."""
+
+    path: ClassVar[str] = ""  # where the requests go, after the base URL
+    label: ClassVar[str] = ""  # what errors call the response ("Jina rerank response")
+    # None: a provider with no chat adapter (Voyage, Jina), whose errors are read by status
+    # and FastAPI's detail, and who documents no rate-limit headers.
+    chat: ClassVar[ChatErrors | None] = None
+
+    def parse_response(
+        self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
+    ) -> _Batch:
+        """What a 2xx response holds for `count` inputs; raises an `APIError` for an error
+        response or a body that is not this API's answer (key redacted)."""
+        return read_body(
+            chat_endpoint(endpoint),
+            response,
+            self.label,
+            self._status_error,
+            lambda data: self.batch(_object(data), count),
+        )
+
+    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
+        """What the provider's rate-limit headers say."""
+        return RateLimitInfo() if self.chat is None else self.chat.rate_limit_info(headers)
+
+    def request(
+        self, endpoint: RetrievalEndpoint, body: Mapping[str, Any], timeout: float
+    ) -> HttpRequest:
+        """`body` as a JSON POST to `base_url + path`, the key as a Bearer token (if any)."""
+        return bearer_json_request(chat_endpoint(endpoint), self.path, body, timeout)
+
+    @abstractmethod
+    def batch(self, data: dict[str, Any], count: int) -> _Batch:
+        """What a 2xx body holds for `count` inputs; raises one of PARSE_ERRORS for a body
+        that is not this API's answer."""
+
+    def _status_error(self, endpoint: Endpoint, response: HttpResponse) -> APIStatusError:
+        if self.chat is not None:
+            return self.chat.status_error(endpoint, response)
+        message, code = error_text(response.body, endpoint.api_key)
+        detail = _detail(response.body)
+        if detail is not None:
+            message = redact_keys(detail, endpoint.api_key)
+        return status_error_class(response.status)(
+            f"{response.status}: {message}",
+            status_code=response.status,
+            retry_after=parse_retry_after(response.headers),
+            code=code,
+        )
+
+
+class EmbedAdapter(_Adapter[EmbedBatch]):
+    """Speaks one embeddings wire format: its body, and what its answer holds (`batch`)."""
 
     def build_request(
         self,
@@ -184,21 +245,20 @@ class EmbedAdapter(Protocol):
         timeout: float,
     ) -> HttpRequest:
         """The HTTP request embedding `texts`."""
-        ...
+        return self.request(endpoint, self.body(endpoint, texts, options), timeout)
 
-    def parse_response(
-        self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
-    ) -> EmbedBatch:
-        """The vectors of a 2xx response for `count` texts; raises an `APIError` otherwise."""
-        ...
-
-    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        """What the provider's rate-limit headers say."""
-        ...
+    @abstractmethod
+    def body(
+        self, endpoint: RetrievalEndpoint, texts: Sequence[str], options: EmbedOptions
+    ) -> dict[str, Any]:
+        """The request's JSON body."""
 
 
-class RerankAdapter(Protocol):
-    """Speaks one rerank wire format."""
+class RerankAdapter(_Adapter[RerankBatch]):
+    """Speaks one rerank wire format: its body, and what its answer holds (`batch`)."""
+
+    # The field that says how many results to return: every document, so every one is scored.
+    top_field: ClassVar[str] = "top_n"
 
     def build_request(
         self,
@@ -208,17 +268,18 @@ class RerankAdapter(Protocol):
         timeout: float,
     ) -> HttpRequest:
         """The HTTP request scoring every document (none of them sent back)."""
-        ...
+        return self.request(endpoint, self.body(endpoint, query, documents), timeout)
 
-    def parse_response(
-        self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
-    ) -> RerankBatch:
-        """The scores of a 2xx response for `count` documents; raises an `APIError` otherwise."""
-        ...
-
-    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        """What the provider's rate-limit headers say."""
-        ...
+    def body(
+        self, endpoint: RetrievalEndpoint, query: str, documents: Sequence[str]
+    ) -> dict[str, Any]:
+        """The request's JSON body: what every rerank API takes."""
+        return {
+            "model": endpoint.model.wire_id,
+            "query": query,
+            "documents": list(documents),
+            self.top_field: len(documents),
+        }
 
 
 # --- shared pieces for the adapters --------------------------------------------------------------
@@ -248,13 +309,6 @@ def chat_endpoint(endpoint: RetrievalEndpoint) -> Endpoint:
     )
 
 
-def json_request(
-    endpoint: RetrievalEndpoint, path: str, body: Mapping[str, Any], timeout: float
-) -> HttpRequest:
-    """A JSON POST to `base_url + path` with the key as a Bearer token (if any)."""
-    return bearer_json_request(chat_endpoint(endpoint), path, body, timeout)
-
-
 def input_type(options: EmbedOptions, names: Mapping[str, str]) -> str | None:
     """The provider's name for options.input_type (None when none was asked for)."""
     if options.input_type is None:
@@ -276,36 +330,6 @@ def dimensions(endpoint: RetrievalEndpoint, options: EmbedOptions) -> int | None
     if isinstance(model, EmbeddingModel) and not model.sizable:
         return None
     return options.dimensions
-
-
-def status_error(endpoint: RetrievalEndpoint, response: HttpResponse) -> APIStatusError:
-    """The error for an error response of a provider without a chat adapter (Voyage, Jina):
-    its class by status, its message (FastAPI's ``detail`` where given), its wait."""
-    message, code = error_text(response.body, endpoint.api_key)
-    detail = _detail(response.body)
-    if detail is not None:
-        message = redact_keys(detail, endpoint.api_key)
-    return status_error_class(response.status)(
-        f"{response.status}: {message}",
-        status_code=response.status,
-        retry_after=parse_retry_after(response.headers),
-        code=code,
-    )
-
-
-def invalid(
-    endpoint: RetrievalEndpoint, response: HttpResponse, what: str, exc: Exception
-) -> APIResponseValidationError:
-    """The error for a 2xx body that is not `what`, key redacted (retried by the engine)."""
-    return unreadable(chat_endpoint(endpoint), response, what, exc)
-
-
-def load_json(response: HttpResponse) -> dict[str, Any]:
-    """The body as a JSON object (raises one of PARSE_ERRORS otherwise)."""
-    data = orjson.loads(response.body)
-    if not isinstance(data, dict):
-        raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
-    return data
 
 
 def vector(raw: Any) -> list[float]:
@@ -385,10 +409,12 @@ def _index(value: Any, expected: int) -> int:
     return value
 
 
+def _object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise TypeError(f"the body is a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def _detail(body: bytes) -> str | None:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    detail = parsed.get("detail") if isinstance(parsed, dict) else None
+    detail = error_object(body).get("detail")
     return detail if isinstance(detail, str) and detail else None

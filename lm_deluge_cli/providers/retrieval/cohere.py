@@ -6,23 +6,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lm_deluge_cli.providers.cohere import CohereV2Adapter
-from lm_deluge_cli.providers.parts import PARSE_ERRORS
 from lm_deluge_cli.providers.retrieval.base import (
+    EmbedAdapter,
     EmbedBatch,
     EmbedOptions,
+    RerankAdapter,
     RerankBatch,
     RetrievalEndpoint,
-    chat_endpoint,
     dimensions,
     input_type,
-    invalid,
-    json_request,
-    load_json,
     scores,
     token_count,
     vectors,
 )
-from lm_deluge_cli.types import HttpRequest, HttpResponse, RateLimitInfo
 
 __all__ = ["CohereEmbedAdapter", "CohereRerankAdapter"]
 
@@ -33,16 +29,16 @@ _DEFAULT_INPUT_TYPE = "search_document"
 _CHAT = CohereV2Adapter()
 
 
-class CohereEmbedAdapter:
+class CohereEmbedAdapter(EmbedAdapter):
     """Builds v2 embed requests (float embeddings) and reads their responses."""
 
-    def build_request(
-        self,
-        endpoint: RetrievalEndpoint,
-        texts: Sequence[str],
-        options: EmbedOptions,
-        timeout: float,
-    ) -> HttpRequest:
+    path = "/v2/embed"
+    label = "Cohere embed response"
+    chat = _CHAT
+
+    def body(
+        self, endpoint: RetrievalEndpoint, texts: Sequence[str], options: EmbedOptions
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": endpoint.model.wire_id,
             "texts": list(texts),
@@ -52,65 +48,34 @@ class CohereEmbedAdapter:
         size = dimensions(endpoint, options)
         if size is not None:
             body["output_dimension"] = size  # Embed v4 and later
-        return json_request(endpoint, "/v2/embed", body, timeout)
+        return body
 
-    def parse_response(
-        self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
-    ) -> EmbedBatch:
-        if response.status >= 300:
-            raise _CHAT.status_error(chat_endpoint(endpoint), response)
-        try:
-            data = load_json(response)
-            embeddings = data["embeddings"]
-            if not isinstance(embeddings, dict):
-                raise TypeError("embeddings is not an object of embedding types")
-            found = vectors(embeddings["float"], count)
-            tokens = _billed(data).get("input_tokens")
-            input_tokens = token_count(tokens)
-        except PARSE_ERRORS as exc:
-            raise invalid(endpoint, response, "Cohere embed response", exc) from exc
-        return EmbedBatch(vectors=found, input_tokens=input_tokens)
-
-    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        return _CHAT.rate_limit_info(headers)
+    def batch(self, data: dict[str, Any], count: int) -> EmbedBatch:
+        embeddings = data["embeddings"]
+        if not isinstance(embeddings, dict):
+            raise TypeError("embeddings is not an object of embedding types")
+        found = vectors(embeddings["float"], count)
+        return EmbedBatch(
+            vectors=found, input_tokens=token_count(_billed(data).get("input_tokens"))
+        )
 
 
-class CohereRerankAdapter:
+class CohereRerankAdapter(RerankAdapter):
     """Builds v2 rerank requests and reads their responses (billed in search units)."""
 
-    def build_request(
-        self,
-        endpoint: RetrievalEndpoint,
-        query: str,
-        documents: Sequence[str],
-        timeout: float,
-    ) -> HttpRequest:
-        # v2 never sends documents back; top_n = every document, so every one is scored.
-        body: dict[str, Any] = {
-            "model": endpoint.model.wire_id,
-            "query": query,
-            "documents": list(documents),
-            "top_n": len(documents),
-        }
-        return json_request(endpoint, "/v2/rerank", body, timeout)
+    path = "/v2/rerank"
+    label = "Cohere rerank response"
+    # v2 never sends documents back, so the shared body is the whole of it.
+    chat = _CHAT
 
-    def parse_response(
-        self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
-    ) -> RerankBatch:
-        if response.status >= 300:
-            raise _CHAT.status_error(chat_endpoint(endpoint), response)
-        try:
-            data = load_json(response)
-            found = scores(data["results"], count)
-            billed = _billed(data)
-            search_units = token_count(billed.get("search_units"))
-            input_tokens = token_count(billed.get("input_tokens"))
-        except PARSE_ERRORS as exc:
-            raise invalid(endpoint, response, "Cohere rerank response", exc) from exc
-        return RerankBatch(scores=found, input_tokens=input_tokens, search_units=search_units)
-
-    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        return _CHAT.rate_limit_info(headers)
+    def batch(self, data: dict[str, Any], count: int) -> RerankBatch:
+        found = scores(data["results"], count)
+        billed = _billed(data)
+        return RerankBatch(
+            scores=found,
+            input_tokens=token_count(billed.get("input_tokens")),
+            search_units=token_count(billed.get("search_units")),
+        )
 
 
 def _billed(data: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -6,41 +6,44 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
-
-from lm_deluge_cli.providers import gemini as gemini_chat
-from lm_deluge_cli.providers.parts import PARSE_ERRORS
+from lm_deluge_cli.providers.gemini import GeminiAdapter, google_json_request, model_path
 from lm_deluge_cli.providers.retrieval.base import (
+    EmbedAdapter,
     EmbedBatch,
     EmbedOptions,
     RetrievalEndpoint,
     chat_endpoint,
     dimensions,
     input_type,
-    invalid,
-    load_json,
     vector,
     vectors,
 )
-from lm_deluge_cli.types import HttpRequest, HttpResponse, RateLimitInfo
+from lm_deluge_cli.types import HttpRequest
 
 __all__ = ["GeminiEmbedAdapter"]
 
 _TASK_TYPES: Mapping[str, str] = {"document": "RETRIEVAL_DOCUMENT", "query": "RETRIEVAL_QUERY"}
 
 
-class GeminiEmbedAdapter:
+class GeminiEmbedAdapter(EmbedAdapter):
     """Builds batchEmbedContents requests (one EmbedContentRequest per text) and reads their
     responses. Gemini reports no token usage for embeddings."""
 
-    def build_request(
-        self,
-        endpoint: RetrievalEndpoint,
-        texts: Sequence[str],
-        options: EmbedOptions,
-        timeout: float,
+    label = "Gemini batchEmbedContents response"
+    # Gemini's mapping: a bad key sent as 400, RetryInfo waits, spent daily quotas; and no
+    # rate-limit headers.
+    chat = GeminiAdapter()
+
+    def request(
+        self, endpoint: RetrievalEndpoint, body: Mapping[str, Any], timeout: float
     ) -> HttpRequest:
-        model = _model_name(endpoint.model.wire_id)
+        path = f"/v1beta/{model_path(endpoint.model.wire_id)}:batchEmbedContents"
+        return google_json_request(chat_endpoint(endpoint), path, body, timeout)
+
+    def body(
+        self, endpoint: RetrievalEndpoint, texts: Sequence[str], options: EmbedOptions
+    ) -> dict[str, Any]:
+        model = model_path(endpoint.model.wire_id)
         task_type = input_type(options, _TASK_TYPES)
         size = dimensions(endpoint, options)
         requests: list[dict[str, Any]] = []
@@ -52,42 +55,15 @@ class GeminiEmbedAdapter:
             if size is not None:
                 request["outputDimensionality"] = size
             requests.append(request)
-        headers = {"content-type": "application/json"}
-        if endpoint.api_key:
-            headers["x-goog-api-key"] = endpoint.api_key
-        return HttpRequest(
-            method="POST",
-            url=f"{endpoint.base_url}/v1beta/{model}:batchEmbedContents",
-            headers=headers,
-            body=orjson.dumps({"requests": requests}),
-            timeout=timeout,
-        )
+        return {"requests": requests}
 
-    def parse_response(
-        self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
-    ) -> EmbedBatch:
-        if response.status >= 300:
-            # Gemini's mapping: a bad key sent as 400, RetryInfo waits, spent daily quotas.
-            raise gemini_chat.status_error(chat_endpoint(endpoint), response)
-        try:
-            data = load_json(response)
-            embeddings = data["embeddings"]
-            if not isinstance(embeddings, list):
-                raise TypeError("embeddings is not a list")
-            # The embeddings come in the order of the requests.
-            found = vectors([_values(item) for item in embeddings], count)
-        except PARSE_ERRORS as exc:
-            raise invalid(endpoint, response, "Gemini batchEmbedContents response", exc) from exc
+    def batch(self, data: dict[str, Any], count: int) -> EmbedBatch:
+        embeddings = data["embeddings"]
+        if not isinstance(embeddings, list):
+            raise TypeError("embeddings is not a list")
+        # The embeddings come in the order of the requests.
+        found = vectors([_values(item) for item in embeddings], count)
         return EmbedBatch(vectors=found, input_tokens=None)
-
-    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        """Gemini sends no rate-limit headers."""
-        return RateLimitInfo()
-
-
-def _model_name(wire_id: str) -> str:
-    """The resource name each request names: ``models/{id}`` (a tuned model's as it is)."""
-    return wire_id if wire_id.startswith(("models/", "tunedModels/")) else f"models/{wire_id}"
 
 
 def _values(item: Any) -> list[float]:

@@ -5,65 +5,37 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lm_deluge_cli.providers.parts import PARSE_ERRORS
 from lm_deluge_cli.providers.retrieval.base import (
+    RerankAdapter,
     RerankBatch,
     RetrievalEndpoint,
-    invalid,
-    json_request,
-    load_json,
     scores,
-    status_error,
     token_count,
 )
-from lm_deluge_cli.types import HttpRequest, HttpResponse, RateLimitInfo
 
 __all__ = ["JinaRerankAdapter", "total_tokens"]
 
 
-class JinaRerankAdapter:
-    """Builds Jina rerank requests and reads their responses.
+class JinaRerankAdapter(RerankAdapter):
+    """Builds Jina rerank requests and reads their responses. Neither Jina nor Voyage
+    documents rate-limit headers.
 
     Voyage's rerank has the same shape under other names (``top_k``, ``data``): its adapter
     overrides the class attributes.
     """
 
-    top_field = "top_n"
-    results_field = "results"
+    path = "/rerank"
     label = "Jina rerank response"
+    results_field = "results"
 
-    def build_request(
-        self,
-        endpoint: RetrievalEndpoint,
-        query: str,
-        documents: Sequence[str],
-        timeout: float,
-    ) -> HttpRequest:
-        body: dict[str, Any] = {
-            "model": endpoint.model.wire_id,
-            "query": query,
-            "documents": list(documents),
-            self.top_field: len(documents),
-            "return_documents": False,
-        }
-        return json_request(endpoint, "/rerank", body, timeout)
+    def body(
+        self, endpoint: RetrievalEndpoint, query: str, documents: Sequence[str]
+    ) -> dict[str, Any]:
+        return {**super().body(endpoint, query, documents), "return_documents": False}
 
-    def parse_response(
-        self, endpoint: RetrievalEndpoint, response: HttpResponse, count: int
-    ) -> RerankBatch:
-        if response.status >= 300:
-            raise status_error(endpoint, response)
-        try:
-            data = load_json(response)
-            found = scores(data[self.results_field], count)
-            tokens = total_tokens(data)
-        except PARSE_ERRORS as exc:
-            raise invalid(endpoint, response, self.label, exc) from exc
-        return RerankBatch(scores=found, input_tokens=tokens, search_units=None)
-
-    def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
-        """Neither Jina nor Voyage documents rate-limit headers."""
-        return RateLimitInfo()
+    def batch(self, data: dict[str, Any], count: int) -> RerankBatch:
+        found = scores(data[self.results_field], count)
+        return RerankBatch(scores=found, input_tokens=total_tokens(data), search_units=None)
 
 
 def total_tokens(data: Mapping[str, Any]) -> int | None:
