@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from lm_deluge_cli.mock.formats.chat import Breakpoint, ToolSpec, tool_tokens
+from lm_deluge_cli.mock.formats.chat import Breakpoint, ToolSpec, tool_spec, tool_tokens
 from lm_deluge_cli.mock.wire import count_prompt_tokens
 
 __all__ = ["MAX_BREAKPOINTS", "TTLS", "client_tool", "read_breakpoints"]
@@ -33,15 +33,7 @@ def client_tool(tool: Any) -> ToolSpec | None:
     (a server tool, such as web search, has a ``type`` of its own)."""
     if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
         return None
-    name, schema = tool.get("name"), tool.get("input_schema")
-    description = tool.get("description")
-    if not isinstance(name, str) or not name:
-        return None
-    return ToolSpec(
-        name,
-        schema if isinstance(schema, dict) else {},
-        description if isinstance(description, str) else "",
-    )
+    return tool_spec(tool.get("name"), tool.get("input_schema"), tool.get("description"))
 
 
 def read_breakpoints(

@@ -27,6 +27,7 @@ __all__ = [
     "ToolSpec",
     "ToolUse",
     "conversation_state",
+    "tool_spec",
     "tool_tokens",
 ]
 
@@ -43,6 +44,18 @@ class ToolSpec:
     name: str
     parameters: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+
+
+def tool_spec(name: Any, parameters: Any, description: Any) -> ToolSpec | None:
+    """The function a request declares with these fields, as it gives them; None without a
+    name. A schema that is not an object, or a description that is not a string, is none."""
+    if not isinstance(name, str) or not name:
+        return None
+    return ToolSpec(
+        name,
+        parameters if isinstance(parameters, dict) else {},
+        description if isinstance(description, str) else "",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from lm_deluge_cli.mock.formats.base import (
     opaque_signature,
     reason_phrase,
 )
-from lm_deluge_cli.mock.formats.chat import conversation_state
+from lm_deluge_cli.mock.formats.chat import conversation_state, tool_spec
 from lm_deluge_cli.mock.wire import token_logprobs
 
 __all__ = ["GeminiFormat"]
@@ -263,20 +263,14 @@ def _tools(tools: Any) -> tuple[ToolSpec, ...]:
             continue
         declarations = _field(tool, "functionDeclarations", "function_declarations")
         for declaration in declarations if isinstance(declarations, list) else ():
-            name = declaration.get("name") if isinstance(declaration, dict) else None
-            if not isinstance(name, str) or not name:
+            if not isinstance(declaration, dict):
                 continue
             schema = _field(declaration, "parametersJsonSchema", "parameters_json_schema")
             if not isinstance(schema, dict):
                 schema = declaration.get("parameters")
-            description = declaration.get("description")
-            specs.append(
-                ToolSpec(
-                    name,
-                    schema if isinstance(schema, dict) else {},
-                    description if isinstance(description, str) else "",
-                )
-            )
+            spec = tool_spec(declaration.get("name"), schema, declaration.get("description"))
+            if spec is not None:
+                specs.append(spec)
     return tuple(specs)
 
 

@@ -38,7 +38,12 @@ from lm_deluge_cli.mock.formats.base import (
     short_id,
 )
 from lm_deluge_cli.mock.formats.openai import finish_reason
-from lm_deluge_cli.mock.formats.openai_request import chat_request, plain_request, validate_request
+from lm_deluge_cli.mock.formats.openai_request import (
+    chat_request,
+    plain_body,
+    plain_request,
+    validate_request,
+)
 
 __all__ = ["MistralFormat"]
 
@@ -145,10 +150,7 @@ class MistralFormat(WireFormat):
         return chat_request(request, reasoning=thinks)
 
     def plain_chat(self, body: bytes) -> ChatRequest | None:
-        try:
-            return plain_request(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            return None
+        return plain_body(body)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt, output = reply.prompt_tokens, reply.completion_tokens

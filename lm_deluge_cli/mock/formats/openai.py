@@ -38,7 +38,12 @@ from lm_deluge_cli.mock.formats.base import (
     reason_phrase,
     short_id,
 )
-from lm_deluge_cli.mock.formats.openai_request import chat_request, plain_request, validate_request
+from lm_deluge_cli.mock.formats.openai_request import (
+    chat_request,
+    plain_body,
+    plain_request,
+    validate_request,
+)
 from lm_deluge_cli.mock.wire import format_duration, token_logprobs
 
 __all__ = ["OpenAIFormat", "error_body", "logprobs_content"]
@@ -98,10 +103,7 @@ class OpenAIFormat(WireFormat):
         return chat_request(request)
 
     def plain_chat(self, body: bytes) -> ChatRequest | None:
-        try:
-            return plain_request(orjson.loads(body))
-        except orjson.JSONDecodeError:
-            return None
+        return plain_body(body)
 
     def completion(self, request: ChatRequest, reply: Reply) -> Answer:
         prompt_tokens, completion_tokens = reply.prompt_tokens, reply.completion_tokens

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from lm_deluge_cli.mock.formats.base import ChatRequest, ToolChoice, ToolSpec
-from lm_deluge_cli.mock.formats.chat import conversation_state
+from lm_deluge_cli.mock.formats.chat import conversation_state, tool_spec
 
 __all__ = [
     "MAX_CHOICES",
     "chat_request",
     "function_tools",
     "max_output_tokens",
+    "plain_body",
     "plain_request",
     "response_format",
     "tool_choice",
@@ -98,6 +101,14 @@ def plain_request(request: Any) -> ChatRequest | None:
     return ChatRequest(model, messages, newer or older, request)
 
 
+def plain_body(body: bytes) -> ChatRequest | None:
+    """`plain_request` of a raw body; None for a body that is not JSON either."""
+    try:
+        return plain_request(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return None
+
+
 def max_output_tokens(request: dict[str, Any]) -> int | None:
     """The output cap of a validated body: the newer ``max_completion_tokens`` wins."""
     value = request.get("max_completion_tokens") or request.get("max_tokens")
@@ -153,16 +164,11 @@ def function_tools(tools: Any) -> tuple[ToolSpec, ...]:
         function = tool.get("function") if isinstance(tool, dict) else None
         if tool.get("type", "function") != "function" or not isinstance(function, dict):
             continue
-        name, parameters = function.get("name"), function.get("parameters")
-        if isinstance(name, str) and name:
-            description = function.get("description")
-            specs.append(
-                ToolSpec(
-                    name,
-                    parameters if isinstance(parameters, dict) else {},
-                    description if isinstance(description, str) else "",
-                )
-            )
+        spec = tool_spec(
+            function.get("name"), function.get("parameters"), function.get("description")
+        )
+        if spec is not None:
+            specs.append(spec)
     return tuple(specs)
 
 

@@ -35,7 +35,7 @@ from lm_deluge_cli.mock.formats.base import (
     opaque_signature,
     short_id,
 )
-from lm_deluge_cli.mock.formats.chat import conversation_state
+from lm_deluge_cli.mock.formats.chat import conversation_state, tool_spec
 from lm_deluge_cli.mock.formats.openai import OpenAIFormat, error_body, logprobs_content
 from lm_deluge_cli.mock.formats.openai_request import response_format
 
@@ -134,16 +134,9 @@ def _tools(tools: Any) -> tuple[ToolSpec, ...]:
     for tool in tools if isinstance(tools, list) else ():
         if not isinstance(tool, dict) or tool.get("type") != "function":
             continue
-        name, parameters = tool.get("name"), tool.get("parameters")
-        description = tool.get("description")
-        if isinstance(name, str) and name:
-            specs.append(
-                ToolSpec(
-                    name,
-                    parameters if isinstance(parameters, dict) else {},
-                    description if isinstance(description, str) else "",
-                )
-            )
+        spec = tool_spec(tool.get("name"), tool.get("parameters"), tool.get("description"))
+        if spec is not None:
+            specs.append(spec)
     return tuple(specs)
 
 
