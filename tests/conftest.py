@@ -16,8 +16,9 @@ import pytest
 from lm_deluge_cli.mock.server import serve
 from lm_deluge_cli.mock.simulator import MockSettings
 
-# A real redis-server for the tests that need one (cache backends, the shared limiter).
-pytest_plugins = ["tests.redis_server"]
+# A real redis-server for the tests that need one (cache backends, the shared limiter), and
+# the `lm-deluge` command in this process or as a real one (run_cli, run_cli_process).
+pytest_plugins = ["tests.redis_server", "tests.cli_runner"]
 
 # Property-based tests explore new examples on every local run; under CI they replay the
 # same ones, so a red build always means a change, never a lucky draw.
@@ -51,8 +52,8 @@ def start_mock_server() -> Iterator[StartMockServer]:
     """Start mock providers on loopback ports, each in a thread with its own event loop.
 
     Call it with MockSettings fields: ``url, stop = start_mock_server(requests_per_minute=600)``.
-    `url` is the base_url (``http://127.0.0.1:PORT/v1``), so a CLI run in a subprocess can use
-    it. Servers still running when the test ends are stopped.
+    `url` is the base_url (``http://127.0.0.1:PORT/v1``), so a CLI run (in process or
+    not) can use it. Servers still running when the test ends are stopped.
     """
     stops: list[Callable[[], None]] = []
 

@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from lm_deluge_cli.cli.stop_signals import FinalCode, exit_on_signal
 from lm_deluge_cli.errors import EXIT_INTERRUPTED, LMDelugeError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_argv"]
 
 _HELP = "Run very large batches of prompts through LLM APIs within their rate limits, resumably."
 # name → (module, function, shows help when given no arguments), in the order `--help`
@@ -140,27 +140,33 @@ def main() -> None:
     """Console-script entry point."""
     _fill_closed_standard_fds()
     final = FinalCode()
-    # Keys may live in ./.env; real environment variables win.
-    load_dotenv(dotenv_path=".env", override=False)
-    _configure_logging()
     # Until a command handles them itself, Ctrl-C and SIGTERM end it with 130 (not click's
     # "Aborted!" and 1, nor SIGTERM's silent 143).
     exit_on_signal(EXIT_INTERRUPTED)
-    code: object
+    code = run_argv()
+    # The outcome is decided (and a run's manifest records it): a signal while the
+    # process ends must not turn it into another code.
+    final.keep(code)
+    sys.exit(code)
+
+
+def run_argv() -> int | str | None:
+    """Run the command line in ``sys.argv`` to its exit code (a SystemExit code), our errors
+    printed as one line. The process around it (its signals, its final code) is `main`'s,
+    so tests run commands through this in their own process."""
+    # Keys may live in ./.env; real environment variables win.
+    load_dotenv(dotenv_path=".env", override=False)
+    _configure_logging()
     try:
         app()
-        code = 0
     except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except SystemExit as exc:
-        code = exc.code
+        return exc.code
     except BaseException as exc:
         error = _find_error(exc)
         if error is None:
             raise
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {error}", markup=False)
-        code = error.exit_code
-    # The outcome is decided (and a run's manifest records it): a signal while the
-    # process ends must not turn it into another code.
-    final.keep(code)
-    sys.exit(code)
+        return error.exit_code
+    return 0

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import warnings
 
-# Runs the console script's entry point with a library warning raised on the way in.
-_WARN_THEN_RUN = """
-import sys, warnings
+import pytest
+
 from lm_deluge_cli.cli import app
-original = app._configure_logging
-def configure():
-    original()
-    warnings.warn("Image size (90000000 pixels) exceeds limit", UserWarning)
-app._configure_logging = configure
-sys.argv = ["lm-deluge", "cache", "path"]
-app.main()
-"""
+from tests.cli_runner import RunCli
 
 
-def test_a_library_warning_prints_in_the_cli_style() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _WARN_THEN_RUN], capture_output=True, timeout=60, check=False
-    )
+def test_a_library_warning_prints_in_the_cli_style(
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = app._configure_logging
+
+    def configure() -> None:
+        # A library warning raised on the way in.
+        original()
+        warnings.warn("Image size (90000000 pixels) exceeds limit", UserWarning, stacklevel=1)
+
+    monkeypatch.setattr(app, "_configure_logging", configure)
+    result = run_cli("cache", "path")
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr.decode().splitlines() == [
         "warning: Image size (90000000 pixels) exceeds limit"

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+from tests.cli_runner import RunCli
 
 
 @pytest.fixture
@@ -29,10 +28,16 @@ def _spoil(path: Path) -> None:
 
 @pytest.mark.parametrize("spec", [None, "answers-dir"])
 def test_a_damaged_cache_is_named_by_stats_and_started_over_by_clear(
-    job: list[str], run_cli: RunCli, tmp_path: Path, spec: str | None
+    job: list[str],
+    run_cli: RunCli,
+    run_cli_process: Callable[..., Any],
+    tmp_path: Path,
+    spec: str | None,
 ) -> None:
     flags = [] if spec is None else ["--cache", spec]
-    assert run_cli(*job, "-o", "a.jsonl", *flags).returncode == 0
+    # A process: its cache's SQLite connections (one per thread) close when it ends, which
+    # folds their write-ahead log into the file damaged below.
+    assert run_cli_process(*job, "-o", "a.jsonl", *flags).returncode == 0
     where = Path(json.loads(run_cli("cache", "path", "--json", *flags).stdout)["location"])
     _spoil(where / "cache.db" if where.is_dir() else where)
 

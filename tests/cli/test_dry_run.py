@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-    env["LM_DELUGE_TOKENIZER"] = "heuristic"
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", *args],
-        env=cli_env(),
-        input=stdin,
-        capture_output=True,
-        timeout=60,
-    )
+from tests.cli_runner import run_cli
 
 
 def write_lines(path: Path, rows: list[dict[str, Any] | str]) -> None:
@@ -138,12 +120,7 @@ def test_an_unknown_provider_is_still_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_help_says_no_keys_are_needed() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", "run", "--help"],
-        env=cli_env(),
-        capture_output=True,
-        timeout=60,
-    )
+    result = run_cli("run", "--help")
     text = " ".join(result.stdout.decode().split())  # help text wraps to the terminal
     assert "--dry-run Send nothing" in text
     assert "Needs no API keys" in text

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+from tests.cli_runner import RunCli
 
 
 def _texts(path: Path, texts: list[str]) -> None:

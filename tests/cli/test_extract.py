@@ -4,16 +4,13 @@ violations, error records naming the broken rule, and schemas refused up front."
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lm_deluge_cli.schema import violation
-
-RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+from tests.cli_runner import CliResult, RunCli
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -32,7 +29,7 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def summary(proc: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
+def summary(proc: CliResult) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     return result
 

@@ -1,4 +1,5 @@
-"""`lm-deluge run` end to end: the CLI as a subprocess, against the loopback mock server."""
+"""`lm-deluge run` end to end, in process, against the loopback mock server; a real process
+where stdin is a device, and for the mock-server command."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from lm_deluge_cli.mock.simulator import mock_completion
+from tests.cli_runner import RunCli
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 
@@ -34,7 +36,7 @@ def expected_completion(prompt: str, model: str) -> str:
 
 
 def test_flags_only_run_on_mock(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -68,7 +70,7 @@ def test_flags_only_run_on_mock(
 
 def test_job_file_against_loopback_server_honours_limits(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -103,9 +105,7 @@ max_concurrent_requests = 32
     assert KEY.encode() not in result.stderr + result.stdout
 
 
-def test_bad_lines_become_error_records_with_line_numbers(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]], tmp_path: Path
-) -> None:
+def test_bad_lines_become_error_records_with_line_numbers(run_cli: RunCli, tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_bytes(
         b'{"id": "a", "prompt": "fine"}\n'
         b"not json at all\n"
@@ -131,9 +131,7 @@ def test_bad_lines_become_error_records_with_line_numbers(
     assert len(read_records(tmp_path / "out.jsonl")) == len(records)
 
 
-def test_stdin_to_stdout(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]], tmp_path: Path
-) -> None:
+def test_stdin_to_stdout(run_cli: RunCli, tmp_path: Path) -> None:
     lines = b"".join(
         json.dumps({"id": i, "prompt": f"piped {i}"}).encode() + b"\n" for i in range(10)
     )
@@ -146,7 +144,7 @@ def test_stdin_to_stdout(
 
 def test_wrong_key_fails_fast_with_exit_3(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -178,7 +176,7 @@ def test_wrong_key_fails_fast_with_exit_3(
 
 
 def test_missing_key_is_a_usage_error_before_any_request(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -210,7 +208,7 @@ def test_missing_key_is_a_usage_error_before_any_request(
     ],
 )
 def test_config_errors_exit_2_naming_the_problem(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     job: str,
@@ -226,7 +224,7 @@ def test_config_errors_exit_2_naming_the_problem(
 
 
 def test_keys_are_read_from_dotenv_in_the_working_directory(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -241,7 +239,7 @@ def test_keys_are_read_from_dotenv_in_the_working_directory(
 
 def test_plain_progress_lines_when_not_a_terminal(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -261,9 +259,10 @@ def test_plain_progress_lines_when_not_a_terminal(
 
 def test_empty_and_device_inputs(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     tmp_path: Path,
 ) -> None:
+    # A real process: its stdin is the device's own file descriptor.
     with open(os.devnull, "rb") as devnull:
         piped = subprocess.run(
             [
@@ -291,7 +290,7 @@ def test_empty_and_device_inputs(
 
 
 def test_bad_mock_settings_fail_before_the_output_is_touched(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -308,7 +307,7 @@ def test_bad_mock_settings_fail_before_the_output_is_touched(
 
 def test_against_the_mock_server_command_as_a_subprocess(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -360,7 +359,7 @@ def test_against_the_mock_server_command_as_a_subprocess(
 
 
 def test_job_registry_entries_price_a_model(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from tests.cli_runner import RunCli
+
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 CONCURRENT = 8
 TOOLS = '''
@@ -43,7 +45,7 @@ def requests_seen(url: str) -> int:
 
 def test_agent_loops_run_to_the_end_and_a_killed_run_pays_no_round_twice(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
 ) -> None:

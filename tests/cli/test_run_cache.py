@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
-RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+from tests.cli_runner import CliResult, RunCli
+
 # These runs are about what the cache holds, not pacing: no limiter to wait on.
 UNPACED = ["--max-requests-per-minute", "0", "--max-tokens-per-minute", "0"]
 
 
-def summary(proc: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
+def summary(proc: CliResult) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr.decode()
     result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     return result

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from lm_deluge_cli.cache.write_behind import DEFAULT_BATCH_SIZE
+from tests.cli_runner import RunCli
 
 KEY = "sk-canary-0c1d2e3f4a5b6c7d8e9f"
 
 
 def test_a_killed_run_keeps_its_records_and_a_readable_cache(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
     tmp_path: Path,

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli_runner import RunCli
+
 MB = 1024 * 1024
 
 
@@ -47,7 +49,7 @@ def test_a_huge_concurrency_limit_runs_a_short_input_at_once(
 def test_a_concurrency_that_is_not_a_positive_integer_is_refused_naming_the_flag(
     tmp_path: Path,
     write_prompts: Callable[..., list[dict[str, Any]]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     value: str,
 ) -> None:
     write_prompts(tmp_path / "in.jsonl", 1)

@@ -4,7 +4,6 @@ to the input file, reach the loopback mock as Anthropic document blocks and Gemi
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from lm_deluge_cli.mock.wire import (
     MESSAGE_OVERHEAD_TOKENS,
     count_text_tokens,
 )
+from tests.cli_runner import RunCli
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 PDF = (
@@ -47,7 +47,7 @@ def line(prompt_id: str, path: str) -> str:
 )
 def test_local_files_in_input_lines_reach_the_provider(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
     model: str,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.cli_runner import RunCli
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 
@@ -25,7 +26,7 @@ def server_stats(url: str) -> dict[str, int]:
 
 def test_auto_limits_are_learned_from_the_headers_and_paced_at(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -71,7 +72,7 @@ def test_auto_limits_are_learned_from_the_headers_and_paced_at(
 
 
 def test_auto_limits_without_headers_fall_back_to_the_default_and_say_so(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -97,7 +98,7 @@ def test_auto_limits_without_headers_fall_back_to_the_default_and_say_so(
 
 
 def test_max_cost_stops_the_run_and_a_higher_cap_resumes(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -145,7 +146,7 @@ def test_max_cost_stops_the_run_and_a_higher_cap_resumes(
 
 def test_max_cost_with_an_unpriced_model_is_refused_before_any_request(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -176,7 +177,7 @@ def test_max_cost_with_an_unpriced_model_is_refused_before_any_request(
 
 def test_a_line_that_can_never_fit_the_tokens_per_minute_is_refused_and_holds_nothing_up(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     tmp_path: Path,
 ) -> None:
     # 25,000 tokens at 20,000 tokens/min: sent, it put the limiter so deep in debt that the
@@ -213,7 +214,7 @@ def test_a_line_that_can_never_fit_the_tokens_per_minute_is_refused_and_holds_no
 
 def test_answers_longer_than_the_context_window_are_refused_and_not_priced(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -242,7 +243,7 @@ def test_answers_longer_than_the_context_window_are_refused_and_not_priced(
 
 def test_a_line_taking_much_of_a_minute_s_tokens_is_named_in_the_progress(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     tmp_path: Path,
 ) -> None:
     # 12,000 tokens of 20,000 tokens/min fit, but the lines after it would wait ~38 s with

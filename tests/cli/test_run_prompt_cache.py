@@ -4,7 +4,6 @@ usage and cost count its reads and writes, and warm-up makes one request write i
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from lm_deluge_cli.providers.registry import load_registry
 from lm_deluge_cli.results import Usage
+from tests.cli_runner import RunCli
 
 KEY = "sk-ant-canary-7f3a9c1e5b2d4f6a8c0e"
 MODEL = "anthropic:claude-sonnet-4-5"
@@ -28,7 +28,7 @@ def test_lines_sharing_a_system_prompt_write_the_cache_once_with_warm_up(
     warmup: str,
     writers: int,
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
 ) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.mock.simulator import mock_completion
+from tests.cli_runner import RunCli
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 
@@ -33,7 +34,7 @@ def expected_completion(prompt: str, model: str) -> str:
 
 def test_sigkill_then_resume_ends_with_every_id_ok_once(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -83,7 +84,7 @@ def test_sigkill_then_resume_ends_with_every_id_ok_once(
 
 def test_second_run_on_same_output_is_refused(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -120,7 +121,7 @@ def test_second_run_on_same_output_is_refused(
 
 def test_runs_on_other_names_for_the_output_are_refused(
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
@@ -153,7 +154,7 @@ def test_runs_on_other_names_for_the_output_are_refused(
 
 
 def test_fresh_moves_old_output_aside(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -168,9 +169,7 @@ def test_fresh_moves_old_output_aside(
     assert moved.exists() and len(read_records(moved)) == 3
 
 
-def test_status_and_export(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]], tmp_path: Path
-) -> None:
+def test_status_and_export(run_cli: RunCli, tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_text(
         "".join(json.dumps({"id": f"x{i}", "prompt": f"p{i}"}) + "\n" for i in range(5))
         + "{broken\n"
@@ -189,9 +188,7 @@ def test_status_and_export(
     assert final[-1]["line"] == 6 and final[-1]["error"]["type"] == "invalid_input"
 
 
-def test_a_rerun_exits_with_what_the_output_holds(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]], tmp_path: Path
-) -> None:
+def test_a_rerun_exits_with_what_the_output_holds(run_cli: RunCli, tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_text(
         '{"id": "a", "prompt": "p"}\n{broken\n{"id": "b", "prompt": "q"}\n[1]\n'
     )
@@ -215,7 +212,7 @@ def test_a_rerun_exits_with_what_the_output_holds(
     ],
 )
 def test_unusable_output_is_refused(
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     write_prompts: Callable[..., list[dict[str, Any]]],
     tmp_path: Path,
     args: tuple[str, ...],

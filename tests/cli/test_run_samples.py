@@ -4,13 +4,14 @@ new ones (one request for them all where the API has n, one each where it has no
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.cli_runner import RunCli
 
 KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 LINES = 20
@@ -41,7 +42,7 @@ def test_three_samples_then_five_sends_two_more_per_line(
     suffix: str,
     per_line_for_two: int,
     cli_env: Callable[..., dict[str, str]],
-    run_cli: Callable[..., subprocess.CompletedProcess[bytes]],
+    run_cli: RunCli,
     tmp_path: Path,
     start_mock_server: Callable[..., tuple[str, Callable[[], None]]],
 ) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +10,8 @@ import pytest
 
 from lm_deluge_cli.llm_tools.score import score_prompt
 from lm_deluge_cli.mock.wire import yes_probability
+from tests.cli_runner import RunCli
 
-RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
 QUESTION = "Is this review positive?"
 
 

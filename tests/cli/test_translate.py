@@ -4,14 +4,12 @@ ones pass through offline, and a rerun resumes."""
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-RunCli = Callable[..., subprocess.CompletedProcess[bytes]]
+from tests.cli_runner import CliResult, RunCli
 
 ENGLISH = [
     "The quarterly report shows that revenue grew by twelve percent compared to last year.",
@@ -34,7 +32,7 @@ def write_lines(path: Path, texts: list[str], start: int = 0) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def summary(proc: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
+def summary(proc: CliResult) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr.decode()
     result: dict[str, Any] = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     return result
