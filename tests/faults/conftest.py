@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import functools
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +15,7 @@ import pytest
 from lm_deluge_cli.config import JobOverrides, load_job
 from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.runner import JobReport, run_job
+from tests.cli_runner import cli_env as command_env
 from tests.faults.support import KEY, MODEL, Finished, Loopback, read_records, write_prompts
 
 
@@ -88,10 +89,6 @@ def run_against(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 
 @pytest.fixture
 def cli_env() -> Callable[..., dict[str, str]]:
-    """The environment for a CLI subprocess: no provider keys or base URLs, plus `extra`."""
-
-    def env(**extra: str) -> dict[str, str]:
-        kept = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-        return {**kept, "LM_DELUGE_TOKENIZER": "heuristic", "OPENAI_API_KEY": KEY, **extra}
-
-    return env
+    """``cli_env(**extra)``: a command's environment (tests/cli_runner.py's) holding the
+    loopback provider's key."""
+    return functools.partial(command_env, OPENAI_API_KEY=KEY)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.errors import EXIT_SOME_FAILED
+from tests.cli_runner import run_cli
 from tests.faults.support import (
     MODEL,
     Finished,
@@ -229,11 +228,11 @@ def test_the_command_exits_1_and_its_summary_counts_the_failures(
 ) -> None:
     server = loopback(faults={fault: 1.0})
     write_prompts(tmp_path / "in.jsonl", PROMPTS)
-    command = [sys.executable, "-m", "lm_deluge_cli", "run", "-m", MODEL, "-i", "in.jsonl"]
+    command = ["run", "-m", MODEL, "-i", "in.jsonl"]
     command += ["-o", "out.jsonl", "--no-cache", "--max-attempts", "1"]
     command += ["--max-requests-per-minute", "0", "--max-tokens-per-minute", "0"]
     env = cli_env(OPENAI_BASE_URL=server.url)
-    shown = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    shown = run_cli(*command, env=env)
     assert shown.returncode == EXIT_SOME_FAILED, shown.stderr.decode()
     assert f"done: 0 ok, {PROMPTS} failed ({PROMPTS} {error_type})" in shown.stderr.decode()
     records = read_records(tmp_path / "out.jsonl")
@@ -241,19 +240,13 @@ def test_the_command_exits_1_and_its_summary_counts_the_failures(
 
     # Run again: the failed ids are retried, and the --json summary says the same.
     command += ["--json", "--quiet"]
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=60)
+    again = run_cli(*command, env=env)
     assert again.returncode == EXIT_SOME_FAILED
     summary = json.loads(again.stdout)
     assert (summary["exit_code"], summary["ok"], summary["failed"]) == (1, 0, PROMPTS)
     assert summary["errors_by_type"] == {error_type: PROMPTS}
     assert summary["requests"] == PROMPTS
-    status = subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", "status", "out.jsonl"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
+    status = run_cli("status", "out.jsonl", env=env)
     assert f"failed: {PROMPTS}" in status.stdout.decode()
     assert f"  {error_type}: {PROMPTS}" in status.stdout.decode()
 

@@ -4,13 +4,13 @@ at an arbitrary byte, and one written for a different input."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import run_cli
 from tests.faults.support import MODEL, Loopback, expected_completion, read_records
 
 IDS = 6
@@ -23,29 +23,34 @@ def write_input(path: Path, prefix: str) -> list[str]:
     return [row["id"] for row in rows]
 
 
+@dataclass(frozen=True)
+class Ran:
+    """A finished command: its exit code and its stderr, as text."""
+
+    returncode: int
+    stderr: str
+
+
 @pytest.fixture
-def run_cli(
-    loopback: Callable[..., Loopback], cli_env: Callable[..., dict[str, str]], tmp_path: Path
-) -> tuple[Loopback, Callable[..., subprocess.CompletedProcess[str]]]:
+def run_into_out(
+    loopback: Callable[..., Loopback], cli_env: Callable[..., dict[str, str]]
+) -> tuple[Loopback, Callable[[str], Ran]]:
     """A loopback provider, and ``run(input_name)``: `lm-deluge run` of that input into
     out.jsonl against it."""
     server = loopback()
     env = cli_env(OPENAI_BASE_URL=server.url)
 
-    def run(source: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "lm_deluge_cli", "run", "-m", MODEL, "-i", source]
-        command += ["-o", "out.jsonl", "--no-cache"]
-        return subprocess.run(
-            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-        )
+    def run(source: str) -> Ran:
+        done = run_cli("run", "-m", MODEL, "-i", source, "-o", "out.jsonl", "--no-cache", env=env)
+        return Ran(done.returncode, done.stderr.decode())
 
     return server, run
 
 
 def test_an_output_cut_at_any_byte_resumes_with_the_records_before_the_cut_kept(
-    run_cli: tuple[Loopback, Callable[..., subprocess.CompletedProcess[str]]], tmp_path: Path
+    run_into_out: tuple[Loopback, Callable[[str], Ran]], tmp_path: Path
 ) -> None:
-    server, run = run_cli
+    server, run = run_into_out
     write_input(tmp_path / "in.jsonl", "p")
     assert run("in.jsonl").returncode == 0
     output = tmp_path / "out.jsonl"
@@ -68,11 +73,11 @@ def test_an_output_cut_at_any_byte_resumes_with_the_records_before_the_cut_kept(
 
 
 def test_an_output_mixing_in_another_input_is_kept_whole(
-    run_cli: tuple[Loopback, Callable[..., subprocess.CompletedProcess[str]]], tmp_path: Path
+    run_into_out: tuple[Loopback, Callable[[str], Ran]], tmp_path: Path
 ) -> None:
     # The new input shares one line with the old one: the run goes on with a warning,
     # nothing is lost, and export leaves the old input's other ids out, saying so.
-    _, run = run_cli
+    _, run = run_into_out
     write_input(tmp_path / "a.jsonl", "a")
     write_input(tmp_path / "b.jsonl", "b")
     shared = (tmp_path / "a.jsonl").read_text().splitlines(keepends=True)[0]
@@ -87,15 +92,11 @@ def test_an_output_mixing_in_another_input_is_kept_whole(
     assert output.read_bytes().startswith(first)
     ids = [r["id"] for r in read_records(output)]
     assert sorted(ids) == sorted([f"a{i}" for i in range(IDS)] + [f"b{i}" for i in range(IDS)])
-    exported = subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", "export", "out.jsonl", "-o", "final.jsonl"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    exported = run_cli("export", "out.jsonl", "-o", "final.jsonl")
     assert exported.returncode == 0
-    assert f"{IDS - 1} ids in the output are not in the input (left out)" in exported.stderr
+    assert f"{IDS - 1} ids in the output are not in the input (left out)" in (
+        exported.stderr.decode()
+    )
     assert [r["id"] for r in read_records(tmp_path / "final.jsonl")] == [
         *(f"b{i}" for i in range(IDS)),
         "a0",
@@ -103,9 +104,9 @@ def test_an_output_mixing_in_another_input_is_kept_whole(
 
 
 def test_an_output_of_another_input_is_refused_with_an_explanation(
-    run_cli: tuple[Loopback, Callable[..., subprocess.CompletedProcess[str]]], tmp_path: Path
+    run_into_out: tuple[Loopback, Callable[[str], Ran]], tmp_path: Path
 ) -> None:
-    server, run = run_cli
+    server, run = run_into_out
     write_input(tmp_path / "a.jsonl", "a")
     write_input(tmp_path / "b.jsonl", "b")
     assert run("a.jsonl").returncode == 0
@@ -124,9 +125,9 @@ def test_an_output_of_another_input_is_refused_with_an_explanation(
 
 
 def test_foreign_ids_in_the_output_are_reported_when_the_inputs_overlap(
-    run_cli: tuple[Loopback, Callable[..., subprocess.CompletedProcess[str]]], tmp_path: Path
+    run_into_out: tuple[Loopback, Callable[[str], Ran]], tmp_path: Path
 ) -> None:
-    _, run = run_cli
+    _, run = run_into_out
     write_input(tmp_path / "in.jsonl", "p")
     assert run("in.jsonl").returncode == 0
     # Two lines are dropped from the input before the next run.

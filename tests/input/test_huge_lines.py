@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from lm_deluge_cli.errors import EXIT_SOME_FAILED
+from tests.cli_runner import run_cli
 from tests.input.conftest import run_bytes
 
 FIFTY_MB = 50 * 1024 * 1024
@@ -53,12 +52,7 @@ def test_the_cli_exits_1_on_a_file_with_bad_lines_and_0_on_a_clean_one(
         source.write_bytes(data)
         output.unlink(missing_ok=True)
         args = ["run", "-i", str(source), "-o", str(output), "-m", "mock:fast", "--no-cache"]
-        done = subprocess.run(
-            [sys.executable, "-m", "lm_deluge_cli", *args],
-            env=env,
-            capture_output=True,
-            timeout=60,
-        )
+        done = run_cli(*args, env=env)
         records = [json.loads(line) for line in output.read_bytes().splitlines()]
         return done.returncode, records
 

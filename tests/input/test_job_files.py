@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from hypothesis import strategies as st
 
 from lm_deluge_cli.config import load_job
 from lm_deluge_cli.errors import EXIT_USAGE, ConfigError
+from tests.cli_runner import run_cli
 
 SETTINGS = settings(
     max_examples=150,
@@ -191,12 +190,7 @@ def test_the_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_text('{"prompt": "hi"}\n')
     job_file = tmp_path / "job.toml"
     job_file.write_text(toml_document(with_value("limits", "max_attemps", 3)))
-    done = subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", "run", str(job_file)],
-        capture_output=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = run_cli("run", str(job_file))
     assert done.returncode == EXIT_USAGE
     assert b"limits.max_attemps" in done.stderr
     assert not (tmp_path / "out.jsonl").exists()

@@ -1,7 +1,7 @@
 """Inputs that can be read only once (a named pipe, /dev/fd/N, stdin), end to end, and UTF-16.
 
-Each runs the CLI as a process: the pipe is opened by it, its writer is a thread here that
-writes in bursts with pauses, and signals reach it as they would from a shell.
+A run reading a pipe is a real process: the pipe is opened by it, its writer is a thread
+here that writes in bursts with pauses, and signals reach it as they would from a shell.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 
 from lm_deluge_cli.errors import UsageError
+from tests.cli_runner import run_cli
 from tests.input.conftest import Ran
 
-RUN = [sys.executable, "-m", "lm_deluge_cli", "run", "-m", "mock:fast", "--no-cache"]
+ARGS = ["run", "-m", "mock:fast", "--no-cache"]
+RUN = [sys.executable, "-m", "lm_deluge_cli", *ARGS]
 
 
 def _lines(first: int, count: int) -> bytes:
@@ -109,9 +111,7 @@ def test_a_rerun_from_a_pipe_skips_the_lines_already_done(
     fifo: Path, tmp_path: Path, kind: str
 ) -> None:
     (tmp_path / "first.jsonl").write_bytes(_lines(0, 5))
-    first = subprocess.run(
-        [*RUN, "-i", "first.jsonl", "-o", "out.jsonl", "--quiet"], capture_output=True, timeout=60
-    )
+    first = run_cli(*ARGS, "-i", "first.jsonl", "-o", "out.jsonl", "--quiet")
     assert first.returncode == 0, first.stderr.decode()
     keep: tuple[int, ...] = ()
     if kind == "fifo":
@@ -162,9 +162,7 @@ def test_a_utf16_file_is_refused_before_anything_runs(run_input: Callable[..., R
 
 def test_a_utf16_stdin_exits_2_with_one_line_and_sends_nothing(tmp_path: Path) -> None:
     data = '{"prompt": "a"}\n{"prompt": "b"}\n'.encode("utf-16")
-    result = subprocess.run(
-        [*RUN, "-i", "-", "-o", "out.jsonl", "--quiet"], input=data, capture_output=True, timeout=60
-    )
+    result = run_cli(*ARGS, "-i", "-", "-o", "out.jsonl", "--quiet", stdin=data)
     assert result.returncode == 2
     assert result.stderr.decode().splitlines() == [
         "error: stdin looks like UTF-16 text, but input must be UTF-8 JSONL; convert it on the "

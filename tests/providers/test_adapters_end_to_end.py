@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
 from lm_deluge_cli.providers.registry import load_registry
 from lm_deluge_cli.transport.base import Transport
 from lm_deluge_cli.types import HttpResponse, Prompt, SamplingParams
+from tests.cli_runner import run_cli
 
 from .conftest import RecordRequester, one_model_requester
 
@@ -301,12 +300,7 @@ def test_a_job_sprayed_across_providers_by_weight(
     # Unlimited run limits: providers without rate-limit headers are otherwise paced slowly.
     limits = ["--max-requests-per-minute", "0", "--max-tokens-per-minute", "0"]
     command = ["run", *models, *limits, "-i", "in.jsonl", "-o", "out.jsonl", "--json"]
-    result = subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", *command],
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
+    result = run_cli(*command, env=env)
     assert result.returncode == 0, result.stderr.decode()
     summary = json.loads(result.stdout)
     assert (summary["ok"], summary["failed"]) == (SPRAY_PROMPTS, 0)

@@ -1,9 +1,8 @@
-"""`lm-deluge embed` and `lm-deluge rerank` as commands: a SIGKILL mid-run, then a rerun that
-finishes without embedding again what was already written."""
+"""`lm-deluge embed` and `lm-deluge rerank` as commands: a SIGKILL mid-run (of a real
+process), then a rerun that finishes without embedding again what was already written."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -11,18 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lm_deluge_cli.mock.wire import embedding_vector, relevance_score
+from tests.cli_runner import cli_env, run_cli
 from tests.faults.support import KEY, Loopback
 from tests.retrieval.support import by_id, read_records, text_of, write_texts
 
 TEXTS = 2_000
 BATCH = 50
 CONCURRENCY = 4
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The environment of a CLI subprocess: no provider keys or base URLs but `extra`."""
-    kept = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
-    return {**kept, "LM_DELUGE_TOKENIZER": "heuristic", **extra}
 
 
 def complete_lines(path: Path) -> int:
@@ -36,14 +30,16 @@ def test_embed_killed_mid_run_resumes_without_embedding_finished_ids_again(
     output = tmp_path / "out.jsonl"
     server = loopback(latency_s=0.05)
     env = cli_env(OPENAI_BASE_URL=server.url, OPENAI_API_KEY=KEY)
-    argv = [sys.executable, "-m", "lm_deluge_cli", "embed"]
-    argv += ["-m", "openai:text-embedding-3-small", "-i", "in.jsonl", "-o", "out.jsonl"]
+    argv = ["embed", "-m", "openai:text-embedding-3-small", "-i", "in.jsonl", "-o", "out.jsonl"]
     argv += ["--no-cache", "--dimensions", "8", "--batch-size", str(BATCH)]
     argv += ["--max-concurrent-requests", str(CONCURRENCY)]
     argv += ["--max-requests-per-minute", "0", "--max-tokens-per-minute", "0"]
 
     process = subprocess.Popen(
-        argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "lm_deluge_cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while complete_lines(output) < 4 * BATCH and process.poll() is None:
@@ -56,7 +52,7 @@ def test_embed_killed_mid_run_resumes_without_embedding_finished_ids_again(
     assert BATCH <= written < TEXTS
     embedded_before = server.stats()["inputs_embedded"]
 
-    final = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, timeout=120)
+    final = run_cli(*argv, env=env, timeout=120)
     assert final.returncode == 0, final.stderr.decode()
 
     records = by_id(read_records(output))  # torn tails repaired, each id once
@@ -75,10 +71,10 @@ def test_embed_killed_mid_run_resumes_without_embedding_finished_ids_again(
 def test_rerank_command_sorts_a_query_run(tmp_path: Path) -> None:
     docs = [f"document {i} on subject {i % 5}" for i in range(30)]
     write_texts(tmp_path / "docs.jsonl", len(docs), text=lambda i: docs[i])
-    argv = [sys.executable, "-m", "lm_deluge_cli", "rerank", "-m", "mock:rerank"]
+    argv = ["rerank", "-m", "mock:rerank"]
     argv += ["-i", "docs.jsonl", "-o", "ranked.jsonl", "--no-cache"]
     argv += ["--query", "subject 3", "--max-requests-per-minute", "0"]
-    done = subprocess.run(argv, env=cli_env(), cwd=tmp_path, capture_output=True, timeout=60)
+    done = run_cli(*argv)
     assert done.returncode == 0, done.stderr.decode()
 
     records = read_records(tmp_path / "ranked.jsonl")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from lm_deluge_cli.io.export import export_latest
 from lm_deluge_cli.io.manifest import manifest_path, write_manifest
 from lm_deluge_cli.io.writer import ResultWriter, lock_path
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o000], ids=["umask022", "umask002", "umask000"])
@@ -53,13 +52,7 @@ def test_output_lock_and_manifest(tmp_path: Path, umask: int) -> None:
 def test_a_run_through_the_cli(tmp_path: Path, umask: int) -> None:
     (tmp_path / "in.jsonl").write_text('{"id": 1, "prompt": "hi"}\n')
     args = ["run", "-i", "in.jsonl", "-o", "out.jsonl", "-m", "mock:fast", "--no-cache"]
-    done = subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", *args],
-        cwd=tmp_path,
-        env={**os.environ, "LM_DELUGE_TOKENIZER": "heuristic"},
-        capture_output=True,
-        timeout=60,
-    )
+    done = run_cli(*args)
     assert done.returncode == 0, done.stderr
     check(tmp_path / "out.jsonl", umask)
     check(manifest_path(tmp_path / "out.jsonl"), umask)

@@ -8,8 +8,6 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from PIL import Image as PILImage
 
 from lm_deluge_cli.io.reader import BadLine, InputReader
 from lm_deluge_cli.types import Prompt
+from tests.cli_runner import run_cli
 
 OUTSIDE = "is outside the files root"
 
@@ -176,28 +175,23 @@ def test_nothing_outside_the_root_is_read(
 def test_the_cli_names_a_files_root_that_is_not_a_folder(tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_text('{"prompt": "hi"}\n')
     args = ["run", "-i", "in.jsonl", "-o", "out.jsonl", "-m", "mock:fast", "--files-root", "nope"]
-    done = subprocess.run(
-        [sys.executable, "-m", "lm_deluge_cli", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=60,
-    )
+    done = run_cli(*args)
     assert done.returncode == 2
     assert b"--files-root" in done.stderr and b"is not a folder" in done.stderr
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def test_the_run_command_confines_files_to_the_root(tree: Path) -> None:
+def test_the_run_command_confines_files_to_the_root(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lines = [
         {"id": "in", "messages": [{"role": "user", "content": [image("imgs/cat.png")]}]},
         {"id": "out", "messages": [{"role": "user", "content": [image("../secret.png")]}]},
     ]
     (tree / "root" / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    base = [sys.executable, "-m", "lm_deluge_cli", "run", "-m", "mock:fast", "-i", "in.jsonl"]
-    base += ["--no-cache", "-q"]
-    done = subprocess.run(
-        [*base, "-o", "out.jsonl", "--files-root", "."], cwd=tree / "root", capture_output=True
-    )
+    base = ["run", "-m", "mock:fast", "-i", "in.jsonl", "--no-cache", "-q"]
+    monkeypatch.chdir(tree / "root")
+    done = run_cli(*base, "-o", "out.jsonl", "--files-root", ".")
     assert done.returncode == 1, done.stderr.decode()
     records = {
         r["id"]: r for r in map(json.loads, (tree / "root" / "out.jsonl").read_text().splitlines())
@@ -206,10 +200,8 @@ def test_the_run_command_confines_files_to_the_root(tree: Path) -> None:
     assert records["out"]["error"]["type"] == "invalid_input"
     assert OUTSIDE in records["out"]["error"]["message"]
     # The same input without a root reads both.
-    free = subprocess.run([*base, "-o", "free.jsonl"], cwd=tree / "root", capture_output=True)
+    free = run_cli(*base, "-o", "free.jsonl")
     assert free.returncode == 0, free.stderr.decode()
     # The dry run applies the root too.
-    plan = subprocess.run(
-        [*base, "--dry-run", "--json", "--files-root", "."], cwd=tree / "root", capture_output=True
-    )
+    plan = run_cli(*base, "--dry-run", "--json", "--files-root", ".")
     assert json.loads(plan.stdout)["bad_lines"] == 1

@@ -1,5 +1,7 @@
 """The canary key never appears in anything a run produces: output, manifest, lock, cache,
-stdout, stderr (with --verbose), error records, nor the traceback of an internal error."""
+stdout, stderr (with --verbose), error records, nor the traceback of an internal error.
+
+Each run is a real process: what it prints as it shuts down is searched too."""
 
 from __future__ import annotations
 
