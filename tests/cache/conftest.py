@@ -1,5 +1,5 @@
 """Fixtures for the cache tests: stores of every backend (Redis runs from tests/redis_server.py),
-and a clock for those that keep their own expiry times."""
+and a clock for every backend but Redis, whose server keeps the time of its expiries."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import diskcache
 import pytest
 
 from lm_deluge_cli.cache import Cache, MemoryCache, SqliteCache, open_cache
 from tests.redis_server import RedisServer, StartRedis
 
-__all__ = ["ManualTime", "RedisServer", "StartRedis", "Store"]
+__all__ = ["LibraryTime", "ManualTime", "RedisServer", "StartRedis", "Store"]
 
 HAS_PLYVEL = importlib.util.find_spec("plyvel") is not None
 
@@ -36,7 +37,8 @@ SHARED_BACKENDS = ("diskcache", "sqlite", "redis")
 
 class ManualTime:
     """A clock that moves only when told to, for the backends that take one (memory, SQLite,
-    LevelDB). It starts at the wall clock's time: another process reads the same entries."""
+    LevelDB) and diskcache (`LibraryTime`). It starts at the wall clock's time: another
+    process reads the same entries."""
 
     def __init__(self) -> None:
         self.t = time.time()
@@ -46,6 +48,18 @@ class ManualTime:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+class LibraryTime:
+    """The `time` module as diskcache sees it: the time from `clock`, sleeps for real.
+
+    diskcache reads ``time.time()`` wherever it sets or checks an expiry (in SQL it runs
+    itself), so its entries expire on `clock` through the library's own code.
+    """
+
+    def __init__(self, clock: ManualTime) -> None:
+        self.time = clock
+        self.sleep = time.sleep
 
 
 @pytest.fixture
@@ -64,8 +78,7 @@ class Store:
     backend: str
     spec: str
     namespace: str | None = None
-    # The clock of a backend that keeps its own expiry times (None: diskcache reads the
-    # time inside the library, and Redis expires keys on the server).
+    # The clock the entries expire on (None: Redis expires keys on the server's clock).
     clock: ManualTime | None = None
     opened: list[Cache] = field(default_factory=list)
 
@@ -101,7 +114,10 @@ def _store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Stor
     if backend == "memory":
         return Store(backend, "memory:", clock=ManualTime())
     if backend == "diskcache":
-        return Store(backend, str(tmp_path / "diskcache"))
+        clock = ManualTime()
+        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setattr(diskcache.core, "time", LibraryTime(clock))
+        return Store(backend, str(tmp_path / "diskcache"), clock=clock)
     if backend == "sqlite":
         return Store(backend, str(tmp_path / "cache.sqlite"), clock=ManualTime())
     if backend == "leveldb":

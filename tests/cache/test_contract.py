@@ -21,7 +21,8 @@ pytestmark = pytest.mark.anyio
 
 # Long enough that a loaded machine reads the entry before it expires, short enough
 # that waiting it out costs little; the wait adds a margin for clocks and Redis. Stores
-# with a clock of their own (memory, SQLite, LevelDB) wait on it, not for real.
+# on a test clock (every backend but Redis, whose server keeps the time) wait on it, not
+# for real.
 SHORT_TTL_S = 0.3
 PAST_SHORT_TTL_S = 0.45
 
