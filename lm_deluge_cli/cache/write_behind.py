@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -62,7 +63,10 @@ class WriteBehind:
         interval_s: float = DEFAULT_INTERVAL_S,
         max_pending: int = DEFAULT_MAX_PENDING,
         flush_timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S,
+        interval_timer: Callable[[float], anyio.CancelScope] = anyio.move_on_after,
     ) -> None:
+        """`interval_timer(interval_s)` is the scope the task waits in for more entries,
+        ended by the time passing (a test gives one it ends itself)."""
         if batch_size < 1 or max_pending < batch_size:
             raise ValueError("need 1 <= batch_size <= max_pending")
         self.cache = cache
@@ -71,6 +75,7 @@ class WriteBehind:
         self.interval_s = interval_s
         self.max_pending = max_pending
         self.flush_timeout_s = flush_timeout_s
+        self._interval_timer = interval_timer
         self.dropped = 0
         self._queue: deque[tuple[str, bytes]] = deque()
         # The batch being stored counts toward the bound until it is stored.
@@ -135,7 +140,7 @@ class WriteBehind:
                     self._wake = anyio.Event()
                     if self._progress is not None and self._queue:
                         self._wake.set()  # someone waits in `synced`: store now
-                    with anyio.move_on_after(self.interval_s):
+                    with self._interval_timer(self.interval_s):
                         await self._wake.wait()
                     self._wake = None
                 if self._queue:

@@ -58,15 +58,39 @@ async def test_a_full_batch_is_stored_at_once_in_one_write() -> None:
     assert writer.statistics().pending == 0 and writer.dropped == 0
 
 
+class ManualTimer:
+    """The writer's interval timer, its time passing only when `elapse` says so."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[float, anyio.CancelScope]] = []
+
+    def __call__(self, interval_s: float) -> anyio.CancelScope:
+        scope = anyio.CancelScope()
+        self.waits.append((interval_s, scope))
+        return scope
+
+    def elapse(self) -> float:
+        """End the interval being waited for; its length."""
+        interval_s, scope = self.waits[-1]
+        scope.cancel()
+        return interval_s
+
+
 async def test_a_partial_batch_is_stored_after_the_interval() -> None:
     inner = Recording()
-    writer = WriteBehind(ResilientCache(inner), batch_size=100, interval_s=0.05)
+    timer = ManualTimer()
+    writer = WriteBehind(
+        ResilientCache(inner), batch_size=100, interval_s=0.05, interval_timer=timer
+    )
     async with anyio.create_task_group() as group:
         group.start_soon(writer.run)
         writer.put(key(1), b"v")
+        await anyio.wait_all_tasks_blocked()
+        assert inner.batches == []  # not before the interval
+        assert timer.elapse() == 0.05
         with anyio.fail_after(5):
             while not inner.batches:
-                await anyio.sleep(0.01)
+                await anyio.sleep(0.01)  # the store's thread
         assert inner.batches == [1]
         await writer.aclose()
 
