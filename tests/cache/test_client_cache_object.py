@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-import lm_deluge_cli.client as client_module
+import lm_deluge_cli.runner as runner_module
 from lm_deluge_cli import LLMClient
 from lm_deluge_cli.cache import CacheStats, MemoryCache
 from lm_deluge_cli.config import CacheConfig
@@ -26,7 +26,7 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[RunStats]:
         made.append(stats)
         return stats
 
-    monkeypatch.setattr(client_module, "RunStats", capture)
+    monkeypatch.setattr(runner_module, "RunStats", capture)
     return made
 
 
