@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
@@ -258,17 +259,16 @@ class LLMClient:
         show_progress: bool = False,
     ) -> list[AgentResult]:
         """`run_agent_loops_async` for code that is not async."""
-
-        async def go() -> list[AgentResult]:
-            return await self.run_agent_loops_async(
+        return anyio.run(
+            functools.partial(
+                self.run_agent_loops_async,
                 conversations,
                 tools=tools,
                 max_rounds=max_rounds,
                 tool_choice=tool_choice,
                 show_progress=show_progress,
             )
-
-        return anyio.run(go)
+        )
 
     def process_prompts_sync(
         self,
@@ -280,17 +280,16 @@ class LLMClient:
         tool_choice: str | None = None,
     ) -> list[Any]:
         """`process_prompts_async` for code that is not async."""
-
-        async def go() -> list[Any]:
-            return await self.process_prompts_async(
+        return anyio.run(
+            functools.partial(
+                self.process_prompts_async,
                 prompts,
                 show_progress=show_progress,
                 return_completions_only=return_completions_only,
                 tools=tools,
                 tool_choice=tool_choice,
             )
-
-        return anyio.run(go)
+        )
 
 
 async def _prompts(prompts: Sequence[PromptInput]) -> AsyncIterator[Prompt | BadLine]:

@@ -67,7 +67,9 @@ async def run_agent_loops(
     stop = stop or anyio.Event()
     prompts_send, prompts_recv = anyio.create_memory_object_stream[Prompt | BadLine](math.inf)
     rounds_send, rounds_recv = anyio.create_memory_object_stream[Result](math.inf)
-    room = anyio.Semaphore(max(1, int(requester.concurrency.total_tokens) * CONVERSATIONS_PER_SLOT))
+    room = anyio.Semaphore(
+        max(1, int(requester.sender.concurrency.total_tokens) * CONVERSATIONS_PER_SLOT)
+    )
     loops: dict[int, Loop] = {}
     reading = True
 

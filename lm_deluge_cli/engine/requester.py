@@ -27,11 +27,9 @@ from lm_deluge_cli.engine.reuse import (
     shared_record,
 )
 from lm_deluge_cli.engine.sender import Outgoing, RequestFailedError, Sender
-from lm_deluge_cli.engine.slots import Slots
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.warmup import Admission, PrefixGate, cache_prefix
 from lm_deluge_cli.errors import (
-    AllModelsDeadError,
     EmptyAnswerError,
     SchemaValidationError,
     UsageError,
@@ -103,35 +101,6 @@ class Requester:
         # Per model (by id: the slots live as long as this), the job's sampling as sent to it
         # and its request keys, for the lines that sample as the job says.
         self._job_sampling: dict[int, tuple[SamplingParams, RequestKeys | None]] = {}
-
-    def halt(self) -> None:
-        """Send nothing more; requests already sent still complete, prompts not sent get
-        no record."""
-        self.sender.halt()
-
-    @property
-    def concurrency(self) -> Slots:
-        return self.sender.concurrency
-
-    @property
-    def budget(self) -> SpendCap | None:
-        """The spending cap, if the job has one (the sender's)."""
-        return self.sender.budget
-
-    @property
-    def fatal(self) -> AllModelsDeadError | None:
-        """Set when every model refused its key or quota: the run cannot go on."""
-        return self.sender.fatal
-
-    @property
-    def cap_reached(self) -> bool:
-        """Whether the spending cap refused a request: the run should stop dispatching."""
-        return self.sender.cap_reached
-
-    @property
-    def should_stop(self) -> bool:
-        """Whether the run cannot usefully go on (every model dead, or the cap reached)."""
-        return self.sender.should_stop
 
     async def process(self, prompt: Prompt) -> Result | None:
         """Run one prompt to its final record (ok or error), or None if the run halted first.

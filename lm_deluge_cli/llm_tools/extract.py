@@ -9,6 +9,7 @@ out for them, with a warning) and for the descriptions a schema's fields may hol
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -209,11 +210,7 @@ async def extract_async(
 
 def extract(inputs: Sequence[Any], schema: Any, **kwargs: Any) -> list[Any]:
     """`extract_async` for code that is not async (same arguments)."""
-
-    async def go() -> list[Any]:
-        return await extract_async(inputs, schema, **kwargs)
-
-    return anyio.run(go)
+    return anyio.run(functools.partial(extract_async, inputs, schema, **kwargs))
 
 
 def _value(result: Result, model_class: Any) -> Any:

@@ -13,6 +13,7 @@ with ``--refresh-cache`` to send it again rather than reuse it).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -210,8 +211,4 @@ def _values(results: list[Result], *, probabilities: bool) -> list[Any]:
 
 def score(items: Sequence[Any], question: str, **kwargs: Any) -> list[Any]:
     """`score_async` for code that is not async (same arguments)."""
-
-    async def go() -> list[Any]:
-        return await score_async(items, question, **kwargs)
-
-    return anyio.run(go)
+    return anyio.run(functools.partial(score_async, items, question, **kwargs))

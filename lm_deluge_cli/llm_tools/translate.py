@@ -4,6 +4,7 @@ ok record whose translation is the text itself, counted in ``stats.passed_throug
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,4 @@ def _translations(results: list[Result]) -> list[Any]:
 
 def translate(texts: Sequence[str], **kwargs: Any) -> list[Any]:
     """`translate_async` for code that is not async (same arguments)."""
-
-    async def go() -> list[Any]:
-        return await translate_async(texts, **kwargs)
-
-    return anyio.run(go)
+    return anyio.run(functools.partial(translate_async, texts, **kwargs))

@@ -3,6 +3,7 @@ named them, running through the same engine as `lm-deluge embed` and `lm-deluge 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -185,11 +186,7 @@ def embed_parallel_sync(
     texts: Sequence[str], model: str = DEFAULT_EMBED_MODEL, **kwargs: Any
 ) -> list[EmbeddingResult]:
     """`embed_parallel_async` for code that is not async."""
-
-    async def go() -> list[EmbeddingResult]:
-        return await embed_parallel_async(texts, model, **kwargs)
-
-    return anyio.run(go)
+    return anyio.run(functools.partial(embed_parallel_async, texts, model, **kwargs))
 
 
 def _embedding(index: int, text: str, record: Record | None) -> EmbeddingResult:

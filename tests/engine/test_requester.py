@@ -229,7 +229,7 @@ async def test_insufficient_quota_is_fatal_and_not_retried() -> None:
     record = await record_of(requester, prompt())
     assert record["status"] == "error"
     assert len(transport.requests) == 1
-    assert requester.fatal is not None
+    assert requester.sender.fatal is not None
     assert stats.dead_models == ["openai:gpt-4.1-mini"]
 
 
@@ -240,7 +240,7 @@ async def test_auth_failure_moves_to_the_other_model() -> None:
     records = [await record_of(requester, prompt(i)) for i in range(20)]
     assert all(r["status"] == "ok" and r["model"] == "openai:good" for r in records)
     assert len(bad.requests) == 1, "a dead model gets no more requests"
-    assert requester.fatal is None
+    assert requester.sender.fatal is None
     assert stats.dead_models == ["openai:bad"]
 
 
@@ -387,8 +387,8 @@ async def test_spend_cap_stops_sending_and_is_never_exceeded() -> None:
     requester, stats = make_requester({"openai:gpt-4.1-mini": transport}, budget=budget)
     records = await process_all(requester, 50)
     sent = [r for r in records if r is not None]
-    assert requester.cap_reached and stats.cost_cap_reached
-    assert requester.should_stop
+    assert requester.sender.cap_reached and stats.cost_cap_reached
+    assert requester.sender.should_stop
     # Each request cost less than its estimate, so a fourth fitted once three had finished.
     assert len(sent) == 4
     assert len(transport.overlap) == len(sent)

@@ -59,7 +59,7 @@ async def test_a_run_wide_auto_limit_is_learned_per_model() -> None:
     # The run no longer limits requests; its token limit stays.
     run = a.limits.limiters[-1].statistics()
     assert run.requests_per_minute is None and run.tokens_per_minute == 100_000.0
-    assert requester.budget is None
+    assert requester.sender.budget is None
 
 
 async def test_one_model_can_learn_while_the_run_keeps_numbers() -> None:
@@ -72,7 +72,7 @@ async def test_one_model_can_learn_while_the_run_keeps_numbers() -> None:
 
 async def test_max_cost_builds_a_cap_and_needs_prices() -> None:
     requester = await build((ModelEntry("mock:standard"),), Limits(max_cost=2.0))
-    assert requester.budget is not None and requester.budget.max_usd == 2.0
+    assert requester.sender.budget is not None and requester.sender.budget.max_usd == 2.0
     with pytest.raises(ConfigError, match="mock:unpriced"):
         await build((ModelEntry("mock:unpriced"),), Limits(max_cost=2.0))
 

@@ -207,7 +207,7 @@ class RecordRequester:
 
     @property
     def fatal(self) -> Exception | None:
-        return self.requester.fatal
+        return self.requester.sender.fatal
 
     async def process(self, prompt: Prompt) -> dict[str, Any] | None:
         result = await self.requester.process(prompt)
