@@ -29,7 +29,7 @@ from lm_deluge_cli.providers.anthropic_turns import (
     with_cache_control,
 )
 from lm_deluge_cli.providers.base import Endpoint, error_text
-from lm_deluge_cli.providers.parts import header_int
+from lm_deluge_cli.providers.parts import header_int, named_function
 from lm_deluge_cli.results import Completion
 from lm_deluge_cli.types import (
     HttpRequest,
@@ -305,11 +305,9 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
         return {}
     if isinstance(choice, str) and choice in _TOOL_CHOICES:
         return {"type": _TOOL_CHOICES[choice]}
-    named = isinstance(choice, dict) and choice.get("type", "function") == "function"
-    function = choice.get("function") if named else None
-    name = function.get("name") if isinstance(function, dict) else None
-    if isinstance(name, str) and name:
-        return {"type": "tool", "name": name}
+    function = named_function(choice)
+    if function is not None and function["name"] and choice.get("type", "function") == "function":
+        return {"type": "tool", "name": function["name"]}
     raise unsendable(
         f'tool_choice {choice!r} is not supported; it takes "auto", "none", "required" '
         'or one function: {"type": "function", "function": {"name": …}}'
@@ -317,8 +315,8 @@ def _tool_choice(choice: Any) -> dict[str, Any]:
 
 
 def _tool_definition(tool: Any, where: str) -> Message:
-    function = tool.get("function") if isinstance(tool, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+    function = named_function(tool)
+    if function is None:
         raise unsendable("tools: only function tools with a name can be sent")
     schema = function.get("parameters") or {"type": "object", "properties": {}}
     described = {"description": function["description"]} if function.get("description") else {}

@@ -11,7 +11,7 @@ import orjson
 
 from lm_deluge_cli.errors import APIError
 from lm_deluge_cli.providers.anthropic_answer import THINKING_BLOCKS
-from lm_deluge_cli.providers.parts import parse_data_url
+from lm_deluge_cli.providers.parts import named_function, parse_data_url
 from lm_deluge_cli.types import Message
 
 __all__ = ["IMAGE_MEDIA_TYPES", "translate_messages", "unsendable", "with_cache_control"]
@@ -201,8 +201,8 @@ def _file(file: Any, where: str) -> Message:
 
 
 def _tool_use(call: Any, where: str) -> Message:
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+    function = named_function(call)
+    if function is None:
         raise unsendable(f"{where}.tool_calls has a call without function.name")
     arguments = function.get("arguments") or "{}"
     try:

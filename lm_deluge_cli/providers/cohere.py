@@ -25,6 +25,7 @@ from lm_deluge_cli.providers.parts import (
     function_tools,
     header_int,
     image_url,
+    named_function,
     read_body,
     text_of,
     tool_call,
@@ -184,8 +185,8 @@ def _user_content(content: Any) -> Any:
 
 
 def _tool_call(call: Any) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+    function = named_function(call)
+    if function is None:
         raise unsupported("an assistant tool call needs function.name")
     arguments = function.get("arguments")
     if not isinstance(arguments, str):  # Cohere wants a JSON string, as OpenAI sends it
@@ -207,8 +208,8 @@ def _extra_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(choice, str) and choice in _TOOL_CHOICE:
         fields["tool_choice"] = _TOOL_CHOICE[choice]
     elif choice not in (None, "auto"):
-        function = choice.get("function") if isinstance(choice, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
+        function = named_function(choice)
+        if function is not None:
             raise unsupported(
                 f"Cohere cannot force a call of one function (tool_choice names "
                 f"{function['name']!r}); use tool_choice 'required' to force some tool call"

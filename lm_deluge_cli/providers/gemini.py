@@ -24,6 +24,7 @@ from lm_deluge_cli.providers.parts import (
     function_tools,
     image_url,
     media_type_of_url,
+    named_function,
     parse_arguments,
     parse_data_url,
     read_body,
@@ -250,8 +251,8 @@ def _model_parts(
     if content and replayed is None:
         parts.append({"text": text_of(content, "assistant")})
     for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        function = named_function(call)
+        if function is None:
             raise unsupported("an assistant tool call needs function.name")
         name = function["name"]
         if isinstance(call.get("id"), str):
@@ -363,10 +364,9 @@ def _declarations(tools: Any) -> list[dict[str, Any]]:
 def _calling_config(choice: Any) -> dict[str, Any]:
     if isinstance(choice, str) and choice in _TOOL_CHOICE:
         return {"mode": _TOOL_CHOICE[choice]}
-    function = choice.get("function") if isinstance(choice, dict) else None
-    name = function.get("name") if isinstance(function, dict) else None
-    if isinstance(name, str) and name:
-        return {"mode": "ANY", "allowedFunctionNames": [name]}
+    function = named_function(choice)
+    if function is not None and function["name"]:
+        return {"mode": "ANY", "allowedFunctionNames": [function["name"]]}
     raise unsupported(
         f'Gemini cannot express tool_choice {choice!r}; it takes "auto", "none", '
         '"required" or one function: {"type": "function", "function": {"name": …}}'

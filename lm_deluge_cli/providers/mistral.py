@@ -27,6 +27,7 @@ from lm_deluge_cli.providers.parts import (
     finish_reason,
     function_calls,
     header_int,
+    named_function,
     ordered_choices,
     read_body,
     schema_response_format,
@@ -240,12 +241,8 @@ def _content_chunks(content: Any) -> list[Any]:
 def _tool_choice(choice: Any) -> Any:
     if isinstance(choice, str) and choice in _TOOL_CHOICES:
         return choice
-    function = choice.get("function") if isinstance(choice, dict) else None
-    if (
-        isinstance(function, dict)
-        and isinstance(function.get("name"), str)
-        and choice.get("type", "function") == "function"
-    ):
+    function = named_function(choice)
+    if function is not None and choice.get("type", "function") == "function":
         return {"type": "function", "function": {"name": function["name"]}}
     raise unsupported(
         f"Mistral cannot express tool_choice {choice!r}: it takes 'auto', 'none', 'any', "

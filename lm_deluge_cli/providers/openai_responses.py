@@ -36,10 +36,12 @@ from lm_deluge_cli.providers.parts import (
     PARSE_ERRORS,
     bearer_json_request,
     image_url,
+    named_function,
     parse_arguments,
     parse_data_url,
     schema_response_format,
     text_of,
+    tool_functions,
     unreadable,
     unsupported,
 )
@@ -260,8 +262,8 @@ def _assistant_items(message: Message) -> list[dict[str, Any]]:
         part = {"type": "output_text", "text": text, "annotations": []}
         items.append({"role": "assistant", "content": [part]})
     for call in message.get("tool_calls") or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        function = named_function(call)
+        if function is None:
             raise unsupported("an assistant tool call needs function.name")
         if not isinstance(call.get("id"), str) or not call["id"]:
             raise unsupported("an assistant tool call needs an id")
@@ -305,23 +307,16 @@ def _tool_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(choice, str) and choice in _TOOL_CHOICES:
         fields["tool_choice"] = choice
         return fields
-    function = choice.get("function") if isinstance(choice, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+    function = named_function(choice)
+    if function is None:
         raise unsupported(f"the Responses API cannot express tool_choice {choice!r}")
     fields["tool_choice"] = {"type": "function", "name": function["name"]}
     return fields
 
 
 def _tools(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise unsupported("tools must be a list of function tools")
     flat: list[dict[str, Any]] = []
-    for tool in tools:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise unsupported("only function tools can be sent")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise unsupported("a function tool needs function.name")
+    for function in tool_functions(tools, "only function tools can be sent"):
         definition: dict[str, Any] = {"type": "function", "name": function["name"]}
         if function.get("description"):
             definition["description"] = function["description"]

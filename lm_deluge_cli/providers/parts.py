@@ -37,6 +37,7 @@ __all__ = [
     "header_int",
     "image_url",
     "media_type_of_url",
+    "named_function",
     "ordered_choices",
     "parse_arguments",
     "parse_data_url",
@@ -44,6 +45,7 @@ __all__ = [
     "schema_response_format",
     "text_of",
     "tool_call",
+    "tool_functions",
     "unreadable",
     "unsupported",
 ]
@@ -242,20 +244,38 @@ def strict_compatible(schema: Any) -> bool:
     return all(strict_compatible(value) for value in schema.values())
 
 
+def named_function(value: Any) -> dict[str, Any] | None:
+    """The ``function`` of an OpenAI tool, tool call or tool_choice when it is an object with
+    a string name, else None."""
+    function = value.get("function") if isinstance(value, dict) else None
+    if isinstance(function, dict) and isinstance(function.get("name"), str):
+        return function
+    return None
+
+
+def tool_functions(tools: Any, not_function: str) -> list[dict[str, Any]]:
+    """The ``function`` objects of an OpenAI ``tools`` list, each with a string name;
+    `not_function` is the error for an entry that is not a function tool."""
+    if not isinstance(tools, list):
+        raise unsupported("tools must be a list of function tools")
+    functions: list[dict[str, Any]] = []
+    for tool in tools:
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise unsupported(not_function)
+        function = named_function(tool)
+        if function is None:
+            raise unsupported("a function tool needs function.name")
+        functions.append(function)
+    return functions
+
+
 def function_tools(tools: Any, provider: str) -> list[dict[str, Any]]:
     """OpenAI function tools as ``{"name", "description"?, "parameters"?}`` dicts.
 
     Only the fields every provider understands are kept (OpenAI's ``strict`` is not).
     """
-    if not isinstance(tools, list):
-        raise unsupported("tools must be a list of function tools")
     functions: list[dict[str, Any]] = []
-    for tool in tools:
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise unsupported(f"{provider} takes only function tools")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            raise unsupported("a function tool needs function.name")
+    for function in tool_functions(tools, f"{provider} takes only function tools"):
         kept = {"name": function["name"]}
         kept.update({k: function[k] for k in ("description", "parameters") if function.get(k)})
         functions.append(kept)

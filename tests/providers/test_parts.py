@@ -15,6 +15,7 @@ from lm_deluge_cli.providers.parts import (
     header_int,
     image_url,
     media_type_of_url,
+    named_function,
     parse_arguments,
     parse_data_url,
     schema_response_format,
@@ -191,6 +192,25 @@ def test_function_tools_keep_what_every_provider_understands() -> None:
 def test_function_tools_refuse_the_rest(tools: Any, says: str) -> None:
     with pytest.raises(APIError, match=says):
         function_tools(tools, "X")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"type": "function", "function": {"name": "f", "x": 1}}, {"name": "f", "x": 1}),
+        (
+            {"id": "c1", "function": {"name": "", "arguments": "{}"}},
+            {"name": "", "arguments": "{}"},
+        ),
+        ({"function": {"name": 3}}, None),
+        ({"function": "f"}, None),
+        ({"name": "f"}, None),
+        ("required", None),
+        (None, None),
+    ],
+)
+def test_named_function(value: Any, expected: dict[str, Any] | None) -> None:
+    assert named_function(value) == expected
 
 
 @pytest.mark.parametrize(
