@@ -20,6 +20,7 @@ __all__ = [
     "Result",
     "ToolCall",
     "Usage",
+    "decoded_arguments",
 ]
 
 # Why a model stopped, in one vocabulary for every provider (its own value is kept beside):
@@ -149,6 +150,18 @@ class ToolCall:
             arguments = orjson.dumps(self.arguments).decode()
         function = {"name": self.name, "arguments": arguments}
         return {"id": self.id, "type": "function", "function": function}
+
+
+def decoded_arguments(raw: Any) -> dict[str, Any] | None:
+    """The arguments of a tool call in a conversation (OpenAI's ``function.arguments``) as an
+    object: JSON text decoded, an object as is, none at all as {}; None when they are not a
+    JSON object."""
+    raw = raw or "{}"
+    try:
+        parsed = orjson.loads(raw) if isinstance(raw, str) else raw
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 @dataclass(frozen=True, slots=True)

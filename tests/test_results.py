@@ -9,7 +9,16 @@ from typing import Any
 
 import pytest
 
-from lm_deluge_cli.results import Answer, Completion, ErrorInfo, Reasoning, Result, ToolCall, Usage
+from lm_deluge_cli.results import (
+    Answer,
+    Completion,
+    ErrorInfo,
+    Reasoning,
+    Result,
+    ToolCall,
+    Usage,
+    decoded_arguments,
+)
 
 ANSWER = Answer(
     "hi",
@@ -80,3 +89,20 @@ def test_usage_reads_back_from_its_record(record: dict[str, Any], usage: Usage) 
 
 def test_usages_add_up() -> None:
     assert Usage(1, 2, 3, 4, 5, 6) + Usage(10, 20, 30, 40, 50, 60) == Usage(11, 22, 33, 44, 55, 66)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('{"city": "Paris"}', {"city": "Paris"}),
+        ({"city": "Paris"}, {"city": "Paris"}),
+        (None, {}),
+        ("", {}),
+        ("{oops", None),
+        ("[1]", None),
+        ([1], None),
+        (7, None),
+    ],
+)
+def test_decoded_arguments(raw: Any, expected: dict[str, Any] | None) -> None:
+    assert decoded_arguments(raw) == expected

@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from lm_deluge_cli.conversation.local_files import BaseDir, base_folder, local_source
 from lm_deluge_cli.conversation.message import Message
 from lm_deluge_cli.conversation.parts import (
@@ -36,6 +34,7 @@ from lm_deluge_cli.conversation.parts import (
     ToolResult,
 )
 from lm_deluge_cli.images import WIRE_LIMITS, Image, ImageLimits
+from lm_deluge_cli.results import decoded_arguments
 
 __all__ = [
     "anthropic_messages",
@@ -312,12 +311,8 @@ def _openai_call(call: Any, at: str) -> ToolCall:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(call.get("id"), str):
         raise ConversionError(at, "a tool call needs an 'id' and a 'function'")
-    raw = function.get("arguments") or "{}"
-    try:
-        arguments = orjson.loads(raw) if isinstance(raw, str) else raw
-    except orjson.JSONDecodeError:
-        arguments = None
-    if not isinstance(arguments, dict) or not isinstance(function.get("name"), str):
+    arguments = decoded_arguments(function.get("arguments"))
+    if arguments is None or not isinstance(function.get("name"), str):
         raise ConversionError(at, "a tool call needs function.name and JSON object arguments")
     try:
         control = _cache_control(call)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import orjson
-
 from lm_deluge_cli.errors import APIError
 from lm_deluge_cli.providers.anthropic_answer import THINKING_BLOCKS
 from lm_deluge_cli.providers.parts import named_function, parse_data_url
+from lm_deluge_cli.results import decoded_arguments
 from lm_deluge_cli.types import Message
 
 __all__ = ["IMAGE_MEDIA_TYPES", "translate_messages", "unsendable", "with_cache_control"]
@@ -204,12 +203,8 @@ def _tool_use(call: Any, where: str) -> Message:
     function = named_function(call)
     if function is None:
         raise unsendable(f"{where}.tool_calls has a call without function.name")
-    arguments = function.get("arguments") or "{}"
-    try:
-        parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict) or not isinstance(call.get("id"), str):
+    parsed = decoded_arguments(function.get("arguments"))
+    if parsed is None or not isinstance(call.get("id"), str):
         raise unsendable(f"{where}.tool_calls needs an id and JSON object arguments in each call")
     block = {"type": "tool_use", "id": call["id"], "name": function["name"], "input": parsed}
     return with_cache_control(block, call, where)
