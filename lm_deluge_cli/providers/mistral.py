@@ -6,6 +6,7 @@ text, and a signed one is kept whole (a ``mistral`` reasoning part) to be sent b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from lm_deluge_cli.providers.parts import (
     function_calls,
     header_int,
     named_function,
+    openai_usage,
     ordered_choices,
     read_body,
     schema_response_format,
@@ -326,18 +328,11 @@ def _thinking_text(thinking: Any) -> str:
 
 def _usage(raw: Any) -> Usage:
     """prompt_tokens counts the cached ones (billed at a tenth), completion_tokens the
-    reasoning ones."""
-    if raw is None:
-        return Usage()
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
-    cached = prompt_details.get("cached_tokens")
-    return Usage(
-        input_tokens=count(raw.get("prompt_tokens")),
-        output_tokens=count(raw.get("completion_tokens")),
-        cached_input_tokens=count(cached if cached is not None else raw.get("num_cached_tokens")),
-        reasoning_tokens=count(completion_details.get("reasoning_tokens")),
-    )
+    reasoning ones; the cached ones are num_cached_tokens where the details do not say."""
+    usage = openai_usage(raw, "prompt_tokens", "completion_tokens")
+    if raw is None or (raw.get("prompt_tokens_details") or {}).get("cached_tokens") is not None:
+        return usage
+    return dataclasses.replace(usage, cached_input_tokens=count(raw.get("num_cached_tokens")))
 
 
 def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None:

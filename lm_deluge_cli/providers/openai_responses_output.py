@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lm_deluge_cli.providers.parts import count, tool_call
+from lm_deluge_cli.providers.parts import openai_usage, tool_call
 from lm_deluge_cli.results import Answer, Reasoning, ToolCall, Usage
 
 __all__ = ["FORMAT", "responses_answer", "responses_usage"]
@@ -69,17 +69,7 @@ def responses_answer(data: Mapping[str, Any]) -> Answer:
 def responses_usage(raw: Any) -> Usage:
     """The response's usage; output_tokens counts the reasoning tokens, as Chat Completions'
     completion_tokens does."""
-    if raw is None:
-        return Usage()
-    input_details = raw.get("input_tokens_details") or {}
-    output_details = raw.get("output_tokens_details") or {}
-    return Usage(
-        input_tokens=count(raw.get("input_tokens")),
-        output_tokens=count(raw.get("output_tokens")),
-        cached_input_tokens=count(input_details.get("cached_tokens")),
-        reasoning_tokens=count(output_details.get("reasoning_tokens")),
-        cache_write_tokens=count(input_details.get("cache_write_tokens")),
-    )
+    return openai_usage(raw, "input_tokens", "output_tokens")
 
 
 def _read_part(

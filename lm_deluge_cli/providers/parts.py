@@ -22,7 +22,7 @@ import orjson
 from lm_deluge_cli.errors import APIError, APIResponseValidationError, APIStatusError
 from lm_deluge_cli.providers.base import Endpoint, response_snippet
 from lm_deluge_cli.redaction import redact_keys
-from lm_deluge_cli.results import FINISH_REASONS, ToolCall
+from lm_deluge_cli.results import FINISH_REASONS, ToolCall, Usage
 from lm_deluge_cli.types import HttpRequest, HttpResponse
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "image_url",
     "media_type_of_url",
     "named_function",
+    "openai_usage",
     "ordered_choices",
     "parse_arguments",
     "parse_data_url",
@@ -290,6 +291,23 @@ def count(value: Any) -> int:
         raise TypeError(f"token count is {type(value).__name__}, not a number")
     # int() of a float: some providers (Cohere) send counts as doubles.
     return int(float(value)) if isinstance(value, float | str) else value
+
+
+def openai_usage(raw: Any, input: str, output: str) -> Usage:
+    """An OpenAI-shaped usage block: `input` and `output` name its two counts (Chat
+    Completions' prompt_tokens and completion_tokens, the Responses API's input_tokens and
+    output_tokens), and their ``_details`` the cached, cache-write and reasoning tokens."""
+    if raw is None:
+        return Usage()
+    input_details = raw.get(f"{input}_details") or {}
+    output_details = raw.get(f"{output}_details") or {}
+    return Usage(
+        input_tokens=count(raw.get(input)),
+        output_tokens=count(raw.get(output)),
+        cached_input_tokens=count(input_details.get("cached_tokens")),
+        reasoning_tokens=count(output_details.get("reasoning_tokens")),
+        cache_write_tokens=count(input_details.get("cache_write_tokens")),
+    )
 
 
 def header_int(value: str | None) -> int | None:

@@ -150,6 +150,15 @@ def test_an_empty_thinking_chunk_is_no_reasoning() -> None:
             {"prompt_tokens": 9, "completion_tokens": 2, "prompt_tokens_details": None},
             Usage(9, 2),
         ),
+        (
+            {
+                "prompt_tokens": 9,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "num_cached_tokens": 4,
+            },
+            Usage(9, 2),
+        ),
     ],
 )
 def test_usage_details(usage: dict[str, Any], expected: Usage) -> None:

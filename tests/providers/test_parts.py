@@ -16,6 +16,7 @@ from lm_deluge_cli.providers.parts import (
     image_url,
     media_type_of_url,
     named_function,
+    openai_usage,
     parse_arguments,
     parse_data_url,
     schema_response_format,
@@ -24,6 +25,7 @@ from lm_deluge_cli.providers.parts import (
     unsupported,
 )
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
+from lm_deluge_cli.results import Usage
 from lm_deluge_cli.types import HttpResponse
 
 PNG = "iVBORw0KGgo="  # the PNG signature, base64
@@ -211,6 +213,36 @@ def test_function_tools_refuse_the_rest(tools: Any, says: str) -> None:
 )
 def test_named_function(value: Any, expected: dict[str, Any] | None) -> None:
     assert named_function(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "names", "expected"),
+    [
+        (None, ("input_tokens", "output_tokens"), Usage()),
+        (
+            {
+                "input_tokens": 30,
+                "output_tokens": 12,
+                "input_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 5},
+                "output_tokens_details": {"reasoning_tokens": 8},
+            },
+            ("input_tokens", "output_tokens"),
+            Usage(30, 12, cached_input_tokens=20, reasoning_tokens=8, cache_write_tokens=5),
+        ),
+        (
+            {
+                "prompt_tokens": 9,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {"cached_tokens": 4},
+                "completion_tokens_details": None,
+            },
+            ("prompt_tokens", "completion_tokens"),
+            Usage(9, 2, cached_input_tokens=4),
+        ),
+    ],
+)
+def test_openai_usage(raw: Any, names: tuple[str, str], expected: Usage) -> None:
+    assert openai_usage(raw, *names) == expected
 
 
 @pytest.mark.parametrize(
