@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers import anthropic_messages, gemini, openai_chat, openai_responses
 from lm_deluge_cli.providers.anthropic_messages import AnthropicMessagesAdapter
-from lm_deluge_cli.providers.base import Adapter, Endpoint
+from lm_deluge_cli.providers.base import Adapter, Endpoint, registered
 from lm_deluge_cli.providers.bedrock import BedrockAnthropicAdapter
 from lm_deluge_cli.providers.cohere import CohereV2Adapter
 from lm_deluge_cli.providers.gemini import GeminiAdapter
@@ -32,10 +31,7 @@ _ADAPTERS: dict[str, Adapter] = {
 
 def adapter_for(wire_format: str) -> Adapter:
     """The adapter that speaks `wire_format`."""
-    try:
-        return _ADAPTERS[wire_format]
-    except KeyError:
-        raise ConfigError(f"no adapter for wire format {wire_format!r}") from None
+    return registered(_ADAPTERS, wire_format, "adapter")
 
 
 _MAX_OUTPUT_TOKENS: dict[str, Callable[[Endpoint, SamplingParams], int]] = {

@@ -6,10 +6,11 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo
 from lm_deluge_cli.redaction import redact_keys
 from lm_deluge_cli.results import Completion
@@ -22,7 +23,14 @@ from lm_deluge_cli.types import (
     SamplingParams,
 )
 
-__all__ = ["Adapter", "Endpoint", "error_object", "error_text", "response_snippet"]
+__all__ = [
+    "Adapter",
+    "Endpoint",
+    "error_object",
+    "error_text",
+    "registered",
+    "response_snippet",
+]
 
 MAX_ERROR_MESSAGE_CHARS = 500
 # How much of a body that is not a JSON error object is quoted in a message.
@@ -35,6 +43,8 @@ MAX_HTML_BYTES = 8192
 _HTML = re.compile(rb"\s*<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE)
 _HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
+
+_A = TypeVar("_A")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,15 @@ class Adapter(Protocol):
     def rate_limit_info(self, headers: Mapping[str, str]) -> RateLimitInfo:
         """What the provider's rate-limit headers say."""
         ...
+
+
+def registered(adapters: Mapping[str, _A], wire_format: str, kind: str) -> _A:
+    """The adapter of `adapters` that speaks `wire_format`; the ConfigError for none names
+    the `kind` of adapter asked for."""
+    try:
+        return adapters[wire_format]
+    except KeyError:
+        raise ConfigError(f"no {kind} for wire format {wire_format!r}") from None
 
 
 def response_snippet(body: bytes, secret: str | None, limit: int = MAX_SNIPPET_CHARS) -> str:

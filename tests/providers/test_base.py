@@ -7,12 +7,14 @@ import dataclasses
 import orjson
 import pytest
 
+from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.providers.base import (
     MAX_ERROR_MESSAGE_CHARS,
     MAX_SNIPPET_CHARS,
     Endpoint,
     error_object,
     error_text,
+    registered,
     response_snippet,
 )
 from lm_deluge_cli.providers.registry import ModelInfo, ProviderInfo, load_registry
@@ -161,3 +163,10 @@ def test_an_endpoint_speaks_its_model_s_wire_format_else_its_provider_s() -> Non
     plain = ModelInfo("openai:gpt-4o", "openai", "gpt-4o")
     assert Endpoint("a", own, provider, provider.base_url).wire_format == "openai_responses"
     assert Endpoint("b", plain, provider, provider.base_url).wire_format == "openai_chat"
+
+
+def test_registered_finds_an_adapter_or_names_the_kind_missing() -> None:
+    adapters = {"openai_chat": "chat adapter"}
+    assert registered(adapters, "openai_chat", "adapter") == "chat adapter"
+    with pytest.raises(ConfigError, match=r"^no adapter for wire format 'smoke_signals'$"):
+        registered(adapters, "smoke_signals", "adapter")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lm_deluge_cli.errors import ConfigError
+from lm_deluge_cli.providers.base import registered
 from lm_deluge_cli.providers.retrieval import (
     base,
     cohere,
@@ -58,15 +58,9 @@ _RERANK_ADAPTERS: dict[str, RerankAdapter] = {
 
 def embed_adapter_for(format: str) -> EmbedAdapter:
     """The adapter that speaks the embeddings wire format `format`."""
-    try:
-        return _EMBED_ADAPTERS[format]
-    except KeyError:
-        raise ConfigError(f"no embeddings adapter for wire format {format!r}") from None
+    return registered(_EMBED_ADAPTERS, format, "embeddings adapter")
 
 
 def rerank_adapter_for(format: str) -> RerankAdapter:
     """The adapter that speaks the rerank wire format `format`."""
-    try:
-        return _RERANK_ADAPTERS[format]
-    except KeyError:
-        raise ConfigError(f"no rerank adapter for wire format {format!r}") from None
+    return registered(_RERANK_ADAPTERS, format, "rerank adapter")
