@@ -15,6 +15,7 @@ import pytest
 
 from lm_deluge_cli.mock.server import serve
 from lm_deluge_cli.mock.simulator import MockSettings
+from tests.faults.support import Loopback
 
 # A real redis-server for the tests that need one (cache backends, the shared limiter), and
 # the `lm-deluge` command in this process or as a real one (run_cli, run_cli_process).
@@ -38,8 +39,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 CANARY_KEY = "sk-canary-7f3a9c1e5b2d4f6a8c0e"
 
 
+# Suites whose token estimates use the heuristic, not tiktoken (which would try the
+# network for its encoding): what they check does not depend on the exact count.
+HEURISTIC_TOKENIZER_SUITES = ("tests/faults/", "tests/input/", "tests/retrieval/")
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Path]:
     """Run each test in its own working directory with provider variables cleared."""
     for name in list(os.environ):
         if name.endswith(("_API_KEY", "_BASE_URL")) or name.startswith("LM_DELUGE_"):
@@ -47,6 +55,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.chdir(tmp_path)
     # Each test its own result cache: answers never leak from one test into another.
     monkeypatch.setenv("LM_DELUGE_CACHE_DIR", str(tmp_path / ".lm-deluge-cache"))
+    if request.node.nodeid.startswith(HEURISTIC_TOKENIZER_SUITES):
+        monkeypatch.setenv("LM_DELUGE_TOKENIZER", "heuristic")
     yield tmp_path
 
 
@@ -94,6 +104,22 @@ def start_mock_server() -> Iterator[StartMockServer]:
     yield start
     for stop in stops:
         stop()
+
+
+@pytest.fixture
+def loopback() -> Iterator[Callable[..., Loopback]]:
+    """``loopback(**MockSettings fields)`` starts a mock provider on 127.0.0.1 in a thread;
+    every one started is closed when the test ends."""
+    started: list[Loopback] = []
+
+    def start(**fields: Any) -> Loopback:
+        server = Loopback(MockSettings(**fields))
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,31 +13,9 @@ import anyio
 import pytest
 
 from lm_deluge_cli.config import JobOverrides, load_job
-from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.runner import JobReport, run_job
 from tests.cli_runner import cli_env as command_env
-from tests.faults.support import KEY, MODEL, Finished, Loopback, read_records, write_prompts
-
-
-@pytest.fixture(autouse=True)
-def offline_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Token estimates without tiktoken, which would try the network for its encoding."""
-    monkeypatch.setenv("LM_DELUGE_TOKENIZER", "heuristic")
-
-
-@pytest.fixture
-def loopback() -> Iterator[Callable[..., Loopback]]:
-    """``loopback(**MockSettings fields)`` starts a mock provider; all are closed at the end."""
-    started: list[Loopback] = []
-
-    def start(**fields: Any) -> Loopback:
-        server = Loopback(MockSettings(**fields))
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.close()
+from tests.faults.support import KEY, MODEL, Finished, read_records, write_prompts
 
 
 @pytest.fixture

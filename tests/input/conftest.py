@@ -45,12 +45,6 @@ def run_bytes(data: bytes, **overrides: Any) -> Ran:
     return Ran(report.exit_code, records)
 
 
-@pytest.fixture(autouse=True)
-def offline_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Token estimates without tiktoken, which would try the network for its encoding."""
-    monkeypatch.setenv("LM_DELUGE_TOKENIZER", "heuristic")
-
-
 @pytest.fixture
 def run_input() -> Callable[..., Ran]:
     """``run_input(data, **JobOverrides fields)`` runs raw input bytes in process."""
