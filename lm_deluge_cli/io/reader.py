@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO, Generic, Protocol, TypeVar, overload
 
 import anyio
 
 from lm_deluge_cli.errors import UsageError
+from lm_deluge_cli.io.closing import AsyncClosing
 from lm_deluge_cli.io.daemon_thread import run_in_daemon_thread
 from lm_deluge_cli.io.idset import IdSet
 from lm_deluge_cli.io.lines import DEFAULT_CHUNK_SIZE, Line, LineSplitter, TooLong, read_function
@@ -119,7 +119,7 @@ class ReaderStatistics:
     total_bytes: int | None
 
 
-class InputReader(Generic[ItemT]):
+class InputReader(AsyncClosing, Generic[ItemT]):
     """Yield each input line as a Prompt (or what `parse` makes of it) or BadLine, in order.
 
     `source` is a path, ``-`` for stdin, or an open binary stream. Blank lines are
@@ -412,25 +412,3 @@ class InputReader(Generic[ItemT]):
         if self._owned is not None:
             self._owned.close()
             self._owned = None
-
-    def __enter__(self) -> InputReader[ItemT]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> InputReader[ItemT]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 
 from lm_deluge_cli.errors import OutputLockedError, OutputWriteError
+from lm_deluge_cli.io.closing import Closing
 from lm_deluge_cli.io.records import Record, encode
 from lm_deluge_cli.results import Result
 
@@ -171,12 +171,7 @@ class OutputLock:
     def __enter__(self) -> OutputLock:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.release()
 
 
@@ -238,7 +233,7 @@ def _read_pid(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-class ResultWriter:
+class ResultWriter(Closing):
     """Appends records to `path` (``-`` for stdout), holding the output lock until closed.
 
     The file is opened with ``O_APPEND | O_CREAT`` and mode FILE_MODE (the umask applies),
@@ -400,15 +395,7 @@ class ResultWriter:
             if self._lock is not None:
                 self._lock.release()
 
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _close_on_exit(self, exc: BaseException | None) -> None:
         try:
             self.close()
         except OutputWriteError:
