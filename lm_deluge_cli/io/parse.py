@@ -34,6 +34,7 @@ so does one outside the files root when there is one (`--files-root`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,15 @@ from lm_deluge_cli.tool_use.definitions import (
 )
 from lm_deluge_cli.types import SAMPLING_FIELDS, Message, Prompt
 
-__all__ = ["REASONING_EFFORTS", "ROLES", "BadLine", "line_id", "parse_line"]
+__all__ = [
+    "REASONING_EFFORTS",
+    "ROLES",
+    "BadLine",
+    "json_object",
+    "line_id",
+    "not_json",
+    "parse_line",
+]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 
@@ -100,14 +109,9 @@ def parse_line(
     else from the working directory. With `files_root`, a local file outside it (symlinks
     resolved) makes the line a BadLine instead of being read.
     """
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return BadLine(line_no, f"line {line_no}: {_json_problem(raw, exc)}")
-    if not isinstance(obj, dict):
-        return BadLine(
-            line_no, f"line {line_no}: expected a JSON object, got {describe_value(obj)}"
-        )
+    obj = json_object(line_no, raw, _json_problem)
+    if isinstance(obj, BadLine):
+        return obj
     try:
         explicit_id = _read_id(obj)
     except _Invalid as exc:
@@ -121,12 +125,36 @@ def parse_line(
         return BadLine(line_no, f"line {line_no}: {exc}", explicit_id)
 
 
+def json_object(
+    line_no: int,
+    raw: bytes | bytearray,
+    problem: Callable[[bytes | bytearray, orjson.JSONDecodeError], str],
+) -> dict[str, Any] | BadLine:
+    """The line's JSON object, or a BadLine: of the `problem` with text that is not JSON, or
+    naming the value that is not an object."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return BadLine(line_no, f"line {line_no}: {problem(raw, exc)}")
+    if not isinstance(obj, dict):
+        return BadLine(
+            line_no, f"line {line_no}: expected a JSON object, got {describe_value(obj)}"
+        )
+    return obj
+
+
+def not_json(raw: bytes | bytearray, exc: orjson.JSONDecodeError) -> str:
+    """What is wrong with text that is not JSON, by the parser's error."""
+    return f"not valid JSON ({exc.msg} at column {exc.colno})"
+
+
 def _json_problem(raw: bytes | bytearray, exc: orjson.JSONDecodeError) -> str:
+    # A prompt line names bytes that are not UTF-8 before the JSON error they cause.
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as bad:
         return f"not valid UTF-8 (byte 0x{raw[bad.start]:02x} at byte offset {bad.start})"
-    return f"not valid JSON ({exc.msg} at column {exc.colno})"
+    return not_json(raw, exc)
 
 
 def line_id(obj: dict[str, Any], line_no: int) -> str | int | None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from lm_deluge_cli.io.parse import BadLine, line_id
+from lm_deluge_cli.io.parse import BadLine, json_object, line_id, not_json
 from lm_deluge_cli.sampling import describe_value
 from lm_deluge_cli.types import Keyed, id_key
 
@@ -65,21 +63,9 @@ class IdLine(Keyed):
     line: int
 
 
-def _object(line_no: int, raw: bytes | bytearray) -> dict[str, Any] | BadLine:
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        return BadLine(line_no, f"line {line_no}: not valid JSON ({exc.msg} at column {exc.colno})")
-    if not isinstance(obj, dict):
-        return BadLine(
-            line_no, f"line {line_no}: expected a JSON object, got {describe_value(obj)}"
-        )
-    return obj
-
-
 def _identified(line_no: int, raw: bytes | bytearray) -> tuple[dict[str, Any], str | int] | BadLine:
     """The line's object and its id, or a BadLine naming what is wrong with either."""
-    obj = _object(line_no, raw)
+    obj = json_object(line_no, raw, not_json)
     if isinstance(obj, BadLine):
         return obj
     found = line_id(obj, line_no)

@@ -52,6 +52,13 @@ def test_a_text_line_that_is_not_json_names_the_column() -> None:
     assert isinstance(bad, BadLine) and "not valid JSON" in bad.reason
 
 
+def test_a_text_line_of_bytes_that_are_not_utf8_is_named_by_its_json_error() -> None:
+    # Unlike a prompt line (io/parse.py), whose reason names the byte first.
+    bad = parse_text_line(2, b'{"text": "\xff"}')
+    assert isinstance(bad, BadLine)
+    assert bad.reason.startswith("line 2: not valid JSON (")
+
+
 def test_a_bad_text_line_with_an_id_still_claims_it() -> None:
     bad = _text({"id": "a", "text": ""})
     assert isinstance(bad, BadLine) and bad.id == "a"
