@@ -78,14 +78,6 @@ def _share(total: int, weights: list[int]) -> list[int]:
     return shares
 
 
-def embed_record(
-    item: TextItem, *, model: str, embedding: list[float] | None, **fields: Any
-) -> Record:
-    """One text's record (`fields` as `retrieval_record` takes them)."""
-    own = {"embedding": embedding, "dimensions": None if embedding is None else len(embedding)}
-    return retrieval_record(item.id, item.line, model, own, metadata=item.metadata, **fields)
-
-
 class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
     """Turns text items into records: cache, identical texts, batches, requests."""
 
@@ -112,6 +104,12 @@ class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
         # Texts batched or in flight, by key: the items waiting for each one's vector.
         self.waiting: dict[str, list[TextItem]] = {}
 
+    def record(self, item: TextItem, embedding: list[float] | None, **fields: Any) -> Record:
+        """One text's record (`fields` as `retrieval_record` takes them)."""
+        own = {"embedding": embedding, "dimensions": None if embedding is None else len(embedding)}
+        name = self.endpoint.name
+        return retrieval_record(item.id, item.line, name, own, metadata=item.metadata, **fields)
+
     def admit(self, item: TextItem) -> Record | tuple[tuple[str, TextItem], int] | None:
         key = embed_key(self.endpoint, self.options, item.text)
         if key in self.waiting:
@@ -120,10 +118,9 @@ class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
         tokens = estimate_text_tokens(item.text)
         limit = self.model.max_input_tokens
         if limit is not None and tokens > limit:
-            return embed_record(
+            return self.record(
                 item,
-                model=self.endpoint.name,
-                embedding=None,
+                None,
                 error={
                     "type": INVALID_INPUT,
                     "message": f"line {item.line}: the text has about {tokens:,} tokens; "
@@ -141,9 +138,8 @@ class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
     def failed(
         self, batch: Batch[tuple[str, TextItem]], error: dict[str, Any], attempts: int
     ) -> list[Record]:
-        name = self.endpoint.name
         return [
-            embed_record(item, model=name, embedding=None, attempts=attempts, error=error)
+            self.record(item, None, attempts=attempts, error=error)
             for key, _ in batch.items
             for item in self.waiting.pop(key, [])
         ]
@@ -174,14 +170,7 @@ class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
             for item in self.waiting.pop(entry[0], []):
                 self.stats.cached += 1
                 records.append(
-                    embed_record(
-                        item,
-                        model=self.endpoint.name,
-                        embedding=vector,
-                        input_tokens=used,
-                        cost_usd=0.0,
-                        cached=True,
-                    )
+                    self.record(item, vector, input_tokens=used, cost_usd=0.0, cached=True)
                 )
         return records, misses
 
@@ -219,10 +208,9 @@ class Embedder(RetrievalStages[TextItem, tuple[str, TextItem]]):
                 if n:
                     self.stats.deduplicated += 1
                 records.append(
-                    embed_record(
+                    self.record(
                         item,
-                        model=self.endpoint.name,
-                        embedding=vector,
+                        vector,
                         input_tokens=tokens,
                         estimated=estimated,
                         cost_usd=item_cost if n == 0 else 0.0,
