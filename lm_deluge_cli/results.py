@@ -5,9 +5,9 @@ out (prompts, sampling, requests) is in types.py."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import orjson
 
@@ -30,20 +30,61 @@ __all__ = [
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "refusal", "other")
 
 
-def _unfrozen(cls: type[Any]) -> type[Any]:
-    """A class with the slots of the frozen dataclass `cls` and nothing else, for its `build`.
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class _Built:
+    """A base that gives a frozen dataclass `build`: the class's constructor, made quick
+    (see `_fast_build`, which the class is decorated with)."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @classmethod
+        def build(cls: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T: ...
+
+
+def _fast_build(cls: type[_T]) -> type[_T]:
+    """Give the frozen dataclass `cls` a `build` that makes one as its constructor does.
 
     A frozen dataclass's __init__ sets each field through ``object.__setattr__``, which on
     Python 3.11 is most of what making one costs (a Result's 14 fields: several times the
-    rest). The values made for every line are built instead as an object of this class,
-    whose fields take plain assignments, that is then given the class `cls`: the layout is
-    the same, so it is a `cls` like any other, frozen from then on.
+    rest). The values made for every line are built instead as an object of a class with
+    the same slots and bases and nothing else, whose fields take plain assignments, then given
+    the class `cls`: the layout is the same, so it is a `cls` like any other, frozen from
+    then on. `build` is written out for the class's fields, as dataclasses writes __init__:
+    a loop over the fields would cost as much as the __setattr__ calls it avoids.
     """
-    return type(f"_Unfrozen{cls.__name__}", (), {"__slots__": cls.__slots__})
+    slots = cls.__slots__  # type: ignore[attr-defined]
+    unfrozen = type(f"_Unfrozen{cls.__name__}", cls.__bases__, {"__slots__": slots})
+    scope: dict[str, Any] = {"_Unfrozen": unfrozen, "_cls": cls, "_MISSING": dataclasses.MISSING}
+    params, body = [], []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.default is not dataclasses.MISSING:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            scope[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            body.append(f"if {f.name} is _MISSING: {f.name} = _factory_{f.name}()")
+        else:
+            params.append(f.name)
+        body.append(f"made.{f.name} = {f.name}")
+    lines = ["made = _Unfrozen()", *body, "made.__class__ = _cls", "return made"]
+    source = f"def build({', '.join(params)}):\n    " + "\n    ".join(lines)
+    exec(source, scope)
+    build = scope["build"]
+    build.__qualname__ = f"{cls.__name__}.build"
+    build.__doc__ = f"A {cls.__name__} of these fields, made quickly (see `_fast_build`)."
+    cls.build = staticmethod(build)  # type: ignore[attr-defined]
+    return cls
 
 
+@_fast_build
 @dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(_Built):
     """Tokens a request consumed, as the provider reported them.
 
     `cached_input_tokens` (read from the provider's prompt cache) and `cache_write_tokens`
@@ -74,26 +115,6 @@ class Usage:
         return record
 
     @staticmethod
-    def build(
-        input_tokens: int,
-        output_tokens: int,
-        cached_input_tokens: int,
-        reasoning_tokens: int,
-        cache_write_tokens: int,
-        cache_write_1h_tokens: int,
-    ) -> Usage:
-        """A Usage of every count, in order, made quickly (see `_unfrozen`)."""
-        usage = _UnfrozenUsage()
-        usage.input_tokens = input_tokens
-        usage.output_tokens = output_tokens
-        usage.cached_input_tokens = cached_input_tokens
-        usage.reasoning_tokens = reasoning_tokens
-        usage.cache_write_tokens = cache_write_tokens
-        usage.cache_write_1h_tokens = cache_write_1h_tokens
-        usage.__class__ = Usage
-        return usage  # type: ignore[no-any-return]
-
-    @staticmethod
     def from_record(record: Mapping[str, Any]) -> Usage:
         """The inverse of `to_record` (missing counts are 0)."""
         get = record.get
@@ -119,9 +140,6 @@ class Usage:
             self.cache_write_tokens + other.cache_write_tokens,
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
-
-
-_UnfrozenUsage = _unfrozen(Usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +198,9 @@ class Reasoning:
     parts: tuple[Mapping[str, Any], ...] = ()
 
 
+@_fast_build
 @dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(_Built):
     """One sample of what a model said: text, tool calls, a refusal, or several of these.
 
     `finish_reason` is one of FINISH_REASONS; `provider_finish_reason` is the provider's own.
@@ -200,48 +219,15 @@ class Answer:
         """Whether it says nothing: no text, no tool call and no refusal."""
         return not self.text and not self.tool_calls and not self.refusal
 
-    @staticmethod
-    def build(
-        text: str | None,
-        tool_calls: tuple[ToolCall, ...],
-        reasoning: Reasoning | None,
-        refusal: str | None,
-        finish_reason: str | None,
-        provider_finish_reason: str | None,
-        logprobs: Any,
-    ) -> Answer:
-        """An Answer of every field, in order, made quickly (see `_unfrozen`)."""
-        answer = _UnfrozenAnswer()
-        answer.text = text
-        answer.tool_calls = tool_calls
-        answer.reasoning = reasoning
-        answer.refusal = refusal
-        answer.finish_reason = finish_reason
-        answer.provider_finish_reason = provider_finish_reason
-        answer.logprobs = logprobs
-        answer.__class__ = Answer
-        return answer  # type: ignore[no-any-return]
 
-
-_UnfrozenAnswer = _unfrozen(Answer)
-
-
+@_fast_build
 @dataclass(frozen=True, slots=True)
-class Completion:
+class Completion(_Built):
     """What an adapter reads out of a successful response: one answer per sample it holds
     (at least one), and the usage of the whole response."""
 
     answers: tuple[Answer, ...]
     usage: Usage
-
-    @staticmethod
-    def build(answers: tuple[Answer, ...], usage: Usage) -> Completion:
-        """A Completion made quickly (see `_unfrozen`)."""
-        completion = _UnfrozenCompletion()
-        completion.answers = answers
-        completion.usage = usage
-        completion.__class__ = Completion
-        return completion  # type: ignore[no-any-return]
 
     @classmethod
     def of(
@@ -271,9 +257,6 @@ class Completion:
         return self.answers[0].logprobs
 
 
-_UnfrozenCompletion = _unfrozen(Completion)
-
-
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """Why a line ended in an error: a short stable `type` (``rate_limit``, ``bad_request``,
@@ -284,8 +267,9 @@ class ErrorInfo:
     status_code: int | None = None
 
 
+@_fast_build
 @dataclass(frozen=True, slots=True)
-class Result:
+class Result(_Built):
     """One line's outcome, as the engine hands it to the writer and to Python callers.
 
     An ok result holds at least one answer (one per sample), and none of them is empty.
@@ -355,43 +339,3 @@ class Result:
     def replace(self, **changes: Any) -> Result:
         """A copy with the given fields changed."""
         return dataclasses.replace(self, **changes)
-
-    @staticmethod
-    def build(
-        id: str | int | None,
-        line: int,
-        status: Literal["ok", "error"],
-        model: str | None,
-        answers: tuple[Answer, ...],
-        usage: Usage | None,
-        cost_usd: float | None,
-        attempts: int,
-        latency_s: float,
-        cached: bool,
-        deduplicated: bool,
-        error: ErrorInfo | None,
-        metadata: Any,
-        fields: Mapping[str, Any],
-    ) -> Result:
-        """A Result of every field, in order, made quickly (see `_unfrozen`): one is made
-        for every line."""
-        result = _UnfrozenResult()
-        result.id = id
-        result.line = line
-        result.status = status
-        result.model = model
-        result.answers = answers
-        result.usage = usage
-        result.cost_usd = cost_usd
-        result.attempts = attempts
-        result.latency_s = latency_s
-        result.cached = cached
-        result.deduplicated = deduplicated
-        result.error = error
-        result.metadata = metadata
-        result.fields = fields
-        result.__class__ = Result
-        return result  # type: ignore[no-any-return]
-
-
-_UnfrozenResult = _unfrozen(Result)

@@ -67,6 +67,15 @@ def test_values_of_build_hash_as_the_class_makes_them() -> None:
     assert hash(Answer.build(*plain)) == hash(Answer(*plain))
 
 
+def test_build_takes_the_class_defaults_as_its_constructor_does() -> None:
+    assert Usage.build(3) == Usage(3)
+    first, second = Result.build("a", 1, "ok", "m"), Result.build("b", 2, "ok", "m")
+    assert first == Result("a", 1, "ok", "m")
+    # A field's default factory makes a new value for each, as the constructor does.
+    assert first.fields == {} and first.fields is not second.fields
+    assert Answer.build(text="hi", finish_reason="stop") == Answer("hi", finish_reason="stop")
+
+
 @pytest.mark.parametrize(
     ("record", "usage"),
     [
