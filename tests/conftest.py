@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,8 @@ from typing import Any
 import hypothesis
 import pytest
 
-from lm_deluge_cli.mock.server import serve
 from lm_deluge_cli.mock.simulator import MockSettings
-from tests.faults.support import Loopback
+from tests.loopback import Loopback
 
 # A real redis-server for the tests that need one (cache backends, the shared limiter), and
 # the `lm-deluge` command in this process or as a real one (run_cli, run_cli_process).
@@ -72,38 +69,16 @@ def start_mock_server() -> Iterator[StartMockServer]:
     `url` is the base_url (``http://127.0.0.1:PORT/v1``), so a CLI run (in process or
     not) can use it. Servers still running when the test ends are stopped.
     """
-    stops: list[Callable[[], None]] = []
+    started: list[Loopback] = []
 
     def start(**fields: Any) -> tuple[str, Callable[[], None]]:
-        settings = MockSettings(**fields)
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="mock-server", daemon=True)
-        thread.start()
-        stopped = False
-
-        def stop() -> None:
-            nonlocal stopped
-            if stopped:
-                return
-            stopped = True
-            if server is not None:
-                asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-
-        server = None
-        try:
-            server = asyncio.run_coroutine_threadsafe(serve(settings), loop).result(timeout=10)
-        except BaseException:
-            stop()
-            raise
-        stops.append(stop)
-        return server.url, stop
+        server = Loopback(MockSettings(**fields))
+        started.append(server)
+        return server.url, server.close
 
     yield start
-    for stop in stops:
-        stop()
+    for server in started:
+        server.close()
 
 
 @pytest.fixture

@@ -23,11 +23,11 @@ from tests.cli_runner import run_cli
 from tests.faults.support import (
     MODEL,
     Finished,
-    Loopback,
     expected_completion,
     read_records,
     write_prompts,
 )
+from tests.loopback import Loopback
 
 PROMPTS = 4
 # Short, so the cells that end in a timeout take a second, not a minute.

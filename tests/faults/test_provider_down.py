@@ -9,7 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.faults.support import Finished, Loopback, expected_completion
+from tests.faults.support import Finished, expected_completion
+from tests.loopback import Loopback
 
 PROMPTS = 40
 CONCURRENCY = 4

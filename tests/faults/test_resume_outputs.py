@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli_runner import run_cli
-from tests.faults.support import MODEL, Loopback, expected_completion, read_records
+from tests.faults.support import MODEL, expected_completion, read_records
+from tests.loopback import Loopback
 
 IDS = 6
 

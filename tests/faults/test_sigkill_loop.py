@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tests.faults.support import MODEL, Loopback, expected_completion, read_records, write_prompts
+from tests.faults.support import MODEL, expected_completion, read_records, write_prompts
+from tests.loopback import Loopback
 
 # Read when the module is imported: the suite's autouse fixture clears LM_DELUGE_* variables.
 KILLS = int(os.environ.get("LM_DELUGE_SIGKILL_KILLS", "8"))

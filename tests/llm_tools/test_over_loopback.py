@@ -19,7 +19,8 @@ from lm_deluge_cli.mock.formats import base_url
 from lm_deluge_cli.mock.simulator import MockSettings
 from lm_deluge_cli.runner import run_job
 from lm_deluge_cli.schema import violation
-from tests.faults.support import KEY, Loopback
+from tests.faults.support import KEY
+from tests.loopback import Loopback
 from tests.retrieval.support import make_job, read_records, run_sync, write_lines
 
 SCHEMA: dict[str, Any] = {

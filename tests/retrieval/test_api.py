@@ -18,7 +18,8 @@ from lm_deluge_cli.retrieval.api import (
     rerank_parallel_async,
     stack_results,
 )
-from tests.faults.support import KEY, Loopback
+from tests.faults.support import KEY
+from tests.loopback import Loopback
 
 
 def test_embed_results_come_back_in_order() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from lm_deluge_cli.mock.wire import embedding_vector, relevance_score
 from tests.cli_runner import cli_env, run_cli
-from tests.faults.support import KEY, Loopback
+from tests.faults.support import KEY
+from tests.loopback import Loopback
 from tests.retrieval.support import by_id, read_records, text_of, write_texts
 
 TEXTS = 2_000

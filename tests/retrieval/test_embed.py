@@ -27,7 +27,8 @@ from lm_deluge_cli.progress import ProgressView
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 from lm_deluge_cli.runner import JobReport
 from lm_deluge_cli.tokens import estimate_text_tokens
-from tests.faults.support import KEY, Loopback
+from tests.faults.support import KEY
+from tests.loopback import Loopback
 from tests.retrieval.support import (
     DIMENSIONS,
     StopAfter,

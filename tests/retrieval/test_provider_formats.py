@@ -13,7 +13,8 @@ from lm_deluge_cli.mock.formats import base_url
 from lm_deluge_cli.mock.wire import embedding_vector, relevance_score
 from lm_deluge_cli.retrieval.embed import EmbedSettings, run_embed
 from lm_deluge_cli.retrieval.rerank import RerankSettings, run_rerank
-from tests.faults.support import KEY, Loopback
+from tests.faults.support import KEY
+from tests.loopback import Loopback
 from tests.retrieval.support import by_id, make_job, read_records, run_sync, write_texts
 
 TEXTS = 20

@@ -24,7 +24,8 @@ from lm_deluge_cli.mock.wire import relevance_score
 from lm_deluge_cli.providers.retrieval import load_retrieval_registry
 from lm_deluge_cli.retrieval.rerank import RerankSettings, run_rerank
 from lm_deluge_cli.runner import JobReport
-from tests.faults.support import KEY, Loopback
+from tests.faults.support import KEY
+from tests.loopback import Loopback
 from tests.retrieval.support import (
     StopAfter,
     by_id,
