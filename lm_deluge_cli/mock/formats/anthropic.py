@@ -47,7 +47,7 @@ from lm_deluge_cli.mock.formats.base import (
     rfc3339,
     short_id,
 )
-from lm_deluge_cli.mock.formats.chat import conversation_state
+from lm_deluge_cli.mock.formats.chat import neutral_request
 
 __all__ = [
     "AnthropicFormat",
@@ -180,17 +180,15 @@ def structured_request(
     schema it asks for: structured outputs' ``output_config.format`` (``{"type":
     "json_schema", "schema": …}``), or a tool forced by ``tool_choice`` ``{"type": "tool",
     "name": …}``, whose ``input_schema`` it is."""
-    tool_turns, tool_result = conversation_state(messages)
     thinking = request.get("thinking")
-    plain = ChatRequest(
+    plain = neutral_request(
         model,
         messages,
         max_tokens,
         request,
-        tools=_tools(request.get("tools")),
-        tool_choice=_tool_choice(request.get("tool_choice")),
-        tool_turns=tool_turns,
-        tool_result=tool_result,
+        (None, False),
+        _tools(request.get("tools")),
+        _tool_choice(request.get("tool_choice")),
         reasoning=isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"),
         cache_breakpoints=breakpoints,
     )

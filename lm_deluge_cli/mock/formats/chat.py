@@ -27,6 +27,7 @@ __all__ = [
     "ToolSpec",
     "ToolUse",
     "conversation_state",
+    "neutral_request",
     "tool_spec",
     "tool_tokens",
 ]
@@ -203,19 +204,19 @@ class Reply(NamedTuple):
     @property
     def completion_tokens(self) -> int:
         """Every answer's tokens, as the providers bill several answers."""
-        choices = self.choices
-        # Most replies hold one answer: read, not summed (this is read for every reply).
-        if len(choices) == 1:
-            return choices[0].completion_tokens
-        return sum(map(_COMPLETION_TOKENS, choices))
+        return _total(self.choices, _COMPLETION_TOKENS)
 
     @property
     def reasoning_tokens(self) -> int:
         """Every answer's reasoning tokens."""
-        choices = self.choices
-        if len(choices) == 1:
-            return choices[0].reasoning_tokens
-        return sum(map(_REASONING_TOKENS, choices))
+        return _total(self.choices, _REASONING_TOKENS)
+
+
+def _total(choices: tuple[Choice, ...], tokens: attrgetter[int]) -> int:
+    # Most replies hold one answer: read, not summed (this is read for every reply).
+    if len(choices) == 1:
+        return tokens(choices[0])
+    return sum(map(tokens, choices))
 
 
 def tool_tokens(tools: Iterable[ToolSpec]) -> int:
@@ -229,6 +230,41 @@ def tool_tokens(tools: Iterable[ToolSpec]) -> int:
         }
         total += count_text_tokens(orjson.dumps(definition, option=orjson.OPT_SORT_KEYS).decode())
     return total
+
+
+def neutral_request(
+    model: str,
+    messages: list[dict[str, Any]],
+    max_tokens: int | None,
+    raw: Mapping[str, Any],
+    output: tuple[dict[str, Any] | None, bool],
+    tools: tuple[ToolSpec, ...],
+    tool_choice: ToolChoice,
+    *,
+    reasoning: bool = False,
+    choices: int = 1,
+    cache_breakpoints: tuple[Breakpoint, ...] = (),
+) -> ChatRequest:
+    """The `ChatRequest` of what a format read from its body: ``output`` is (the schema,
+    whether it asks for a JSON object); what the conversation has done with tools is read
+    from its messages (`conversation_state`), as every format reads it."""
+    schema, json_object = output
+    tool_turns, tool_result = conversation_state(messages)
+    return ChatRequest(
+        model,
+        messages,
+        max_tokens,
+        raw,
+        schema=schema,
+        json_object=json_object,
+        tools=tools,
+        tool_choice=tool_choice,
+        tool_turns=tool_turns,
+        tool_result=tool_result,
+        reasoning=reasoning,
+        choices=choices,
+        cache_breakpoints=cache_breakpoints,
+    )
 
 
 def conversation_state(messages: list[dict[str, Any]]) -> tuple[int, str | None]:

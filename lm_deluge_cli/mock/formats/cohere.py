@@ -33,7 +33,7 @@ from lm_deluge_cli.mock.formats.base import (
     reason_phrase,
     short_id,
 )
-from lm_deluge_cli.mock.formats.chat import conversation_state
+from lm_deluge_cli.mock.formats.chat import neutral_request
 from lm_deluge_cli.mock.formats.openai_request import function_tools
 from lm_deluge_cli.mock.wire import token_logprobs
 
@@ -140,20 +140,15 @@ class CohereFormat(WireFormat):
         if isinstance(read, str):
             return _error(400, read)
         model, messages, max_tokens = read
-        schema, json_object = _response_format(request.get("response_format"))
-        tool_turns, tool_result = conversation_state(messages)
         thinking = request.get("thinking")
-        return ChatRequest(
+        return neutral_request(
             model,
             messages,
             max_tokens,
             request,
-            schema=schema,
-            json_object=json_object,
-            tools=function_tools(request.get("tools")),
-            tool_choice=_tool_choice(request.get("tool_choice")),
-            tool_turns=tool_turns,
-            tool_result=tool_result,
+            _response_format(request.get("response_format")),
+            function_tools(request.get("tools")),
+            _tool_choice(request.get("tool_choice")),
             reasoning=isinstance(thinking, dict) and thinking.get("type") == "enabled",
         )
 

@@ -41,7 +41,7 @@ from lm_deluge_cli.mock.formats.base import (
     opaque_signature,
     reason_phrase,
 )
-from lm_deluge_cli.mock.formats.chat import conversation_state, tool_spec
+from lm_deluge_cli.mock.formats.chat import neutral_request, tool_spec
 from lm_deluge_cli.mock.wire import token_logprobs
 
 __all__ = ["GeminiFormat"]
@@ -358,21 +358,17 @@ class GeminiFormat(WireFormat):
                 400, read, [{"@type": _TYPE + "BadRequest", "fieldViolations": [violation]}]
             )
         messages, max_tokens = read
-        schema, json_object = _response_schema(request)
-        tool_turns, tool_result = conversation_state(messages)
+        output = _response_schema(request)
         config = _config(request)
         count = _field(config, "candidateCount", "candidate_count")
-        return ChatRequest(
+        return neutral_request(
             call.path_model or "",
             messages,
             max_tokens,
             request,
-            schema=schema,
-            json_object=json_object,
-            tools=_tools(request.get("tools")),
-            tool_choice=_tool_choice(_field(request, "toolConfig", "tool_config")),
-            tool_turns=tool_turns,
-            tool_result=tool_result,
+            output,
+            _tools(request.get("tools")),
+            _tool_choice(_field(request, "toolConfig", "tool_config")),
             reasoning=_thinks(config),
             choices=count if isinstance(count, int) else 1,
         )

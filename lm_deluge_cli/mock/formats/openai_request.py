@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from lm_deluge_cli.mock.formats.base import ChatRequest, ToolChoice, ToolSpec
-from lm_deluge_cli.mock.formats.chat import conversation_state, tool_spec
+from lm_deluge_cli.mock.formats.chat import neutral_request, tool_spec
 
 __all__ = [
     "MAX_CHOICES",
@@ -133,23 +133,18 @@ def chat_request(request: dict[str, Any], *, reasoning: bool | None = None) -> C
     """A validated chat completions body in neutral terms; its messages are already OpenAI's.
     `reasoning` says whether it asks for reasoning (default: a ``reasoning_effort`` other
     than "none")."""
-    schema, json_object = response_format(request.get("response_format"))
-    messages = request["messages"]
-    tool_turns, tool_result = conversation_state(messages)
+    output = response_format(request.get("response_format"))
     if reasoning is None:
         reasoning = request.get("reasoning_effort") not in (None, "none")
     choices = request.get("n")
-    return ChatRequest(
+    return neutral_request(
         request["model"],
-        messages,
+        request["messages"],
         max_output_tokens(request),
         request,
-        schema=schema,
-        json_object=json_object,
-        tools=function_tools(request.get("tools")),
-        tool_choice=tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls")),
-        tool_turns=tool_turns,
-        tool_result=tool_result,
+        output,
+        function_tools(request.get("tools")),
+        tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls")),
         reasoning=reasoning,
         choices=choices if isinstance(choices, int) else 1,
     )

@@ -35,7 +35,7 @@ from lm_deluge_cli.mock.formats.base import (
     opaque_signature,
     short_id,
 )
-from lm_deluge_cli.mock.formats.chat import conversation_state, tool_spec
+from lm_deluge_cli.mock.formats.chat import neutral_request, tool_spec
 from lm_deluge_cli.mock.formats.openai import OpenAIFormat, error_body, logprobs_content
 from lm_deluge_cli.mock.formats.openai_request import response_format
 
@@ -111,19 +111,14 @@ def _read_request(request: Any) -> ChatRequest:
             "Invalid type for 'instructions': expected a string.", "instructions", "invalid_type"
         )
     messages.extend(_input_messages(request.get("input")))
-    schema, json_object = _text_format(request.get("text"))
-    tool_turns, tool_result = conversation_state(messages)
-    return ChatRequest(
+    return neutral_request(
         model,
         messages,
         max_tokens,
         request,
-        schema=schema,
-        json_object=json_object,
-        tools=_tools(request.get("tools")),
-        tool_choice=_tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls")),
-        tool_turns=tool_turns,
-        tool_result=tool_result,
+        _text_format(request.get("text")),
+        _tools(request.get("tools")),
+        _tool_choice(request.get("tool_choice"), request.get("parallel_tool_calls")),
         reasoning=_asks_reasoning(request.get("reasoning")),
     )
 
