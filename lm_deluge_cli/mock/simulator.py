@@ -25,6 +25,7 @@ from lm_deluge_cli.mock.formats.base import (
     ChatRequest,
     Dialect,
     EmbedRequest,
+    PlainReply,
     Refusal,
     Reply,
     RerankRequest,
@@ -322,7 +323,8 @@ class Simulator:
         counts["tokens_in"] += prompt_tokens
         counts["tokens_out"] += tokens
         response_id = f"{self._nonce}{self._serial:013x}"
-        return fmt.plain_completion(request, text, truncated, prompt_tokens, tokens, response_id)
+        plain = PlainReply(text, truncated, prompt_tokens, tokens, response_id)
+        return fmt.plain_completion(request, plain)
 
     def _failure(
         self,

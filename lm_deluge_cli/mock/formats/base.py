@@ -24,6 +24,7 @@ from lm_deluge_cli.mock.formats.chat import (
     CacheUsage,
     ChatRequest,
     Choice,
+    PlainReply,
     Reply,
     ToolChoice,
     ToolMode,
@@ -49,6 +50,7 @@ __all__ = [
     "FailureKind",
     "LimitKind",
     "LimitState",
+    "PlainReply",
     "Ranking",
     "Refusal",
     "Reply",
@@ -182,20 +184,12 @@ class WireFormat(ABC):
         (Bedrock's signature) must not have a short way."""
         return None
 
-    def plain_completion(
-        self,
-        request: ChatRequest,
-        text: str,
-        truncated: bool,
-        prompt_tokens: int,
-        completion_tokens: int,
-        response_id: str,
-    ) -> Answer:
+    def plain_completion(self, request: ChatRequest, plain: PlainReply) -> Answer:
         """The successful response to a plain request (`ChatRequest.plain`) whose one answer
-        is `text`: what `completion` writes for it, and by default `completion` writes it. A
+        is `plain`: what `completion` writes for it, and by default `completion` writes it. A
         format may write it more quickly."""
-        choice = Choice(text, completion_tokens, truncated)
-        return self.completion(request, Reply((choice,), prompt_tokens, response_id))
+        choice = Choice(plain.text, plain.completion_tokens, plain.truncated)
+        return self.completion(request, Reply((choice,), plain.prompt_tokens, plain.response_id))
 
     def states_tool_plan(self, request: ChatRequest) -> bool:
         """Whether an answer that calls tools first says what it is about to do (Anthropic's

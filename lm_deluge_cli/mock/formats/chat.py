@@ -21,6 +21,7 @@ __all__ = [
     "CacheUsage",
     "ChatRequest",
     "Choice",
+    "PlainReply",
     "Reply",
     "ToolChoice",
     "ToolMode",
@@ -210,6 +211,18 @@ class Reply(NamedTuple):
     def reasoning_tokens(self) -> int:
         """Every answer's reasoning tokens."""
         return _total(self.choices, _REASONING_TOKENS)
+
+
+class PlainReply(NamedTuple):
+    """The simulator's one text answer to a plain request (`ChatRequest.plain`), which
+    `WireFormat.plain_completion` writes: its text, whether it was cut at the request's
+    maximum output tokens, the tokens it cost and unique hex for the format's id scheme."""
+
+    text: str
+    truncated: bool
+    prompt_tokens: int
+    completion_tokens: int
+    response_id: str
 
 
 def _total(choices: tuple[Choice, ...], tokens: attrgetter[int]) -> int:

@@ -27,6 +27,7 @@ from lm_deluge_cli.mock.formats.base import (
     Choice,
     FailureKind,
     LimitState,
+    PlainReply,
     Refusal,
     Reply,
     WireFormat,
@@ -169,24 +170,17 @@ class MistralFormat(WireFormat):
         )
         return json_answer(200, payload)
 
-    def plain_completion(
-        self,
-        request: ChatRequest,
-        text: str,
-        truncated: bool,
-        prompt_tokens: int,
-        completion_tokens: int,
-        response_id: str,
-    ) -> Answer:
+    def plain_completion(self, request: ChatRequest, plain: PlainReply) -> Answer:
+        prompt_tokens, completion_tokens = plain.prompt_tokens, plain.completion_tokens
         body = _TEXT_COMPLETION % (
-            orjson.dumps(f"cmpl-{response_id}"),
+            orjson.dumps(f"cmpl-{plain.response_id}"),
             orjson.dumps(request.model),
             prompt_tokens,
             completion_tokens,
             prompt_tokens + completion_tokens,
             int(time.time()),
-            orjson.dumps(text),
-            _FINISH_REASONS[truncated],
+            orjson.dumps(plain.text),
+            _FINISH_REASONS[plain.truncated],
         )
         return Answer(200, {**JSON}, body)
 

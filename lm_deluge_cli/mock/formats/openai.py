@@ -26,6 +26,7 @@ from lm_deluge_cli.mock.formats.base import (
     Choice,
     FailureKind,
     LimitState,
+    PlainReply,
     Refusal,
     Reply,
     ToolUse,
@@ -109,15 +110,10 @@ class OpenAIFormat(WireFormat):
         prompt_tokens, completion_tokens = reply.prompt_tokens, reply.completion_tokens
         if len(reply.choices) == 1 and _text_only(request, reply.choices[0]):
             choice = reply.choices[0]
-            return _text_answer(
-                request.model,
-                reply.response_id,
-                choice.text,
-                choice.truncated,
-                prompt_tokens,
-                completion_tokens,
-                reply.reasoning_tokens,
+            answer = PlainReply(
+                choice.text, choice.truncated, prompt_tokens, completion_tokens, reply.response_id
             )
+            return _text_answer(request.model, answer, reply.reasoning_tokens)
         choices = [
             _choice(index, _message(choice), _logprobs(request, choice), finish_reason(choice))
             for index, choice in enumerate(reply.choices)
@@ -134,23 +130,11 @@ class OpenAIFormat(WireFormat):
         )
         return json_answer(200, payload)
 
-    def plain_completion(
-        self,
-        request: ChatRequest,
-        text: str,
-        truncated: bool,
-        prompt_tokens: int,
-        completion_tokens: int,
-        response_id: str,
-    ) -> Answer:
-        if request.raw.get("logprobs") and text:
+    def plain_completion(self, request: ChatRequest, plain: PlainReply) -> Answer:
+        if request.raw.get("logprobs") and plain.text:
             # Not text alone (`_text_only`): written the long way.
-            return super().plain_completion(
-                request, text, truncated, prompt_tokens, completion_tokens, response_id
-            )
-        return _text_answer(
-            request.model, response_id, text, truncated, prompt_tokens, completion_tokens, 0
-        )
+            return super().plain_completion(request, plain)
+        return _text_answer(request.model, plain, 0)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
         headers: dict[str, str] = {}
@@ -254,22 +238,15 @@ def _choice(index: int, message: Any, logprobs: Any, reason: Any) -> dict[str, A
     return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": reason}
 
 
-def _text_answer(
-    model: str,
-    response_id: str,
-    text: str,
-    truncated: bool,
-    prompt_tokens: int,
-    completion_tokens: int,
-    reasoning_tokens: int,
-) -> Answer:
+def _text_answer(model: str, answer: PlainReply, reasoning_tokens: int) -> Answer:
     """The completion of one choice that is text alone (`_text_only`), from the template."""
+    prompt_tokens, completion_tokens = answer.prompt_tokens, answer.completion_tokens
     body = _TEXT_COMPLETION % (
-        orjson.dumps(f"chatcmpl-{response_id}"),
+        orjson.dumps(f"chatcmpl-{answer.response_id}"),
         int(time.time()),
         orjson.dumps(model),
-        orjson.dumps(text),
-        _FINISH_REASONS[truncated],
+        orjson.dumps(answer.text),
+        _FINISH_REASONS[answer.truncated],
         prompt_tokens,
         completion_tokens,
         prompt_tokens + completion_tokens,
