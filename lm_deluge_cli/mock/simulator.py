@@ -25,6 +25,7 @@ from lm_deluge_cli.mock.formats.base import (
     ChatRequest,
     Dialect,
     EmbedRequest,
+    FailureKind,
     PlainReply,
     Refusal,
     Reply,
@@ -76,6 +77,17 @@ class SimResponse(NamedTuple):
     action: Action = "respond"  # status is 0 for "drop" and "hang"
     delay_s: float = 0.0
     body_s: float = 0.0
+
+
+class _Turn(NamedTuple):
+    """An admitted request on its way to an answer: its format, the request, its prompt
+    tokens, the rate-limit headers it is answered with and how long it waits first."""
+
+    fmt: AnyFormat
+    request: _Request
+    prompt_tokens: int
+    limits: dict[str, str]
+    delay: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,12 +234,13 @@ class Simulator:
         if settings.latency_jitter_s:
             delay += self._rng.uniform(0.0, settings.latency_jitter_s)
         self._admitted += 1
+        turn = _Turn(fmt, request, prompt_tokens, limits, delay)
         first_n = settings.fault_first_n
         if self._chaos and (first_n is None or self._admitted <= first_n):
-            failure = self._failure(fmt, request, prompt_tokens, self._rng.random(), limits, delay)
+            failure = self._failure(turn, self._rng.random())
             if failure is not None:
                 return failure
-        return self._complete(fmt, request, prompt_tokens, limits, delay)
+        return self._complete(turn)
 
     def _answer(
         self,
@@ -298,14 +311,8 @@ class Simulator:
             answer = answer._replace(body=answer.body + b" " * (pad_to - len(answer.body)))
         return answer
 
-    def _complete(
-        self,
-        fmt: AnyFormat,
-        request: _Request,
-        prompt_tokens: int,
-        limits: dict[str, str],
-        delay: float,
-    ) -> SimResponse:
+    def _complete(self, turn: _Turn) -> SimResponse:
+        fmt, request, prompt_tokens, limits, delay = turn
         self._counts["ok"] += 1
         if isinstance(request, ChatRequest) and request.plain:
             answer = self._plain_answer(cast(WireFormat, fmt), request, prompt_tokens)
@@ -326,51 +333,31 @@ class Simulator:
         plain = PlainReply(text, truncated, prompt_tokens, tokens, response_id)
         return fmt.plain_completion(request, plain)
 
-    def _failure(
-        self,
-        fmt: AnyFormat,
-        request: _Request,
-        prompt_tokens: int,
-        roll: float,
-        limits: dict[str, str],
-        delay: float,
-    ) -> SimResponse | None:
+    def _failure(self, turn: _Turn, roll: float) -> SimResponse | None:
         """The failure this draw from [0, 1) lands on, if any: drop, hang, error, overload,
         then the faults in the order they are given."""
-        settings, counts = self.settings, self._counts
-        if roll < settings.drop_rate:
-            counts["dropped"] += 1
-            return SimResponse(0, {}, b"", "drop", delay)
-        roll -= settings.drop_rate
-        if roll < settings.hang_rate:
-            counts["hung"] += 1
-            return SimResponse(0, {}, b"", "hang", delay)
-        roll -= settings.hang_rate
-        if roll < settings.error_rate:
-            counts["errors"] += 1
-            return _respond(fmt.failure("server_error"), limits, delay)
-        roll -= settings.error_rate
-        if roll < settings.overload_rate:
-            counts["errors"] += 1
-            return _respond(fmt.failure("overloaded"), limits, delay)
-        roll -= settings.overload_rate
-        for name, rate in settings.faults.items():
+        settings = self.settings
+        draws = (
+            ("drop", settings.drop_rate),
+            ("hang", settings.hang_rate),
+            ("server_error", settings.error_rate),
+            ("overloaded", settings.overload_rate),
+            *settings.faults.items(),
+        )
+        for name, rate in draws:
             if roll < rate:
-                return self._fault(name, fmt, request, prompt_tokens, limits, delay)
+                return self._fault(name, turn)
             roll -= rate
         return None
 
-    def _fault(
-        self,
-        name: str,
-        fmt: AnyFormat,
-        request: _Request,
-        prompt_tokens: int,
-        limits: dict[str, str],
-        delay: float,
-    ) -> SimResponse:
-        """Act out one fault of `settings.faults` (see `faults` for what each one does)."""
+    def _fault(self, name: str, turn: _Turn) -> SimResponse:
+        """Act out one fault of `settings.faults` (see `faults` for what each one does), or
+        the failure an error or overload rate draws (``"server_error"``, ``"overloaded"``)."""
         counts, settings = self._counts, self.settings
+        fmt, request, prompt_tokens, limits, delay = turn
+        if name in ("server_error", "overloaded"):
+            counts["errors"] += 1
+            return _respond(fmt.failure(cast(FailureKind, name)), limits, delay)
         status = faults.fault_status(name)
         if status == 429:
             counts["rate_limited"] += 1
@@ -398,7 +385,7 @@ class Simulator:
             response = _respond(answer, limits, delay)
             return response._replace(body_s=body_s)
         if name in _WRONG_ANSWERS:
-            return self._wrong_answer(name, fmt, request, prompt_tokens, limits, delay)
+            return self._wrong_answer(name, turn)
         counts["malformed"] += 1
         if name == "html":
             page = html_page(200, "Just a moment...")
@@ -410,17 +397,10 @@ class Simulator:
             return _respond(faults.truncated(answer), limits, delay)
         return _respond(faults.strip_fields(answer, fmt.answer_fields), limits, delay)
 
-    def _wrong_answer(
-        self,
-        name: str,
-        fmt: AnyFormat,
-        request: _Request,
-        prompt_tokens: int,
-        limits: dict[str, str],
-        delay: float,
-    ) -> SimResponse:
+    def _wrong_answer(self, name: str, turn: _Turn) -> SimResponse:
         """A well-formed answer that is wrong (a fault of `_WRONG_ANSWERS`), counted as
         malformed; a request it cannot break (see `faults`) is answered normally."""
+        fmt, request, prompt_tokens, limits, delay = turn
         if not isinstance(request, ChatRequest) or not isinstance(fmt, WireFormat):
             self._counts["ok"] += 1
             return _respond(self._product(fmt, request, prompt_tokens, delay), limits, delay)
