@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import uuid
 from abc import abstractmethod
+from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 from lm_deluge_cli.mock.formats.base import (
@@ -52,6 +54,9 @@ class _Rerank(RerankFormat):
     max_documents: ClassVar[int | None]
     # None: the API has no return_documents (Cohere v2); else its default.
     documents_default: ClassVar[bool | None]
+    # The fields only this API has, each with how it is read (to a value or a `Problem`),
+    # checked after the shared ones.
+    own_fields: ClassVar[tuple[tuple[str, Callable[[Any], object]], ...]] = ()
 
     @abstractmethod
     def _invalid(self, message: str) -> Answer:
@@ -84,6 +89,10 @@ class _Rerank(RerankFormat):
             if isinstance(flag, Problem):
                 return self._invalid(f"'return_documents' {flag}.")
             wanted = flag
+        for name, read in self.own_fields:
+            value = read(request.get(name))
+            if isinstance(value, Problem):
+                return self._invalid(f"'{name}' {value}.")
         return RerankRequest(model, query, documents, top, wanted, request)
 
     def _results(
@@ -108,17 +117,10 @@ class CohereRerank(_Rerank):
     top_field = "top_n"
     max_documents = 1000
     documents_default = None
+    own_fields = (("max_tokens_per_doc", read_top),)
 
     def _invalid(self, message: str) -> Answer:
         return json_answer(400, {"id": str(uuid.uuid4()), "message": f"invalid request: {message}"})
-
-    def parse(self, call: Call) -> RerankRequest | Answer:
-        request = super().parse(call)
-        if isinstance(request, RerankRequest):
-            cap = read_top(request.raw.get("max_tokens_per_doc"))
-            if isinstance(cap, Problem):
-                return self._invalid(f"'max_tokens_per_doc' {cap}.")
-        return request
 
     def ranking(self, request: RerankRequest, reply: Ranking) -> Answer:
         # A search unit is one query with up to 100 documents.
@@ -143,17 +145,10 @@ class VoyageRerank(_Rerank):
     top_field = "top_k"
     max_documents = 1000
     documents_default = False
+    own_fields = (("truncation", partial(read_flag, default=True)),)
 
     def _invalid(self, message: str) -> Answer:
         return detail_error(400, message)
-
-    def parse(self, call: Call) -> RerankRequest | Answer:
-        request = super().parse(call)
-        if isinstance(request, RerankRequest):
-            truncation = read_flag(request.raw.get("truncation"), True)
-            if isinstance(truncation, Problem):
-                return self._invalid(f"'truncation' {truncation}.")
-        return request
 
     def ranking(self, request: RerankRequest, reply: Ranking) -> Answer:
         payload = {
