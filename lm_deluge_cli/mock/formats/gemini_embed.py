@@ -11,6 +11,7 @@ parser does. One batch's requests must ask for the same ``outputDimensionality``
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,16 +103,33 @@ def _read(requests: list[Any], where: str, model: str, required: bool) -> EmbedR
     return EmbedRequest(model, texts, dimensions)
 
 
-class GeminiBatchEmbed(EmbedFormat):
-    """``models/{model}:batchEmbedContents``: up to 100 requests, one vector each."""
+class _GeminiEmbed(EmbedFormat):
+    """Reads a JSON object that holds EmbedContentRequests; subclasses say where they are."""
 
-    name = "gemini_batch_embed"
-    answer_fields = ("embeddings",)
+    @abstractmethod
+    def _requests(self, body: dict[str, Any]) -> tuple[list[Any], str, bool] | Answer:
+        """The body's requests, their place in Google's field paths (``{}`` their index)
+        and whether each must name the URL's model; or the error for a body that holds
+        none or too many."""
 
     def parse(self, call: Call) -> EmbedRequest | Answer:
         body = load_json_object(call.body)
         if body is None:
             return _invalid("Invalid JSON payload received. Expected an object.")
+        found = self._requests(body)
+        if isinstance(found, Answer):
+            return found
+        requests, where, model_required = found
+        return _read(requests, where, call.path_model or "", model_required)
+
+
+class GeminiBatchEmbed(_GeminiEmbed):
+    """``models/{model}:batchEmbedContents``: up to 100 requests, one vector each."""
+
+    name = "gemini_batch_embed"
+    answer_fields = ("embeddings",)
+
+    def _requests(self, body: dict[str, Any]) -> tuple[list[Any], str, bool] | Answer:
         requests = body.get("requests")
         if not isinstance(requests, list) or not requests:
             return _invalid("* BatchEmbedContentsRequest.requests: requests must not be empty")
@@ -120,24 +138,20 @@ class GeminiBatchEmbed(EmbedFormat):
                 f"* BatchEmbedContentsRequest.requests: at most {MAX_BATCH} requests can be "
                 "in one batch"
             )
-        where = "BatchEmbedContentsRequest.requests[{}]"
-        return _read(requests, where, call.path_model or "", required=True)
+        return requests, "BatchEmbedContentsRequest.requests[{}]", True
 
     def embeddings(self, request: EmbedRequest, reply: Embeddings) -> Answer:
         return json_answer(200, {"embeddings": [{"values": v} for v in reply.vectors]})
 
 
-class GeminiEmbed(EmbedFormat):
+class GeminiEmbed(_GeminiEmbed):
     """``models/{model}:embedContent``: one text, one vector."""
 
     name = "gemini_embed"
     answer_fields = ("embedding",)
 
-    def parse(self, call: Call) -> EmbedRequest | Answer:
-        body = load_json_object(call.body)
-        if body is None:
-            return _invalid("Invalid JSON payload received. Expected an object.")
-        return _read([body], "EmbedContentRequest", call.path_model or "", required=False)
+    def _requests(self, body: dict[str, Any]) -> tuple[list[Any], str, bool] | Answer:
+        return [body], "EmbedContentRequest", False
 
     def embeddings(self, request: EmbedRequest, reply: Embeddings) -> Answer:
         return json_answer(200, {"embedding": {"values": reply.vectors[0]}})
