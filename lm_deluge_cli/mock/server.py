@@ -17,7 +17,6 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import cast
 from urllib.parse import parse_qsl
 
@@ -293,8 +292,9 @@ def _reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
-class MockServer:
-    """A mock provider listening on a loopback port; `url` is the ``base_url`` clients use."""
+class MockServer(contextlib.AbstractAsyncContextManager["MockServer", None]):
+    """A mock provider listening on a loopback port; `url` is the ``base_url`` clients use.
+    Leaving ``async with`` closes it."""
 
     def __init__(
         self,
@@ -376,15 +376,7 @@ class MockServer:
         self._closed = True
         await self.suspend()
 
-    async def __aenter__(self) -> MockServer:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
 
