@@ -38,7 +38,6 @@ from lm_deluge_cli.mock.formats.base import (
     ToolChoice,
     ToolSpec,
     WireFormat,
-    gateway_page,
     json_answer,
     keys_match,
     load_json_object,
@@ -330,6 +329,8 @@ class AnthropicFormat(WireFormat):
 
     name = "anthropic"
     answer_fields = ("content",)
+    gateway_statuses = (502,)
+    overload_status = 529
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None:
@@ -389,11 +390,7 @@ class AnthropicFormat(WireFormat):
             return _error(529, "overloaded_error", "Overloaded")
         return _error(500, "api_error", "Internal server error")
 
-    def status_failure(self, status: int) -> Answer:
-        if status == 502:
-            return gateway_page(status)
-        if status in (500, 529):
-            return self.failure("server_error" if status == 500 else "overloaded")
+    def status_error(self, status: int) -> Answer:
         default = "api_error" if status >= 500 else "invalid_request_error"
         return _error(status, _ERROR_TYPES.get(status, default), reason_phrase(status))
 

@@ -56,6 +56,7 @@ __all__ = [
     "Reply",
     "RerankFormat",
     "RerankRequest",
+    "StatusFailures",
     "ToolChoice",
     "ToolMode",
     "ToolSpec",
@@ -133,7 +134,38 @@ class Refusal:
     advertise: bool
 
 
-class WireFormat(ABC):
+class StatusFailures(ABC):
+    """How an API answers an injected error status: the page of the gateway in front of it
+    for a status the gateway answers, its internal error (500) or overload answer
+    (`failure`) for theirs, else its own error for the status (`status_error`)."""
+
+    # The statuses the gateway in front of the API answers with its page (`gateway_page`).
+    gateway_statuses: ClassVar[tuple[int, ...]] = ()
+    # The status of the API's overload answer; None: an overload is not one of its statuses.
+    overload_status: ClassVar[int | None] = None
+
+    @abstractmethod
+    def failure(self, kind: FailureKind) -> Answer:
+        """An injected internal error or overload."""
+
+    @abstractmethod
+    def status_error(self, status: int) -> Answer:
+        """The API's own error for an injected status that is not its internal error,
+        overload or gateway's."""
+
+    def status_failure(self, status: int) -> Answer:
+        """An injected error with this HTTP status (400 to 599 but 429), in the provider's
+        own error format, or the page its gateway sends for that status."""
+        if status in self.gateway_statuses:
+            return gateway_page(status)
+        if status == 500:
+            return self.failure("server_error")
+        if status == self.overload_status:
+            return self.failure("overloaded")
+        return self.status_error(status)
+
+
+class WireFormat(StatusFailures):
     """One provider API: reads its requests and writes the simulator's decisions in it.
 
     The simulator calls, in order: `authenticate`, `parse`, then one of `completion`,
@@ -166,15 +198,6 @@ class WireFormat(ABC):
     @abstractmethod
     def rate_limited(self, refusal: Refusal) -> Answer:
         """The 429 (or the provider's equivalent) for a refused request."""
-
-    @abstractmethod
-    def failure(self, kind: FailureKind) -> Answer:
-        """An injected internal error or overload."""
-
-    @abstractmethod
-    def status_failure(self, status: int) -> Answer:
-        """An injected error with this HTTP status (400 to 599 but 429), in the provider's
-        own error format, or the page its gateway sends for that status."""
 
     def plain_chat(self, body: bytes) -> ChatRequest | None:
         """The body read the short way when it is a plain request (`ChatRequest.plain`) that

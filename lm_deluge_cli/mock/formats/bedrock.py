@@ -82,6 +82,7 @@ class BedrockFormat(WireFormat):
 
     name = "bedrock"
     answer_fields = ("content",)
+    overload_status = 503
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         authorization = call.headers.get("authorization")
@@ -155,11 +156,7 @@ class BedrockFormat(WireFormat):
         )
         return _exception(500, "InternalServerException", message)
 
-    def status_failure(self, status: int) -> Answer:
-        if status == 503:
-            return self.failure("overloaded")
-        if status == 500:
-            return self.failure("server_error")
+    def status_error(self, status: int) -> Answer:
         if status == 408:
             message = "Model has timed out in processing the request. Try your request again."
             return _exception(408, "ModelTimeoutException", message)

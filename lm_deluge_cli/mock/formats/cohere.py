@@ -124,6 +124,7 @@ class CohereFormat(WireFormat):
     name = "cohere"
     answer_fields = ("message",)
     string_arguments = True
+    overload_status = 503
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -198,11 +199,7 @@ class CohereFormat(WireFormat):
             return _error(503, "service unavailable, please try again later")
         return _error(500, "internal server error, this has been reported to our developers")
 
-    def status_failure(self, status: int) -> Answer:
-        if status == 500:
-            return self.failure("server_error")
-        if status == 503:
-            return self.failure("overloaded")
+    def status_error(self, status: int) -> Answer:
         return _error(status, reason_phrase(status).lower())
 
     def limit_headers(

@@ -18,8 +18,8 @@ from lm_deluge_cli.mock.formats.base import (
     FailureKind,
     LimitState,
     Refusal,
+    StatusFailures,
     bearer_matches,
-    gateway_page,
     json_answer,
     number_text,
     reason_phrase,
@@ -33,12 +33,14 @@ def detail_error(status: int, message: str) -> Answer:
     return json_answer(status, {"detail": message})
 
 
-class _DetailDialect:
+class _DetailDialect(StatusFailures):
     """Bearer keys and ``{"detail": …}`` errors; the messages are the provider's."""
 
     name: ClassVar[str]
     no_key: ClassVar[str]
     bad_key: ClassVar[str]
+    gateway_statuses = (502, 504)
+    overload_status = 503
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -65,13 +67,7 @@ class _DetailDialect:
             return detail_error(503, "The service is temporarily overloaded. Please retry later.")
         return detail_error(500, "An unexpected error occurred on the server. Please retry.")
 
-    def status_failure(self, status: int) -> Answer:
-        if status in (502, 504):
-            return gateway_page(status)
-        if status == 500:
-            return self.failure("server_error")
-        if status == 503:
-            return self.failure("overloaded")
+    def status_error(self, status: int) -> Answer:
         return detail_error(status, f"{reason_phrase(status)}.")
 
     def limit_headers(

@@ -443,12 +443,10 @@ class GeminiFormat(WireFormat):
             "https://developers.generativeai.google/guide/troubleshooting",
         )
 
-    def status_failure(self, status: int) -> Answer:
+    def status_error(self, status: int) -> Answer:
         if status == 502:
             # Google's front end answers a 502 with its own HTML page.
             return html_page(status, "Error 502 (Server Error)!!1", "Google")
-        if status == 500:
-            return self.failure("server_error")
         if status == 504:
             return _status(status, "Deadline expired before operation could complete.")
         return _status(status, f"{reason_phrase(status)}.")

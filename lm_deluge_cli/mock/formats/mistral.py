@@ -32,7 +32,6 @@ from lm_deluge_cli.mock.formats.base import (
     Reply,
     WireFormat,
     bearer_matches,
-    gateway_page,
     json_answer,
     json_template,
     reason_phrase,
@@ -125,6 +124,7 @@ class MistralFormat(WireFormat):
     name = "mistral"
     answer_fields = ("choices",)
     string_arguments = True
+    gateway_statuses = (502, 504)
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -195,11 +195,7 @@ class MistralFormat(WireFormat):
             return _error(429, message, "invalid_request_error")
         return _error(500, "Internal server error", "internal_server_error")
 
-    def status_failure(self, status: int) -> Answer:
-        if status in (502, 504):
-            return gateway_page(status)
-        if status == 500:
-            return self.failure("server_error")
+    def status_error(self, status: int) -> Answer:
         kind = "internal_server_error" if status >= 500 else "invalid_request_error"
         return _error(status, reason_phrase(status), kind)
 

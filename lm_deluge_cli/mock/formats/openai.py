@@ -32,7 +32,6 @@ from lm_deluge_cli.mock.formats.base import (
     ToolUse,
     WireFormat,
     bearer_matches,
-    gateway_page,
     json_answer,
     json_template,
     number_text,
@@ -70,6 +69,9 @@ class OpenAIFormat(WireFormat):
     name = "openai"
     answer_fields = ("choices",)
     string_arguments = True
+    # Answered by the Cloudflare proxy in front of the API, as an HTML page.
+    gateway_statuses = (502, 504)
+    overload_status = 529
 
     def authenticate(self, call: Call, api_key: str | None) -> Answer | None:
         if api_key is None or bearer_matches(call.headers, api_key):
@@ -170,14 +172,7 @@ class OpenAIFormat(WireFormat):
         message = "The server had an error while processing your request. Sorry about that!"
         return Answer(500, dict(JSON), error_body(message, "server_error"))
 
-    def status_failure(self, status: int) -> Answer:
-        if status in (502, 504):
-            # Answered by the Cloudflare proxy in front of the API, as an HTML page.
-            return gateway_page(status)
-        if status == 500:
-            return self.failure("server_error")
-        if status == 529:
-            return self.failure("overloaded")
+    def status_error(self, status: int) -> Answer:
         if status == 503:
             message = "The engine is currently overloaded, please try again later."
         else:
