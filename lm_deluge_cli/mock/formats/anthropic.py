@@ -45,6 +45,7 @@ from lm_deluge_cli.mock.formats.base import (
     reason_phrase,
     rfc3339,
     short_id,
+    whole_seconds,
 )
 from lm_deluge_cli.mock.formats.chat import neutral_request
 
@@ -368,7 +369,6 @@ class AnthropicFormat(WireFormat):
         return tool_plan_before_calls(request)
 
     def rate_limited(self, refusal: Refusal) -> Answer:
-        headers: dict[str, str] = {}
         if refusal.wait_s is None:
             # No wait would admit it, so no retry-after is offered.
             message = (
@@ -381,8 +381,7 @@ class AnthropicFormat(WireFormat):
             f"This request would exceed the rate limit for your organization of "
             f"{refusal.limit:,.0f} {refusal.kind} per minute. {_LIMITS_DOC}"
         )
-        if refusal.advertise:
-            headers["retry-after"] = str(max(1, math.ceil(refusal.wait_s)))
+        headers = {"retry-after": str(whole_seconds(refusal.wait_s))} if refusal.advertise else {}
         return _error(429, "rate_limit_error", message, headers)
 
     def failure(self, kind: FailureKind) -> Answer:

@@ -75,6 +75,7 @@ __all__ = [
     "reason_phrase",
     "rfc3339",
     "short_id",
+    "whole_seconds",
 ]
 
 JSON: Mapping[str, str] = {"content-type": "application/json"}
@@ -275,6 +276,12 @@ def bearer_matches(headers: Mapping[str, str], expected: str) -> bool:
 def number_text(value: float) -> str:
     """A limit as headers and messages print it: ``60``, not ``60.0``; ``0.5`` as is."""
     return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def whole_seconds(wait_s: float) -> int:
+    """A wait as the providers' ``retry-after`` and retry delays state it: in whole seconds,
+    rounded up, at least one."""
+    return max(1, math.ceil(wait_s))
 
 
 def rfc3339(epoch_s: float) -> str:

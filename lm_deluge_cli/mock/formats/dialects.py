@@ -8,7 +8,6 @@ Both are FastAPI services: Bearer keys, and errors as ``{"detail": "<message>"}`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -23,6 +22,7 @@ from lm_deluge_cli.mock.formats.base import (
     json_answer,
     number_text,
     reason_phrase,
+    whole_seconds,
 )
 
 __all__ = ["JinaDialect", "VoyageDialect", "detail_error"]
@@ -59,7 +59,7 @@ class _DetailDialect(StatusFailures):
         message += "try again later."
         answer = detail_error(429, message)
         if refusal.advertise:
-            answer.headers["retry-after"] = str(max(1, math.ceil(refusal.wait_s)))
+            answer.headers["retry-after"] = str(whole_seconds(refusal.wait_s))
         return answer
 
     def failure(self, kind: FailureKind) -> Answer:

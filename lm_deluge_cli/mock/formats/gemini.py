@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +39,7 @@ from lm_deluge_cli.mock.formats.base import (
     number_text,
     opaque_signature,
     reason_phrase,
+    whole_seconds,
 )
 from lm_deluge_cli.mock.formats.chat import neutral_request, tool_spec
 from lm_deluge_cli.mock.wire import token_logprobs
@@ -425,7 +425,7 @@ class GeminiFormat(WireFormat):
         ]
         # Whole seconds, as the API sends them; none when no wait would admit the request.
         if refusal.wait_s is not None and refusal.advertise:
-            delay = f"{max(1, math.ceil(refusal.wait_s))}s"
+            delay = f"{whole_seconds(refusal.wait_s)}s"
             details.append({"@type": _TYPE + "RetryInfo", "retryDelay": delay})
         return _status(429, _QUOTA_EXCEEDED, details)
 

@@ -37,6 +37,7 @@ from lm_deluge_cli.mock.formats.base import (
     number_text,
     reason_phrase,
     short_id,
+    whole_seconds,
 )
 from lm_deluge_cli.mock.formats.openai_request import (
     chat_request,
@@ -158,7 +159,7 @@ class OpenAIFormat(WireFormat):
                 "Visit https://platform.openai.com/account/rate-limits to learn more."
             )
             if refusal.advertise:
-                headers["retry-after"] = str(max(1, math.ceil(refusal.wait_s)))
+                headers["retry-after"] = str(whole_seconds(refusal.wait_s))
                 headers["retry-after-ms"] = str(max(1, math.ceil(refusal.wait_s * 1000)))
         headers.update(JSON)
         return Answer(429, headers, error_body(message, refusal.kind, "rate_limit_exceeded"))
