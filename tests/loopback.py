@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from lm_deluge_cli.mock.batches import BatchSettings
 from lm_deluge_cli.mock.server import MockServer, serve
 from lm_deluge_cli.mock.simulator import MockSettings
 
@@ -21,13 +22,13 @@ T = TypeVar("T")
 class Loopback:
     """A mock provider on a loopback port, served from its own thread and event loop."""
 
-    def __init__(self, settings: MockSettings) -> None:
+    def __init__(self, settings: MockSettings, batch: BatchSettings | None = None) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mock", daemon=True)
         self._thread.start()
         self._server: MockServer | None = None
         try:
-            self._server = self._call(serve(settings))
+            self._server = self._call(serve(settings, batch=batch))
         except BaseException:
             self.close()
             raise

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
+from lm_deluge_cli.mock.batches import BatchSettings, MockBatches
 from lm_deluge_cli.mock.formats import base_url, match_route
 from lm_deluge_cli.mock.formats.openai import error_body
 from lm_deluge_cli.mock.http import (
@@ -91,8 +92,9 @@ class _Sockets:
 class _Connection(asyncio.Protocol):
     """One client connection: parses pipelined requests and answers them in order."""
 
-    def __init__(self, simulator: Simulator, sockets: _Sockets) -> None:
+    def __init__(self, simulator: Simulator, sockets: _Sockets, batches: MockBatches) -> None:
         self._simulator = simulator
+        self._batches = batches
         self._sockets = sockets
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -208,7 +210,12 @@ class _Connection(asyncio.Protocol):
             return
         slot = _Slot()
         self._slots.append(slot)
-        status, headers, payload = self._route(head.method, head.path)
+        query = dict(parse_qsl(head.query)) if head.query else None
+        batch = self._batches.handle(head.method, head.path, head.headers, body, query)
+        if batch is not None:
+            status, headers, payload = batch.status, batch.headers, batch.body
+        else:
+            status, headers, payload = self._route(head.method, head.path)
         slot.data, slot.close = encode(status, headers, payload, keep_alive), not keep_alive
         self._ready(slot)
 
@@ -220,8 +227,10 @@ class _Connection(asyncio.Protocol):
                 return 200, {"content-type": "text/plain"}, b"ok"
             if path == "/stats/reset":
                 self._simulator.reset_statistics()
+                self._batches.reset_statistics()
                 self._sockets.reset()
             stats = dataclasses.asdict(self._simulator.statistics())
+            stats.update(dataclasses.asdict(self._batches.statistics()))
             stats.update(self._sockets.statistics())
             return 200, dict(_JSON), orjson.dumps(stats)
         if path in _ROUTES or match_route(path) is not None:
@@ -302,8 +311,10 @@ class MockServer(contextlib.AbstractAsyncContextManager["MockServer", None]):
         listener: asyncio.Server,
         sockets: _Sockets,
         host: str,
+        batches: MockBatches,
     ) -> None:
         self.simulator = simulator
+        self.batches = batches
         self.host = host
         self.port: int = listener.sockets[0].getsockname()[1]
         self._listener: asyncio.Server | None = listener
@@ -365,10 +376,10 @@ class MockServer(contextlib.AbstractAsyncContextManager["MockServer", None]):
             raise RuntimeError("the mock server is closed; start a new one")
         if self._listener is not None:
             return
-        simulator, sockets = self.simulator, self._sockets
+        simulator, sockets, batches = self.simulator, self._sockets, self.batches
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(
-            lambda: _Connection(simulator, sockets), self.host, self.port, backlog=4096
+            lambda: _Connection(simulator, sockets, batches), self.host, self.port, backlog=4096
         )
 
     async def close(self) -> None:
@@ -380,15 +391,22 @@ class MockServer(contextlib.AbstractAsyncContextManager["MockServer", None]):
         await self.close()
 
 
-async def serve(settings: MockSettings, host: str = "127.0.0.1", port: int = 0) -> MockServer:
-    """Start a mock provider on ``host:port`` (port 0 picks a free one) in the running loop."""
+async def serve(
+    settings: MockSettings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    batch: BatchSettings | None = None,
+) -> MockServer:
+    """Start a mock provider on ``host:port`` (port 0 picks a free one) in the running loop;
+    ``batch`` says how its Files and Batches APIs behave."""
     simulator = Simulator(settings)
+    batches = MockBatches(simulator, batch)
     sockets = _Sockets()
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(
-        lambda: _Connection(simulator, sockets), host, port, backlog=4096
+        lambda: _Connection(simulator, sockets, batches), host, port, backlog=4096
     )
-    return MockServer(simulator, listener, sockets, host)
+    return MockServer(simulator, listener, sockets, host, batches)
 
 
 def run(

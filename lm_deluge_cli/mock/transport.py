@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 import anyio
 
 from lm_deluge_cli.errors import APIConnectionError, APITimeoutError
+from lm_deluge_cli.mock.batches import MockBatches
 from lm_deluge_cli.mock.formats import Route, match_route
 from lm_deluge_cli.mock.formats.openai import error_body
 from lm_deluge_cli.mock.settings import mock_settings
@@ -36,20 +37,25 @@ class InProcessTransport(Transport):
     """Hands each request to a `Simulator`, honouring its latency and fault decisions.
 
     The URL's path picks the wire format as the loopback server's does, so a request built
-    for ``mock://in-process/anthropic`` is answered in Anthropic's format.
+    for ``mock://in-process/anthropic`` is answered in Anthropic's format. OpenAI's Files
+    and Batches APIs are answered by `batches` (the server's own, when one is given).
     """
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Simulator, batches: MockBatches | None = None) -> None:
         self.simulator = simulator
+        self.batches = batches if batches is not None else MockBatches(simulator)
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         path, route, query = _target(request.url)
-        if route is None or request.method != "POST":
-            await asyncio.sleep(0)
-            message = f"Invalid URL ({request.method} {path})"
-            return HttpResponse(404, dict(_JSON), error_body(message, "invalid_request_error"))
         # Header names are lower-case on the wire side of every transport; adapters may not be.
         headers = {name.lower(): value for name, value in request.headers.items()}
+        if route is None or request.method != "POST":
+            await asyncio.sleep(0)
+            batch = self.batches.handle(request.method, path, headers, request.body, query)
+            if batch is not None:
+                return HttpResponse(batch.status, batch.headers, batch.body)
+            message = f"Invalid URL ({request.method} {path})"
+            return HttpResponse(404, dict(_JSON), error_body(message, "invalid_request_error"))
         sim = self.simulator.handle(route, headers, request.body, query and dict(query))
         took = sim.delay_s + sim.body_s
         if sim.action == "hang" or took > request.timeout:

@@ -1,17 +1,21 @@
 """The mock's OpenAI Files and Batches APIs: the lifecycle on a clock the test moves,
-answers equal to the online mock's, validation, limits, expiry, cancellation, faults and
-list pagination."""
+answers equal to the online mock's, validation, limits, expiry, cancellation, faults, list
+pagination, and the same routes over the loopback server and the in-process transport."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
-from lm_deluge_cli.mock.batches import BatchFaults, BatchSettings
+from lm_deluge_cli.mock.batches import BatchFaults, BatchSettings, MockBatches
 from lm_deluge_cli.mock.formats import match_route
+from lm_deluge_cli.mock.server import serve
 from lm_deluge_cli.mock.simulator import MockSettings, Simulator
+from lm_deluge_cli.mock.transport import InProcessTransport
+from lm_deluge_cli.types import HttpRequest
 from tests.mock.batch_client import MODEL, Direct, chat_line, jsonl, multipart, stable
 
 BATCH_FIELDS = {
@@ -287,3 +291,49 @@ def test_a_wrong_key_is_refused_when_the_mock_expects_one() -> None:
     assert client.json("GET", "/v1/batches")[0] == 401
     answer = client.call("GET", "/v1/batches", headers={"authorization": "Bearer sk-right"})
     assert answer.status == 200
+
+
+@pytest.mark.anyio
+async def test_a_batch_runs_end_to_end_over_the_loopback_server() -> None:
+    settings = BatchSettings(processing_s=0)
+    async with (
+        await serve(MockSettings(), batch=settings) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
+        lines = lines_of(3)
+        files = {"file": ("in.jsonl", jsonl(lines))}
+        uploaded = (await http.post("/files", data={"purpose": "batch"}, files=files)).json()
+        params = {"input_file_id": uploaded["id"], "endpoint": "/v1/chat/completions"}
+        created = await http.post("/batches", json={**params, "completion_window": "24h"})
+        done = (await http.get(f"/batches/{created.json()['id']}")).json()
+        assert done["status"] == "completed"
+        content = (await http.get(f"/files/{done['output_file_id']}/content")).content
+        for line, sent in zip(content.splitlines(), lines, strict=True):
+            body = orjson.loads(line)["response"]["body"]
+            assert stable(body) == stable(online("/v1/chat/completions", sent["body"]))
+        listed = (await http.get("/batches", params={"limit": 1})).json()
+        assert listed["data"][0]["id"] == done["id"]
+        stats = (await http.get(server.root_url + "/stats")).json()
+        reset = (await http.post(server.root_url + "/stats/reset")).json()
+    assert stats["files_uploaded"] == 1 and stats["batches_created"] == 1
+    assert stats["batch_lines_submitted"] == 3
+    assert (reset["files_uploaded"], reset["batch_lines_submitted"]) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_a_batch_runs_end_to_end_in_process() -> None:
+    simulator = Simulator(MockSettings())
+    transport = InProcessTransport(simulator, MockBatches(simulator, BatchSettings(processing_s=0)))
+    content_type, body = multipart(jsonl(lines_of(2)))
+    root = "mock://in-process/v1"
+    upload = HttpRequest("POST", f"{root}/files", {"Content-Type": content_type}, body)
+    uploaded = orjson.loads((await transport.send(upload)).body)
+    params = {"input_file_id": uploaded["id"], "endpoint": "/v1/chat/completions"}
+    payload = orjson.dumps({**params, "completion_window": "24h"})
+    created = await transport.send(HttpRequest("POST", f"{root}/batches", {}, payload))
+    batch_id = orjson.loads(created.body)["id"]
+    got = await transport.send(HttpRequest("GET", f"{root}/batches/{batch_id}", {}, b""))
+    done = orjson.loads(got.body)
+    assert done["status"] == "completed"
+    assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
+    assert transport.batches.statistics().batch_lines_submitted == 2
