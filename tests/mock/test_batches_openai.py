@@ -4,6 +4,7 @@ pagination, and the same routes over the loopback server and the in-process tran
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,12 +19,16 @@ from lm_deluge_cli.mock.transport import InProcessTransport
 from lm_deluge_cli.types import HttpRequest
 from tests.mock.batch_client import MODEL, Direct, chat_line, jsonl, multipart, stable
 
-BATCH_FIELDS = {
-    "id", "object", "endpoint", "model", "errors", "input_file_id", "completion_window",
-    "status", "output_file_id", "error_file_id", "created_at", "in_progress_at", "expires_at",
-    "finalizing_at", "completed_at", "failed_at", "expired_at", "cancelling_at",
-    "cancelled_at", "request_counts", "metadata",
-}  # fmt: skip
+# The documented payloads (see tests/providers/batch_payloads/README.md).
+DOCUMENTED = Path(__file__).parents[1] / "providers" / "batch_payloads" / "openai"
+
+
+def documented(name: str) -> Any:
+    text = (DOCUMENTED / name).read_bytes()
+    return orjson.loads(text) if name.endswith(".json") else orjson.loads(text.splitlines()[0])
+
+
+BATCH_FIELDS = set(documented("batch_object_completed.json"))
 
 
 def lines_of(n: int) -> list[dict[str, Any]]:
@@ -35,6 +40,31 @@ def online(path: str, body: dict[str, Any]) -> Any:
     route = match_route(path)
     assert route is not None
     return orjson.loads(Simulator(MockSettings()).handle(route, {}, orjson.dumps(body)).body)
+
+
+def test_the_objects_have_the_documented_fields() -> None:
+    client = Direct(BatchSettings(processing_s=0, expire_fraction=0.5))
+    _, uploaded = client.upload(jsonl(lines_of(1)))
+    assert set(documented("file_upload_response.json")) <= set(uploaded)
+    line = documented("input_line.jsonl")
+    done = client.get(client.create([line, chat_line("late")])["id"])
+    assert set(done) == BATCH_FIELDS and done["status"] == "expired"
+    [answered] = client.lines(done["output_file_id"])
+    ok = documented("output_line_ok.jsonl")
+    assert set(answered) == set(ok) and set(answered["response"]) == set(ok["response"])
+    assert answered["custom_id"] == line["custom_id"]
+    [expired] = client.lines(done["error_file_id"])
+    assert {**expired, "id": None, "custom_id": None} == {
+        **documented("error_line_expired.jsonl"),
+        "id": None,
+        "custom_id": None,
+    }
+    page = client.json("GET", "/v1/batches")[1]
+    assert set(page) == set(documented("batch_list.json"))
+    usage = answered["response"]["body"]["usage"]
+    assert done["usage"]["input_tokens"] == usage["prompt_tokens"] > 0
+    assert done["usage"]["output_tokens"] == usage["completion_tokens"] > 0
+    assert set(done["usage"]) == set(documented("batch_object_completed.json")["usage"])
 
 
 def test_a_file_is_uploaded_read_and_deleted() -> None:
@@ -224,7 +254,10 @@ def test_a_cancelled_batch_keeps_the_lines_done_so_far() -> None:
     assert done["request_counts"] == {"total": 10, "completed": 2, "failed": 8}
     assert len(client.lines(done["output_file_id"])) == 2
     errors = client.lines(done["error_file_id"])
-    assert {line["error"]["code"] for line in errors} == {"batch_cancelled"}
+    cancelled = documented("error_line_cancelled.jsonl")
+    assert {(line["response"], str(line["error"])) for line in errors} == {
+        (None, str(cancelled["error"]))
+    }
     assert client.json("POST", f"/v1/batches/{batch['id']}/cancel")[0] == 409
 
 

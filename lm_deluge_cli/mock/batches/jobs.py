@@ -26,11 +26,11 @@ _TERMINAL = frozenset({"failed", "completed", "expired", "cancelled"})
 _NOT_RUN = {
     "expired": (
         "batch_expired",
-        "This request could not be executed before the completion window expired.",
+        "The request could not be executed before the completion window ended.",
     ),
     "cancelled": (
         "batch_cancelled",
-        "This request was not executed because the batch was cancelled.",
+        "The batch was cancelled before this request executed.",
     ),
 }
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
@@ -69,6 +69,8 @@ class Job:
     done: int = 0  # lines answered so far (in input order)
     completed: int = 0
     failed: int = 0
+    # input tokens, cached input tokens, output tokens, reasoning tokens of the answers
+    usage: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
     _output: list[bytes] = field(default_factory=list)
     _error: list[bytes] = field(default_factory=list)
 
@@ -147,6 +149,8 @@ class Job:
                 self.failed += 1
             else:
                 response = {"status_code": 200, "request_id": got.request_id, "body": body}
+                for index, tokens in enumerate(_tokens(body)):
+                    self.usage[index] += tokens
                 self._output.append(_result(line.custom_id, response, None))
                 self.completed += 1
 
@@ -196,8 +200,32 @@ class Job:
                 "completed": self.completed,
                 "failed": self.failed,
             },
+            "usage": {
+                "input_tokens": self.usage[0],
+                "input_tokens_details": {"cached_tokens": self.usage[1]},
+                "output_tokens": self.usage[2],
+                "output_tokens_details": {"reasoning_tokens": self.usage[3]},
+                "total_tokens": self.usage[0] + self.usage[2],
+            },
             "metadata": self.metadata,
         }
+
+
+def _tokens(body: Any) -> tuple[int, int, int, int]:
+    """An answer's input, cached input, output and reasoning tokens, from the usage of Chat
+    Completions and embeddings (``prompt_tokens``…) or of Responses (``input_tokens``…)."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0, 0, 0
+    chat = "prompt_tokens" in usage
+    given = usage.get("prompt_tokens_details" if chat else "input_tokens_details") or {}
+    made = usage.get("completion_tokens_details" if chat else "output_tokens_details") or {}
+    return (
+        int(usage.get("prompt_tokens" if chat else "input_tokens") or 0),
+        int(given.get("cached_tokens") or 0),
+        int(usage.get("completion_tokens" if chat else "output_tokens") or 0),
+        int(made.get("reasoning_tokens") or 0),
+    )
 
 
 def _result(custom_id: str, response: dict[str, Any] | None, error: dict[str, str] | None) -> bytes:
