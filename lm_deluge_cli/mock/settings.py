@@ -11,7 +11,7 @@ from typing import Any
 from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.mock.faults import check_faults
 
-__all__ = ["MOCK_DEFAULTS", "MockSettings", "mock_settings"]
+__all__ = ["MOCK_DEFAULTS", "MockSettings", "check_type", "mock_settings"]
 
 _EPSILON = 1e-9  # float slack when the failure rates are added up
 
@@ -122,7 +122,7 @@ class MockSettings:
             if kind is None:
                 known = ", ".join(_FIELD_KINDS)
                 raise ConfigError(f"mock: unknown key {key!r}; known keys: {known}")
-            values[key] = _check_type(key, value, *kind)
+            values[key] = check_type(key, value, *kind)
         return cls(**values)
 
 
@@ -159,7 +159,9 @@ _FIELD_KINDS: dict[str, tuple[type, bool]] = {
 }
 
 
-def _check_type(key: str, value: Any, kind: type, optional: bool) -> Any:
+def check_type(key: str, value: Any, kind: type, optional: bool) -> Any:
+    """`value` as a `kind` for the ``mock.KEY`` setting, else a ConfigError saying what
+    was expected."""
     if value is None and optional:
         return None
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 import anyio
 
 from lm_deluge_cli.errors import APIConnectionError, APITimeoutError
-from lm_deluge_cli.mock.batches import MockBatches
+from lm_deluge_cli.mock.batches import BatchSettings, MockBatches
 from lm_deluge_cli.mock.formats import Route, match_route
 from lm_deluge_cli.mock.formats.openai import error_body
 from lm_deluge_cli.mock.settings import mock_settings
@@ -78,5 +78,10 @@ class InProcessTransport(Transport):
 
 def mock_transport(overrides: Mapping[str, Any], wire_id: str) -> InProcessTransport:
     """A model's own simulator behind an in-process transport: its entry's ``mock`` table
-    (`overrides`) over the defaults for `wire_id` (see `mock_settings`)."""
-    return InProcessTransport(Simulator(mock_settings(overrides, wire_id)))
+    (`overrides`) over the defaults for `wire_id` (see `mock_settings`); its ``batch``
+    table, if any, says how the Files and Batches APIs behave (`BatchSettings`)."""
+    table = dict(overrides)
+    batch = table.pop("batch", None)
+    simulator = Simulator(mock_settings(table, wire_id))
+    batch_settings = None if batch is None else BatchSettings.from_mapping(batch)
+    return InProcessTransport(simulator, MockBatches(simulator, batch_settings))

@@ -11,11 +11,12 @@ import httpx
 import orjson
 import pytest
 
+from lm_deluge_cli.errors import ConfigError
 from lm_deluge_cli.mock.batches import BatchFaults, BatchSettings, MockBatches
 from lm_deluge_cli.mock.formats import match_route
 from lm_deluge_cli.mock.server import serve
 from lm_deluge_cli.mock.simulator import MockSettings, Simulator
-from lm_deluge_cli.mock.transport import InProcessTransport
+from lm_deluge_cli.mock.transport import InProcessTransport, mock_transport
 from lm_deluge_cli.types import HttpRequest
 from tests.mock.batch_client import MODEL, Direct, chat_line, jsonl, multipart, stable
 
@@ -180,6 +181,20 @@ def test_the_request_limit_fails_a_batch_and_the_size_limit_refuses_the_upload()
     status, error = client.upload(jsonl(lines_of(4)))
     assert status == 400 and error["error"]["param"] == "file"
     assert client.batches.statistics().files_uploaded == 0
+
+
+def test_an_embeddings_batch_holds_at_most_its_limit_of_inputs() -> None:
+    def embed(custom_id: str, texts: Any) -> dict[str, Any]:
+        body = {"model": "text-embedding-3-small", "input": texts}
+        return {"custom_id": custom_id, "method": "POST", "url": "/v1/embeddings", "body": body}
+
+    over = jsonl([embed("a", ["x", "y", "z"]), embed("b", "w")])
+    expected = [("too_many_inputs", None, None)]
+    assert failed_batch(over, "/v1/embeddings", max_embedding_inputs=3) == expected
+    client = Direct(BatchSettings(processing_s=0, max_embedding_inputs=4))
+    lines = [embed("a", ["x", "y", "z"]), embed("b", [1, 2, 3])]
+    done = client.get(client.create(lines, endpoint="/v1/embeddings")["id"])
+    assert done["status"] == "completed"
 
 
 @pytest.mark.parametrize(
@@ -351,6 +366,20 @@ async def test_a_batch_runs_end_to_end_over_the_loopback_server() -> None:
     assert stats["files_uploaded"] == 1 and stats["batches_created"] == 1
     assert stats["batch_lines_submitted"] == 3
     assert (reset["files_uploaded"], reset["batch_lines_submitted"]) == (0, 0)
+
+
+def test_a_mock_model_takes_its_batch_settings_from_its_mock_table() -> None:
+    table = {"batch": {"processing_s": 0, "faults": {"poll_errors": 2}}, "latency_s": 0}
+    transport = mock_transport(table, "fast")
+    assert transport.batches.settings == BatchSettings(
+        processing_s=0, faults=BatchFaults(poll_errors=2)
+    )
+    assert transport.simulator.settings == MockSettings()
+    assert mock_transport({}, "fast").batches.settings == BatchSettings()
+    with pytest.raises(ConfigError, match="procesing_s"):
+        mock_transport({"batch": {"procesing_s": 0}}, "fast")
+    with pytest.raises(ConfigError, match=r"mock\.batch\.faults\.poll_errors"):
+        mock_transport({"batch": {"faults": {"poll_errors": "2"}}}, "fast")
 
 
 @pytest.mark.anyio

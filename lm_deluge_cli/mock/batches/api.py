@@ -238,7 +238,7 @@ class MockBatches:
             return _invalid(
                 400, "The input file must be uploaded with purpose 'batch'.", "input_file_id"
             )
-        lines, errors = validate_input(stored.content, endpoint, self.settings.max_requests)
+        lines, errors = validate_input(stored.content, endpoint, self.settings)
         job = Job(
             "batch_" + secrets.token_hex(12),
             endpoint,

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from lm_deluge_cli.mock.batches.settings import BatchSettings
+
 __all__ = ["InputLine", "validate_input"]
 
 # Where OpenAI asks every request of a file to name the same model.
@@ -28,7 +30,7 @@ def _error(code: str, message: str, line: int | None, param: str | None) -> dict
 
 
 def validate_input(
-    content: bytes, endpoint: str, max_requests: int
+    content: bytes, endpoint: str, settings: BatchSettings
 ) -> tuple[list[InputLine], list[dict[str, Any]]]:
     """The file's requests, or the errors (OpenAI's ``errors.data`` entries) that fail it."""
     lines: list[InputLine] = []
@@ -38,10 +40,10 @@ def validate_input(
     raw_lines = [raw for raw in content.split(b"\n") if raw.strip()]
     if not raw_lines:
         return [], [_error("empty_file", "The batch input file is empty.", None, None)]
-    if len(raw_lines) > max_requests:
+    if len(raw_lines) > settings.max_requests:
         message = (
             f"The batch input file has {len(raw_lines)} requests; "
-            f"a batch can hold at most {max_requests}."
+            f"a batch can hold at most {settings.max_requests}."
         )
         return [], [_error("too_many_requests", message, None, None)]
     for number, raw in enumerate(content.split(b"\n"), start=1):
@@ -78,7 +80,22 @@ def validate_input(
                 continue
         seen.add(request["custom_id"])
         lines.append(InputLine(request["custom_id"], body))
+    if endpoint == "/v1/embeddings" and not errors:
+        texts = sum(_inputs(line.body.get("input")) for line in lines)
+        if texts > settings.max_embedding_inputs:
+            message = (
+                f"The batch has {texts} embedding inputs; an embeddings batch can hold "
+                f"at most {settings.max_embedding_inputs} across all its requests."
+            )
+            errors.append(_error("too_many_inputs", message, None, None))
     return lines, errors
+
+
+def _inputs(value: Any) -> int:
+    """How many texts an embeddings request's ``input`` holds (a list of token ids is one)."""
+    if isinstance(value, list) and value and not all(isinstance(v, int) for v in value):
+        return len(value)
+    return 1
 
 
 def _check_line(
