@@ -14,7 +14,13 @@ from collections.abc import AsyncIterable, Callable, Sequence
 import anyio
 
 from lm_deluge_cli.engine.line_plan import Plan
-from lm_deluge_cli.engine.pipeline import DEFAULT_GRACE_S, Pipeline, RunOutcome, Stages
+from lm_deluge_cli.engine.pipeline import (
+    DEFAULT_GRACE_S,
+    Pipeline,
+    RunOutcome,
+    Stages,
+    count_outcome,
+)
 from lm_deluge_cli.engine.requester import Requester
 from lm_deluge_cli.engine.stats import RunStats
 from lm_deluge_cli.engine.task import Answered
@@ -75,9 +81,7 @@ class ChatStages(Stages[Prompt, Plan, Result]):
         return (internal_error(work.prompt, exc),)
 
     def error_type(self, record: Result) -> str | None:
-        if record.status == "ok":
-            return None
-        return record.error.type if record.error is not None else "error"
+        return error_type(record)
 
     def finish(self, records: list[Result]) -> list[Result]:
         finish = self._finish
@@ -99,14 +103,16 @@ def internal_error(prompt: Prompt, exc: Exception) -> Result:
     return record.replace(error=error)
 
 
-def count_record(stats: RunStats, record: Result) -> None:
-    """Count a line's final record: ok, or failed by its error type."""
+def error_type(record: Result) -> str | None:
+    """None for an ok record, else the type of its error."""
     if record.status == "ok":
-        stats.ok += 1
-    else:
-        stats.failed += 1
-        kind = record.error.type if record.error is not None else "error"
-        stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
+        return None
+    return record.error.type if record.error is not None else "error"
+
+
+def count_record(stats: RunStats, record: Result) -> None:
+    """Count a line's final record (an agent loop's, which the pipeline leaves uncounted)."""
+    count_outcome(stats, error_type(record))
 
 
 async def run_pipeline(

@@ -40,6 +40,7 @@ __all__ = [
     "Pipeline",
     "RunOutcome",
     "Stages",
+    "count_outcome",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,15 @@ class Stages(ABC, Generic[ItemT, UnitT, RecordT]):
     def finish(self, records: list[RecordT]) -> list[RecordT]:
         """Complete records before they are written and counted (a tool's fields)."""
         return records
+
+
+def count_outcome(stats: RunStats, error_type: str | None) -> None:
+    """Count a line's final record: ok (None), or failed by its error type."""
+    if error_type is None:
+        stats.ok += 1
+    else:
+        stats.failed += 1
+        stats.errors_by_type[error_type] = stats.errors_by_type.get(error_type, 0) + 1
 
 
 class Pipeline(Generic[ItemT, UnitT, RecordT]):
@@ -336,12 +346,7 @@ class Pipeline(Generic[ItemT, UnitT, RecordT]):
             self.sink(batch)
             if self.counted:
                 for record in batch:
-                    kind = stages.error_type(record)
-                    if kind is None:
-                        stats.ok += 1
-                    else:
-                        stats.failed += 1
-                        stats.errors_by_type[kind] = stats.errors_by_type.get(kind, 0) + 1
+                    count_outcome(stats, stages.error_type(record))
 
     async def watch_stop(self) -> None:
         """On a stop: send nothing more, give requests in flight their grace, then end."""
